@@ -1,0 +1,258 @@
+"""Typed configuration: YAML files, `--set section.key=value` overrides, strict keys.
+
+Every setting lives in a dataclass below, with its default and a one-line meaning. A YAML
+file only lists what differs from the defaults; a key that is not defined here is an error
+that names the valid keys, so a typo can never be silently ignored.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "configs"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, reported as one line."""
+
+
+@dataclass
+class DataConfig:
+    roots: list[str] = field(default_factory=lambda: ["data/corpus/tiles"])  # folders of sharp images or DPDD roots
+    val_roots: list[str] = field(default_factory=list)  # held-out sharp images; empty: hold out `val_images` files
+    val_images: int = 4  # files held out of `roots` for denoising PSNR when val_roots is empty
+    image_size: int = 256  # training crop (or resize) side in pixels
+    mode: str = "crop"  # 'crop': random crops; 'resize': whole image resized to image_size² (the paper)
+    random_flip: bool = True  # random horizontal flips
+    cache: bool = True  # keep decoded images in memory (small corpora)
+    num_workers: int = 2  # DataLoader worker processes
+
+
+@dataclass
+class ModelConfig:
+    name: str = "ncsnpp"  # score network architecture
+    channels: int = 3  # image channels in and out: 1 (the paper's grayscale model) or 3
+    nf: int = 128  # base number of feature maps
+    ch_mult: list[int] = field(default_factory=lambda: [1, 1, 2, 2, 2, 2, 2])  # feature multiplier per level
+    num_res_blocks: int = 2  # residual blocks per level
+    attn_resolutions: list[int] = field(default_factory=lambda: [16])  # feature sizes (at data.image_size) with attention
+    dropout: float = 0.0
+    fir_kernel: list[int] = field(default_factory=lambda: [1, 3, 3, 1])  # FIR resampling filter
+    skip_rescale: bool = True  # scale skip sums by 1/sqrt(2)
+    fourier_scale: float = 16.0  # std of the Gaussian Fourier features of log σ
+    init_scale: float = 0.0  # init scale of the last conv of each block (0: zero init)
+
+
+@dataclass
+class SDEConfig:
+    name: str = "ve"  # forward SDE ('ve': variance exploding)
+    sigma_min: float = 0.01  # σ at t = 0
+    sigma_max: float = 300.0  # σ at t = 1 (the paper; the authors' code trained with 378)
+    num_scales: int = 1000  # N discrete noise levels
+
+
+@dataclass
+class TrainingConfig:
+    steps: int = 1_300_000  # optimiser steps in total
+    batch_size: int = 1  # images per step, summed over all GPUs
+    lr: float = 2e-4  # Adam learning rate
+    beta1: float = 0.9
+    eps: float = 1e-8  # Adam epsilon
+    weight_decay: float = 0.0
+    warmup: int = 5000  # linear learning-rate warm-up steps
+    grad_clip: float = 1.0  # max global gradient norm (0: off)
+    ema_rate: float = 0.999  # EMA decay, ramped by (1 + n) / (10 + n)
+    t_min: float = 1e-5  # t ~ U(t_min, 1) in the score-matching loss
+    loss_reduction: str = "sum"  # 'sum' over pixels (the reference) or 'mean'
+    precision: str = "fp32"  # 'fp32' or 'bf16' (autocast, CUDA only)
+    channels_last: bool = False  # channels_last memory format (CUDA)
+    checkpoint_every: int = 10_000  # keep a numbered checkpoint every so many steps
+    latest_every: int = 500  # refresh the rolling `latest` checkpoint (pre-emption)
+    log_every: int = 50  # TensorBoard scalars
+    eval_every: int = 5000  # denoising PSNR on held-out crops
+    eval_sigmas: list[float] = field(default_factory=lambda: [0.02, 0.05, 0.1, 0.2])
+    sample_every: int = 0  # sample grids (0: off)
+    sample_steps: int = 100  # reverse-diffusion steps for the sample grid
+    seed: int = 0
+
+
+@dataclass
+class SamplerConfig:
+    predictor: str = "reverse_diffusion"  # 'reverse_diffusion', 'euler_maruyama' or 'none'
+    corrector: str = "langevin"  # 'langevin' or 'none'
+    consistency: str = "interpolate"  # data consistency: 'interpolate' (paper Eq. 11) or 'none'
+    num_steps: int = 1000  # reverse iterations N
+    snr: float = 0.16  # corrector signal-to-noise ratio (sets the Langevin step size)
+    corrector_steps: int = 1  # M Langevin steps per iteration
+    corrector_chains: int = 1  # parallel Langevin chains whose scores are averaged (authors: 3)
+    alpha: float = 0.15  # consistency weight: x ← x − α (x − y)
+    alpha_after_predictor: float = 0.0  # authors' extra pull after the predictor (0: off)
+    minmax_normalize: bool = False  # authors' code: rescale the iterate to [0, 1] every iteration
+    carry_mean: bool = False  # authors' code: continue from the noise-free mean x_mean after each stage
+    denoise_final: bool = True  # last step uses the noise-free mean
+    t_end: float = 1e-5  # time grid ends here (linspace(1, t_end, N))
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sde: SDEConfig = field(default_factory=SDEConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _field_types(cls) -> dict[str, typing.Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _unknown_key(where: str, key: str, valid) -> ConfigError:
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    name = f"{where}.{key}" if where else key
+    kind = "key" if where else "section"
+    return ConfigError(f"unknown {kind} '{name}'{hint}; valid {kind}s{' of ' + where if where else ''}: {', '.join(valid)}")
+
+
+def _coerce(value, typ, where: str):
+    """Check (and gently convert) a YAML value to the declared field type."""
+    origin = typing.get_origin(typ)
+    if origin is list:
+        (item,) = typing.get_args(typ)
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            value = [value]
+        return [_coerce(v, item, where) for v in value]
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            f = float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+        if f != int(f):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return int(f)
+    if typ is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {typ}")
+
+
+def _apply(obj, values: dict, where: str) -> None:
+    types = _field_types(type(obj))
+    for key, value in values.items():
+        if key not in types:
+            raise _unknown_key(where, key, list(types))
+        path = f"{where}.{key}" if where else key
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: expected a section (mapping), got {value!r}")
+            _apply(current, value, path)
+        else:
+            setattr(obj, key, _coerce(value, types[key], path))
+
+
+def from_dict(values: dict | None, base: Config | None = None) -> Config:
+    """A Config with `values` (nested dict) applied on top of `base` (or the defaults)."""
+    cfg = copy.deepcopy(base) if base is not None else Config()
+    _apply(cfg, values or {}, "")
+    return cfg
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return values
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = (), base: Config | None = None) -> Config:
+    """Defaults (or `base`), then the YAML file, then `--set` overrides, all checked."""
+    cfg = base if base is not None else Config()
+    if path is not None:
+        values = load_yaml(path)
+        try:
+            cfg = from_dict(values, cfg)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+    return apply_overrides(cfg, overrides)
+
+
+def parse_override(text: str) -> tuple[list[str], typing.Any]:
+    """'training.lr=1e-4' -> (['training', 'lr'], 1e-4); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text}: expected section.key=value")
+    key, raw = text.split("=", 1)
+    keys = key.strip().split(".")
+    if len(keys) < 2 or not all(keys):
+        raise ConfigError(f"--set {text}: expected section.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return keys, value
+
+
+def apply_overrides(cfg: Config, overrides) -> Config:
+    for text in overrides or ():
+        keys, value = parse_override(text)
+        nested: dict = value
+        for k in reversed(keys):
+            nested = {k: nested}
+        cfg = from_dict(nested, cfg)
+    return cfg
+
+
+def resolve_config_path(name: str) -> Path:
+    """A config given as a path, or by name from configs/ ('tiny' -> configs/tiny.yaml)."""
+    p = Path(name)
+    if p.is_file():
+        return p
+    candidate = CONFIG_DIR / (name if name.endswith(".yaml") else f"{name}.yaml")
+    if candidate.is_file():
+        return candidate
+    raise ConfigError(f"{name}: config file not found (nor in {CONFIG_DIR})")
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config next to a run's outputs."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(cfg.to_yaml())
