@@ -1,0 +1,187 @@
+"""Sharp (in-focus) images for learning the score prior: no pairs, just clean photos.
+
+A root is a folder tree of images, or a DPDD root (recognised by ``train_c/target``; its
+``{split}_c/target`` sharp images are used).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import skimage.transform
+import torch
+from torch.utils.data import Dataset
+
+from hidd.imageio import Image, ImageError, list_images, read_image, to_gray, to_rgb
+
+logger = logging.getLogger(__name__)
+
+MODES = ("crop", "resize")
+SPLITS = ("train", "val")
+
+PathLike = str | os.PathLike
+
+
+def resolve_root(root: PathLike, split: str = "train") -> Path:
+    """The folder that actually holds the sharp images of ``root`` for ``split``.
+
+    For a DPDD root that is ``{split}_c/target``; anything else is used as given
+    (``split`` only matters for DPDD roots).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"{root}: no such folder")
+    if (root / "train_c" / "target").is_dir():
+        sharp_folder = root / f"{split}_c" / "target"
+        if not sharp_folder.is_dir():
+            raise ValueError(f"{root}: DPDD root has no {split}_c/target folder")
+        return sharp_folder
+    return root
+
+
+def sharp_image_files(roots: PathLike | Iterable[PathLike], split: str = "train") -> list[Path]:
+    """Every image file of ``roots`` for ``split``, sorted within each root, roots in the order given."""
+    return [path for root in _as_list(roots) for path in list_images(resolve_root(root, split))]
+
+
+def held_out_files(roots: PathLike | Iterable[PathLike], n: int, *, split: str = "train") -> list[Path]:
+    """``n`` files spread evenly over the sorted file list of ``roots``: the same files on every call.
+
+    Used as a validation set when no separate validation roots are given; pass the
+    result as ``exclude`` to the training dataset and as ``only`` to the validation one.
+    """
+    files = sharp_image_files(roots, split)
+    if n < 0 or n >= len(files):
+        raise ValueError(
+            f"cannot hold out {n} of the {len(files)} images in {_describe(roots)}; "
+            "at least one must stay for training"
+        )
+    return [files[index * len(files) // n] for index in range(n)]
+
+
+class SharpImageDataset(Dataset):
+    """Square patches of sharp images as float32 tensors (C, image_size, image_size) in [0, 1].
+
+    Every file is decoded once at construction; unreadable or truncated files, and files
+    smaller than the crop in crop mode, are skipped with a one-line logged warning. An
+    alpha channel is dropped rather than skipped (exported PNGs often carry an opaque one).
+    """
+
+    def __init__(
+        self,
+        *,
+        roots: PathLike | Sequence[PathLike],  # image folders or DPDD roots
+        image_size: int,  # side of the square patches returned
+        split: str = "train",  # 'train' or 'val': which DPDD sub-folder; ignored for other roots
+        mode: str = "crop",  # 'crop': random image_size² crop; 'resize': whole image squashed to image_size²
+        channels: int = 3,  # 3: RGB (gray files are replicated); 1: gray (RGB files go through rgb2gray)
+        random_flip: bool = True,  # random horizontal flips, a free doubling of the data
+        exclude: Iterable[PathLike] = (),  # files to leave out, e.g. the held-out validation images
+        only: Iterable[PathLike] | None = None,  # if given, keep just these files of roots (the held-out ones)
+        cache: bool = False,  # keep decoded images in memory (crop mode: as 8/16-bit integers)
+    ):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, not {channels!r}")
+        if not isinstance(image_size, int) or image_size < 1:
+            raise ValueError(f"image_size must be a positive integer, not {image_size!r}")
+        self.image_size = image_size
+        self.mode = mode
+        self.channels = channels
+        self.random_flip = random_flip
+        self.cache = cache
+
+        excluded = {Path(path).resolve() for path in exclude}
+        kept = None if only is None else {Path(path).resolve() for path in only}
+        candidates = [
+            path
+            for path in sharp_image_files(roots, split)
+            if path.resolve() not in excluded and (kept is None or path.resolve() in kept)
+        ]
+        self.files: list[Path] = []
+        self._cached: list[np.ndarray] = []
+        skipped = []
+        for path in candidates:
+            try:
+                image = self._usable_image(path)
+            except ImageError as error:
+                logger.warning("skipping %s", error)
+                skipped.append(path.name)
+                continue
+            self.files.append(path)
+            if cache:
+                self._cached.append(self._stored_form(image))
+        if not self.files:
+            reason = f"{len(skipped)} skipped: {_some(skipped)}" if candidates else "no image files found"
+            raise ValueError(f"no usable training images in {_describe(roots)} ({reason})")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if self.cache:
+            pixels = self._cached[index]
+        else:
+            pixels = self._stored_form(read_image(self.files[index], allow_alpha=True))
+        if self.mode == "crop":
+            # Crop before converting: the conversions then touch image_size² pixels, not the whole photo.
+            pixels = self._convert_channels(_to_unit_float(self._random_crop(pixels)))
+        if self.random_flip and torch.rand(()) < 0.5:
+            pixels = pixels[:, ::-1]
+        # A copy, never a view: callers may modify the tensor in place, and it must not reach the cache.
+        return torch.from_numpy(pixels.transpose(2, 0, 1).copy())
+
+    def _usable_image(self, path: Path) -> Image:
+        image = read_image(path, allow_alpha=True)
+        height, width = image.pixels.shape[:2]
+        if self.mode == "crop" and min(height, width) < self.image_size:
+            side = self.image_size
+            raise ImageError(path, f"is {width}×{height}, smaller than the {side}×{side} crop")
+        return image
+
+    def _stored_form(self, image: Image) -> np.ndarray:
+        """What __getitem__ starts from: the resized patch, or (crop mode) the full image."""
+        if self.mode == "resize":
+            pixels = self._convert_channels(image.pixels)
+            resized = skimage.transform.resize(pixels, (self.image_size, self.image_size), anti_aliasing=True)
+            return np.clip(resized, 0.0, 1.0).astype(np.float32)
+        if self.cache:
+            # Integers at the file's depth take 1/4 or 1/2 of the memory of float32, losslessly.
+            levels = 2**image.bit_depth - 1
+            return np.rint(image.pixels * levels).astype(np.uint8 if image.bit_depth == 8 else np.uint16)
+        return image.pixels
+
+    def _convert_channels(self, pixels: np.ndarray) -> np.ndarray:
+        return to_rgb(pixels) if self.channels == 3 else to_gray(pixels)
+
+    def _random_crop(self, pixels: np.ndarray) -> np.ndarray:
+        # torch's default generator, so that DataLoader's per-worker seeding applies.
+        top = int(torch.randint(0, pixels.shape[0] - self.image_size + 1, ()))
+        left = int(torch.randint(0, pixels.shape[1] - self.image_size + 1, ()))
+        return pixels[top : top + self.image_size, left : left + self.image_size]
+
+
+def _to_unit_float(pixels: np.ndarray) -> np.ndarray:
+    if pixels.dtype == np.float32:
+        return pixels
+    return pixels.astype(np.float32) / np.iinfo(pixels.dtype).max
+
+
+def _as_list(roots: PathLike | Iterable[PathLike]) -> list[PathLike]:
+    # A lone path is a common slip for a one-element list; iterating a str would give characters.
+    return [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def _describe(roots: PathLike | Iterable[PathLike]) -> str:
+    return ", ".join(str(root) for root in _as_list(roots))
