@@ -80,6 +80,7 @@ class TrainingConfig:
     eval_sigmas: list[float] = field(default_factory=lambda: [0.02, 0.05, 0.1, 0.2])
     sample_every: int = 0  # sample grids (0: off)
     sample_steps: int = 100  # reverse-diffusion steps for the sample grid
+    time_limit_minutes: float = 0.0  # stop (with a checkpoint) after this much wall time; 0: no limit
     seed: int = 0
 
 

@@ -1,0 +1,41 @@
+"""Image quality metrics (skimage.metrics) and the denoising check of a score network."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+
+def _hwc(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().float().cpu().numpy()
+        if x.ndim == 3:  # C, H, W -> H, W, C
+            x = x.transpose(1, 2, 0)
+    return np.asarray(x, dtype=np.float64)
+
+
+def psnr(result, target) -> float:
+    """PSNR in dB for images in [0, 1] (data_range 1, no border crop: the DPDD leaderboard convention)."""
+    return float(peak_signal_noise_ratio(_hwc(target), _hwc(result), data_range=1.0))
+
+
+def ssim(result, target) -> float:
+    """SSIM (skimage defaults, RGB over channels, data_range 1)."""
+    a, b = _hwc(target), _hwc(result)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a, b = a[..., 0], b[..., 0]
+    return float(structural_similarity(a, b, data_range=1.0, channel_axis=2 if a.ndim == 3 else None))
+
+
+@torch.no_grad()
+def denoising_psnr(model, images: torch.Tensor, sigmas, seed: int = 0) -> dict[float, float]:
+    """Mean PSNR of the Tweedie denoiser x̂ = x̃ + σ² s_θ(x̃, σ) on images noised at each σ."""
+    g = torch.Generator(device=images.device).manual_seed(seed)
+    out = {}
+    for sigma in sigmas:
+        noise = torch.randn(images.shape, generator=g, device=images.device)
+        noisy = images + sigma * noise
+        s = torch.full((images.shape[0],), sigma, device=images.device)
+        denoised = (noisy + sigma**2 * model(noisy, s).float()).clamp(0, 1)
+        out[sigma] = float(np.mean([psnr(d, x) for d, x in zip(denoised, images)]))
+    return out

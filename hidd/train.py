@@ -1,0 +1,208 @@
+"""Training loop of the score prior: denoising score matching on sharp images.
+
+Single process or DDP under torchrun. A run lives in one work directory:
+  config.yaml            the resolved config
+  checkpoints/latest.pt  rolling checkpoint for pre-emption (--resume continues from it)
+  checkpoints/ckpt_0010000.pt ...  numbered checkpoints every `checkpoint_every` steps
+  tb/                    TensorBoard events
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from hidd import checkpoint, distributed
+from hidd.config import Config, save_config
+from hidd.data import SharpImageDataset, held_out_files
+from hidd.data_stream import ResumableSampler, SeededItems
+from hidd.ema import EMA
+from hidd.losses import score_matching_loss
+from hidd.metrics import denoising_psnr
+from hidd.models import build_model, count_parameters
+from hidd.sde import build_sde
+
+# Fault injection for the resume test: SIGKILL the process right after this step's checkpoint.
+KILL_AT_STEP_ENV = "HIDD_FAULT_KILL_AT_STEP"
+
+
+class RunExistsError(ValueError):
+    """The work directory holds a run already (and --resume was not given), or holds none to resume."""
+
+
+@dataclass
+class TrainResult:
+    latest: Path  # the final rolling checkpoint
+    model: torch.nn.Module  # trained weights (this rank's copy)
+    ema: EMA
+
+
+def _datasets(cfg: Config):
+    d = cfg.data
+    common = dict(image_size=d.image_size, mode=d.mode, channels=cfg.model.channels, cache=d.cache)
+    if d.val_roots:
+        held_out = []
+        val = SharpImageDataset(roots=d.val_roots, split="val", random_flip=False, **common)
+    else:
+        held_out = held_out_files(d.roots, d.val_images) if d.val_images > 0 else []
+        val = SharpImageDataset(roots=d.roots, split="train", random_flip=False, only=held_out, **common) \
+            if held_out else None
+    train = SharpImageDataset(roots=d.roots, split="train", random_flip=d.random_flip, exclude=held_out, **common)
+    return train, val if val is not None else train
+
+
+def _eval_batch(val_set, n: int = 8) -> torch.Tensor:
+    """Fixed held-out crops: the same pixels at every evaluation and after a resume."""
+    items = SeededItems(val_set)
+    return torch.stack([items[(i % len(val_set), 10_000 + i)] for i in range(min(n, max(len(val_set), 4)))])
+
+
+def _checkpoint_state(cfg, model, ema, optimizer, step) -> dict:
+    return {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
+            "step": step, "rng": checkpoint.rng_state(), "config": cfg.to_dict()}
+
+
+def train(cfg: Config, workdir: str | Path, *, resume: bool = False, device: str | None = None) -> TrainResult:
+    """Train (or resume) the score network described by `cfg` in `workdir`."""
+    workdir = Path(workdir)
+    ckpt_dir = workdir / "checkpoints"
+    latest = ckpt_dir / "latest.pt"
+    info = distributed.setup(device)
+    tc = cfg.training
+    if tc.batch_size % info.world_size:
+        raise ValueError(f"training.batch_size={tc.batch_size} is not divisible by {info.world_size} processes")
+    if latest.exists() and not resume:
+        raise RunExistsError(f"{workdir}: holds a run already; pass --resume to continue it or pick another --workdir")
+    if resume and not latest.exists():
+        raise RunExistsError(f"{latest}: nothing to resume")
+
+    torch.manual_seed(tc.seed)
+    dev = info.device
+    model = build_model(cfg).to(dev)
+    if tc.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    ema = EMA(model, tc.ema_rate)
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=(tc.beta1, 0.999), eps=tc.eps,
+                                 weight_decay=tc.weight_decay)
+    sde = build_sde(cfg.sde)
+    step = 0
+    if resume:
+        state = checkpoint.load(latest)
+        checkpoint.load_weights_strict(model, state["model"], str(latest))
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = state["step"]
+        checkpoint.set_rng_state(state["rng"])
+    net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None) \
+        if info.enabled else model
+
+    train_set, val_set = _datasets(cfg)
+    per_rank = tc.batch_size // info.world_size
+    sampler = ResumableSampler(train_set, rank=info.rank, world_size=info.world_size, seed=tc.seed,
+                               start=step * per_rank)
+    loader = DataLoader(SeededItems(train_set), batch_size=per_rank, sampler=sampler, drop_last=True,
+                        num_workers=cfg.data.num_workers, pin_memory=dev.type == "cuda",
+                        persistent_workers=cfg.data.num_workers > 0)
+    eval_images = _eval_batch(val_set).to(dev)
+
+    writer = None
+    if info.is_main:
+        save_config(cfg, workdir / "config.yaml")
+        writer = SummaryWriter(workdir / "tb")
+        if step == 0:
+            writer.add_text("config", "```\n" + cfg.to_yaml() + "\n```")
+            writer.add_scalar("model/parameters", count_parameters(model), 0)
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16")
+    kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "-1"))
+
+    deadline = time.monotonic() + tc.time_limit_minutes * 60 if tc.time_limit_minutes > 0 else float("inf")
+    bar = tqdm(total=tc.steps, initial=step, desc="train", disable=not info.is_main, dynamic_ncols=True)
+    batches = iter(loader)
+    tick, images_seen = time.perf_counter(), 0
+    while step < tc.steps:
+        final = step + 1 == tc.steps or _out_of_time(deadline, info, step)
+        x0 = next(batches).to(dev, non_blocking=True)
+        if tc.channels_last:
+            x0 = x0.contiguous(memory_format=torch.channels_last)
+        for group in optimizer.param_groups:  # linear warm-up
+            group["lr"] = tc.lr * min(1.0, (step + 1) / max(tc.warmup, 1))
+        noise = torch.Generator(device=dev).manual_seed(hash((tc.seed, step, info.rank)) & 0x7FFF_FFFF)
+        with autocast:
+            loss = score_matching_loss(net, sde, x0, t_min=tc.t_min, reduction=tc.loss_reduction, generator=noise)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        max_norm = tc.grad_clip if tc.grad_clip > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        optimizer.step()
+        ema.update(model)
+        step += 1
+        images_seen += x0.shape[0] * info.world_size
+        bar.update(1)
+
+        if step % tc.log_every == 0 or final:
+            loss_value = loss.detach()
+            if info.enabled:
+                torch.distributed.all_reduce(loss_value, op=torch.distributed.ReduceOp.AVG)
+            if info.is_main:
+                elapsed = time.perf_counter() - tick
+                writer.add_scalar("train/loss", loss_value.item(), step)
+                writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
+                writer.add_scalar("train/grad_norm", grad_norm.item(), step)
+                writer.add_scalar("train/images_per_sec", images_seen / max(elapsed, 1e-9), step)
+                bar.set_postfix(loss=f"{loss_value.item():.4g}")
+            tick, images_seen = time.perf_counter(), 0
+        if info.is_main and tc.eval_every and (step % tc.eval_every == 0 or final):
+            with autocast:
+                scores = denoising_psnr(ema.model, eval_images, tc.eval_sigmas, seed=tc.seed)
+            for sigma, value in scores.items():
+                writer.add_scalar(f"eval/denoise_psnr_sigma_{sigma:g}", value, step)
+        if info.is_main and tc.sample_every and step % tc.sample_every == 0:
+            _log_samples(writer, ema.model, sde, cfg, eval_images, step)
+        if info.is_main and (step % tc.latest_every == 0 or step % tc.checkpoint_every == 0 or final):
+            state = _checkpoint_state(cfg, model, ema, optimizer, step)
+            checkpoint.save_atomic(state, latest)
+            if step % tc.checkpoint_every == 0:
+                checkpoint.save_atomic(state, ckpt_dir / f"ckpt_{step:07d}.pt")
+            writer.flush()
+        if step == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if final:
+            break
+    bar.close()
+    if writer is not None:
+        writer.close()
+    distributed.barrier(info)
+    distributed.cleanup()
+    return TrainResult(latest=latest, model=model, ema=ema)
+
+
+def _out_of_time(deadline: float, info, step: int) -> bool:
+    """Whether the wall-time budget is spent; under DDP rank 0 decides (every 10 steps, to spare the
+    synchronisation) so that all ranks stop at the same step."""
+    if deadline == float("inf"):
+        return False
+    if not info.enabled:
+        return time.monotonic() > deadline
+    if step % 10:
+        return False
+    flag = torch.tensor([time.monotonic() > deadline], dtype=torch.int32, device=info.device)
+    torch.distributed.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
+@torch.no_grad()
+def _log_samples(writer, model, sde, cfg, reference, step):
+    """A grid of unconditional samples from the EMA model (a quick look at what the prior learned)."""
+    from hidd.sampling.unconditional import sample_grid
+
+    images = sample_grid(model, sde, shape=(4, *reference.shape[1:]), num_steps=cfg.training.sample_steps,
+                         seed=cfg.training.seed, device=reference.device)
+    writer.add_images("samples", images, step)

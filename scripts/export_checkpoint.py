@@ -1,0 +1,34 @@
+"""Strip a training checkpoint down to what sampling needs: EMA weights (optionally fp16) and the config.
+
+  python scripts/export_checkpoint.py runs/default/checkpoints/latest.pt checkpoints/hidd-default.pt --half
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from hidd import checkpoint
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", help="training checkpoint (latest.pt or ckpt_*.pt)")
+    p.add_argument("dest", help="where to write the sampling checkpoint")
+    p.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+    args = p.parse_args(argv)
+    try:
+        state = checkpoint.load(args.source)
+    except checkpoint.CheckpointError as e:
+        sys.exit(f"export_checkpoint: error: {e}")
+    weights = {k: (v.half() if args.half and v.is_floating_point() else v)
+               for k, v in state["ema"]["weights"].items()}
+    slim = {"ema": {"num_updates": state["ema"]["num_updates"], "weights": weights},
+            "step": state["step"], "config": state["config"]}
+    checkpoint.save_atomic(slim, args.dest)
+    print(f"export_checkpoint: {args.dest} (step {state['step']}, {sum(v.numel() for v in weights.values()):,} values)")
+
+
+if __name__ == "__main__":
+    main()
