@@ -1,0 +1,111 @@
+"""The three kinds of stage of a predictor–corrector sampler, and name → class registries.
+
+A sampler iteration at time t (noise level σ = sde.sigma(t)) runs a `Predictor` (one step of
+the reverse-time SDE), a `Corrector` (Langevin MCMC at that noise level) and a `Consistency`
+step (a pull toward the measurement y). Every stage maps the pair (x, x_mean) to a new pair:
+x is the stochastic iterate, x_mean the same iterate without the noise of the last stage.
+
+Stages are picked by name from the sampler config (see `PREDICTORS`, `CORRECTORS`,
+`CONSISTENCIES`); a new one is a subclass decorated with `@REGISTRY.register("name")` that
+overrides `from_config` when it needs more settings than the base class passes.
+A stage object serves one sampling run (it may keep state between iterations).
+"""
+from __future__ import annotations
+
+import abc
+from typing import Callable
+
+import torch
+
+ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # score_fn(x (B,C,H,W), sigma (B,)) -> (B,C,H,W)
+
+
+def randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Standard normal noise shaped like x, drawn from `generator` (reproducible runs)."""
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+class Registry:
+    """Name → class table filled by the `register` decorator; `get` lists the valid names on a typo."""
+
+    def __init__(self, kind: str):
+        self.kind = kind  # the sampler config key the names are given under, for error messages
+        self._classes: dict[str, type] = {}
+
+    def register(self, name: str):
+        def decorator(cls):
+            if name in self._classes:
+                raise ValueError(f"{self.kind} '{name}' is registered twice")
+            self._classes[name] = cls
+            return cls
+
+        return decorator
+
+    def get(self, name: str) -> type:
+        if name not in self._classes:
+            valid = ", ".join(self.names())
+            raise ValueError(f"sampler.{self.kind}: unknown {self.kind} '{name}' (choose from {valid})")
+        return self._classes[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._classes)
+
+
+PREDICTORS = Registry("predictor")
+CORRECTORS = Registry("corrector")
+CONSISTENCIES = Registry("consistency")
+
+
+class Predictor(abc.ABC):
+    """One discretised step of the reverse-time SDE, from noise level σ(t) to the next lower one."""
+
+    def __init__(self, sde, score_fn: ScoreFn, num_steps: int):
+        self.sde = sde  # forward SDE (hidd.sde.SDE) whose reverse is being solved
+        self.score_fn = score_fn  # s_θ(x, σ); each call is one network evaluation per image
+        self.num_steps = num_steps  # N, the sampler's number of iterations (time grid from 1 to ~0)
+
+    @classmethod
+    def from_config(cls, sde, score_fn: ScoreFn, cfg) -> "Predictor":
+        """The predictor with the settings of a `SamplerConfig`."""
+        return cls(sde, score_fn, cfg.num_steps)
+
+    @abc.abstractmethod
+    def update(self, x: torch.Tensor, t: torch.Tensor, sigma: torch.Tensor,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step from x at time t (B,) with noise level sigma (B,); returns (x, x_mean)."""
+
+
+class Corrector(abc.ABC):
+    """MCMC steps that move x toward the marginal p_t at a fixed noise level (the "C" of PC)."""
+
+    def __init__(self, sde, score_fn: ScoreFn):
+        self.sde = sde  # forward SDE (hidd.sde.SDE)
+        self.score_fn = score_fn  # s_θ(x, σ); each call is one network evaluation per image
+
+    @classmethod
+    def from_config(cls, sde, score_fn: ScoreFn, cfg) -> "Corrector":
+        """The corrector with the settings of a `SamplerConfig`."""
+        return cls(sde, score_fn)
+
+    @abc.abstractmethod
+    def update(self, x: torch.Tensor, x_mean: torch.Tensor, t: torch.Tensor, sigma: torch.Tensor,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Correct the predictor's output (x, x_mean) at time t (B,), noise level sigma (B,)."""
+
+
+class Consistency(abc.ABC):
+    """A data-consistency step: pulls the iterate toward agreement with the measurement y."""
+
+    needs_measurement = True  # False for steps that ignore y (so unconditional sampling may use them)
+
+    @classmethod
+    def from_config(cls, cfg, alpha: float) -> "Consistency":
+        """The step with the settings of a `SamplerConfig`; `alpha` is the weight for this placement
+        (the loop may apply consistency twice per iteration with different weights)."""
+        return cls()
+
+    @abc.abstractmethod
+    def apply(self, x: torch.Tensor, x_mean: torch.Tensor, y: torch.Tensor | None,
+              sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pull (x, x_mean) toward y (B, C, H, W); sigma (B,) is the current noise level, for steps
+        whose strength depends on it (e.g. a proximal step on the denoised estimate x + σ² s)."""
