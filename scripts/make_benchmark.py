@@ -11,7 +11,7 @@ Writes to OUT (default data/benchmark):
   meta.json, settings.yaml           per-image radius and PSF parameters; resolved settings
 
 With --examples DIR it instead writes a few small pairs for the README and demos into
-DIR/blurred + DIR/sharp, plus OpenCV's real defocused photo text_defocus (no target).
+DIR/blurred + DIR/sharp, plus OpenCV's real defocused photo in DIR/real/text_defocus.png (no target).
 """
 
 from __future__ import annotations
@@ -161,14 +161,15 @@ def make_examples(args) -> dict:
     ensure_unpacked(args.debs)
     real = args.debs / "ocv" / OPENCV_DIR / "text_defocus.jpg"
     img = io.imread(real)
+    (out / "real").mkdir(parents=True, exist_ok=True)
     if max(img.shape[:2]) > args.max_real_side:
         img = transform.rescale(img, args.max_real_side / max(img.shape[:2]), anti_aliasing=True, channel_axis=-1)
-        save(out / "blurred" / "text_defocus.png", img)
+        save(out / "real" / "text_defocus.png", img)
         stem_file = "text_defocus.png"
     else:
-        shutil.copy(real, out / "blurred" / real.name)
+        shutil.copy(real, out / "real" / real.name)
         stem_file = real.name
-    meta["text_defocus"] = {"source": f"opencv-doc {OPENCV_DIR}/text_defocus.jpg", "file": f"blurred/{stem_file}",
+    meta["text_defocus"] = {"source": f"opencv-doc {OPENCV_DIR}/text_defocus.jpg", "file": f"real/{stem_file}",
                             "radius": "unknown (real defocus, no sharp target)",
                             "licence": package_licence(args.debs / "ocv", PACKAGES["ocv"])}
     return meta

@@ -1,0 +1,69 @@
+"""A trained score prior ready for sampling: EMA weights, its config and SDE, on a device."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from hidd import checkpoint
+from hidd.config import CONFIG_DIR, Config, ConfigError, apply_overrides, load_config
+from hidd.models import build_model
+from hidd.sde import SDE, build_sde
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "hidd-default.pt"
+PRESET_DIR = CONFIG_DIR / "presets"
+
+
+@dataclass
+class Prior:
+    model: torch.nn.Module  # score network s_θ(x, σ) with EMA weights, in eval mode
+    config: Config  # the checkpoint's config with any overrides applied
+    sde: SDE
+    device: torch.device
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def apply_preset(cfg: Config, name: str) -> Config:
+    """Sampler settings of a named preset (configs/presets/NAME.yaml) on top of `cfg`."""
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"--preset {name}: unknown preset; choose from {', '.join(preset_names())}")
+    return load_config(path, base=cfg)
+
+
+def resolve_checkpoint(path: str | Path | None) -> Path:
+    if path is not None:
+        return Path(path)
+    if not DEFAULT_CHECKPOINT.is_file():
+        raise checkpoint.CheckpointError(
+            f"{DEFAULT_CHECKPOINT}: no default checkpoint is shipped yet; train one with hidd-train "
+            "and pass --checkpoint WORKDIR/checkpoints/latest.pt")
+    return DEFAULT_CHECKPOINT
+
+
+def load_prior(path: str | Path | None = None, *, config_path: str | Path | None = None, preset: str | None = None,
+               overrides=(), device: str | torch.device = "cpu") -> Prior:
+    """Load a checkpoint strictly; then (in this order) a config file, a preset and --set overrides on top.
+
+    Only the sampler section is meant to change; a changed model section makes the strict load fail.
+    """
+    path = resolve_checkpoint(path)
+    state = checkpoint.load(path)
+    cfg = checkpoint.config_of(state, path)
+    if config_path is not None:
+        cfg = load_config(config_path, base=cfg)
+    if preset is not None:
+        cfg = apply_preset(cfg, preset)
+    cfg = apply_overrides(cfg, overrides)
+    model = build_model(cfg)
+    weights = state["ema"]["weights"] if "ema" in state else state["model"]
+    checkpoint.load_weights_strict(model, weights, str(path))
+    device = torch.device(device)
+    # The sampler walks N = sampler.num_steps discrete levels; training's num_scales does not bind it.
+    sde = build_sde(dataclasses.replace(cfg.sde, num_scales=cfg.sampler.num_steps))
+    return Prior(model=model.to(device).eval().requires_grad_(False), config=cfg, sde=sde, device=device)
