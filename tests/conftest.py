@@ -26,3 +26,23 @@ def sharp_folder(tmp_path):
     for i in range(6):
         write_image(folder / f"img{i}.png", synthetic_photo(i))
     return folder
+
+
+def make_tiny_checkpoint(path, *overrides, seed: int = 0):
+    """An untrained tiny-config checkpoint in the shipped (EMA-only) format."""
+    import torch
+
+    from hidd.checkpoint import save_atomic
+    from hidd.config import load_config, resolve_config_path
+    from hidd.models import build_model
+
+    cfg = load_config(resolve_config_path("tiny"), list(overrides))
+    torch.manual_seed(seed)
+    model = build_model(cfg)
+    save_atomic({"ema": {"num_updates": 0, "weights": model.state_dict()}, "step": 0, "config": cfg.to_dict()}, path)
+    return path
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    return make_tiny_checkpoint(tmp_path / "tiny.pt")
