@@ -93,7 +93,8 @@ def test_workdir_guard(sharp_folder, tmp_path):
 def test_cli_trains_logs_checkpoints_and_resumes(sharp_folder, tmp_path):
     work = tmp_path / "x"
     args = ["--config", "tiny", "--workdir", str(work), "--set", f"data.roots=[{sharp_folder}]",
-            "--set", "training.steps=20", "--set", "training.checkpoint_every=10", "--set", "training.eval_every=10"]
+            "--set", "training.steps=20", "--set", "training.checkpoint_every=10", "--set", "training.eval_every=10",
+            "--set", "training.sample_every=10", "--set", "training.sample_steps=5"]
     first = _run_cli(*args)
     assert first.returncode == 0, first.stderr
     assert (work / "checkpoints/ckpt_0000010.pt").is_file() and (work / "checkpoints/ckpt_0000020.pt").is_file()
@@ -101,7 +102,7 @@ def test_cli_trains_logs_checkpoints_and_resumes(sharp_folder, tmp_path):
     assert "steps: 20" in (work / "config.yaml").read_text()
     again = _run_cli(*args)
     assert again.returncode == 2 and "--resume" in again.stderr and "Traceback" not in again.stderr
-    resumed = _run_cli(*args[:-8], "--resume", "--set", "training.steps=30")
+    resumed = _run_cli(*args[:-12], "--resume", "--set", "training.steps=30")
     assert resumed.returncode == 0, resumed.stderr
     assert checkpoint.load(work / "checkpoints/latest.pt")["step"] == 30
 
@@ -110,6 +111,7 @@ def test_cli_trains_logs_checkpoints_and_resumes(sharp_folder, tmp_path):
     tags = events.Tags()["scalars"]
     assert {"train/loss", "train/lr", "train/grad_norm", "train/images_per_sec"} <= set(tags)
     assert any(t.startswith("eval/denoise_psnr_sigma_") for t in tags)
+    assert "samples" in events.Tags()["images"]
 
 
 def test_ddp_two_cpu_ranks_agree(sharp_folder, tmp_path):
