@@ -88,7 +88,7 @@ class TrainingConfig:
 class SamplerConfig:
     predictor: str = "reverse_diffusion"  # 'reverse_diffusion', 'euler_maruyama' or 'none'
     corrector: str = "langevin"  # 'langevin' or 'none'
-    consistency: str = "interpolate"  # data consistency: 'interpolate' (paper Eq. 11) or 'none'
+    consistency: str = "interpolate"  # 'interpolate' (paper Eq. 11), 'prox' or 'gradient' (blur-aware), 'none'
     num_steps: int = 1000  # reverse iterations N
     snr: float = 0.16  # corrector signal-to-noise ratio (sets the Langevin step size)
     corrector_steps: int = 1  # M Langevin steps per iteration
@@ -99,6 +99,23 @@ class SamplerConfig:
     carry_mean: bool = False  # authors' code: continue from the noise-free mean x_mean after each stage
     denoise_final: bool = True  # last step uses the noise-free mean
     t_end: float = 1e-5  # time grid ends here (linspace(1, t_end, N))
+    loop: str = "pc"  # 'pc': predictor–corrector iterations (paper); 'tweedie': denoise, data step, re-noise (DiffPIR)
+    schedule: str = "linear_t"  # σ grid: 'linear_t' (σ(t), t = linspace(1, t_end, N); pc), 'geometric', 'edm' (tweedie)
+    sigma_start: float = 0.0  # warm start: begin at y + sigma_start z (tweedie loop); 0: from pure noise at σ_max
+    sigma_end: float = 0.0  # last σ of geometric/edm grids (then one final step to σ = 0); 0: the SDE's σ_min
+    rho: float = 7.0  # exponent of the 'edm' grid (larger: denser at low σ)
+    zeta: float = 1.0  # tweedie loop re-noising: 0 deterministic (predicted noise only), 1 fresh noise only
+    renoise: float = 1.0  # tweedie loop re-noising scale: 1 DiffPIR (noise σ_next), 0 none (plug-and-play HQS)
+    score_ensemble: int = 1  # tweedie loop: average the score over 1, 2 or 4 mirror images (one NFE each)
+    prox_lambda: float = 1.0  # λ of the blur-aware data weight ρ = λ σ_n² / σ² ('prox', 'gradient')
+    psf: str = "disk"  # PSF family of the blur-aware steps: 'disk', 'polygon', 'gaussian' (radius = std)
+    blades: int = 6  # polygon sides when psf is 'polygon'
+    radius: float = 0.0  # PSF radius in pixels; 0: blind, estimated from each image (hidd.radius)
+    radius_map: bool = False  # blind (radius 0) spatially varying blur: per-tile radius map (consistency 'gradient')
+    radius_tile: int = 64  # tile side (pixels) of the radius map's estimates (tiles overlap by half)
+    noise_sigma: float = 0.0  # measurement noise std on [0, 1]; 0: estimated from each image
+    gradient_steps: int = 5  # descent steps per iteration of the 'gradient' consistency
+    gradient_step: float = 1.0  # their step length, in units of 1 / Lipschitz constant (≤ 2)
 
 
 @dataclass

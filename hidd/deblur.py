@@ -3,7 +3,11 @@
 The sampler itself (hidd.sampling) sees network-shaped tensors only. This layer
 - applies a 1-channel model (the paper's) to each colour channel, batched;
 - pads every image (reflect) to a multiple of the network's size and crops the result back;
-- counts network evaluations (NFE) per image.
+- counts network evaluations (NFE) per image;
+- tiles the network on images beyond its memory budget (hidd.tiling) and sets its precision;
+- for blur-aware consistency steps, builds each image's measurement model (hidd.measurement: the
+  given radius, or one estimated blindly from the image, and its noise level) on the network-shaped
+  measurement, and reports the radius used.
 """
 from __future__ import annotations
 
@@ -12,14 +16,19 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from hidd.precision import InferencePrecision
 from hidd.prior import Prior
-from hidd.sampling.pc import sample
+from hidd.measurement import measurement_model
+from hidd.sampling.blur_consistency import needs_operator
+from hidd.sampling.loops import sample
+from hidd.tiling import ScoreTiler, TilingConfig
 
 
 @dataclass
 class DeblurResult:
     images: torch.Tensor  # (B, C, H, W) in [0, 1]
     nfe: int  # network evaluations per image
+    radius: torch.Tensor | None = None  # (B,) PSF radius used (map mean if spatially varying); None: no blur model
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -35,14 +44,19 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
 class Deblurrer:
     """Runs the configured sampler of a prior on defocused images y (B, C, H, W) in [0, 1]."""
 
-    def __init__(self, prior: Prior):
+    def __init__(self, prior: Prior, *, tiling: TilingConfig | None = None, precision: str = "fp32"):
+        """tiling: how to tile the network on large images (default: only beyond the memory budget);
+        precision: 'fp32', 'bf16', 'fp16' or 'auto' (see hidd.precision)."""
         self.prior = prior
+        self.tiler = ScoreTiler.for_prior(tiling or TilingConfig(), prior)
+        self.precision = InferencePrecision(precision, prior.device)
+        self.precision.prepare(prior.model)
         self.model_channels = prior.config.model.channels
         self.multiple = prior.model.size_multiple
 
     @torch.no_grad()
     def score(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        return self.prior.model(x, sigma).float()
+        return self.precision.run(self.prior.model, x, sigma)
 
     def _to_network(self, y: torch.Tensor) -> torch.Tensor:
         b, c, h, w = y.shape
@@ -62,6 +76,10 @@ class Deblurrer:
 
         step_callback = None if callback is None else (lambda i, x: callback(i, restore_layout(x)))
         generator = torch.Generator(device=self.prior.device).manual_seed(seed)
-        result = sample(self.prior.sde, self.score, self.prior.config.sampler, y=y_net, generator=generator,
+        score_fn = self.tiler.wrap(self.score, y_net.shape)  # the score on tiles when the image is too large
+        cfg = self.prior.config.sampler
+        operator = measurement_model(y_net, cfg) if needs_operator(cfg.consistency) else None
+        result = sample(self.prior.sde, score_fn, cfg, y=y_net, operator=operator, generator=generator,
                         callback=step_callback)
-        return DeblurResult(images=restore_layout(result.x).clamp(0, 1), nfe=result.nfe)
+        radius = None if operator is None else operator.radius.reshape(b, -1).mean(dim=1).cpu()
+        return DeblurResult(images=restore_layout(result.x).clamp(0, 1), nfe=result.nfe, radius=radius)

@@ -14,6 +14,7 @@ from hidd.sde import SDE, build_sde
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "hidd-default.pt"
 PRESET_DIR = CONFIG_DIR / "presets"
+DEFAULT_PRESET = "fast"  # hidd-reconstruct's sampler when neither --preset nor --config is given
 
 
 @dataclass

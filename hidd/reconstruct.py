@@ -17,11 +17,12 @@ from hidd.deblur import Deblurrer
 from hidd.imageio import ImageError, read_image, write_image
 from hidd.metrics import psnr, ssim
 from hidd.paired import Pair, find_pairs
-from hidd.prior import load_prior
+from hidd.prior import DEFAULT_PRESET, load_prior
+from hidd.tiling import TilingConfig
 
 MIN_SIZE = 8  # smaller images carry too little to deblur (and cannot be reflect-padded)
-METRIC_FIELDS = ["name", "input", "height", "width", "nfe", "seconds", "psnr_input", "ssim_input",
-                 "psnr", "ssim"]
+METRIC_FIELDS = ["name", "input", "height", "width", "nfe", "seconds", "radius", "psnr_input", "ssim_input",
+                 "psnr", "ssim"]  # radius: PSF radius used (blind estimate unless given); empty without a blur model
 
 
 @dataclass
@@ -111,11 +112,11 @@ def _log_mean_curves(writer, curves: dict[int, list[list[tuple[float, float]]]])
 
 def _summary(rows: list[dict]) -> str:
     has_target = any(r["psnr"] != "" for r in rows)
-    head = f"{'image':<28} {'NFE':>6} {'sec':>8}" + (f" {'PSNR in':>8} {'PSNR':>7} {'SSIM in':>8} {'SSIM':>6}"
-                                                      if has_target else "")
+    head = f"{'image':<28} {'NFE':>6} {'sec':>8} {'radius':>7}"
+    head += f" {'PSNR in':>8} {'PSNR':>7} {'SSIM in':>8} {'SSIM':>6}" if has_target else ""
     lines = [head, "-" * len(head)]
     for r in rows:
-        line = f"{r['name'][:28]:<28} {r['nfe']:>6} {r['seconds']:>8.1f}"
+        line = f"{r['name'][:28]:<28} {r['nfe']:>6} {r['seconds']:>8.1f} {r['radius']!s:>7}"
         if has_target and r["psnr"] != "":
             line += f" {r['psnr_input']:>8.2f} {r['psnr']:>7.2f} {r['ssim_input']:>8.3f} {r['ssim']:>6.3f}"
         lines.append(line)
@@ -123,7 +124,7 @@ def _summary(rows: list[dict]) -> str:
         scored = [r for r in rows if r["psnr"] != ""]
         mean = {k: float(np.mean([r[k] for r in scored])) for k in ("psnr_input", "psnr", "ssim_input", "ssim")}
         lines.append("-" * len(head))
-        lines.append(f"{'mean':<28} {'':>6} {'':>8} {mean['psnr_input']:>8.2f} {mean['psnr']:>7.2f} "
+        lines.append(f"{'mean':<28} {'':>6} {'':>8} {'':>7} {mean['psnr_input']:>8.2f} {mean['psnr']:>7.2f} "
                      f"{mean['ssim_input']:>8.3f} {mean['ssim']:>6.3f}")
     return "\n".join(lines)
 
@@ -132,7 +133,8 @@ def run(args) -> list[str]:
     """Reconstruct every input of `args` (see hidd.cli.reconstruct); returns the failures, one line each."""
     source, out = _check_paths(args)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    prior = load_prior(args.checkpoint, config_path=args.config, preset=args.preset, overrides=args.overrides,
+    preset = args.preset if args.preset or args.config else DEFAULT_PRESET  # a --config alone keeps its sampler
+    prior = load_prior(args.checkpoint, config_path=args.config, preset=preset, overrides=args.overrides,
                        device=device)
     pairs = find_pairs(args.input, target=args.target, dataset=args.dataset)
     out.mkdir(parents=True, exist_ok=True)
@@ -146,7 +148,9 @@ def run(args) -> list[str]:
             failures.append(str(e))
             tqdm.write(f"hidd-reconstruct: skipped {e}")
 
-    deblurrer = Deblurrer(prior)
+    tiling = TilingConfig(tile=args.tile, overlap=args.tile_overlap, tile_batch=args.tile_batch,
+                          max_memory_gb=args.max_memory)
+    deblurrer = Deblurrer(prior, tiling=tiling, precision=args.precision)
     num_steps = prior.config.sampler.num_steps
     curve_every = args.curve_every or max(1, num_steps // 100)
     writer = SummaryWriter(out / "tb")
@@ -159,10 +163,11 @@ def run(args) -> list[str]:
         seconds = (time.perf_counter() - start) / len(batch)
         for step, values in logger.curves.items():
             curves[step].append(values)
-        for job, image in zip(batch, result.images.permute(0, 2, 3, 1).cpu().numpy()):
+        radii = [""] * len(batch) if result.radius is None else [round(r, 3) for r in result.radius.tolist()]
+        for job, image, radius in zip(batch, result.images.permute(0, 2, 3, 1).cpu().numpy(), radii):
             write_image(out / f"{job.pair.name}.png", image, bit_depth=job.bit_depth)
             row = {"name": job.pair.name, "input": str(job.pair.blurred), "height": image.shape[0],
-                   "width": image.shape[1], "nfe": result.nfe, "seconds": round(seconds, 3),
+                   "width": image.shape[1], "nfe": result.nfe, "seconds": round(seconds, 3), "radius": radius,
                    "psnr_input": "", "ssim_input": "", "psnr": "", "ssim": ""}
             if job.sharp is not None:
                 row.update(psnr_input=round(psnr(job.blurred, job.sharp), 4),

@@ -127,7 +127,7 @@ def test_misuse_is_reported():
 
 def test_presets_load_and_ablations_differ_only_in_switches():
     names = ["paper", "ablation-p", "ablation-pc", "ablation-pdc", "ablation-pcdc"]
-    assert sorted(p.stem for p in PRESETS.glob("*.yaml")) == sorted(names)
+    assert set(names) <= {p.stem for p in PRESETS.glob("*.yaml")}
     cfgs = {name: load_config(PRESETS / f"{name}.yaml").sampler for name in names}
     switches = {name: (c.predictor, c.corrector, c.consistency) for name, c in cfgs.items()}
     assert switches == {

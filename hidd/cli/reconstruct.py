@@ -37,6 +37,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=4, help="same-size images sampled together")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--seed", type=int, default=0, help="sampler noise seed")
+    p.add_argument("--tile", type=int, default=None, metavar="N",
+                   help="evaluate the network on N×N tiles (a multiple of the network's size multiple, 8 for the "
+                        "default model); 0: never tile (default: tile automatically beyond --max-memory)")
+    p.add_argument("--tile-overlap", type=int, default=None, metavar="M",
+                   help="pixels shared by neighbouring tiles, blended smoothly "
+                        "(default: a quarter of the tile, ≤ 64)")
+    p.add_argument("--tile-batch", type=int, default=4, metavar="K", help="tiles per network call")
+    p.add_argument("--max-memory", type=float, default=None, metavar="GB",
+                   help="memory budget of the network's activations in GiB "
+                        "(default: 4 on CPU, 80%% of the free GPU memory)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"], default="fp32",
+                   help="network precision; auto: bf16 on Ampere+ GPUs, fp16 on older ones, fp32 on CPU")
     return p
 
 

@@ -165,7 +165,9 @@ class AttnBlock(nn.Module):
         h = self.norm(x)
 
         def tokens(t: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 1, HW, C)
-            return t.reshape(b, c, height * width).transpose(1, 2).unsqueeze(1)
+            # Contiguous tokens let SDPA pick its fused (flash) kernel: on CPU strided ones fall back
+            # to the math path, which materialises the (HW)² attention matrix (GBs on a photo).
+            return t.reshape(b, c, height * width).transpose(1, 2).unsqueeze(1).contiguous()
 
         # SDPA's default scale 1/sqrt(C) is the one of the reference.
         h = F.scaled_dot_product_attention(tokens(self.q(h)), tokens(self.k(h)), tokens(self.v(h)))

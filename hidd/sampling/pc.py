@@ -13,7 +13,8 @@ import torch
 from tqdm import tqdm
 
 from hidd.sampling import consistency, correctors, predictors  # noqa: F401  (importing fills the registries)
-from hidd.sampling.base import CONSISTENCIES, CORRECTORS, PREDICTORS, ScoreFn
+from hidd.sampling.base import CORRECTORS, PREDICTORS, ScoreFn
+from hidd.sampling.blur_consistency import build_consistency
 
 
 @dataclass
@@ -41,24 +42,27 @@ def minmax_normalize(x: torch.Tensor) -> torch.Tensor:
     return ((flat - lo[:, None]) / (hi - lo).clamp_min(1e-12)[:, None]).view_as(x)
 
 
-def build_stages(sde, score_fn: ScoreFn, cfg):
-    """Predictor, corrector, the consistency after the predictor (None when off) and the one after the corrector."""
+def build_stages(sde, score_fn: ScoreFn, cfg, operator=None):
+    """Predictor, corrector, the consistency after the predictor (None when off) and the one after the corrector.
+
+    operator: the measurement's hidd.operators.BlurOperator, for the blur-aware consistency steps."""
     predictor = PREDICTORS.get(cfg.predictor).from_config(sde, score_fn, cfg)
     corrector = CORRECTORS.get(cfg.corrector).from_config(sde, score_fn, cfg)
-    dc_class = CONSISTENCIES.get(cfg.consistency)
+    pull = build_consistency(cfg, cfg.alpha, operator)
     pull_after_predictor = None
-    if cfg.alpha_after_predictor > 0 and dc_class.needs_measurement:
-        pull_after_predictor = dc_class.from_config(cfg, cfg.alpha_after_predictor)
-    return predictor, corrector, pull_after_predictor, dc_class.from_config(cfg, cfg.alpha)
+    if cfg.alpha_after_predictor > 0 and pull.needs_measurement:
+        pull_after_predictor = build_consistency(cfg, cfg.alpha_after_predictor, operator)
+    return predictor, corrector, pull_after_predictor, pull
 
 
 @torch.no_grad()
-def sample(sde, score_fn: ScoreFn, cfg, *, y: torch.Tensor | None = None, shape=None,
+def sample(sde, score_fn: ScoreFn, cfg, *, y: torch.Tensor | None = None, shape=None, operator=None,
            generator: torch.Generator | None = None, callback=None, device=None,
            progress: bool = False) -> SampleResult:
     """Run the sampler of `cfg` (a SamplerConfig) from x_N ~ N(0, σ_max² I).
 
     y: (B, C, H, W) defocused measurement in [0, 1], or None for unconditional sampling of `shape`.
+    operator: hidd.operators.BlurOperator of y, needed by the blur-aware consistency steps only.
     generator: the only source of randomness (same seed, same output).
     callback(iteration, x_mean): called after each iteration with the noise-free iterate.
     device: where to sample when y is None (default: the generator's device, else CPU).
@@ -72,8 +76,11 @@ def sample(sde, score_fn: ScoreFn, cfg, *, y: torch.Tensor | None = None, shape=
         raise ValueError("sample: give the measurement y or, for unconditional sampling, a shape")
     elif device is None:
         device = generator.device if generator is not None else torch.device("cpu")
+    if cfg.schedule != "linear_t" or cfg.sigma_start > 0:
+        raise ValueError("sampler: the pc loop walks the paper's linear_t grid from σ_max; schedule and sigma_start "
+                         "need loop tweedie")
     counted = CountingScore(score_fn)
-    predictor, corrector, pull_after_predictor, pull = build_stages(sde, counted, cfg)
+    predictor, corrector, pull_after_predictor, pull = build_stages(sde, counted, cfg, operator)
     if y is None and pull.needs_measurement:
         raise ValueError(f"sample: consistency '{cfg.consistency}' needs a measurement y (use 'none' to sample freely)")
 

@@ -1,0 +1,52 @@
+"""Inference precision of the score network: fp32, or autocast to bf16 / fp16.
+
+'auto' picks bf16 on CUDA cards with bf16 tensor cores (compute capability ≥ 8, Ampere on),
+fp16 on older cards and fp32 on CPU, where low-precision autocast is rarely faster. On CUDA a
+low precision also switches to channels_last, the layout tensor-core convolutions want.
+The network's output is always returned in fp32 and contiguous: the sampler stays in fp32.
+"""
+from __future__ import annotations
+
+import torch
+
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_precision(name: str, device: str | torch.device) -> torch.dtype:
+    """The compute dtype that precision `name` means on `device`."""
+    if name not in PRECISIONS:
+        raise ValueError(f"precision '{name}': choose from {', '.join(PRECISIONS)}")
+    device = torch.device(device)
+    if name != "auto":
+        return _DTYPES[name]
+    if device.type != "cuda":
+        return torch.float32
+    major, _ = torch.cuda.get_device_capability(device)
+    return torch.bfloat16 if major >= 8 else torch.float16
+
+
+class InferencePrecision:
+    """Runs a network at one precision: `run(model, x, sigma)` instead of `model(x, sigma)`."""
+
+    def __init__(self, name: str, device: str | torch.device):
+        self.device = torch.device(device)
+        self.dtype = resolve_precision(name, self.device)  # compute dtype inside the network
+        self.channels_last = self.device.type == "cuda" and self.dtype != torch.float32
+
+    @property
+    def name(self) -> str:
+        return next(k for k, v in _DTYPES.items() if v == self.dtype)
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Put the model's weights in the layout this precision runs in (in place); returns it."""
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    def run(self, model: torch.nn.Module, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        if self.dtype == torch.float32:
+            return model(x, sigma).float()
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=self.dtype):
+            out = model(x, sigma)
+        return out.float().contiguous()

@@ -1,0 +1,16 @@
+"""Pick the sampling loop named by `sampler.loop`: the paper's predictor–corrector or the short tweedie loop."""
+from __future__ import annotations
+
+from hidd.sampling import pc, tweedie
+
+LOOPS = {
+    "pc": pc.sample,  # predictor, corrector and consistency per iteration (paper Algorithm 1)
+    "tweedie": tweedie.sample,  # denoise, data step, re-noise per level; warm starts (DiffPIR / CCDF)
+}
+
+
+def sample(sde, score_fn, cfg, **kwargs):
+    """Run the loop of cfg.loop with hidd.sampling.pc.sample's arguments (including operator=)."""
+    if cfg.loop not in LOOPS:
+        raise ValueError(f"sampler.loop: unknown loop '{cfg.loop}' (choose from {', '.join(LOOPS)})")
+    return LOOPS[cfg.loop](sde, score_fn, cfg, **kwargs)

@@ -1,0 +1,71 @@
+"""Denoise → data step → re-noise sampler on a short noise-level grid (DiffPIR-style; one NFE per level).
+
+At each level σ_i of the grid (hidd.sampling.schedules):
+1. Tweedie's denoised estimate x̂₀ = x + σ_i² s_θ(x, σ_i) (one network evaluation, or `score_ensemble`
+   of them averaged over mirror images: hidd.sampling.ensemble);
+2. a data-consistency step on x̂₀ (registry CONSISTENCIES: 'prox', 'gradient', 'interpolate', 'none');
+3. re-noise to the next level: x = x̂₀' + η σ_{i+1} (sqrt(1 − ζ) ε̂ + sqrt(ζ) z), with ε̂ = (x − x̂₀')/σ_i the
+   noise direction implied by the corrected estimate (DiffPIR) and z fresh noise: ζ = 0 is deterministic
+   (DDIM-like), ζ = 1 ancestral. η = `renoise` is 1 in DiffPIR; η = 0 is plug-and-play half-quadratic
+   splitting (DPIR): the next denoiser takes x̂₀' as it is, its remaining error standing in for noise σ_{i+1}.
+The level after the last is σ = 0: the loop returns the last corrected estimate x̂₀'.
+
+Warm start (CCDF): with sigma_start > 0 the iterate starts as the measurement diffused to that level,
+x = y + σ_start z, and the grid runs from σ_start (not σ_max) down to σ_end; without it, x ~ N(0, σ_max² I).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from tqdm import tqdm
+
+from hidd.sampling.base import ScoreFn, randn_like
+from hidd.sampling.blur_consistency import build_consistency
+from hidd.sampling.ensemble import FlipEnsembleScore
+from hidd.sampling.pc import CountingScore, SampleResult
+from hidd.sampling.schedules import sigma_grid
+
+
+def start_iterate(sde, y: torch.Tensor | None, sigma_start: float, shape, generator, device) -> torch.Tensor:
+    """x at the grid's first level: y + σ_start z when warm-starting from a measurement, else the SDE's prior."""
+    if sigma_start > 0:
+        if y is None:
+            raise ValueError("sampler.sigma_start: a warm start needs a measurement y")
+        return y + sigma_start * randn_like(y, generator)
+    return sde.prior_sampling(tuple(shape), generator=generator, device=device)
+
+
+@torch.no_grad()
+def sample(sde, score_fn: ScoreFn, cfg, *, y: torch.Tensor | None = None, shape=None, operator=None,
+           generator: torch.Generator | None = None, callback=None, device=None,
+           progress: bool = False) -> SampleResult:
+    """Run the 'tweedie' loop of `cfg` (a SamplerConfig); arguments as hidd.sampling.pc.sample, plus
+    operator: the hidd.operators.BlurOperator of y, for the blur-aware consistency steps."""
+    if y is not None:
+        shape, device = y.shape, y.device
+    elif shape is None:
+        raise ValueError("sample: give the measurement y or, for unconditional sampling, a shape")
+    elif device is None:
+        device = generator.device if generator is not None else torch.device("cpu")
+    if not (0.0 <= cfg.zeta <= 1.0 and 0.0 <= cfg.renoise <= 1.0):
+        raise ValueError(f"sampler: zeta and renoise must lie in [0, 1], got {cfg.zeta} and {cfg.renoise}")
+    counted = CountingScore(score_fn)
+    score = FlipEnsembleScore(counted, cfg.score_ensemble)
+    data_step = build_consistency(cfg, cfg.alpha, operator)
+    if y is None and data_step.needs_measurement:
+        raise ValueError(f"sample: consistency '{cfg.consistency}' needs a measurement y (use 'none' to sample freely)")
+    sigmas = sigma_grid(cfg, sde).tolist() + [0.0]
+    x = start_iterate(sde, y, cfg.sigma_start, shape, generator, device)
+    for i in tqdm(range(len(sigmas) - 1), desc="sampling", leave=False, disable=not progress):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        level = torch.full((shape[0],), sigma, device=device)
+        estimate = x + sigma**2 * score(x, level)
+        _, estimate = data_step.apply(estimate, estimate, y, level)
+        noise_direction = (x - estimate) / sigma
+        fresh = randn_like(x, generator) if cfg.zeta * cfg.renoise > 0 and sigma_next > 0 else torch.zeros_like(x)
+        x = estimate + cfg.renoise * sigma_next * (math.sqrt(1 - cfg.zeta) * noise_direction
+                                                   + math.sqrt(cfg.zeta) * fresh)
+        if callback is not None:
+            callback(i, estimate)
+    return SampleResult(x=x.clamp(0.0, 1.0), nfe=counted.calls)
