@@ -102,7 +102,8 @@ def test_cli_trains_logs_checkpoints_and_resumes(sharp_folder, tmp_path):
     assert "steps: 20" in (work / "config.yaml").read_text()
     again = _run_cli(*args)
     assert again.returncode == 2 and "--resume" in again.stderr and "Traceback" not in again.stderr
-    resumed = _run_cli(*args[:-12], "--resume", "--set", "training.steps=30")
+    resumed = _run_cli("--config", "tiny", "--workdir", str(work), "--set", f"data.roots=[{sharp_folder}]",
+                       "--resume", "--set", "training.steps=30")
     assert resumed.returncode == 0, resumed.stderr
     assert checkpoint.load(work / "checkpoints/latest.pt")["step"] == 30
 
