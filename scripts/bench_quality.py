@@ -3,6 +3,7 @@
   python scripts/make_benchmark.py                       # data/benchmark (seconds)
   python scripts/bench_quality.py --methods blurred wiener rl fast
   python scripts/bench_quality.py --methods paper --set sampler.num_steps=100 --limit 6
+  python scripts/bench_quality.py --methods paper --images astronaut_r2 coffee_r5 --threads 1
 
 Methods: `blurred` (the input itself); `wiener` and `rl` (skimage.restoration given the TRUE
 disk radius, parameter tuned per radius on the benchmark itself: an oracle, and labelled so);
@@ -39,11 +40,16 @@ ORACLE_GRIDS = {"wiener": [0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.
 ORACLE_FUNCTIONS = {"wiener": wiener_deblur, "rl": richardson_lucy_deblur}
 
 
-def load_benchmark(root: Path, limit: int | None):
+def load_benchmark(root: Path, limit: int | None, names: list[str] | None = None):
     """[(name, group, true radius, blurred HWC, sharp HWC)] from make_benchmark.py's folder."""
     meta = json.loads((root / "meta.json").read_text())["images"]
+    missing = sorted(set(names or []) - set(meta))
+    if missing:
+        raise ValueError(f"{root / 'meta.json'}: no image(s) {', '.join(missing)} in the benchmark")
     items = []
     for name, info in sorted(meta.items()):
+        if names and name not in names:
+            continue
         if isinstance(info["radius"], (int, float)):
             radius, group = float(info["radius"]), f"r{info['radius']:g}"
         else:
@@ -90,6 +96,8 @@ def main(argv=None):
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override for the hidd presets (e.g. sampler.num_steps=100)")
     p.add_argument("--limit", type=int, help="only the first N images (sorted by name)")
+    p.add_argument("--images", nargs="+", metavar="NAME", help="only these images (e.g. astronaut_r2 coffee_r5)")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (CPU); default: torch's choice")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", type=Path, default=Path("results/bench_quality"))
@@ -101,7 +109,9 @@ def main(argv=None):
         if unknown:
             raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from blurred, wiener, rl, "
                              + ", ".join(preset_names()))
-        items = load_benchmark(args.benchmark, args.limit)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        items = load_benchmark(args.benchmark, args.limit, args.images)
         args.output.mkdir(parents=True, exist_ok=True)
         rows = []
         for method in args.methods:
