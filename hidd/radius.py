@@ -1,15 +1,18 @@
 """Blind defocus estimation: the PSF radius (or a per-tile radius map) from the blurred image alone.
 
-A defocused photo's power spectrum is |K_r(f)|² S(f) + N: the sharp scene's spectrum S, which for
+A defocused photo's power spectrum is |K_r(f)|² S(f) + N(f): the sharp scene's spectrum S, which for
 natural images falls off as a power law A·f^−β, times the squared optical transfer function of the
-unknown PSF, plus the flat floor N of white noise. A disk PSF's OTF is Airy-like,
+unknown PSF, plus the noise floor N(f) = N·f^−γ, 0 ≤ γ ≤ MAX_NOISE_SLOPE: white (γ = 0) for synthetic
+noise, coloured in real photos (demosaicing, JPEG and in-camera processing tilt it; a flat floor read
+OpenCV's defocused `text_defocus` photo as in focus). A disk PSF's OTF is Airy-like,
 2·J1(2πfr)/(2πfr), with rings of zeros at f = 3.83/(2πr), 7.02/(2πr), …: their positions and the
 shape of the main lobe give r away, even where the noise floor hides the outer rings.
 
 So the image's radially averaged, Hann-windowed periodogram (a Welch average over tiles for images
-larger than `tile`) is fitted, for every candidate radius, by log(A f^−β |K_r|² + N) with
-(log A, β, log N) found by Levenberg–Marquardt in the log domain, vectorised over the radii; the
-radius with the smallest residual wins (a coarse grid, then a fine one around its best). The candidate
+larger than `tile`) is fitted, for every candidate radius, by log(A f^−β |K_r|² + N f^−γ) with
+(log A, β, log N, γ) found by Levenberg–Marquardt in the log domain, vectorised over the radii; the
+radius with the smallest residual wins (a coarse grid, then a fine one around its best), provided it
+beats the in-focus hypothesis clearly (IN_FOCUS_MARGIN). The candidate
 OTFs are the discrete ones of hidd.degrade sampled on the periodogram's own frequency grid, so pixel
 integration and anti-aliasing of the PSF are part of the model; any PSF family of
 `hidd.operators.make_psf` can be fitted (for 'gaussian' the "radius" is its standard deviation).
@@ -37,6 +40,10 @@ TILE_SLOPE = 2.0  # spectral slope β held fixed in radius maps: natural scenes'
 IN_FOCUS_RADIUS = 1.2  # px; smaller estimates are reported as 0 (in focus): sharp photos read 0.6–0.9 px
 # (their own optical / resampling roll-off), and deconvolving a sharp image rings far worse (46 → 36 dB on
 # the sharp astronaut) than leaving a slightly blurred one alone
+MAX_NOISE_SLOPE = 1.0  # γ of the noise floor N f^−γ; steeper floors mimic blur (sharp photos then read 2–12 px)
+IN_FOCUS_MARGIN = 0.75  # a radius ≥ IN_FOCUS_RADIUS must fit with ≤ this × the best in-focus residual. Sharp
+# skimage photos reach 0.85 (rocket, at 2.5 px) with a coloured floor; defocused benchmark pairs ≤ 0.17,
+# the real text_defocus photo 0.65
 
 
 def _radial_bins(size: int) -> torch.Tensor:
@@ -74,11 +81,18 @@ def tile_spectra(gray: torch.Tensor, tile: int, stride: int) -> torch.Tensor:
 
 def _fit_residuals(spectra: torch.Tensor, otf_power: torch.Tensor, tile: int, beta: float | None = None,
                    iterations: int = 40) -> torch.Tensor:
-    """Mean squared log residual of the best fit A f^−β |K|² + N, shape (..., R).
+    """Mean squared log residual of the best fit A f^−β |K|² + N f^−γ, shape (..., R); see `_fit_spectrum`."""
+    return _fit_spectrum(spectra, otf_power, tile, beta, iterations)[0]
+
+
+def _fit_spectrum(spectra: torch.Tensor, otf_power: torch.Tensor, tile: int, beta: float | None = None,
+                  iterations: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
+    """The best fit A f^−β |K|² + N f^−γ: its mean squared log residual (..., R) and θ (..., R, 4).
 
     spectra (..., F) ring powers of the images; otf_power (R, F) those of the R candidate PSFs.
     beta: a fixed spectral slope, or None to fit it too.
-    Levenberg–Marquardt on θ = (log A, β, log N), from several β starts, vectorised over (..., R).
+    Levenberg–Marquardt on θ = (log A, β, log N, γ), from several β starts, vectorised over (..., R);
+    γ is kept in [0, MAX_NOISE_SLOPE].
     """
     rings = torch.arange(LOWEST_BIN, spectra.shape[-1])
     log_p = spectra[..., rings].clamp_min(1e-20).log()[..., None, :]  # ..., 1, F
@@ -88,16 +102,17 @@ def _fit_residuals(spectra: torch.Tensor, otf_power: torch.Tensor, tile: int, be
 
     def parts(theta):
         signal = torch.exp(theta[..., :1] - theta[..., 1:2] * log_f) * k2
-        return signal, torch.exp(theta[..., 2:3]).expand_as(signal)
+        return signal, torch.exp(theta[..., 2:3] - theta[..., 3:4] * log_f)
 
     def loss(theta):
         signal, noise = parts(theta)
         return ((torch.log(signal + noise) - log_p) ** 2).mean(-1)
 
-    free = torch.tensor([1.0, float(beta is None), 1.0], dtype=torch.float64)  # 0: that parameter stays put
-    best = None
+    free = torch.tensor([1.0, float(beta is None), 1.0, 1.0], dtype=torch.float64)  # 0: that parameter stays put
+    best, best_theta = None, None
     for slope in (1.0, 2.0, 3.0, 4.0) if beta is None else (beta,):
-        start = [log_p[..., 0] + slope * log_f[0], torch.full_like(log_p[..., 0], slope), log_p[..., -5:].mean(-1)]
+        start = [log_p[..., 0] + slope * log_f[0], torch.full_like(log_p[..., 0], slope), log_p[..., -5:].mean(-1),
+                 torch.zeros_like(log_p[..., 0])]
         theta = torch.stack([s.expand(batch) for s in start], -1)
         damping = torch.full(batch, 1e-2, dtype=torch.float64)
         current = loss(theta)
@@ -105,31 +120,49 @@ def _fit_residuals(spectra: torch.Tensor, otf_power: torch.Tensor, tile: int, be
             signal, noise = parts(theta)
             residual = torch.log(signal + noise) - log_p
             w_signal, w_noise = signal / (signal + noise), noise / (signal + noise)
-            jac = torch.stack([w_signal, -w_signal * log_f, w_noise], -1) * free  # ..., F, 3
+            jac = torch.stack([w_signal, -w_signal * log_f, w_noise, -w_noise * log_f], -1) * free  # ..., F, 4
             normal = jac.transpose(-1, -2) @ jac
             diag = torch.diagonal(normal, dim1=-2, dim2=-1) + 1e-9
             step = torch.linalg.solve(normal + damping[..., None, None] * torch.diag_embed(diag),
                                       (jac * residual[..., None]).sum(-2))
             trial = theta - step
+            trial[..., 3].clamp_(0.0, MAX_NOISE_SLOPE)  # a projected step: γ stays in its range
             trial_loss = loss(trial)
             better = trial_loss < current  # NaN trials are never better
             theta = torch.where(better[..., None], trial, theta)
             current = torch.where(better, trial_loss, current)
             damping = torch.where(better, damping / 3, damping * 4)
-        best = current if best is None else torch.minimum(best, current)
-    return best
+        if best is None:
+            best, best_theta = current, theta
+        else:
+            best_theta = torch.where((current < best)[..., None], theta, best_theta)
+            best = torch.minimum(best, current)
+    return best, best_theta
 
 
 def _best_radius(spectra: torch.Tensor, tile: int, psf_shape: str, blades: int, max_radius: float,
-                 beta: float | None = None) -> torch.Tensor:
-    """Radius minimising the fit residual for each spectrum (..., F): a coarse grid, then a fine one."""
+                 beta: float | None = None, in_focus_margin: float | None = None) -> torch.Tensor:
+    """Radius minimising the fit residual for each spectrum (..., F): a coarse grid, then a fine one.
+
+    in_focus_margin: if given, a radius ≥ IN_FOCUS_RADIUS wins only where its residual is at most this
+    fraction of the best residual below IN_FOCUS_RADIUS; elsewhere the result is 0 (in focus).
+    """
     coarse = np.round(np.arange(0.0, max_radius + 1e-9, COARSE_STEP), 6)
     table = torch.stack([_otf_power(psf_shape, blades, float(r), tile) for r in coarse])
-    first = torch.as_tensor(coarse)[_fit_residuals(spectra, table, tile, beta).argmin(-1)]
+    residuals = _fit_residuals(spectra, table, tile, beta)
+    first = torch.as_tensor(coarse)[residuals.argmin(-1)]
+    if in_focus_margin is not None:
+        sharp = torch.as_tensor(coarse < IN_FOCUS_RADIUS)
+        in_focus = torch.where(sharp, residuals, torch.inf).amin(-1)
+        defocused = torch.where(sharp, torch.inf, residuals).amin(-1)
+        first = torch.where(defocused <= in_focus_margin * in_focus, first, torch.zeros_like(first))
     offsets = np.round(np.arange(-COARSE_STEP, COARSE_STEP + 1e-9, FINE_STEP), 6)
     flat_spectra, flat_first = spectra.reshape(-1, spectra.shape[-1]), first.reshape(-1)
     refined = []
     for spectrum, centre in zip(flat_spectra, flat_first.tolist()):
+        if in_focus_margin is not None and centre == 0.0:
+            refined.append(0.0)
+            continue
         fine = np.round(np.clip(centre + offsets, 0.0, max_radius), 6)
         table = torch.stack([_otf_power(psf_shape, blades, float(r), tile) for r in fine])
         refined.append(float(fine[int(_fit_residuals(spectrum, table, tile, beta).argmin())]))
@@ -150,7 +183,8 @@ def estimate_radius(image: torch.Tensor, *, psf_shape: str = "disk", blades: int
     tile: periodogram window; larger images average overlapping windows (stride tile/2), smaller ones
     use one window of their short side.
     max_radius: the search range is [0, max_radius].
-    Estimates under IN_FOCUS_RADIUS are returned as 0: the image is taken to be in focus.
+    Estimates under IN_FOCUS_RADIUS, or whose fit is not clearly better than an in-focus one
+    (IN_FOCUS_MARGIN), are returned as 0: the image is taken to be in focus.
     """
     gray = _gray(image)
     h, w = gray.shape
@@ -158,7 +192,8 @@ def estimate_radius(image: torch.Tensor, *, psf_shape: str = "disk", blades: int
     if size < 16:
         raise ValueError(f"estimate_radius: the image is {w}x{h}; need at least 16x16 pixels")
     spectra = tile_spectra(gray, size, size // 2).mean(dim=(0, 1))
-    radius = float(_best_radius(spectra, size, psf_shape, blades, min(max_radius, (size - 1) / 2 - 1)))
+    radius = float(_best_radius(spectra, size, psf_shape, blades, min(max_radius, (size - 1) / 2 - 1),
+                                in_focus_margin=IN_FOCUS_MARGIN))
     return radius if radius >= IN_FOCUS_RADIUS else 0.0
 
 

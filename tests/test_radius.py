@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from skimage import data
 from skimage.transform import resize
 
@@ -19,13 +20,15 @@ from hidd.prior import DEFAULT_CHECKPOINT, load_prior
 from hidd.radius import estimate_radius, estimate_radius_map
 
 BENCHMARK = Path(__file__).resolve().parent.parent / "data" / "benchmark"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 needs_benchmark = pytest.mark.skipif(not (BENCHMARK / "meta.json").is_file(),
                                      reason="no data/benchmark (run scripts/make_benchmark.py)")
 
 
 def photo(name: str, size: int = 256) -> torch.Tensor:
-    """A bundled skimage photo, centre square resized to size², as (1, 3, size, size) in [0, 1]."""
+    """A bundled skimage photo, centre square resized to size², as (1, C, size, size) in [0, 1]."""
     image = getattr(data, name)() / 255.0
+    image = image[..., None] if image.ndim == 2 else image
     h, w = image.shape[:2]
     side = min(h, w)
     square = image[(h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2]
@@ -44,6 +47,22 @@ def test_blind_size_of_other_psf_families(shape, radius):
     x = photo("astronaut")
     y = quantize(add_noise(blur(x, make_psf(shape, radius)), 0.005, torch.Generator().manual_seed(0)))
     assert estimate_radius(y[0], psf_shape=shape) == pytest.approx(radius, abs=0.5)
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "camera", "rocket"])
+def test_sharp_photos_read_in_focus(name):
+    # rocket's spectrum fits a 2.5 px blur over a coloured noise floor slightly better than no blur:
+    # only a clear win (IN_FOCUS_MARGIN) counts as defocus
+    assert estimate_radius(photo(name)[0]) == 0.0
+
+
+def test_real_defocused_photo_with_coloured_noise_gets_a_radius_that_scales_with_it():
+    # OpenCV's text_defocus (JPEG, real lens blur): a white noise floor read it as in focus
+    image = torch.from_numpy(read_image(EXAMPLES / "real" / "text_defocus.png").pixels).permute(2, 0, 1)
+    full = estimate_radius(image)
+    half = estimate_radius(F.interpolate(image[None], scale_factor=0.5, mode="area")[0])
+    assert full > 5.0
+    assert half == pytest.approx(full / 2, abs=0.5)
 
 
 @needs_benchmark
