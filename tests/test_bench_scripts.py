@@ -1,0 +1,78 @@
+"""The benchmark scripts on a small benchmark: bench_quality's subset selection and tables, plot_quality."""
+import csv
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+sys.path.insert(0, str(SCRIPTS))  # make_benchmark imports its sibling prepare_corpus, as when run as a script
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"{name}_script", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+make_benchmark, bench_quality, plot_quality = (load_script(n) for n in ("make_benchmark", "bench_quality", "plot_quality"))
+
+
+@pytest.fixture(scope="module")
+def small_benchmark(tmp_path_factory):
+    root = tmp_path_factory.mktemp("benchmark")
+    make_benchmark.main(["--out", str(root), "--size", "48", "--radii", "2", "--levels", "3"])
+    return root
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_bench_quality_runs_the_named_images_and_a_preset(small_benchmark, tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "bq"
+    bench_quality.main(["--benchmark", str(small_benchmark), "--methods", "blurred", "fast",
+                        "--images", "coffee_r2", "motorcycle_depth", "--checkpoint", str(tiny_checkpoint),
+                        "--set", "sampler.num_steps=2", "--threads", "1", "--output", str(out)])
+    rows = read_csv(out / "per_image.csv")
+    assert sorted({r["image"] for r in rows}) == ["coffee_r2", "motorcycle_depth"]
+    assert {(r["method"], r["nfe"]) for r in rows} == {("blurry input", "0"), ("hidd fast", "2")}
+    assert (out / "config_fast.yaml").is_file()
+    assert "| hidd fast |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench_quality.main(["--benchmark", str(small_benchmark), "--methods", "blurred", "--images", "nope",
+                            "--output", str(tmp_path / "none")])
+    assert "no image(s) nope in the benchmark" in capsys.readouterr().err
+
+
+def fake_run(folder: Path, method: str, nfe: int, psnrs: dict[str, float]):
+    folder.mkdir(parents=True)
+    with open(folder / "per_image.csv", "w", newline="") as f:
+        table = csv.DictWriter(f, fieldnames=["method", "image", "psnr", "ssim", "nfe"])
+        table.writeheader()
+        table.writerows({"method": method, "image": k, "psnr": v, "ssim": v / 100, "nfe": nfe} for k, v in psnrs.items())
+
+
+def test_plot_quality_averages_the_selected_images(tmp_path):
+    fake_run(tmp_path / "a", "hidd fast", 6, {"x": 30.0, "y": 20.0, "z": 0.0})
+    rows = plot_quality.read_rows(tmp_path / "a", {"x", "y"})
+    assert plot_quality.mean_point(rows) == pytest.approx((6.0, 25.0, 0.25))
+    with pytest.raises(ValueError, match="lacks image"):
+        plot_quality.read_rows(tmp_path / "a", {"x", "w"})
+    with pytest.raises(FileNotFoundError, match="per_image.csv"):
+        plot_quality.read_rows(tmp_path / "missing", None)
+
+
+def test_plot_quality_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    fake_run(tmp_path / "a", "hidd fast", 6, {"x": 30.0})
+    fake_run(tmp_path / "b", "hidd fast", 12, {"x": 31.0})
+    fake_run(tmp_path / "base", "blurry input", 0, {"x": 25.0})
+    out = tmp_path / "plot.png"
+    plot_quality.main(["--series", f"fast={tmp_path / 'a'},{tmp_path / 'b'}", "--baselines", str(tmp_path / "base"),
+                       "--output", str(out)])
+    assert out.stat().st_size > 10_000
