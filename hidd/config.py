@@ -114,6 +114,9 @@ class SamplerConfig:
     radius_map: bool = False  # blind (radius 0) spatially varying blur: per-tile radius map (consistency 'gradient')
     radius_tile: int = 64  # tile side (pixels) of the radius map's estimates (tiles overlap by half)
     noise_sigma: float = 0.0  # measurement noise std on [0, 1]; 0: estimated from each image
+    noise_sigma_min: float = 0.0  # floor of that estimate: real photos' JPEG/demosaicing hide noise from the
+    # finest band it reads, and a real lens PSF is only roughly a disk; both act as noise in the data term
+    boundary: str = "free"  # 'prox' image border: 'free' (scene beyond the frame unknown) or 'reflect' (synthetic)
     gradient_steps: int = 5  # descent steps per iteration of the 'gradient' consistency
     gradient_step: float = 1.0  # their step length, in units of 1 / Lipschitz constant (≤ 2)
 

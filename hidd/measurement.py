@@ -29,11 +29,11 @@ def measurement_model(y: torch.Tensor, cfg) -> BlurOperator:
 
     cfg.radius > 0 is taken as known (one PSF for every image); otherwise each image's radius is estimated
     from its spectrum (hidd.radius), or, with cfg.radius_map, a per-tile radius map (spatially varying blur).
-    cfg.noise_sigma > 0 is taken as known; otherwise it is estimated from each image.
+    cfg.noise_sigma > 0 is taken as known; otherwise it is estimated from each image, at least cfg.noise_sigma_min.
     """
     b = y.shape[0]
     noise = (torch.full((b,), cfg.noise_sigma, device=y.device) if cfg.noise_sigma > 0
-             else estimate_noise_sigma(y).to(y.device))
+             else estimate_noise_sigma(y).clamp_min(cfg.noise_sigma_min).to(y.device))
     fit = dict(psf_shape=cfg.psf, blades=cfg.blades)
     if cfg.radius_map and cfg.radius <= 0:
         if cfg.psf == "gaussian":
@@ -42,4 +42,4 @@ def measurement_model(y: torch.Tensor, cfg) -> BlurOperator:
         return DepthVaryingBlur(maps[:, None].to(y.device), noise, blades=cfg.blades if cfg.psf == "polygon" else 0)
     radii = [cfg.radius if cfg.radius > 0 else estimate_radius(image, **fit) for image in y]
     psf = stack_psfs([make_psf(cfg.psf, r, blades=cfg.blades, device=y.device) for r in radii])
-    return UniformBlur(psf, noise, torch.tensor(radii, device=y.device))
+    return UniformBlur(psf, noise, torch.tensor(radii, device=y.device), boundary=cfg.boundary)

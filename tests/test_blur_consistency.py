@@ -1,4 +1,5 @@
 """Blur-aware data consistency, the tweedie loop, its σ grids and warm starts."""
+import dataclasses
 import math
 
 import pytest
@@ -7,6 +8,7 @@ import torch.nn.functional as F
 
 from hidd.config import SamplerConfig, load_config
 from hidd.degrade import blur, disk_psf, otf
+from hidd.measurement import measurement_model
 from hidd.operators import DepthVaryingBlur, UniformBlur, reflect_periodic
 from hidd.sampling.blur_consistency import GradientConsistency, ProxConsistency, build_consistency
 from hidd.sampling.ensemble import FlipEnsembleScore
@@ -24,9 +26,9 @@ def smooth_image(h=48, w=40, seed=0):
     return F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False) * 0.5 + ramp
 
 
-def uniform(radius=2.5, noise=0.01):
+def uniform(radius=2.5, noise=0.01, boundary="reflect"):
     psf = disk_psf(radius, dtype=torch.float64)[None]
-    return UniformBlur(psf, torch.tensor([noise]), torch.tensor([radius]))
+    return UniformBlur(psf, torch.tensor([noise]), torch.tensor([radius]), boundary=boundary)
 
 
 def test_prox_with_tiny_rho_recovers_x_where_the_otf_is_not_small():
@@ -50,11 +52,24 @@ def test_prox_with_tiny_rho_recovers_x_where_the_otf_is_not_small():
 def test_prox_with_huge_rho_keeps_the_estimate_and_is_per_image():
     x = smooth_image().expand(2, -1, -1, -1)
     psf = disk_psf(3.0, dtype=torch.float64).expand(2, -1, -1)
-    op = UniformBlur(psf, torch.tensor([0.01, 0.01]), torch.tensor([3.0, 3.0]))
     estimate = torch.rand_like(x)
-    out = op.prox(estimate, blur(x, psf), torch.tensor([1e9, 1e-9]))
-    assert torch.allclose(out[0], estimate[0], atol=1e-6)
-    assert not torch.allclose(out[1], estimate[1], atol=1e-2)
+    for boundary in ("reflect", "free"):
+        op = UniformBlur(psf, torch.tensor([0.01, 0.01]), torch.tensor([3.0, 3.0]), boundary=boundary)
+        out = op.prox(estimate, blur(x, psf), torch.tensor([1e9, 1e-9]))
+        assert torch.allclose(out[0], estimate[0], atol=1e-6)
+        assert not torch.allclose(out[1], estimate[1], atol=1e-2)
+
+
+def test_free_boundary_prox_fits_a_crop_of_a_larger_scene_better_at_its_borders():
+    scene = smooth_image(80, 72, seed=3)
+    x = scene[..., 12:-12, 12:-12]
+    y = blur(scene, disk_psf(4.0, dtype=torch.float64))[..., 12:-12, 12:-12]  # the blur saw beyond the frame
+    estimate = x + 0.02 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=x.dtype)
+    errors = {}
+    for boundary in ("reflect", "free"):
+        solved = uniform(4.0, boundary=boundary).prox(estimate, y, torch.tensor([1e-2]))
+        errors[boundary] = (solved - x).abs()[..., :, :8].mean().item()  # the left border
+    assert errors["free"] < 0.8 * errors["reflect"]
 
 
 def test_rho_follows_diffpir_and_prox_moves_x_with_its_mean():
@@ -74,7 +89,7 @@ def test_gradient_step_converges_to_the_prox():
     estimate = smooth_image(seed=2)
     rho = torch.tensor([0.05])
     exact = op.prox(estimate, y, rho)
-    descent = GradientConsistency(op, prox_lambda=1.0, steps=400, step=1.0).solve(estimate, y, rho)
+    descent = GradientConsistency(op, prox_lambda=1.0, steps=150, step=1.0).solve(estimate, y, rho)
     # The prox solves on the reflect-periodic extension, where border pixels weigh half as much as
     # inner ones; the descent minimises the exact objective. They agree away from the borders.
     assert (descent - exact)[..., 12:-12, 12:-12].abs().max() < 2e-3
@@ -160,8 +175,20 @@ def test_flip_ensemble_costs_one_nfe_per_flip_and_keeps_equivariant_scores():
     assert sample(VESDE(0.01, 20.0, 3), gaussian_score, cfg, y=x, generator=torch.Generator()).nfe == 6
 
 
-def test_fast_and_quality_presets_are_blind_blur_aware_and_short():
-    for name, max_nfe in (("fast", 50), ("quality", 100)):
+def test_fast_quality_and_real_presets_are_blind_blur_aware_and_short():
+    for name, max_nfe in (("fast", 50), ("quality", 100), ("real", 50)):
         cfg = load_config(PRESETS / f"{name}.yaml").sampler
         assert (cfg.loop, cfg.consistency, cfg.radius, cfg.psf) == ("tweedie", "prox", 0.0, "disk")
         assert cfg.num_steps * cfg.score_ensemble <= max_nfe and 0 < cfg.sigma_start < 1
+
+
+def test_real_preset_floors_the_estimated_noise_level_only():
+    real = load_config(PRESETS / "real.yaml").sampler
+    fast = load_config(PRESETS / "fast.yaml").sampler
+    assert dataclasses.replace(real, noise_sigma_min=fast.noise_sigma_min) == fast  # the only difference
+    clean = blur(smooth_image(64, 64).float(), disk_psf(3.0)[None])
+    noisy = clean + 0.05 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    cfg = dataclasses.replace(real, radius=3.0)
+    assert measurement_model(clean, cfg).noise_sigma.item() == pytest.approx(real.noise_sigma_min)
+    assert measurement_model(noisy, cfg).noise_sigma.item() == pytest.approx(0.05, rel=0.15)
+    assert measurement_model(clean, dataclasses.replace(fast, radius=3.0)).noise_sigma.item() < 0.01
