@@ -33,6 +33,7 @@ from hidd.deblur import Deblurrer
 from hidd.degrade import disk_psf
 from hidd.imageio import read_image
 from hidd.metrics import psnr, ssim
+from hidd.precision import PRECISIONS
 from hidd.prior import load_prior, preset_names
 
 ORACLE_GRIDS = {"wiener": [0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
@@ -78,7 +79,7 @@ def run_oracle(method: str, items):
 
 def run_preset(preset: str, items, args):
     prior = load_prior(args.checkpoint, preset=preset, overrides=args.overrides, device=args.device)
-    deblur = Deblurrer(prior)
+    deblur = Deblurrer(prior, precision=args.precision)
     results = {}
     for name, _, _, blurred, _ in tqdm(items, desc=preset):
         start = time.perf_counter()
@@ -100,6 +101,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, help="torch intra-op threads (CPU); default: torch's choice")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="network precision of the hidd presets (see hidd.precision); labelled in the table unless fp32")
     p.add_argument("--output", type=Path, default=Path("results/bench_quality"))
     args = p.parse_args(argv)
     with one_line_errors("bench_quality"):
@@ -124,7 +127,7 @@ def main(argv=None):
             else:
                 results, cfg = run_preset(method, items, args)
                 save_config(cfg, args.output / f"config_{method}.yaml")
-                label = f"hidd {method}"
+                label = f"hidd {method}" + (f" ({args.precision})" if args.precision != "fp32" else "")
             for name, group, radius, _, sharp in items:
                 out, nfe, seconds, param = results[name]
                 rows.append({"method": label, "image": name, "group": group, "radius": round(radius, 3),

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# One-call GPU job: the public-benchmark rows that are too slow for a CPU (scripts/bench_quality.py).
+#   OUT=/tmp/out bash scripts/gpu/bench_quality.sh
+# 1. fast, fp32 against precision auto (bf16 / fp16 + channels_last): the optimised path's accuracy cost;
+# 2. paper (4000 NFE per image) on all 19 images, one radius group per call so that a time limit keeps
+#    the groups already done; 3. the Table 1 ablation presets on one image per radius.
+# Each run writes $OUT/NAME/{per_image,summary}.csv and $OUT/NAME.md (the printed table).
+set -uo pipefail
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+OUT=${OUT:?set OUT to a results folder}
+PY=${PY:-python3}  # the interpreter that has torch
+mkdir -p "$OUT"
+{ date -u; nvidia-smi -L || true; "$PY" -c "import torch; print('torch', torch.__version__)"; } | tee "$OUT/env.txt"
+test -f data/benchmark/meta.json || "$PY" scripts/make_benchmark.py --out data/benchmark
+quality() {  # quality NAME ARGS...: one bench_quality run, also when an earlier one failed
+  "$PY" scripts/bench_quality.py --device cuda --output "$OUT/$1" "${@:2}" > "$OUT/$1.md" 2> "$OUT/$1.err" \
+    || echo "bench_quality $1 failed" | tee -a "$OUT/env.txt"
+  tail -n 8 "$OUT/$1.md"
+}
+quality fast_fp32 --methods blurred wiener rl fast quality
+quality fast_auto --methods fast quality --precision auto
+for r in 2 3.5 5; do
+  quality "paper_r$r" --methods paper --precision auto \
+    --images astronaut_r$r camera_r$r chelsea_r$r coffee_r$r motorcycle_r$r rocket_r$r
+done
+quality paper_depth --methods paper --precision auto --images motorcycle_depth
+quality ablation --methods ablation-p ablation-pc ablation-pdc ablation-pcdc --precision auto \
+  --images astronaut_r2 coffee_r3.5 chelsea_r5
+date -u | tee -a "$OUT/env.txt"
