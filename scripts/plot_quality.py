@@ -56,6 +56,9 @@ def main(argv=None):
             if not folders:
                 raise ValueError(f"--series {spec!r}: expected LABEL=DIR[,DIR...]")
             runs = [read_rows(Path(d), images) for d in folders.split(",")]
+            for folder, rows in zip(folders.split(","), runs):
+                if len({r["method"] for r in rows}) > 1:
+                    raise ValueError(f"{folder}: holds several methods; a point of a series must be a run of one")
             seen.update(r["image"] for rows in runs for r in rows)
             curves[label] = np.array(sorted(mean_point(rows) for rows in runs))
         lines = defaultdict(list)

@@ -67,7 +67,7 @@ def test_plot_quality_averages_the_selected_images(tmp_path):
         plot_quality.read_rows(tmp_path / "missing", None)
 
 
-def test_plot_quality_writes_a_png(tmp_path):
+def test_plot_quality_writes_a_png(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     fake_run(tmp_path / "a", "hidd fast", 6, {"x": 30.0})
     fake_run(tmp_path / "b", "hidd fast", 12, {"x": 31.0})
@@ -76,3 +76,10 @@ def test_plot_quality_writes_a_png(tmp_path):
     plot_quality.main(["--series", f"fast={tmp_path / 'a'},{tmp_path / 'b'}", "--baselines", str(tmp_path / "base"),
                        "--output", str(out)])
     assert out.stat().st_size > 10_000
+    mixed = tmp_path / "mixed"
+    fake_run(mixed, "hidd fast", 12, {"x": 31.0})
+    with open(mixed / "per_image.csv", "a") as f:
+        f.write("blurry input,x,25.0,0.25,0\n")
+    with pytest.raises(SystemExit):
+        plot_quality.main(["--series", f"fast={tmp_path / 'a'},{mixed}", "--output", str(tmp_path / "no.png")])
+    assert "holds several methods" in capsys.readouterr().err and not (tmp_path / "no.png").exists()
