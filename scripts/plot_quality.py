@@ -69,8 +69,10 @@ def main(argv=None):
             import matplotlib
             matplotlib.use("Agg")
             import matplotlib.pyplot as plt
+            from matplotlib.ticker import NullFormatter
         except ImportError:
             raise ImportError("matplotlib is needed for plots: pip install -e '.[plot]'") from None
+        ticks = sorted({float(n) for points in curves.values() for n in points[:, 0]})
         fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
         for ax, column, name in ((axes[0], 1, "PSNR (dB)"), (axes[1], 2, "SSIM")):
             for label, points in curves.items():
@@ -78,6 +80,8 @@ def main(argv=None):
             for i, (label, rows) in enumerate(lines.items()):
                 ax.axhline(mean_point(rows)[column], color=f"C{len(curves) + i}", ls="--", lw=1, label=label)
             ax.set_xscale("log")
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])  # the NFE actually run, not powers of ten
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("network evaluations per image (NFE)")
             ax.set_ylabel(name)
             ax.grid(True, which="both", alpha=0.3)
