@@ -66,10 +66,17 @@ class Deblurrer:
             return y.reshape(b * c, 1, h, w)
         raise ValueError(f"the model expects {self.model_channels}-channel images, got {c} channels")
 
-    def __call__(self, y: torch.Tensor, *, seed: int = 0, callback=None) -> DeblurResult:
-        """callback(iteration, images) receives the current iterate, cropped and in the input's layout."""
+    def __call__(self, y: torch.Tensor, *, seed: int = 0, callback=None,
+                 radius_map: torch.Tensor | None = None) -> DeblurResult:
+        """callback(iteration, images) receives the current iterate, cropped and in the input's layout.
+        radius_map: a known per-pixel defocus radius (B, H, W) instead of the estimate (needs sampler.radius_map)."""
         b, c, h, w = y.shape
         y_net, _ = pad_to_multiple(self._to_network(y.to(self.prior.device)), self.multiple)
+        if radius_map is not None and not needs_operator(self.prior.config.sampler.consistency):
+            raise ValueError("a known radius map needs a blur-aware consistency (sampler.consistency: gradient)")
+        if radius_map is not None:  # padded like y; one map per network image (a 1-channel prior sees C per photo)
+            radius_map = pad_to_multiple(radius_map.to(y_net.device, torch.float32)[:, None], self.multiple)[0]
+            radius_map = radius_map.repeat_interleave(y_net.shape[0] // b, dim=0)[:, 0]
 
         def restore_layout(x):
             return x[..., :h, :w].reshape(b, c, h, w)
@@ -78,7 +85,7 @@ class Deblurrer:
         generator = torch.Generator(device=self.prior.device).manual_seed(seed)
         score_fn = self.tiler.wrap(self.score, y_net.shape)  # the score on tiles when the image is too large
         cfg = self.prior.config.sampler
-        operator = measurement_model(y_net, cfg) if needs_operator(cfg.consistency) else None
+        operator = measurement_model(y_net, cfg, radius_map) if needs_operator(cfg.consistency) else None
         result = sample(self.prior.sde, score_fn, cfg, y=y_net, operator=operator, generator=generator,
                         callback=step_callback)
         radius = None if operator is None else operator.radius.reshape(b, -1).mean(dim=1).cpu()

@@ -24,9 +24,11 @@ def estimate_noise_sigma(y: torch.Tensor) -> torch.Tensor:
     return (diagonal.abs().flatten(1).median(dim=1).values / MAD_TO_STD).clamp_min(ROUNDING_NOISE)
 
 
-def measurement_model(y: torch.Tensor, cfg) -> BlurOperator:
+def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = None) -> BlurOperator:
     """Blur operator of measurements y (B, C, H, W) in [0, 1] under a SamplerConfig.
 
+    radius_map: a known per-pixel disk radius (B, H, W) (e.g. from depth, or a benchmark's ground truth):
+    spatially varying blur without estimation; it needs cfg.radius_map.
     cfg.radius > 0 is taken as known (one PSF for every image); otherwise each image's radius is estimated
     from its spectrum (hidd.radius), or, with cfg.radius_map, a per-tile radius map (spatially varying blur).
     cfg.noise_sigma > 0 is taken as known; otherwise it is estimated from each image, at least cfg.noise_sigma_min.
@@ -35,10 +37,15 @@ def measurement_model(y: torch.Tensor, cfg) -> BlurOperator:
     noise = (torch.full((b,), cfg.noise_sigma, device=y.device) if cfg.noise_sigma > 0
              else estimate_noise_sigma(y).clamp_min(cfg.noise_sigma_min).to(y.device))
     fit = dict(psf_shape=cfg.psf, blades=cfg.blades)
-    if cfg.radius_map and cfg.radius <= 0:
+    if radius_map is not None and not cfg.radius_map:
+        raise ValueError("a known radius map needs sampler.radius_map: true (and consistency 'gradient')")
+    if cfg.radius_map and (cfg.radius <= 0 or radius_map is not None):
         if cfg.psf == "gaussian":
             raise ValueError("sampler.radius_map: spatially varying blur supports psf disk or polygon, not gaussian")
-        maps = torch.stack([estimate_radius_map(image, tile=cfg.radius_tile, **fit) for image in y])
+        maps = (radius_map.to(y) if radius_map is not None
+                else torch.stack([estimate_radius_map(image, tile=cfg.radius_tile, **fit) for image in y]))
+        if maps.shape != (y.shape[0], *y.shape[-2:]):
+            raise ValueError(f"radius map of shape {tuple(maps.shape)} for images {tuple(y.shape)}")
         return DepthVaryingBlur(maps[:, None].to(y.device), noise, blades=cfg.blades if cfg.psf == "polygon" else 0)
     radii = [cfg.radius if cfg.radius > 0 else estimate_radius(image, **fit) for image in y]
     psf = stack_psfs([make_psf(cfg.psf, r, blades=cfg.blades, device=y.device) for r in radii])

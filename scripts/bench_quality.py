@@ -81,10 +81,13 @@ def run_preset(preset: str, items, args):
     prior = load_prior(args.checkpoint, preset=preset, overrides=args.overrides, device=args.device)
     deblur = Deblurrer(prior, precision=args.precision)
     results = {}
-    for name, _, _, blurred, _ in tqdm(items, desc=preset):
+    for name, group, _, blurred, _ in tqdm(items, desc=preset):
+        known = None
+        if args.oracle_map and group == "depth":  # the true radius map instead of the estimate
+            known = torch.from_numpy(np.load(args.benchmark / "radius_maps" / f"{name}.npy")).float()[None]
         start = time.perf_counter()
         y = torch.from_numpy(blurred).permute(2, 0, 1)[None]
-        out = deblur(y, seed=args.seed)
+        out = deblur(y, seed=args.seed, radius_map=known)
         results[name] = (out.images[0].permute(1, 2, 0).cpu().numpy(), out.nfe, time.perf_counter() - start, "")
     return results, prior.config
 
@@ -101,6 +104,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, help="torch intra-op threads (CPU); default: torch's choice")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--oracle-map", action="store_true",
+                   help="give the hidd presets the TRUE radius map of the depth-varying image (needs "
+                        "sampler.radius_map=true and sampler.consistency=gradient): the solver without the estimator")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="network precision of the hidd presets (see hidd.precision); labelled in the table unless fp32")
     p.add_argument("--output", type=Path, default=Path("results/bench_quality"))
@@ -127,7 +133,8 @@ def main(argv=None):
             else:
                 results, cfg = run_preset(method, items, args)
                 save_config(cfg, args.output / f"config_{method}.yaml")
-                label = f"hidd {method}" + (f" ({args.precision})" if args.precision != "fp32" else "")
+                label = (f"hidd {method}" + (f" ({args.precision})" if args.precision != "fp32" else "")
+                         + (" (oracle map)" if args.oracle_map else ""))
             for name, group, radius, _, sharp in items:
                 out, nfe, seconds, param = results[name]
                 rows.append({"method": label, "image": name, "group": group, "radius": round(radius, 3),

@@ -49,6 +49,16 @@ def test_bench_quality_runs_the_named_images_and_a_preset(small_benchmark, tiny_
     assert "no image(s) nope in the benchmark" in capsys.readouterr().err
 
 
+def test_bench_quality_oracle_map_feeds_the_true_map_to_the_depth_image(small_benchmark, tiny_checkpoint, tmp_path):
+    out = tmp_path / "bq"
+    bench_quality.main(["--benchmark", str(small_benchmark), "--methods", "fast", "--images", "motorcycle_depth",
+                        "--checkpoint", str(tiny_checkpoint), "--oracle-map", "--set", "sampler.num_steps=2",
+                        "--set", "sampler.radius_map=true", "--set", "sampler.consistency=gradient",
+                        "--output", str(out)])
+    (row,) = read_csv(out / "per_image.csv")
+    assert row["method"] == "hidd fast (oracle map)" and int(row["nfe"]) == 2
+
+
 def fake_run(folder: Path, method: str, nfe: int, psnrs: dict[str, float]):
     folder.mkdir(parents=True)
     with open(folder / "per_image.csv", "w", newline="") as f:

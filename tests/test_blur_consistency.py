@@ -192,3 +192,24 @@ def test_real_preset_floors_the_estimated_noise_level_only():
     assert measurement_model(clean, cfg).noise_sigma.item() == pytest.approx(real.noise_sigma_min)
     assert measurement_model(noisy, cfg).noise_sigma.item() == pytest.approx(0.05, rel=0.15)
     assert measurement_model(clean, dataclasses.replace(fast, radius=3.0)).noise_sigma.item() < 0.01
+
+
+def test_a_known_radius_map_replaces_the_estimate(tiny_checkpoint):
+    from hidd.deblur import Deblurrer
+    from hidd.prior import load_prior
+
+    y = blur(smooth_image(40, 40).float(), disk_psf(2.0)[None])
+    known = torch.full((1, 40, 40), 2.0)
+    cfg = dataclasses.replace(load_config(PRESETS / "fast.yaml").sampler, radius_map=True, consistency="gradient")
+    op = measurement_model(y, cfg, known)
+    assert isinstance(op, DepthVaryingBlur) and torch.equal(op.radius_map[:, 0], known)
+    with pytest.raises(ValueError, match="radius map of shape"):
+        measurement_model(y, cfg, known[..., :30])
+    with pytest.raises(ValueError, match="needs sampler.radius_map"):
+        measurement_model(y, dataclasses.replace(cfg, radius_map=False), known)
+    grad = ["sampler.radius_map=true", "sampler.consistency=gradient", "sampler.num_steps=2"]
+    prior = load_prior(tiny_checkpoint, preset="fast", overrides=grad)
+    out = Deblurrer(prior)(y, radius_map=torch.full((1, 40, 40), 3.25))  # 40 px: padded to the model's multiple
+    assert out.images.shape == y.shape and out.radius.item() == pytest.approx(3.25)
+    with pytest.raises(ValueError, match="blur-aware consistency"):
+        Deblurrer(load_prior(tiny_checkpoint, preset="paper"))(y, radius_map=known)
