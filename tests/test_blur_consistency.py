@@ -182,6 +182,13 @@ def test_fast_quality_and_real_presets_are_blind_blur_aware_and_short():
         assert cfg.num_steps * cfg.score_ensemble <= max_nfe and 0 < cfg.sigma_start < 1
 
 
+def test_depth_preset_is_fast_with_a_blind_radius_map():
+    depth = load_config(PRESETS / "depth.yaml").sampler
+    fast = load_config(PRESETS / "fast.yaml").sampler
+    assert (depth.radius_map, depth.radius, depth.consistency) == (True, 0.0, "gradient")
+    assert dataclasses.replace(depth, radius_map=False, consistency="prox") == fast
+
+
 def test_real_preset_floors_the_estimated_noise_level_only():
     real = load_config(PRESETS / "real.yaml").sampler
     fast = load_config(PRESETS / "fast.yaml").sampler
