@@ -72,9 +72,9 @@ class Deblurrer:
         radius_map: a known per-pixel defocus radius (B, H, W) instead of the estimate (needs sampler.radius_map)."""
         b, c, h, w = y.shape
         y_net, _ = pad_to_multiple(self._to_network(y.to(self.prior.device)), self.multiple)
-        if radius_map is not None and not needs_operator(self.prior.config.sampler.consistency):
-            raise ValueError("a known radius map needs a blur-aware consistency (sampler.consistency: gradient)")
         if radius_map is not None:  # padded like y; one map per network image (a 1-channel prior sees C per photo)
+            if not needs_operator(self.prior.config.sampler.consistency):
+                raise ValueError("a known radius map needs a blur-aware consistency (sampler.consistency: gradient)")
             radius_map = pad_to_multiple(radius_map.to(y_net.device, torch.float32)[:, None], self.multiple)[0]
             radius_map = radius_map.repeat_interleave(y_net.shape[0] // b, dim=0)[:, 0]
 

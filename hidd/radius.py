@@ -84,13 +84,7 @@ def tile_spectra(gray: torch.Tensor, tile: int, stride: int) -> torch.Tensor:
 
 def _fit_residuals(spectra: torch.Tensor, otf_power: torch.Tensor, tile: int, beta: float | None = None,
                    iterations: int = 40) -> torch.Tensor:
-    """Mean squared log residual of the best fit A f^−β |K|² + N f^−γ, shape (..., R); see `_fit_spectrum`."""
-    return _fit_spectrum(spectra, otf_power, tile, beta, iterations)[0]
-
-
-def _fit_spectrum(spectra: torch.Tensor, otf_power: torch.Tensor, tile: int, beta: float | None = None,
-                  iterations: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
-    """The best fit A f^−β |K|² + N f^−γ: its mean squared log residual (..., R) and θ (..., R, 4).
+    """Mean squared log residual of the best fit A f^−β |K|² + N f^−γ, shape (..., R).
 
     spectra (..., F) ring powers of the images; otf_power (R, F) those of the R candidate PSFs.
     beta: a fixed spectral slope, or None to fit it too.
@@ -112,7 +106,7 @@ def _fit_spectrum(spectra: torch.Tensor, otf_power: torch.Tensor, tile: int, bet
         return ((torch.log(signal + noise) - log_p) ** 2).mean(-1)
 
     free = torch.tensor([1.0, float(beta is None), 1.0, 1.0], dtype=torch.float64)  # 0: that parameter stays put
-    best, best_theta = None, None
+    best = None
     for slope in (1.0, 2.0, 3.0, 4.0) if beta is None else (beta,):
         start = [log_p[..., 0] + slope * log_f[0], torch.full_like(log_p[..., 0], slope), log_p[..., -5:].mean(-1),
                  torch.zeros_like(log_p[..., 0])]
@@ -135,12 +129,8 @@ def _fit_spectrum(spectra: torch.Tensor, otf_power: torch.Tensor, tile: int, bet
             theta = torch.where(better[..., None], trial, theta)
             current = torch.where(better, trial_loss, current)
             damping = torch.where(better, damping / 3, damping * 4)
-        if best is None:
-            best, best_theta = current, theta
-        else:
-            best_theta = torch.where((current < best)[..., None], theta, best_theta)
-            best = torch.minimum(best, current)
-    return best, best_theta
+        best = current if best is None else torch.minimum(best, current)
+    return best
 
 
 def _best_radius(spectra: torch.Tensor, tile: int, psf_shape: str, blades: int, max_radius: float,
