@@ -224,11 +224,27 @@ def load_yaml(path: str | Path) -> dict:
     return values
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = (), base: Config | None = None) -> Config:
-    """Defaults (or `base`), then the YAML file, then `--set` overrides, all checked."""
+INHERITS = "inherits"  # top-level key: start from a sibling file first (`inherits: fast` → ./fast.yaml)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = (), base: Config | None = None,
+                _chain: tuple[Path, ...] = ()) -> Config:
+    """Defaults (or `base`), then the YAML file (after the file it inherits from), then `--set` overrides,
+    all checked."""
     cfg = base if base is not None else Config()
     if path is not None:
+        path = Path(path)
         values = load_yaml(path)
+        parent = values.pop(INHERITS, None)
+        if parent is not None:
+            if not isinstance(parent, str):
+                raise ConfigError(f"{path}: {INHERITS} must name a config file next to it, got {parent!r}")
+            parent_path = path.parent / f"{parent}.yaml"
+            if parent_path.resolve() in _chain + (path.resolve(),):
+                raise ConfigError(f"{path}: {INHERITS} {parent} makes a cycle")
+            if not parent_path.is_file():
+                raise ConfigError(f"{path}: {INHERITS} {parent}: no {parent_path}")
+            cfg = load_config(parent_path, base=cfg, _chain=_chain + (path.resolve(),))
         try:
             cfg = from_dict(values, cfg)
         except ConfigError as e:

@@ -55,3 +55,17 @@ def test_cli_dry_run_and_errors(capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown key 'training.stepz'" in err and "Traceback" not in err
+
+
+def test_a_config_can_inherit_a_sibling_file(tmp_path):
+    (tmp_path / "parent.yaml").write_text("training:\n  lr: 0.001\n  batch_size: 4\n")
+    (tmp_path / "child.yaml").write_text("inherits: parent\ntraining:\n  batch_size: 8\n")
+    cfg = load_config(tmp_path / "child.yaml")
+    assert (cfg.training.lr, cfg.training.batch_size) == (0.001, 8)
+    (tmp_path / "orphan.yaml").write_text("inherits: nowhere\n")
+    with pytest.raises(ConfigError, match="orphan.yaml: inherits nowhere"):
+        load_config(tmp_path / "orphan.yaml")
+    (tmp_path / "a.yaml").write_text("inherits: b\n")
+    (tmp_path / "b.yaml").write_text("inherits: a\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
