@@ -8,6 +8,8 @@ Decoding goes through ``skimage.io`` (Pillow for PNG/JPEG/BMP, tifffile for TIFF
 except for 16-bit PNGs: Pillow silently truncates 16-bit RGB PNGs to 8 bits, so those
 are decoded with torchvision's libpng decoder instead. Truncated files are errors,
 never partially decoded images (Pillow's ``LOAD_TRUNCATED_IMAGES`` is left False).
+An EXIF orientation tag (phones store portraits as rotated landscapes) is applied on read, so
+that pixels come out as a viewer shows them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import skimage.color
 import skimage.io
 import torchvision.io
@@ -30,6 +33,10 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_EXTENSIONS = frozenset({".jpg", ".jpeg"})
 _CHANNEL_NAMES = {1: "grayscale (1 channel)", 3: "RGB (3 channels)"}
+EXIF_ORIENTATION = 0x0112  # the EXIF tag of how the camera was held
+# orientation → (flip rows, flip columns, transpose first), as Pillow's ImageOps.exif_transpose applies them
+_ORIENTATIONS = {1: (False, False, False), 2: (False, True, False), 3: (True, True, False), 4: (True, False, False),
+                 5: (False, False, True), 6: (False, True, True), 7: (True, True, True), 8: (True, False, True)}
 
 
 class ImageError(ValueError):
@@ -64,16 +71,28 @@ def is_image_file(path: str | os.PathLike) -> bool:
 def list_images(root: str | os.PathLike) -> list[Path]:
     """All image files under ``root``, recursively and sorted; hidden files and folders are skipped.
 
-    Symlinked sub-folders are followed, since datasets are often linked into a data folder.
+    Symlinked sub-folders are followed, since datasets are often linked into a data folder, but each
+    real folder is visited once (the first path to it in sorted order): a link back up the tree
+    (``self -> .``, ``sub/up -> ..``) neither loops nor lists the same files twice.
     """
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"{root}: no such folder")
-    found = []
+    found, visited = [], set()
     for folder, subfolders, files in os.walk(root, followlinks=True):
-        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        identity = _folder_identity(folder)
+        if identity in visited:  # reached again through a link: its files are listed already
+            subfolders[:] = []
+            continue
+        visited.add(identity)
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
         found.extend(Path(folder) / name for name in files if not name.startswith(".") and is_image_file(name))
     return sorted(found)
+
+
+def _folder_identity(folder: str) -> tuple[int, int]:
+    info = os.stat(folder)  # follows links: the folder a link points to
+    return info.st_dev, info.st_ino
 
 
 def read_image(
@@ -169,14 +188,35 @@ def _decode(path: Path) -> np.ndarray:
             # Deprecation notices about decoder internals (torchvision's codecs, imageio's legacy
             # plugins probed on unknown files) are nothing a user of hidd can act on.
             warnings.simplefilter("ignore", DeprecationWarning)
-            if _is_16_bit_png(path):
-                return _decode_png_16(path)
-            return skimage.io.imread(path)
+            decoded = _decode_png_16(path) if _is_16_bit_png(path) else skimage.io.imread(path)
     except PermissionError as error:
         raise ImageError(path, "cannot be read (permission denied)") from error
     except Exception as error:  # decoders raise many unrelated types (OSError, SyntaxError, zlib.error, ...)
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ImageError(path, f"cannot be decoded (corrupt, truncated or not an image): {detail}") from error
+    return _upright(decoded, _exif_orientation(path))
+
+
+def _exif_orientation(path: Path) -> int:
+    """The EXIF orientation tag (1-8) of the file; 1 (as stored) when there is none or it cannot be read."""
+    try:
+        with PIL.Image.open(path) as image:
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # no EXIF block, or a format Pillow does not open: the pixels stand as stored
+        return 1
+    return orientation if orientation in _ORIENTATIONS else 1
+
+
+def _upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Pixels turned as a viewer shows them: the numpy form of Pillow's ImageOps.exif_transpose."""
+    flip_rows, flip_columns, transpose = _ORIENTATIONS[orientation]
+    if transpose:
+        pixels = np.swapaxes(pixels, 0, 1)
+    if flip_rows:
+        pixels = pixels[::-1]
+    if flip_columns:
+        pixels = pixels[:, ::-1]
+    return np.ascontiguousarray(pixels)
 
 
 def _is_16_bit_png(path: Path) -> bool:
@@ -209,10 +249,14 @@ def _to_unit_float(path: Path, raw: np.ndarray) -> tuple[np.ndarray, int]:
     if raw.dtype == np.uint16:
         return raw.astype(np.float32) / 65535, 16
     if raw.dtype.kind == "f":
-        if not np.isfinite(raw).all() or raw.min() < 0 or raw.max() > 1:
+        if not np.isfinite(raw).all():
+            nan, inf = int(np.isnan(raw).sum()), int(np.isinf(raw).sum())
+            raise ImageError(path, f"has {nan} NaN and {inf} infinite float pixels; only finite values in [0, 1] "
+                                   "are images")
+        if raw.min() < 0 or raw.max() > 1:
             raise ImageError(
                 path,
-                f"has float pixels outside [0, 1] (min {np.nanmin(raw):.4g}, max {np.nanmax(raw):.4g}); "
+                f"has float pixels outside [0, 1] (min {raw.min():.4g}, max {raw.max():.4g}); "
                 "save it as 8- or 16-bit, or scaled to [0, 1]",
             )
         return raw.astype(np.float32), 16

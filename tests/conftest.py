@@ -1,6 +1,8 @@
 """Shared fixtures: tiny synthetic sharp images (never skimage's photos, which are the test set)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -46,3 +48,16 @@ def make_tiny_checkpoint(path, *overrides, seed: int = 0):
 @pytest.fixture
 def tiny_checkpoint(tmp_path):
     return make_tiny_checkpoint(tmp_path / "tiny.pt")
+
+
+@pytest.fixture
+def bounded_walks(monkeypatch):
+    """os.walk that fails after 50 folders: a folder walk going in circles fails the test instead of hanging it."""
+    walk = os.walk
+
+    def bounded(*args, **kwargs):
+        for count, entry in enumerate(walk(*args, **kwargs)):
+            assert count < 50, "the folder walk goes in circles"
+            yield entry
+
+    monkeypatch.setattr(os, "walk", bounded)

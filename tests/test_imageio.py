@@ -1,6 +1,8 @@
 """Tests for hidd.imageio on tiny images written into tmp_path."""
 
 import numpy as np
+import PIL.Image
+import PIL.ImageOps
 import pytest
 import skimage.io
 
@@ -77,6 +79,14 @@ def test_float_tiff_outside_unit_range_is_refused(tmp_path):
     path = save(tmp_path / "hdr.tif", np.array([[0.0, 4.5]], np.float32))
     with pytest.raises(ImageError, match=r"outside \[0, 1\].*max 4\.5"):
         read_image(path)
+
+
+@pytest.mark.parametrize("bad, counts", [(np.nan, "1 NaN and 0 infinite"), (np.inf, "0 NaN and 1 infinite")])
+def test_float_tiff_with_nan_or_infinity_says_so(tmp_path, bad, counts):
+    path = save(tmp_path / "bad.tif", np.array([[0.0, bad, 1.0]], np.float32))
+    with pytest.raises(ImageError, match=counts) as e:
+        read_image(path)
+    assert "outside" not in str(e.value)  # not the misleading "outside [0, 1] (min 0, max 1)"
 
 
 def test_unsupported_pixel_type_is_refused(tmp_path):
@@ -228,6 +238,59 @@ def test_list_images_is_recursive_sorted_and_skips_hidden_and_other_files(tmp_pa
     assert found == ["a/c.JPG", "a/d.tiff", "b.png", "e.Bmp"]
 
 
+def test_list_images_visits_each_real_folder_once_through_symlink_loops(tmp_path, bounded_walks):
+    root = tmp_path / "in"
+    (root / "sub").mkdir(parents=True)
+    save(root / "a.png", random_uint8((2, 2, 3)))
+    save(root / "sub" / "b.png", random_uint8((2, 2, 3)))
+    (root / "self").symlink_to(".")  # self -> .
+    (root / "sub" / "up").symlink_to("..")  # sub/up -> ..: with self, an endless tree of paths
+    (root / "zlinked").symlink_to(root / "sub")  # a linked folder is still followed once (reached first as sub)
+    found = [path.relative_to(root).as_posix() for path in list_images(root)]
+    assert found == ["a.png", "sub/b.png"]
+
+
+def test_a_link_to_its_own_folder_lists_nothing_twice(tmp_path):
+    save(tmp_path / "a.png", random_uint8((2, 2, 3)))
+    (tmp_path / "self").symlink_to(".")  # alone, this gave 41 copies of every image
+    assert list_images(tmp_path) == [tmp_path / "a.png"]
+
+
+def test_list_images_follows_a_linked_dataset_folder(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "in").mkdir()
+    save(tmp_path / "elsewhere" / "c.png", random_uint8((2, 2, 3)))
+    (tmp_path / "in" / "linked").symlink_to(tmp_path / "elsewhere")
+    assert [p.relative_to(tmp_path / "in").as_posix() for p in list_images(tmp_path / "in")] == ["linked/c.png"]
+
+
 def test_list_images_of_a_missing_folder_is_a_one_line_error(tmp_path):
     with pytest.raises(ValueError, match="no such folder"):
         list_images(tmp_path / "nope")
+
+
+# --- EXIF orientation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_as_pillow_does(tmp_path, orientation):
+    stored = random_uint8((5, 7, 3), seed=orientation)
+    exif = PIL.Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "o.png"  # lossless, so that the comparison is exact
+    PIL.Image.fromarray(stored).save(path, exif=exif)
+    expected = np.asarray(PIL.ImageOps.exif_transpose(PIL.Image.open(path)))
+    got = np.rint(read_image(path).pixels * 255).astype(np.uint8)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_portrait_phone_jpeg_comes_out_upright(tmp_path):
+    # A phone stores a portrait as a landscape 96 wide × 48 high, with orientation 6 (rotate 90° clockwise).
+    landscape = np.zeros((48, 96, 3), np.uint8)
+    landscape[:, :48] = 255  # left half white: after the clockwise turn, the top half is white
+    exif = PIL.Image.Exif()
+    exif[0x0112] = 6
+    PIL.Image.fromarray(landscape).save(tmp_path / "portrait.jpg", exif=exif, quality=95)
+    pixels = read_image(tmp_path / "portrait.jpg").pixels
+    assert pixels.shape == (96, 48, 3)  # 48 wide, 96 high, as a viewer shows it
+    assert pixels[:40].mean() > 0.9 and pixels[56:].mean() < 0.1
