@@ -113,6 +113,7 @@ def _fit_residuals(spectra: torch.Tensor, otf_power: torch.Tensor, tile: int, be
         theta = torch.stack([s.expand(batch) for s in start], -1)
         damping = torch.full(batch, 1e-2, dtype=torch.float64)
         current = loss(theta)
+        solvable = torch.zeros(batch, dtype=torch.bool)  # whether any step's system had a solution
         for _ in range(iterations):
             signal, noise = parts(theta)
             residual = torch.log(signal + noise) - log_p
@@ -120,8 +121,11 @@ def _fit_residuals(spectra: torch.Tensor, otf_power: torch.Tensor, tile: int, be
             jac = torch.stack([w_signal, -w_signal * log_f, w_noise, -w_noise * log_f], -1) * free  # ..., F, 4
             normal = jac.transpose(-1, -2) @ jac
             diag = torch.diagonal(normal, dim1=-2, dim2=-1) + 1e-9
-            step = torch.linalg.solve(normal + damping[..., None, None] * torch.diag_embed(diag),
-                                      (jac * residual[..., None]).sum(-2))
+            step, info = torch.linalg.solve_ex(normal + damping[..., None, None] * torch.diag_embed(diag),
+                                               (jac * residual[..., None]).sum(-2))
+            solved = info == 0  # a singular system (flat or pure-noise spectra) is a rejected step, never an error
+            solvable |= solved
+            step = torch.where(solved[..., None], step, torch.nan)
             trial = theta - step
             trial[..., 3].clamp_(0.0, MAX_NOISE_SLOPE)  # a projected step: γ stays in its range
             trial_loss = loss(trial)
@@ -129,6 +133,7 @@ def _fit_residuals(spectra: torch.Tensor, otf_power: torch.Tensor, tile: int, be
             theta = torch.where(better[..., None], trial, theta)
             current = torch.where(better, trial_loss, current)
             damping = torch.where(better, damping / 3, damping * 4)
+        current = torch.where(solvable, current, torch.inf)  # no fit at all: this radius explains nothing
         best = current if best is None else torch.minimum(best, current)
     return best
 
