@@ -17,11 +17,12 @@ Supported layouts (``dataset=``):
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hidd.imageio import is_image_file, list_images
+from hidd.imageio import ImageError, is_image_file, list_images
 
 DATASETS = ("dpdd", "realblur", "ded", "auto")
 REALBLUR_LISTS = ("RealBlur_J_test_list.txt", "RealBlur_R_test_list.txt")
@@ -47,12 +48,16 @@ def find_pairs(
     input: str | os.PathLike,  # an image file or folder; with dataset=..., the dataset root (or RealBlur list)
     target: str | os.PathLike | None = None,  # folder (or file) of sharp images, matched by file name
     dataset: str | None = None,  # one of DATASETS: read a benchmark layout instead of plain folders
+    skipped: list[ImageError] | None = None,  # if given, inputs whose names clash are left out and reported here
 ) -> list[Pair]:
     """The images under ``input``, each with its sharp counterpart when one is known.
 
     Plain folders are searched recursively and matched by relative path without extension
     (``blur/a/1.png`` ↔ ``sharp/a/1.tif``); every input must have a target. Problems raise
-    ValueError with a one-line message naming the folder or file.
+    ValueError with a one-line message naming the folder or file. Files that cannot be told apart
+    by name (``x.png`` next to ``x.jpg``, on either side, or two paths that give one output name)
+    raise too, unless ``skipped`` is given: then each such input is an ImageError there and the
+    others are paired.
     """
     input = Path(input)
     if not input.exists():
@@ -63,7 +68,7 @@ def find_pairs(
         if dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, not {dataset!r}")
         layout = detect_dataset(input) if dataset == "auto" else dataset
-        return {"dpdd": _dpdd_pairs, "realblur": _realblur_pairs, "ded": _ded_pairs}[layout](input)
+        return {"dpdd": _dpdd_pairs, "realblur": _realblur_pairs, "ded": _ded_pairs}[layout](input, skipped)
 
     if input.is_file():
         if not is_image_file(input):
@@ -72,11 +77,11 @@ def find_pairs(
             return [Pair(input.stem, input, Path(target))]
         blurred_root, blurred = input.parent, {input.stem: input}
     else:
-        blurred_root, blurred = input, _keyed_images(input, _relative_stem)
+        blurred_root, blurred = input, _keyed_images(input, _relative_stem, skipped)
     if target is None:
-        entries = [(_relative_stem(path.relative_to(blurred_root)), path, None) for path in blurred.values()]
-        return _named(entries, input)
-    return _match(blurred, blurred_root, Path(target), _relative_stem, input)
+        entries = [(_relative_stem(path.relative_to(blurred_root)), path, None) for path in blurred.values() if path]
+        return _named(entries, input, skipped)
+    return _match(blurred, blurred_root, Path(target), _relative_stem, input, skipped)
 
 
 def detect_dataset(root: str | os.PathLike) -> str:
@@ -96,20 +101,21 @@ def detect_dataset(root: str | os.PathLike) -> str:
     )
 
 
-def _dpdd_pairs(root: Path) -> list[Pair]:
+def _dpdd_pairs(root: Path, skipped: list | None) -> list[Pair]:
     for base in (root / "test_c", root):
         if (base / "source").is_dir():
             source = base / "source"
-            return _match(_keyed_images(source, _relative_stem), source, base / "target", _relative_stem, root)
+            blurred = _keyed_images(source, _relative_stem, skipped)
+            return _match(blurred, source, base / "target", _relative_stem, root, skipped)
     raise ValueError(f"{root}: not a DPDD folder (expected test_c/source and test_c/target, or source/ and target/)")
 
 
-def _ded_pairs(root: Path) -> list[Pair]:
+def _ded_pairs(root: Path, skipped: list | None) -> list[Pair]:
     blurred_folder = _ded_blurred_folder(root)
     if blurred_folder is None:
         raise ValueError(f"{root}: not a DED folder (expected image/ and sharp/, or blur/ and sharp/)")
-    blurred = _keyed_images(blurred_folder, _frame_key)
-    return _match(blurred, blurred_folder, root / "sharp", _frame_key, root)
+    blurred = _keyed_images(blurred_folder, _frame_key, skipped)
+    return _match(blurred, blurred_folder, root / "sharp", _frame_key, root, skipped)
 
 
 def _ded_blurred_folder(root: Path) -> Path | None:
@@ -118,7 +124,7 @@ def _ded_blurred_folder(root: Path) -> Path | None:
     return next((root / name for name in ("image", "blur") if (root / name).is_dir()), None)
 
 
-def _realblur_pairs(input: Path) -> list[Pair]:
+def _realblur_pairs(input: Path, skipped: list | None) -> list[Pair]:
     listing = input if input.is_file() else _realblur_list(input)
     # Listed paths are relative to the dataset root: the folder holding the list, or holding its datalist/.
     root = listing.parent.parent if listing.parent.name == "datalist" else listing.parent
@@ -141,7 +147,7 @@ def _realblur_pairs(input: Path) -> list[Pair]:
         raise ValueError(f"{listing}: the list is empty")
     if missing:
         raise ValueError(f"{listing}: {len(missing)} listed files are missing under {root}: {_some(missing)}")
-    return _named(named, listing)
+    return _named(named, listing, skipped)
 
 
 def _realblur_list(root: Path) -> Path:
@@ -167,30 +173,44 @@ def _frame_key(relative: Path) -> str:
     return (relative.parent / relative.stem.rsplit("_", 1)[-1]).as_posix()
 
 
-def _keyed_images(folder: Path, key: Callable[[Path], str]) -> dict[str, Path]:
-    """The images under ``folder`` by matching key; two files with one key is an error."""
-    keyed: dict[str, Path] = {}
+def _keyed_images(folder: Path, key: Callable[[Path], str], skipped: list | None) -> dict[str, Path | None]:
+    """The images under ``folder`` by matching key. Two files with one key are an error, or, with
+    ``skipped``, both are reported there and the key maps to None (neither can be used)."""
+    groups: dict[str, list[Path]] = defaultdict(list)
     for path in list_images(folder):
-        relative = path.relative_to(folder)
-        other = keyed.setdefault(key(relative), path)
-        if other != path:
-            raise ValueError(f"{folder}: {other.relative_to(folder)} and {relative} cannot be told apart; rename one")
-    if not keyed:
+        groups[key(path.relative_to(folder))].append(path)
+    if not groups:
         raise ValueError(f"{folder}: no images found")
+    keyed: dict[str, Path | None] = {}
+    for matching, paths in groups.items():
+        keyed[matching] = paths[0] if len(paths) == 1 else None
+        if len(paths) > 1:
+            names = " and ".join(str(path.relative_to(folder)) for path in paths)
+            if skipped is None:
+                raise ValueError(f"{folder}: {names} cannot be told apart; rename one")
+            skipped.extend(ImageError(path, f"{names} cannot be told apart (outputs and targets are "
+                                            "matched by name without extension); rename one") for path in paths)
     return keyed
 
 
 def _match(
-    blurred: dict[str, Path],  # blurred images by matching key
+    blurred: dict[str, Path | None],  # blurred images by matching key (None: a clash, reported already)
     blurred_root: Path,  # the folder they were found in; their paths relative to it become the names
     target: Path,  # folder of sharp images
     key: Callable[[Path], str],  # matching key of a sharp image from its path relative to target
     where: Path,  # what to name in error messages
+    skipped: list | None,  # where inputs are reported that cannot be paired by name (else: an error)
 ) -> list[Pair]:
     """Pairs of the blurred images with the images of ``target`` under the same key; all must match."""
     if not target.is_dir():
         raise ValueError(f"{target}: no such folder")
-    sharp = _keyed_images(target, key)
+    sharp = _keyed_images(target, key, None if skipped is None else [])  # a clash there is reported per input
+    ambiguous = {matching for matching in blurred if matching in sharp and sharp[matching] is None}  # two targets
+    for matching in sorted(ambiguous):  # (keys are ambiguous only where `skipped` is given)
+        if blurred[matching] is not None:
+            skipped.append(ImageError(blurred[matching], f"its target in {target} is ambiguous (two files named "
+                                                         f"{matching} apart from the extension); rename one"))
+    blurred = {matching: path for matching, path in blurred.items() if path is not None and matching not in ambiguous}
     unmatched = [
         path.relative_to(blurred_root).as_posix() for matching, path in blurred.items() if matching not in sharp
     ]
@@ -201,18 +221,24 @@ def _match(
     entries = [
         (_relative_stem(path.relative_to(blurred_root)), path, sharp[matching]) for matching, path in blurred.items()
     ]
-    return _named(entries, where)
+    return _named(entries, where, skipped)
 
 
-def _named(entries: list[tuple[str, Path, Path | None]], where: Path) -> list[Pair]:
-    """Pairs from (name, blurred, sharp); sub-folder separators become '_', and names must be unique."""
+def _named(entries: list[tuple[str, Path, Path | None]], where: Path, skipped: list | None) -> list[Pair]:
+    """Pairs from (name, blurred, sharp); sub-folder separators become '_', and names must be unique
+    (inputs that would share one are an error, or, with ``skipped``, reported there and left out)."""
     pairs = [Pair(name.replace("/", "_"), blurred, sharp) for name, blurred, sharp in entries]
-    seen: dict[str, Path] = {}
+    by_name: dict[str, list[Pair]] = defaultdict(list)
     for pair in pairs:
-        other = seen.setdefault(pair.name, pair.blurred)
-        if other != pair.blurred:
-            raise ValueError(f"{where}: {other} and {pair.blurred} would both be named {pair.name!r}; rename one")
-    return pairs
+        by_name[pair.name].append(pair)
+    clashes = {name: same for name, same in by_name.items() if len(same) > 1}
+    for name, same in clashes.items():
+        paths = " and ".join(str(pair.blurred) for pair in same)
+        if skipped is None:
+            raise ValueError(f"{where}: {paths} would both be named {name!r}; rename one")
+        skipped.extend(ImageError(pair.blurred, f"{paths} would both be named {name!r}; rename one")
+                       for pair in same)
+    return [pair for pair in pairs if pair.name not in clashes]
 
 
 def _some(items: list) -> str:

@@ -74,6 +74,19 @@ def test_same_stem_with_two_extensions_is_ambiguous(tmp_path):
         find_pairs(tmp_path / "in")
 
 
+def test_clashing_names_can_be_skipped_while_the_rest_pair(tmp_path):
+    images(tmp_path, "in/a.png", "in/a.jpg", "in/x/y.png", "in/x_y.png", "in/b.png", "in/c.png",
+           "sharp/a.png", "sharp/x/y.png", "sharp/x_y.png", "sharp/b.png", "sharp/b.tif", "sharp/c.png")
+    skipped = []
+    pairs = find_pairs(tmp_path / "in", target=tmp_path / "sharp", skipped=skipped)
+    assert as_tuples(pairs, tmp_path) == [("c", "in/c.png", "sharp/c.png")]
+    problems = {error.path.relative_to(tmp_path).as_posix(): error.problem for error in skipped}
+    assert sorted(problems) == ["in/a.jpg", "in/a.png", "in/b.png", "in/x/y.png", "in/x_y.png"]
+    assert "cannot be told apart" in problems["in/a.png"] and "ambiguous" in problems["in/b.png"]
+    assert "would both be named 'x_y'" in problems["in/x_y.png"]
+    assert all("\n" not in str(error) for error in skipped)
+
+
 def test_names_stay_unique_when_subfolders_are_flattened(tmp_path):
     images(tmp_path, "in/a/b.png", "in/a_b.png")
     with pytest.raises(ValueError, match="would both be named 'a_b'"):
