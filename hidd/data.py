@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -50,11 +50,19 @@ def sharp_image_files(roots: PathLike | Iterable[PathLike], split: str = "train"
     return [path for root in _as_list(roots) for path in list_images(resolve_root(root, split))]
 
 
-def held_out_files(roots: PathLike | Iterable[PathLike], n: int, *, split: str = "train") -> list[Path]:
-    """``n`` files spread evenly over the sorted file list of ``roots``: the same files on every call.
+def held_out_files(
+    roots: PathLike | Iterable[PathLike],
+    n: int,
+    *,
+    split: str = "train",
+    usable: Callable[[Path], bool] = lambda path: True,  # e.g. is_usable with the run's size: skip unreadable files
+) -> list[Path]:
+    """``n`` usable files spread evenly over the sorted file list of ``roots``: the same files on every call.
 
-    Used as a validation set when no separate validation roots are given; pass the
-    result as ``exclude`` to the training dataset and as ``only`` to the validation one.
+    From each of ``n`` evenly spaced positions the first usable file at or after it is taken (wrapping
+    around), so an unreadable file never becomes a validation image. Used as a validation set when no
+    separate validation roots are given; pass the result as ``exclude`` to the training dataset and as
+    ``only`` to the validation one.
     """
     files = sharp_image_files(roots, split)
     if n < 0 or n >= len(files):
@@ -62,7 +70,36 @@ def held_out_files(roots: PathLike | Iterable[PathLike], n: int, *, split: str =
             f"cannot hold out {n} of the {len(files)} images in {_describe(roots)}; "
             "at least one must stay for training"
         )
-    return [files[index * len(files) // n] for index in range(n)]
+    checked: dict[Path, bool] = {}
+    chosen: list[Path] = []
+    for index in range(n):
+        start = index * len(files) // n
+        for path in files[start:] + files[:start]:
+            if path not in checked:
+                checked[path] = usable(path)
+            if checked[path] and path not in chosen:
+                chosen.append(path)
+                break
+        else:
+            raise ValueError(f"cannot hold out {n} images in {_describe(roots)}: only {len(chosen)} are usable")
+    return chosen
+
+
+def is_usable(path: Path, *, image_size: int, mode: str = "crop") -> bool:
+    """Whether SharpImageDataset would keep this file (readable, and in crop mode at least image_size²)."""
+    try:
+        _usable_image(path, image_size, mode)
+    except ImageError:
+        return False
+    return True
+
+
+def _usable_image(path: Path, image_size: int, mode: str) -> Image:
+    image = read_image(path, allow_alpha=True)
+    height, width = image.pixels.shape[:2]
+    if mode == "crop" and min(height, width) < image_size:
+        raise ImageError(path, f"is {width}×{height}, smaller than the {image_size}×{image_size} crop")
+    return image
 
 
 class SharpImageDataset(Dataset):
@@ -110,7 +147,7 @@ class SharpImageDataset(Dataset):
         skipped = []
         for path in candidates:
             try:
-                image = self._usable_image(path)
+                image = _usable_image(path, self.image_size, self.mode)
             except ImageError as error:
                 logger.warning("skipping %s", error)
                 skipped.append(path.name)
@@ -137,14 +174,6 @@ class SharpImageDataset(Dataset):
             pixels = pixels[:, ::-1]
         # A copy, never a view: callers may modify the tensor in place, and it must not reach the cache.
         return torch.from_numpy(pixels.transpose(2, 0, 1).copy())
-
-    def _usable_image(self, path: Path) -> Image:
-        image = read_image(path, allow_alpha=True)
-        height, width = image.pixels.shape[:2]
-        if self.mode == "crop" and min(height, width) < self.image_size:
-            side = self.image_size
-            raise ImageError(path, f"is {width}×{height}, smaller than the {side}×{side} crop")
-        return image
 
     def _stored_form(self, image: Image) -> np.ndarray:
         """What __getitem__ starts from: the resized patch, or (crop mode) the full image."""

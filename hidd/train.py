@@ -8,6 +8,7 @@ Single process or DDP under torchrun. A run lives in one work directory:
 """
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
@@ -22,7 +23,7 @@ from tqdm import tqdm
 
 from hidd import checkpoint, distributed
 from hidd.config import Config, save_config
-from hidd.data import SharpImageDataset, held_out_files
+from hidd.data import SharpImageDataset, held_out_files, is_usable
 from hidd.data_stream import ResumableSampler, SeededItems
 from hidd.ema import EMA
 from hidd.losses import score_matching_loss
@@ -52,7 +53,8 @@ def _datasets(cfg: Config):
         held_out = []
         val = SharpImageDataset(roots=d.val_roots, split="val", random_flip=False, **common)
     else:
-        held_out = held_out_files(d.roots, d.val_images) if d.val_images > 0 else []
+        usable = functools.partial(is_usable, image_size=d.image_size, mode=d.mode)
+        held_out = held_out_files(d.roots, d.val_images, usable=usable) if d.val_images > 0 else []
         val = SharpImageDataset(roots=d.roots, split="train", random_flip=False, only=held_out, **common) \
             if held_out else None
     train = SharpImageDataset(roots=d.roots, split="train", random_flip=d.random_flip, exclude=held_out, **common)

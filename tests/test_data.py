@@ -1,5 +1,6 @@
 """Tests for hidd.data on tiny sharp-image folders written into tmp_path."""
 
+import functools
 import logging
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 import skimage.io
 import torch
 
-from hidd.data import SharpImageDataset, held_out_files, sharp_image_files
+from hidd.data import SharpImageDataset, held_out_files, is_usable, sharp_image_files
 from hidd.imageio import write_image
 
 
@@ -194,6 +195,18 @@ def test_held_out_files_are_deterministic_spread_and_split_off(tmp_path):
     assert len(train) == 4
     assert val.files == held
     assert not set(train.files) & set(val.files)
+
+
+def test_held_out_files_are_chosen_among_usable_ones(tmp_path):
+    make_folder(tmp_path, count=6)
+    (tmp_path / "img0.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"junk" * 20)  # first in sorted order: was held out
+    save(tmp_path / "img3.png", noise((4, 4, 3)))  # smaller than the crop
+    usable = functools.partial(is_usable, image_size=8)
+    held = held_out_files([tmp_path], 2, usable=usable)
+    assert [path.name for path in held] == ["img1.png", "img4.png"]  # the next usable file after each position
+    assert [path.name for path in held_out_files([tmp_path], 2)] == ["img0.png", "img3.png"]  # unchecked: as before
+    with pytest.raises(ValueError, match="only 4 are usable"):
+        held_out_files([tmp_path], 5, usable=usable)
 
 
 def test_held_out_must_leave_training_images(tmp_path):
