@@ -9,11 +9,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from hidd.atomic import write_text_atomic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "configs"
@@ -179,9 +182,12 @@ def _coerce(value, typ, where: str):
         if isinstance(value, bool):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):  # NaN or infinity in a setting would reach every pixel
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if typ is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
@@ -289,7 +295,5 @@ def resolve_config_path(name: str) -> Path:
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    """Write the resolved config next to a run's outputs."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(cfg.to_yaml())
+    """Write the resolved config next to a run's outputs (atomically: a kill never leaves half of it)."""
+    write_text_atomic(path, cfg.to_yaml())

@@ -15,8 +15,12 @@ def _hwc(x) -> np.ndarray:
 
 
 def psnr(result, target) -> float:
-    """PSNR in dB for images in [0, 1] (data_range 1, no border crop: the DPDD leaderboard convention)."""
-    return float(peak_signal_noise_ratio(_hwc(target), _hwc(result), data_range=1.0))
+    """PSNR in dB for images in [0, 1] (data_range 1, no border crop: the DPDD leaderboard convention);
+    identical images give inf (skimage would divide by zero and warn)."""
+    target, result = _hwc(target), _hwc(result)
+    if target.shape == result.shape and np.array_equal(target, result):
+        return float("inf")
+    return float(peak_signal_noise_ratio(target, result, data_range=1.0))
 
 
 def ssim(result, target) -> float:
