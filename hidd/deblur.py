@@ -7,11 +7,13 @@ The sampler itself (hidd.sampling) sees network-shaped tensors only. This layer
 - tiles the network on images beyond its memory budget (hidd.tiling) and sets its precision;
 - for blur-aware consistency steps, builds each image's measurement model (hidd.measurement: the
   given radius, or one estimated blindly from the image, and its noise level) on the network-shaped
-  measurement, and reports the radius used.
+  measurement, and reports the radius used;
+- names, per image, any non-finite quantity (noise level, proximal weight, radius, output), so that a
+  caller never writes NaN and can fail that image alone (the images of a batch are independent).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +31,10 @@ class DeblurResult:
     images: torch.Tensor  # (B, C, H, W) in [0, 1]
     nfe: int  # network evaluations per image
     radius: torch.Tensor | None = None  # (B,) PSF radius used (map mean if spatially varying); None: no blur model
+    problems: list[str | None] = field(default_factory=list)  # (B,) why an image's result is unusable, else None
+
+    def __post_init__(self):
+        self.problems = self.problems or [None] * self.images.shape[0]
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -89,4 +95,35 @@ class Deblurrer:
         result = sample(self.prior.sde, score_fn, cfg, y=y_net, operator=operator, generator=generator,
                         callback=step_callback)
         radius = None if operator is None else operator.radius.reshape(b, -1).mean(dim=1).cpu()
-        return DeblurResult(images=restore_layout(result.x).clamp(0, 1), nfe=result.nfe, radius=radius)
+        images = restore_layout(result.x)
+        problems = [self._measurement_problem(operator, b, i) or _output_problem(images[i]) for i in range(b)]
+        return DeblurResult(images=images.clamp(0, 1), nfe=result.nfe, radius=radius, problems=problems)
+
+    def _measurement_problem(self, operator, batch_size: int, index: int) -> str | None:
+        """Why image `index`'s measurement model cannot give a finite result, or None."""
+        if operator is None:
+            return None
+        cfg = self.prior.config.sampler
+        noise = operator.noise_sigma.reshape(batch_size, -1)[index]  # one per network image of this photo
+        source = "given (sampler.noise_sigma)" if cfg.noise_sigma > 0 else "estimated from the image"
+        if not torch.isfinite(noise).all():
+            return f"the noise level {source} is not finite ({_first_non_finite(noise)}); nothing written"
+        weight = cfg.prox_lambda * noise.double() ** 2  # ρ = λ σ_n² / σ²: the data term's proximal weight
+        if not torch.isfinite(weight).all():
+            return f"the proximal weight λ·σ_n² is not finite ({_first_non_finite(weight)}); nothing written"
+        radius = operator.radius.reshape(batch_size, -1)[index]
+        if not torch.isfinite(radius).all():
+            return f"the PSF radius is not finite ({_first_non_finite(radius)}); nothing written"
+        return None
+
+
+def _output_problem(image: torch.Tensor) -> str | None:
+    if torch.isfinite(image).all():
+        return None
+    bad = int((~torch.isfinite(image)).sum())
+    return f"the sampler's output is not finite ({bad} of {image.numel()} values NaN or infinite); nothing written"
+
+
+def _first_non_finite(values: torch.Tensor) -> str:
+    """The first non-finite value, as text (nan, inf or -inf)."""
+    return str(float(values[~torch.isfinite(values)][0]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from hidd.operators import BlurOperator, DepthVaryingBlur, UniformBlur, make_psf, stack_psfs
-from hidd.radius import estimate_radius, estimate_radius_map
+from hidd.radius import MAX_RADIUS, estimate_radius, estimate_radius_map
 
 MAD_TO_STD = 0.6745  # median(|z|) of a standard normal
 ROUNDING_NOISE = 1 / (255 * 12**0.5)  # std of 8-bit rounding: the least noise an estimate reports
@@ -50,3 +50,9 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
     radii = [cfg.radius if cfg.radius > 0 else estimate_radius(image, **fit) for image in y]
     psf = stack_psfs([make_psf(cfg.psf, r, blades=cfg.blades, device=y.device) for r in radii])
     return UniformBlur(psf, noise, torch.tensor(radii, device=y.device), boundary=cfg.boundary)
+
+
+def at_radius_bound(radius: float) -> bool:
+    """Whether a blind radius estimate sits at the top of its search range (hidd.radius.MAX_RADIUS), where
+    it is capped: the true blur may be larger."""
+    return radius >= MAX_RADIUS - 1e-6

@@ -1,7 +1,17 @@
-"""The reconstruction job behind hidd-reconstruct: pairs in, restored images and metrics out."""
+"""The reconstruction job behind hidd-reconstruct: pairs in, restored images and metrics out.
+
+One image's problem is that image's one-line failure, never the run's: unreadable or unusable files
+are skipped, and anything that goes wrong while estimating or sampling an image (an exception, a
+non-finite noise level, proximal weight or output) fails that image alone; in a batch, the batch is
+retried one image at a time so that only the culprit fails. Every output PNG and every update of
+metrics.csv is written atomically as soon as its image is done, so a killed run resumes with
+--skip-existing and gives the same outputs and table as an uninterrupted one.
+"""
 from __future__ import annotations
 
-import csv
+import os
+import signal
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -15,14 +25,21 @@ from tqdm import tqdm
 from hidd.config import save_config
 from hidd.deblur import Deblurrer
 from hidd.imageio import ImageError, read_image, write_image
+from hidd.measurement import at_radius_bound
 from hidd.metrics import psnr, ssim
 from hidd.paired import Pair, find_pairs
 from hidd.prior import DEFAULT_PRESET, load_prior
+from hidd.results import MetricsTable, check_same_config, prepare_output
+from hidd.text import printable
 from hidd.tiling import TilingConfig
 
-MIN_SIZE = 8  # smaller images carry too little to deblur (and cannot be reflect-padded)
-METRIC_FIELDS = ["name", "input", "height", "width", "nfe", "seconds", "radius", "psnr_input", "ssim_input",
-                 "psnr", "ssim"]  # radius: PSF radius used (blind estimate unless given); empty without a blur model
+PROGRAM = "hidd-reconstruct"
+# The one minimum image size, checked on reading: the blind radius estimator (hidd.radius) needs a 16×16
+# spectrum window, and smaller images carry too little to deblur.
+MIN_SIZE = 16
+# Fault injection for the resume test: SIGKILL the process right after its N-th output image is written,
+# before that image's metrics row (the worst moment to die).
+KILL_AFTER_IMAGES_ENV = "HIDD_FAULT_KILL_AFTER_IMAGES"
 
 
 @dataclass
@@ -35,6 +52,17 @@ class Job:
     metrics: dict = field(default_factory=dict)
 
 
+@dataclass
+class Outcome:
+    """What deblurring one job gave: an image, or the one-line reason why not."""
+    job: Job
+    image: np.ndarray | None = None  # H, W, C in [0, 1]
+    problem: str | None = None
+    radius: float | str = ""  # PSF radius used; empty without a blur model
+    nfe: int = 0
+    seconds: float = 0.0
+
+
 def _check_paths(args) -> tuple[Path, Path]:
     source, out = Path(args.input).resolve(), Path(args.output).resolve()
     if not source.exists():
@@ -44,6 +72,8 @@ def _check_paths(args) -> tuple[Path, Path]:
         if out == guarded or guarded in out.parents:
             raise ValueError(f"--output {args.output}: is (inside) an input folder; choose another so "
                              "that inputs are never overwritten")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--output {args.output}: is a file, not a folder; choose a folder for the results")
     return source, out
 
 
@@ -79,6 +109,10 @@ def _tensor(images) -> torch.Tensor:
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()
 
 
+def _first_line(error: BaseException) -> str:
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+
+
 class CurveLogger:
     """PSNR/SSIM against iteration (paper Fig. 1 v–w) and intermediate iterates (Fig. 1 a–g)."""
 
@@ -93,13 +127,14 @@ class CurveLogger:
         if self.save_every and step % self.save_every == 0:
             images = x.permute(0, 2, 3, 1).cpu().numpy()
             for job, image in zip(self.batch, images):
-                write_image(self.out / "iterates" / job.pair.name / f"iter_{step:05d}.png", image)
+                if np.isfinite(image).all():  # a non-finite image fails at the end, naming the cause
+                    write_image(self.out / "iterates" / job.pair.name / f"iter_{step:05d}.png", image)
         if self.curve_every and step % self.curve_every == 0 and self.batch[0].sharp is not None:
             images = x.permute(0, 2, 3, 1).cpu().numpy() if images is None else images
             values = [(psnr(im, job.sharp), ssim(im, job.sharp)) for job, im in zip(self.batch, images)]
             for job, (p, s) in zip(self.batch, values):
-                self.writer.add_scalar(f"psnr/{job.pair.name}", p, step)
-                self.writer.add_scalar(f"ssim/{job.pair.name}", s, step)
+                self.writer.add_scalar(f"psnr/{printable(job.pair.name)}", p, step)
+                self.writer.add_scalar(f"ssim/{printable(job.pair.name)}", s, step)
             self.curves[step] = values
 
 
@@ -110,81 +145,149 @@ def _log_mean_curves(writer, curves: dict[int, list[list[tuple[float, float]]]])
         writer.add_scalar("ssim/mean", values[:, 1].mean(), step)
 
 
-def _summary(rows: list[dict]) -> str:
-    has_target = any(r["psnr"] != "" for r in rows)
-    head = f"{'image':<28} {'NFE':>6} {'sec':>8} {'radius':>7}"
-    head += f" {'PSNR in':>8} {'PSNR':>7} {'SSIM in':>8} {'SSIM':>6}" if has_target else ""
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        line = f"{r['name'][:28]:<28} {r['nfe']:>6} {r['seconds']:>8.1f} {r['radius']!s:>7}"
-        if has_target and r["psnr"] != "":
-            line += f" {r['psnr_input']:>8.2f} {r['psnr']:>7.2f} {r['ssim_input']:>8.3f} {r['ssim']:>6.3f}"
-        lines.append(line)
-    if has_target:
-        scored = [r for r in rows if r["psnr"] != ""]
-        mean = {k: float(np.mean([r[k] for r in scored])) for k in ("psnr_input", "psnr", "ssim_input", "ssim")}
-        lines.append("-" * len(head))
-        lines.append(f"{'mean':<28} {'':>6} {'':>8} {'':>7} {mean['psnr_input']:>8.2f} {mean['psnr']:>7.2f} "
-                     f"{mean['ssim_input']:>8.3f} {mean['ssim']:>6.3f}")
-    return "\n".join(lines)
+class Restorer:
+    """Deblurs batches so that whatever goes wrong with one image becomes that image's Outcome.problem."""
+
+    def __init__(self, deblurrer: Deblurrer, writer, out: Path, *, seed: int, curve_every: int, save_every: int):
+        self.deblurrer, self.writer, self.out, self.seed = deblurrer, writer, out, seed
+        self.curve_every, self.save_every = curve_every, save_every
+        self.curves = defaultdict(list)  # step → per-batch PSNR/SSIM lists of the batches that succeeded
+
+    def __call__(self, batch: list[Job]) -> list[Outcome]:
+        logger = CurveLogger(self.writer, batch, self.out, curve_every=self.curve_every, save_every=self.save_every)
+        start = time.perf_counter()
+        try:
+            result = self.deblurrer(_tensor([j.blurred for j in batch]), seed=self.seed, callback=logger)
+        except Exception as error:  # any failure inside estimation or sampling (KeyboardInterrupt still stops)
+            if len(batch) > 1:  # one at a time, only the image(s) at fault fail
+                return [outcome for job in batch for outcome in self([job])]
+            detail = f"{type(error).__name__}: {_first_line(error)}".rstrip(": ")
+            return [Outcome(batch[0], problem=f"{batch[0].pair.blurred}: deblurring failed ({detail})")]
+        seconds = (time.perf_counter() - start) / len(batch)
+        for step, values in logger.curves.items():
+            self.curves[step].append(values)
+        radii = [""] * len(batch) if result.radius is None else [round(r, 3) for r in result.radius.tolist()]
+        images = result.images.permute(0, 2, 3, 1).cpu().numpy()
+        return [Outcome(job, image=None if problem else image, radius=radius, nfe=result.nfe, seconds=seconds,
+                        problem=f"{job.pair.blurred}: {problem}" if problem else None)
+                for job, image, radius, problem in zip(batch, images, radii, result.problems)]
+
+
+def _row(outcome: Outcome) -> dict:
+    job, image = outcome.job, outcome.image
+    row = {"name": job.pair.name, "input": str(job.pair.blurred), "height": image.shape[0], "width": image.shape[1],
+           "nfe": outcome.nfe, "seconds": round(outcome.seconds, 3), "radius": outcome.radius,
+           "psnr_input": "", "ssim_input": "", "psnr": "", "ssim": ""}
+    if job.sharp is not None:
+        row.update(psnr_input=round(psnr(job.blurred, job.sharp), 4), ssim_input=round(ssim(job.blurred, job.sharp), 4),
+                   psnr=round(psnr(image, job.sharp), 4), ssim=round(ssim(image, job.sharp), 4))
+    return row
+
+
+def _write_output(outcome: Outcome, out: Path) -> str | None:
+    """Write the restored PNG (atomically); the failure line if it cannot be."""
+    path = out / f"{outcome.job.pair.name}.png"
+    try:
+        write_image(path, outcome.image, bit_depth=outcome.job.bit_depth)
+    except OSError as e:
+        return f"{path}: cannot be written ({e.strerror or e})"
+    return None
+
+
+def _record(outcome: Outcome, table: MetricsTable, writer) -> str | None:
+    """Add the image's metrics row (rewriting metrics.csv atomically) and its TensorBoard images."""
+    try:
+        table.add(_row(outcome))
+    except OSError as e:
+        return f"{table.path}: cannot be written for {outcome.job.pair.name} ({e.strerror or e})"
+    job = outcome.job
+    if job.sharp is not None:
+        writer.add_images(f"result/{printable(job.pair.name)}", np.stack([job.blurred, outcome.image, job.sharp]), 0,
+                          dataformats="NHWC")
+    return None
+
+
+def _say(line: str) -> None:
+    """One line on stderr, printable whatever the file names hold, without breaking the progress bar."""
+    tqdm.write(printable(line), file=sys.stderr)
 
 
 def run(args) -> list[str]:
-    """Reconstruct every input of `args` (see hidd.cli.reconstruct); returns the failures, one line each."""
+    """Reconstruct every input of `args` (see hidd.cli.reconstruct); returns the failures, one line each
+    (each already printed on stderr as it happened)."""
     source, out = _check_paths(args)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size {args.batch_size}: must be at least 1")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     preset = args.preset if args.preset or args.config else DEFAULT_PRESET  # a --config alone keeps its sampler
     prior = load_prior(args.checkpoint, config_path=args.config, preset=preset, overrides=args.overrides,
                        device=device)
-    pairs = find_pairs(args.input, target=args.target, dataset=args.dataset)
-    out.mkdir(parents=True, exist_ok=True)
+    skipped: list[ImageError] = []
+    pairs = find_pairs(args.input, target=args.target, dataset=args.dataset, skipped=skipped)
+    prepare_output(out, args.output)
+    table = MetricsTable(out / "metrics.csv", [pair.name for pair in pairs])
+    if getattr(args, "skip_existing", False):
+        check_same_config(prior.config, out / "config.yaml")
+        table.read_existing()
     save_config(prior.config, out / "config.yaml")
+    table.write()
 
-    failures, jobs = [], []
+    failures = []
+
+    def fail(line: str) -> None:
+        failures.append(line)
+        _say(f"{PROGRAM}: skipped {line}")
+
+    for error in skipped:
+        fail(str(error))
+    jobs = []
     for pair in pairs:
         try:
             jobs.append(_load(pair, prior.config.model.channels))
         except ImageError as e:
-            failures.append(str(e))
-            tqdm.write(f"hidd-reconstruct: skipped {e}")
+            fail(str(e))
+    already = sum(table.done(job.pair.name) for job in jobs)
+    if already:
+        _say(f"{PROGRAM}: {already} image(s) already done in {out} (--skip-existing)")
 
     tiling = TilingConfig(tile=args.tile, overlap=args.tile_overlap, tile_batch=args.tile_batch,
                           max_memory_gb=args.max_memory)
     deblurrer = Deblurrer(prior, tiling=tiling, precision=args.precision)
-    num_steps = prior.config.sampler.num_steps
-    curve_every = args.curve_every or max(1, num_steps // 100)
+    sampler = prior.config.sampler
+    blind_uniform = sampler.radius <= 0 and not sampler.radius_map
     writer = SummaryWriter(out / "tb")
-    rows, curves = [], defaultdict(list)
-    bar = tqdm(total=len(jobs), desc="deblur", unit="img", dynamic_ncols=True)
+    restore = Restorer(deblurrer, writer, out, seed=args.seed, save_every=args.save_every,
+                       curve_every=args.curve_every or max(1, sampler.num_steps // 100))
+    kill_after, written = int(os.environ.get(KILL_AFTER_IMAGES_ENV, "0")), 0
+    bar = tqdm(total=len(jobs), initial=already, desc="deblur", unit="img", dynamic_ncols=True)
     for batch in _batches(jobs, args.batch_size):
-        logger = CurveLogger(writer, batch, out, curve_every=curve_every, save_every=args.save_every)
-        start = time.perf_counter()
-        result = deblurrer(_tensor([j.blurred for j in batch]), seed=args.seed, callback=logger)
-        seconds = (time.perf_counter() - start) / len(batch)
-        for step, values in logger.curves.items():
-            curves[step].append(values)
-        radii = [""] * len(batch) if result.radius is None else [round(r, 3) for r in result.radius.tolist()]
-        for job, image, radius in zip(batch, result.images.permute(0, 2, 3, 1).cpu().numpy(), radii):
-            write_image(out / f"{job.pair.name}.png", image, bit_depth=job.bit_depth)
-            row = {"name": job.pair.name, "input": str(job.pair.blurred), "height": image.shape[0],
-                   "width": image.shape[1], "nfe": result.nfe, "seconds": round(seconds, 3), "radius": radius,
-                   "psnr_input": "", "ssim_input": "", "psnr": "", "ssim": ""}
-            if job.sharp is not None:
-                row.update(psnr_input=round(psnr(job.blurred, job.sharp), 4),
-                           ssim_input=round(ssim(job.blurred, job.sharp), 4),
-                           psnr=round(psnr(image, job.sharp), 4), ssim=round(ssim(image, job.sharp), 4))
-                writer.add_images(f"result/{job.pair.name}", np.stack([job.blurred, image, job.sharp]), 0,
-                                  dataformats="NHWC")
-            rows.append(row)
-        bar.update(len(batch))
+        # Batches are formed over all inputs, done or not, and a partly done one runs whole: the noise of a
+        # batch depends on its members, so this is what keeps a resumed run equal to an uninterrupted one.
+        pending = {job.pair.name for job in batch if not table.done(job.pair.name)}
+        if not pending:
+            continue
+        for outcome in restore(batch):
+            if outcome.job.pair.name not in pending:  # done before a resume: recomputed identically, left alone
+                continue
+            bar.update(1)
+            problem = outcome.problem or _write_output(outcome, out)
+            if problem:
+                fail(problem)
+                continue
+            written += 1
+            if written == kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            problem = _record(outcome, table, writer)
+            if problem:
+                fail(problem)
+            elif blind_uniform and outcome.radius != "" and at_radius_bound(outcome.radius):
+                _say(f"{PROGRAM}: warning: {outcome.job.pair.blurred}: the blind radius estimate {outcome.radius} px "
+                     "is the largest searched, so the blur may be larger; if so, give it: --set sampler.radius=R")
     bar.close()
-    _log_mean_curves(writer, curves)
+    _log_mean_curves(writer, restore.curves)
     writer.close()
-    with open(out / "metrics.csv", "w", newline="") as f:
-        table = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
-        table.writeheader()
-        table.writerows(rows)
-    if rows:
-        print(_summary(rows))
-    print(f"hidd-reconstruct: {len(rows)} image(s) written to {out}")
+    if table.rows:
+        print(table.summary())  # names in it are printable already
+    print(printable(f"{PROGRAM}: {written} image(s) written to {out}"
+                    + (f" ({already} done before)" if already else "")))
     return failures

@@ -76,7 +76,7 @@ def test_bad_inputs_are_reported_and_others_processed(tiny_checkpoint, tmp_path,
     assert e.value.code == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    for name, problem in [("gray.png", "grayscale"), ("tiny.png", "at least 8x8"), ("corrupt.png", "cannot be decoded"),
+    for name, problem in [("gray.png", "grayscale"), ("tiny.png", "at least 16x16"), ("corrupt.png", "cannot be decoded"),
                           ("alpha.png", "alpha")]:
         assert any(name in line and problem in line for line in err.splitlines()), (name, err)
     assert (tmp_path / "out" / "good.png").is_file()

@@ -1,0 +1,135 @@
+"""The output folder of a reconstruction run: writable, resumable, and its metrics.csv.
+
+metrics.csv holds one row per finished image and is rewritten atomically after each, so a kill at any
+moment leaves the complete table of the images finished so far, and a run can be resumed
+(hidd-reconstruct --skip-existing): the rows come back from the file, and an image counts as done when
+its row and its output PNG both exist. A resume must use the config the folder's results came from.
+Rows are kept in input order, so a resumed run's table equals an uninterrupted one's. File names that
+are not UTF-8 are written back byte for byte (surrogateescape).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from hidd.atomic import write_text_atomic
+from hidd.text import printable
+
+FIELDS = ["name", "input", "height", "width", "nfe", "seconds", "radius", "psnr_input", "ssim_input",
+          "psnr", "ssim"]  # radius: PSF radius used (blind estimate unless given); empty without a blur model
+_ENCODING = dict(encoding="utf-8", errors="surrogateescape")
+
+
+def prepare_output(out: Path, given: str) -> None:
+    """Create the output folder and make sure files can be created in it (ValueError in one line if not)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise ValueError(f"--output {given}: cannot be written ({e.strerror or e})") from None
+
+
+def check_same_config(config, path: Path) -> None:
+    """For --skip-existing: the results already in the folder must come from the same config."""
+    if not path.is_file():
+        return
+    try:
+        stored = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise ValueError(f"{path}: cannot be read to resume ({type(e).__name__})") from None
+    stored, current = _flat(stored), _flat(yaml.safe_load(config.to_yaml()))
+    differences = sorted(key for key in stored.keys() | current.keys() if stored.get(key) != current.get(key))
+    if differences:
+        key = differences[0]
+        raise ValueError(f"{path}: the results there come from another config ({key}: {stored.get(key)!r} there, "
+                         f"{current.get(key)!r} now); resume with the same options, or choose another --output")
+
+
+def _flat(values, prefix: str = "") -> dict:
+    """{'section.key': value} of a nested dict."""
+    if not isinstance(values, dict):
+        return {prefix: values}
+    return {k: v for key, value in values.items() for k, v in _flat(value, f"{prefix}.{key}" if prefix else key).items()}
+
+
+class MetricsTable:
+    """The rows of OUTPUT/metrics.csv by image name, in input order."""
+
+    def __init__(self, path: Path, order: list[str]):
+        self.path = path  # the metrics.csv file
+        self.rank = {name: i for i, name in enumerate(order)}  # input order; other names go last, as found
+        self.rows: dict[str, dict] = {}
+
+    def read_existing(self) -> None:
+        """Take over the rows of an existing metrics.csv (to resume); ValueError if it is not one of ours."""
+        if not self.path.is_file():
+            return
+        try:
+            with open(self.path, newline="", **_ENCODING) as f:
+                reader = csv.DictReader(f)
+                rows = list(reader)
+        except (OSError, csv.Error) as e:
+            raise ValueError(f"{self.path}: cannot be read to resume ({e}); move it away or choose another "
+                             "--output") from None
+        if reader.fieldnames != FIELDS or any(None in row or None in row.values() for row in rows):
+            raise ValueError(f"{self.path}: not a hidd metrics table (columns {reader.fieldnames}); "
+                             "move it away or choose another --output")
+        self.rows.update((row["name"], row) for row in rows)
+
+    def done(self, name: str) -> bool:
+        """Whether image `name` is finished: its row is here and its output PNG exists."""
+        return name in self.rows and (self.path.parent / f"{name}.png").is_file()
+
+    def add(self, row: dict) -> None:
+        """Record one finished image and rewrite the file (atomically)."""
+        self.rows[row["name"]] = row
+        self.write()
+
+    def write(self) -> None:
+        text = io.StringIO()
+        table = csv.DictWriter(text, fieldnames=FIELDS, lineterminator="\n")
+        table.writeheader()
+        table.writerows(self.ordered())
+        write_text_atomic(self.path, text.getvalue(), errors="surrogateescape")
+
+    def ordered(self) -> list[dict]:
+        names = sorted(self.rows, key=lambda name: self.rank.get(name, len(self.rank)))  # stable: others as found
+        return [self.rows[name] for name in names]
+
+    def summary(self) -> str:
+        """The printed table: one line per image and, with targets, the mean."""
+        rows = [{key: value if key in ("name", "input") else _number(value) for key, value in row.items()}
+                for row in self.ordered()]
+        scored = [r for r in rows if r["psnr"] != ""]
+        head = f"{'image':<28} {'NFE':>6} {'sec':>8} {'radius':>7}"
+        head += f" {'PSNR in':>8} {'PSNR':>7} {'SSIM in':>8} {'SSIM':>6}" if scored else ""
+        lines = [head, "-" * len(head)]
+        for r in rows:
+            line = f"{printable(str(r['name']))[:28]:<28} {r['nfe']!s:>6} {r['seconds']:>8.1f} {r['radius']!s:>7}"
+            if scored and r["psnr"] != "":
+                line += f" {r['psnr_input']:>8.2f} {r['psnr']:>7.2f} {r['ssim_input']:>8.3f} {r['ssim']:>6.3f}"
+            lines.append(line)
+        if scored:
+            mean = {k: float(np.mean([r[k] for r in scored])) for k in ("psnr_input", "psnr", "ssim_input", "ssim")}
+            lines.append("-" * len(head))
+            lines.append(f"{'mean':<28} {'':>6} {'':>8} {'':>7} {mean['psnr_input']:>8.2f} {mean['psnr']:>7.2f} "
+                         f"{mean['ssim_input']:>8.3f} {mean['ssim']:>6.3f}")
+        return "\n".join(lines)
+
+
+def _number(value):
+    """Numbers read back from the file as numbers again (rows resumed from metrics.csv hold strings)."""
+    if not isinstance(value, str) or value == "":
+        return value
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
