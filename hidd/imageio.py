@@ -201,6 +201,8 @@ def _exif_orientation(path: Path) -> int:
     """The EXIF orientation tag (1-8) of the file; 1 (as stored) when there is none or it cannot be read."""
     try:
         with PIL.Image.open(path) as image:
+            if image.format == "PNG" and "exif" not in image.info:  # none before the pixels; one after them
+                return 1  # (rare) is not looked for: Pillow would decode the whole image to find it
             orientation = image.getexif().get(EXIF_ORIENTATION, 1)
     except Exception:  # no EXIF block, or a format Pillow does not open: the pixels stand as stored
         return 1
