@@ -55,7 +55,8 @@ def _refusal(path: Path, error: str) -> str:
     line = (f"{path}: refused: it needs {what} beyond tensors and plain data, and loading that could run code; "
             "hidd loads weights-only checkpoints")
     if found and found.group(1).startswith("numpy"):  # RNG states as hidd stored them before weights-only loads
-        line += f" (an older hidd training checkpoint? if so, convert it: python scripts/upgrade_checkpoint.py {path} NEW.pt)"
+        line += (f" (an older hidd training checkpoint? if so, convert it: "
+                 f"python scripts/upgrade_checkpoint.py {path} NEW.pt)")
     return line
 
 

@@ -55,7 +55,8 @@ def _flat(values, prefix: str = "") -> dict:
     """{'section.key': value} of a nested dict."""
     if not isinstance(values, dict):
         return {prefix: values}
-    return {k: v for key, value in values.items() for k, v in _flat(value, f"{prefix}.{key}" if prefix else key).items()}
+    return {flat_key: v for key, value in values.items()
+            for flat_key, v in _flat(value, f"{prefix}.{key}" if prefix else key).items()}
 
 
 class MetricsTable:

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_tiny_checkpoint
 from hidd import checkpoint
 from hidd.cli.reconstruct import main as reconstruct_main
 from hidd.cli.train import main as train_main
@@ -55,7 +54,8 @@ def test_malicious_checkpoint_through_hidd_reconstruct(tiny_checkpoint, tmp_path
     path = evil_checkpoint(tmp_path / "evil.pt", marker, base=base)
     (tmp_path / "in").mkdir()
     with pytest.raises(SystemExit) as e:
-        reconstruct_main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--checkpoint", str(path)])
+        reconstruct_main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+                          "--checkpoint", str(path)])
     assert e.value.code == 2 and not marker.exists()
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "refused" in err and "Traceback" not in err
@@ -139,7 +139,8 @@ def test_older_training_checkpoint_is_refused_then_upgraded(sharp_folder, tmp_pa
 
 
 def upgrade_script():
-    spec = importlib.util.spec_from_file_location("upgrade_checkpoint_script", REPO / "scripts" / "upgrade_checkpoint.py")
+    path = REPO / "scripts" / "upgrade_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("upgrade_checkpoint_script", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
