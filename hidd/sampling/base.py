@@ -17,38 +17,14 @@ from typing import Callable
 
 import torch
 
+from hidd.registry import Registry
+
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # score_fn(x (B,C,H,W), sigma (B,)) -> (B,C,H,W)
 
 
 def randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Standard normal noise shaped like x, drawn from `generator` (reproducible runs)."""
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-
-
-class Registry:
-    """Name → class table filled by the `register` decorator; `get` lists the valid names on a typo."""
-
-    def __init__(self, kind: str):
-        self.kind = kind  # the sampler config key the names are given under, for error messages
-        self._classes: dict[str, type] = {}
-
-    def register(self, name: str):
-        def decorator(cls):
-            if name in self._classes:
-                raise ValueError(f"{self.kind} '{name}' is registered twice")
-            self._classes[name] = cls
-            return cls
-
-        return decorator
-
-    def get(self, name: str) -> type:
-        if name not in self._classes:
-            valid = ", ".join(self.names())
-            raise ValueError(f"sampler.{self.kind}: unknown {self.kind} '{name}' (choose from {valid})")
-        return self._classes[name]
-
-    def names(self) -> list[str]:
-        return sorted(self._classes)
 
 
 PREDICTORS = Registry("predictor")
