@@ -1,0 +1,164 @@
+"""Blind estimation of the camera (hidd.blind: lens PSF, radius map, noise-level function) on the camera model,
+and the blind deblurring path end to end."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from skimage import data
+from skimage.transform import resize
+
+from conftest import synthetic_photo
+from hidd.blind import estimate_nlf, estimate_psf, estimate_radius_map
+from hidd.camera import Camera, LensPSF, PoissonGaussian, add_white_noise, blur, quantize, tone_curve
+from hidd.cli.reconstruct import main as reconstruct_main
+from hidd.imageio import read_image, write_image
+from hidd.metrics import psnr
+from hidd.prior import DEFAULT_CHECKPOINT, load_prior
+
+BENCHMARK = Path(__file__).resolve().parent.parent / "data" / "benchmark"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+needs_benchmark = pytest.mark.skipif(not (BENCHMARK / "meta.json").is_file(),
+                                     reason="no data/benchmark (run scripts/make_benchmark.py)")
+SRGB = tone_curve("srgb")
+
+
+def photo(name: str, size: int = 256, width: int | None = None) -> torch.Tensor:
+    """A bundled skimage photo, centre crop resized to size × width (default square), as (1, C, H, W) in [0, 1]."""
+    image = getattr(data, name)() / 255.0
+    image = image[..., None] if image.ndim == 2 else image
+    h, w = image.shape[:2]
+    width = width or size
+    crop_h, crop_w = (h, round(h * width / size)) if w * size >= h * width else (round(w * size / width), w)
+    crop = image[(h - crop_h) // 2:(h + crop_h) // 2, (w - crop_w) // 2:(w + crop_w) // 2]
+    return torch.from_numpy(resize(crop, (size, width), anti_aliasing=True)).permute(2, 0, 1)[None].float()
+
+
+def linear(y: torch.Tensor) -> torch.Tensor:
+    return SRGB.decode(y[0].double())
+
+
+CAMERA_LENSES = [  # lens PSFs a camera makes: blades, aberration of either sign, lateral colour, softening
+    dict(blades=6, rotation=0.4, aberration=0.5, softening=0.5),
+    dict(blades=0, aberration=-0.5, channel_scale=(1.08, 1.0, 0.93), softening=0.7),
+    dict(blades=9, rotation=1.1, aberration=0.9, softening=0.3),
+]
+
+
+@pytest.mark.parametrize("radius", [2.0, 3.5, 5.0, 8.0])
+def test_radius_within_ten_percent_on_the_camera_model(radius):
+    for seed, (name, lens) in enumerate(zip(("astronaut", "coffee", "chelsea"), CAMERA_LENSES)):
+        camera = Camera(psf=LensPSF(radius, **lens), noise=PoissonGaussian(1e-4, 1e-3), demosaic=True,
+                        jpeg_quality=85 + 5 * seed)
+        y = camera.render(photo(name), generator=torch.Generator().manual_seed(seed))
+        assert estimate_psf(linear(y)).lens.radius == pytest.approx(radius, rel=0.10), name
+
+
+@pytest.mark.parametrize("radius", [12.0, 25.0])
+def test_large_radius_on_a_full_resolution_photo(radius):
+    # DPDD's size; the finest scale's window cannot resolve this blur and must not call it in focus
+    x = photo("astronaut", 1120, 1680)
+    camera = Camera(psf=LensPSF(radius, blades=8, aberration=0.3, softening=0.7), noise=PoissonGaussian(1e-4, 1e-3),
+                    jpeg_quality=90)
+    estimate = estimate_psf(linear(camera.render(x, generator=torch.Generator().manual_seed(0))))
+    assert estimate.lens.radius == pytest.approx(radius, rel=0.15) and estimate.scale > 1
+
+
+@pytest.mark.parametrize("radius", [6.0, 10.0, 16.0])
+def test_a_strongly_blurred_photo_is_not_read_as_in_focus(radius):
+    camera = Camera(psf=LensPSF(radius, softening=1.0), noise=PoissonGaussian(2e-4, 2e-3), jpeg_quality=80)
+    for seed, name in enumerate(("rocket", "chelsea")):  # rocket: flat sky, little texture left to see
+        y = camera.render(photo(name, 384), generator=torch.Generator().manual_seed(seed))
+        assert estimate_psf(linear(y)).lens.radius > 0.5 * radius, name
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "camera", "rocket"])
+def test_sharp_photos_read_in_focus(name):
+    estimate = estimate_psf(linear(photo(name)))
+    assert estimate.lens.radius == 0.0 and not estimate.at_bound
+
+
+def test_a_radius_at_the_top_of_the_search_is_flagged():
+    y = Camera(psf=LensPSF(8.0)).render(photo("astronaut"))
+    estimate = estimate_psf(linear(y), max_radius=8.0)
+    assert estimate.at_bound and estimate.lens.radius == pytest.approx(8.0, abs=0.1)
+    assert not estimate_psf(linear(y)).at_bound
+
+
+def test_real_defocused_photo_with_coloured_noise_gets_a_radius_that_scales_with_it():
+    # OpenCV's text_defocus (JPEG, real lens blur): a white noise floor read it as in focus
+    image = torch.from_numpy(read_image(EXAMPLES / "real" / "text_defocus.png").pixels).permute(2, 0, 1).double()
+    full = estimate_psf(SRGB.decode(image)).lens.radius
+    half = estimate_psf(SRGB.decode(F.interpolate(image[None], scale_factor=0.5, mode="area")[0])).lens.radius
+    assert full > 5.0
+    assert half == pytest.approx(full / 2, rel=0.15)
+
+
+@needs_benchmark
+def test_blind_radius_on_the_public_benchmark():
+    meta = json.loads((BENCHMARK / "meta.json").read_text())["images"]
+    for name, info in meta.items():
+        if not isinstance(info.get("radius"), (int, float)) or info["radius"] <= 0:
+            continue
+        tone = tone_curve(info.get("tone_curve", "none"))  # the sRGB-disk set blurs values as given
+        y = torch.from_numpy(read_image(BENCHMARK / "blurred" / f"{name}.png").pixels).permute(2, 0, 1).double()
+        assert estimate_psf(tone.decode(y)).lens.radius == pytest.approx(info["radius"], rel=0.15), name
+
+
+def test_radius_map_separates_sharp_and_blurred_halves():
+    x = SRGB.decode(photo("astronaut", 128).double())
+    right = blur(x, LensPSF(5.0).kernels(1, torch.float64))
+    y = torch.cat([x[..., :64], right[..., 64:]], dim=-1)
+    radius_map = estimate_radius_map(y[0])
+    assert radius_map.shape == (128, 128)
+    assert radius_map[:, 88:].mean() > radius_map[:, :40].mean() + 2.5
+
+
+@pytest.mark.skipif(not DEFAULT_CHECKPOINT.is_file(), reason="no shipped checkpoint")
+def test_noise_level_on_poisson_gaussian_noise_and_jpeg():
+    """The noise level the default uses (the blind noise-level function, then re-measured from the misfit at
+    σ 0.03) against the noise actually in the photo: its difference from the same camera's noise-free photo.
+    The blind function alone reads JPEG'd noise 0.6–1.2× (JPEG wipes the noise of the flat patches it reads)."""
+    torch.set_num_threads(2)
+    from hidd.deblur import Deblurrer
+
+    deblur = Deblurrer(load_prior(preset="fast"))
+    for name, shot, read, quality in [("coffee", 2e-4, 2e-3, 90), ("astronaut", 4e-4, 1e-3, 85),
+                                      ("rocket", 1e-4, 2e-3, 80)]:
+        x = photo(name)
+        camera = Camera(psf=LensPSF(3.0, softening=0.5), noise=PoissonGaussian(shot, read), jpeg_quality=quality)
+        y = camera.render(x, generator=torch.Generator().manual_seed(0))
+        clean = Camera(psf=camera.psf, jpeg_quality=quality).render(x)
+        truth = (y - clean).double().square().mean().sqrt().item()
+        nlf = estimate_nlf(y[0].double(), SRGB, estimate_psf(linear(y)).lens).level(y.double()).item()
+        assert 0.5 * truth < nlf < 1.5 * truth, name
+        assert deblur(y).noise_sigma.item() == pytest.approx(truth, rel=0.25), name
+
+
+def test_white_noise_level_and_the_quantisation_floor():
+    y = add_white_noise(blur(photo("coffee", 128), LensPSF(3.0).kernels()), 0.01, torch.Generator().manual_seed(0))
+    none = tone_curve("none")
+    assert estimate_nlf(y[0], none, LensPSF(3.0)).level(y).item() == pytest.approx(0.01, rel=0.15)
+    clean = quantize(blur(photo("coffee", 64), LensPSF(3.0).kernels()))
+    assert estimate_nlf(clean[0], none).level(clean).item() >= 1 / (255 * math.sqrt(12)) - 1e-12  # floored
+
+
+def test_blind_fast_preset_is_the_cli_default_and_reports_the_radius(tiny_checkpoint, tmp_path):
+    sharp = photo("chelsea", 128)
+    blurred = Camera(psf=LensPSF(3.0), noise=PoissonGaussian(read=0.002)).render(
+        sharp, generator=torch.Generator().manual_seed(0))
+    write_image(tmp_path / "in" / "cat.png", blurred[0].permute(1, 2, 0).numpy())
+    write_image(tmp_path / "sharp" / "cat.png", sharp[0].permute(1, 2, 0).numpy())
+    write_image(tmp_path / "in" / "small.png", synthetic_photo(0, 32))
+    write_image(tmp_path / "sharp" / "small.png", synthetic_photo(0, 32) * 0.9)
+    reconstruct_main(["--input", str(tmp_path / "in"), "--target", str(tmp_path / "sharp"),
+                      "--output", str(tmp_path / "out"), "--checkpoint", str(tiny_checkpoint),
+                      "--set", "sampler.num_steps=2"])  # no --preset: the blind fast sampler
+    header, *rows = [line.split(",") for line in (tmp_path / "out" / "metrics.csv").read_text().splitlines()]
+    table = {row[0]: dict(zip(header, row)) for row in rows}
+    assert float(table["cat"]["radius"]) == pytest.approx(3.0, rel=0.15)
+    assert int(table["cat"]["nfe"]) == 2 and table["small"]["radius"] != ""
+    assert read_image(tmp_path / "out" / "cat.png").pixels.shape == (128, 128, 3)
