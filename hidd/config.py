@@ -111,14 +111,20 @@ class SamplerConfig:
     renoise: float = 1.0  # tweedie loop re-noising scale: 1 DiffPIR (noise σ_next), 0 none (plug-and-play HQS)
     score_ensemble: int = 1  # tweedie loop: average the score over 1, 2 or 4 mirror images (one NFE each)
     prox_lambda: float = 1.0  # λ of the blur-aware data weight ρ = λ σ_n² / σ² ('prox', 'gradient')
-    psf: str = "disk"  # PSF family of the blur-aware steps: 'disk', 'polygon', 'gaussian' (radius = std)
+    noise_calibration: float = 0.0  # σ at which σ_n is re-measured as the misfit RMS(y − A x̂₀); 0: never
+    tone_curve: str = "srgb"  # the camera's tone curve Γ: blur acts on linear light Γ⁻¹(y); 'srgb', 'gamma', 'none'
+    gamma: float = 2.2  # exponent of tone_curve 'gamma'
+    psf: str = "disk"  # PSF family of a given radius: 'disk', 'polygon', 'gaussian' (radius = std)
     blades: int = 6  # polygon sides when psf is 'polygon'
-    radius: float = 0.0  # PSF radius in pixels; 0: blind, estimated from each image (hidd.radius)
+    radius: float = 0.0  # PSF radius in pixels; 0: blind, radius and softening estimated per image (hidd.blind)
+    softening: float = 0.0  # std (pixels) of a Gaussian softening of a given PSF (diffraction, sensor, demosaicing)
+    max_radius: float = 30.0  # the blind radius search covers [0, max_radius] pixels
     radius_map: bool = False  # blind (radius 0) spatially varying blur: per-tile radius map (consistency 'gradient')
     radius_tile: int = 64  # tile side (pixels) of the radius map's estimates (tiles overlap by half)
     noise_sigma: float = 0.0  # measurement noise std on [0, 1]; 0: estimated from each image
-    noise_sigma_min: float = 0.0  # floor of that estimate: real photos' JPEG/demosaicing hide noise from the
-    # finest band it reads, and a real lens PSF is only roughly a disk; both act as noise in the data term
+    noise_sigma_min: float = 0.0  # floor of that estimate
+    max_noise_gain: float = 0.0  # blind deblurring: a result whose flat-patch noise exceeds this × the input's is
+    # replaced by the input, unchanged (hidd.no_harm); 0: off
     boundary: str = "free"  # 'prox' image border: 'free' (scene beyond the frame unknown) or 'reflect' (synthetic)
     gradient_steps: int = 5  # descent steps per iteration of the 'gradient' consistency
     gradient_step: float = 1.0  # their step length, in units of 1 / Lipschitz constant (≤ 2)

@@ -8,6 +8,8 @@ The sampler itself (hidd.sampling) sees network-shaped tensors only. This layer
 - for blur-aware consistency steps, builds each image's measurement model (hidd.measurement: the
   given radius, or one estimated blindly from the image, and its noise level) on the network-shaped
   measurement, and reports the radius used;
+- with sampler.max_noise_gain, returns a photo unchanged where its result amplified noise, or where the blind
+  estimate found it in focus (hidd.no_harm);
 - names, per image, any non-finite quantity (noise level, proximal weight, radius, output), so that a
   caller never writes NaN and can fail that image alone (the images of a batch are independent).
 """
@@ -20,7 +22,9 @@ import torch.nn.functional as F
 
 from hidd.precision import InferencePrecision
 from hidd.prior import Prior
+from hidd.camera.tone import tone_curve
 from hidd.measurement import measurement_model
+from hidd.no_harm import keep_unharmed
 from hidd.sampling.blur_consistency import needs_operator
 from hidd.sampling.loops import sample
 from hidd.tiling import ScoreTiler, TilingConfig
@@ -31,6 +35,10 @@ class DeblurResult:
     images: torch.Tensor  # (B, C, H, W) in [0, 1]
     nfe: int  # network evaluations per image
     radius: torch.Tensor | None = None  # (B,) PSF radius used (map mean if spatially varying); None: no blur model
+    at_bound: torch.Tensor | None = None  # (B,) the blind radius is the largest searched (the blur may be larger)
+    noise_sigma: torch.Tensor | None = None  # (B,) RMS noise level of the measurement model; None: no blur model
+    unchanged: torch.Tensor | None = None  # (B,) bool: the input was returned, its result amplified noise (no_harm)
+    noise_gain: torch.Tensor | None = None  # (B,) the result's flat-patch noise over the input's (with max_noise_gain)
     problems: list[str | None] = field(default_factory=list)  # (B,) why an image's result is unusable, else None
 
     def __post_init__(self):
@@ -94,10 +102,19 @@ class Deblurrer:
         operator = measurement_model(y_net, cfg, radius_map) if needs_operator(cfg.consistency) else None
         result = sample(self.prior.sde, score_fn, cfg, y=y_net, operator=operator, generator=generator,
                         callback=step_callback)
-        radius = None if operator is None else operator.radius.reshape(b, -1).mean(dim=1).cpu()
+        per_photo = {}
+        if operator is not None:  # one value per photo (a 1-channel prior sees its C channels as C images)
+            per_photo = dict(radius=operator.radius.reshape(b, -1).mean(dim=1).cpu(),
+                             at_bound=operator.at_bound.reshape(b, -1).any(dim=1).cpu(),
+                             noise_sigma=operator.noise_sigma.reshape(b, -1).double().square().mean(dim=1).sqrt().cpu())
         images = restore_layout(result.x)
         problems = [self._measurement_problem(operator, b, i) or _output_problem(images[i]) for i in range(b)]
-        return DeblurResult(images=images.clamp(0, 1), nfe=result.nfe, radius=radius, problems=problems)
+        if operator is not None and cfg.max_noise_gain > 0:
+            # a blind estimate of "in focus" leaves the photo as it is: denoising alone costs its detail
+            in_focus = per_photo["radius"] == 0 if cfg.radius <= 0 and not cfg.radius_map else None
+            images, per_photo["noise_gain"], per_photo["unchanged"] = keep_unharmed(
+                y, images.nan_to_num(), tone_curve(cfg.tone_curve, cfg.gamma), cfg.max_noise_gain, in_focus)
+        return DeblurResult(images=images.clamp(0, 1), nfe=result.nfe, problems=problems, **per_photo)
 
     def _measurement_problem(self, operator, batch_size: int, index: int) -> str | None:
         """Why image `index`'s measurement model cannot give a finite result, or None."""

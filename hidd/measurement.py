@@ -1,27 +1,42 @@
-"""The measurement model of each input: its blur (given, or estimated blindly) and its noise level."""
+"""The measurement model of each input: its camera's tone curve, its blur (given, or estimated blindly) and
+its noise-level function (given as one white level, or estimated), as a hidd.operators.BlurOperator."""
 from __future__ import annotations
 
 import torch
 
-from hidd.operators import BlurOperator, DepthVaryingBlur, UniformBlur, make_psf, stack_psfs
-from hidd.radius import MAX_RADIUS, estimate_radius, estimate_radius_map
+from hidd.blind import estimate_nlf, estimate_psf, estimate_radius_map
+from hidd.camera.noise import NoiseLevelFunction
+from hidd.camera.psf import LensPSF, stack_psfs
+from hidd.camera.tone import tone_curve
+from hidd.operators import BlurOperator, DepthVaryingBlur, UniformBlur
 
-MAD_TO_STD = 0.6745  # median(|z|) of a standard normal
-ROUNDING_NOISE = 1 / (255 * 12**0.5)  # std of 8-bit rounding: the least noise an estimate reports
+PSF_FAMILIES = ("disk", "polygon", "gaussian")  # sampler.psf: the shape of a given PSF (gaussian: radius is its std)
 
 
-def estimate_noise_sigma(y: torch.Tensor) -> torch.Tensor:
-    """Std of white noise in images (B, C, H, W), per image: the median absolute finest diagonal Haar
-    detail over 0.6745 (Donoho's MAD estimate; defocus leaves almost no signal in that band).
+def known_lens(cfg) -> LensPSF | None:
+    """The lens PSF the config gives (sampler.radius > 0), or None when it is to be estimated."""
+    if cfg.radius <= 0:
+        return None
+    if cfg.psf not in PSF_FAMILIES:
+        raise ValueError(f"sampler.psf: unknown PSF '{cfg.psf}' (choose from {', '.join(PSF_FAMILIES)})")
+    if cfg.psf == "gaussian":
+        return LensPSF(0.0, softening=cfg.radius)
+    return LensPSF(cfg.radius, blades=cfg.blades if cfg.psf == "polygon" else 0, softening=cfg.softening)
 
-    8-bit rounding makes the median coarse (σ 0.005 reads as 0.0058); the estimate is floored at
-    ROUNDING_NOISE so that noise-free inputs keep a finite proximal weight. Written out because
-    skimage's estimate_sigma needs PyWavelets, which hidd does not depend on.
-    """
-    h, w = y.shape[-2] // 2 * 2, y.shape[-1] // 2 * 2
-    q = y[..., :h, :w]
-    diagonal = (q[..., 0::2, 0::2] - q[..., 1::2, 0::2] - q[..., 0::2, 1::2] + q[..., 1::2, 1::2]) / 2
-    return (diagonal.abs().flatten(1).median(dim=1).values / MAD_TO_STD).clamp_min(ROUNDING_NOISE)
+
+def noise_model(y: torch.Tensor, cfg, tone, lenses: list[LensPSF | None]) -> NoiseLevelFunction:
+    """The noise-level function of images y (B, C, H, W): white at cfg.noise_sigma when that is given, else
+    estimated per image (hidd.blind.noise), its level floored at cfg.noise_sigma_min."""
+    b = y.shape[0]
+    if cfg.noise_sigma > 0:
+        return NoiseLevelFunction.white(tone, torch.full((b,), cfg.noise_sigma, dtype=torch.float64))
+    parts = [estimate_nlf(image, tone, lens) for image, lens in zip(y, lenses)]
+    nlf = NoiseLevelFunction(tone, *(torch.cat([getattr(p, k) for p in parts]) for k in ("shot", "read", "floor")))
+    level = nlf.level(y.detach().cpu().double())
+    if cfg.noise_sigma_min > 0:
+        gain = (cfg.noise_sigma_min / level).clamp_min(1.0)  # raise the whole function to the floor
+        nlf = NoiseLevelFunction(tone, nlf.shot * gain**2, nlf.read * gain, nlf.floor * gain)
+    return nlf
 
 
 def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = None) -> BlurOperator:
@@ -29,30 +44,30 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
 
     radius_map: a known per-pixel disk radius (B, H, W) (e.g. from depth, or a benchmark's ground truth):
     spatially varying blur without estimation; it needs cfg.radius_map.
-    cfg.radius > 0 is taken as known (one PSF for every image); otherwise each image's radius is estimated
-    from its spectrum (hidd.radius), or, with cfg.radius_map, a per-tile radius map (spatially varying blur).
-    cfg.noise_sigma > 0 is taken as known; otherwise it is estimated from each image, at least cfg.noise_sigma_min.
+    cfg.radius > 0 is taken as known (one PSF for every image); otherwise each image's lens PSF (radius and
+    softening) is estimated from its spectrum in linear light (hidd.blind.psf_fit), or, with cfg.radius_map,
+    a per-tile radius map (spatially varying blur). cfg.noise_sigma > 0 is taken as known; otherwise each
+    image's noise-level function is estimated. The operator's `noise_sigma` is each image's RMS noise level.
     """
-    b = y.shape[0]
-    noise = (torch.full((b,), cfg.noise_sigma, device=y.device) if cfg.noise_sigma > 0
-             else estimate_noise_sigma(y).clamp_min(cfg.noise_sigma_min).to(y.device))
-    fit = dict(psf_shape=cfg.psf, blades=cfg.blades)
+    tone = tone_curve(cfg.tone_curve, cfg.gamma)
+    linear = tone.decode(y.detach().cpu().double())
     if radius_map is not None and not cfg.radius_map:
         raise ValueError("a known radius map needs sampler.radius_map: true (and consistency 'gradient')")
     if cfg.radius_map and (cfg.radius <= 0 or radius_map is not None):
         if cfg.psf == "gaussian":
             raise ValueError("sampler.radius_map: spatially varying blur supports psf disk or polygon, not gaussian")
         maps = (radius_map.to(y) if radius_map is not None
-                else torch.stack([estimate_radius_map(image, tile=cfg.radius_tile, **fit) for image in y]))
+                else torch.stack([estimate_radius_map(image, tile=cfg.radius_tile) for image in linear]).to(y))
         if maps.shape != (y.shape[0], *y.shape[-2:]):
             raise ValueError(f"radius map of shape {tuple(maps.shape)} for images {tuple(y.shape)}")
-        return DepthVaryingBlur(maps[:, None].to(y.device), noise, blades=cfg.blades if cfg.psf == "polygon" else 0)
-    radii = [cfg.radius if cfg.radius > 0 else estimate_radius(image, **fit) for image in y]
-    psf = stack_psfs([make_psf(cfg.psf, r, blades=cfg.blades, device=y.device) for r in radii])
-    return UniformBlur(psf, noise, torch.tensor(radii, device=y.device), boundary=cfg.boundary)
-
-
-def at_radius_bound(radius: float) -> bool:
-    """Whether a blind radius estimate sits at the top of its search range (hidd.radius.MAX_RADIUS), where
-    it is capped: the true blur may be larger."""
-    return radius >= MAX_RADIUS - 1e-6
+        noise = noise_model(y, cfg, tone, [None] * y.shape[0])
+        lens = LensPSF(1.0, blades=cfg.blades if cfg.psf == "polygon" else 0, softening=cfg.softening)
+        return DepthVaryingBlur(maps[:, None], noise, noise.level(y.detach().cpu().double()).to(y.device), lens=lens)
+    given = known_lens(cfg)
+    estimates = [None if given else estimate_psf(image, max_radius=cfg.max_radius) for image in linear]
+    lenses = [given or estimate.lens for estimate in estimates]
+    noise = noise_model(y, cfg, tone, [lens if lens.radius > 0 or lens.softening > 0 else None for lens in lenses])
+    psfs = stack_psfs([lens.kernels(1, device=y.device) for lens in lenses])  # (B, 1, K, K)
+    return UniformBlur(psfs, noise, torch.tensor([lens.radius for lens in lenses], device=y.device),
+                       noise.level(y.detach().cpu().double()).to(y.device), boundary=cfg.boundary,
+                       at_bound=torch.tensor([bool(e and e.at_bound) for e in estimates]))

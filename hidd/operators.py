@@ -1,69 +1,64 @@
-"""Defocus measurement operators y = A x + n for blur-aware data consistency.
+"""Defocus measurement operators y = A x + n for blur-aware data consistency, in the camera's light.
 
-An operator holds the blur of each image of a batch (one PSF, or a per-pixel radius map) and the
-measurement noise level σ_n of each image. Blurring follows hidd.degrade: FFT filtering with reflect
-boundaries, y = crop(k ∗ reflect-pad(x)), how the benchmark pairs were made. `UniformBlur` also has
-the closed-form proximal step of its data term, with a choice of border model (the unknown scene
-beyond a real photo's frame, or reflection); spatially varying blur (`DepthVaryingBlur`) has none
-and is used through gradients (autograd gives the exact adjoint).
+A camera blurs linear radiance before its tone curve Γ (hidd.camera), so for images x, y of encoded values
+the operator is A x = Γ(k ∗ Γ⁻¹(x)): the data steps take Γ⁻¹ of the estimate and of y, solve in linear light
+and map the result back with Γ (the curve 'none' gives the classic A x = k ∗ x). Radiance is never
+negative, so the linear-light solution is clipped at 0 before Γ: a deconvolution undershoots next to
+bright edges, and near black the curve's steep toe (slope 12.92 for sRGB) would turn a small negative
+radiance into a large dark halo (on the linear-disk benchmark the clip is worth +2 dB).
+
+An operator holds each image's blur (a PSF, or a per-pixel radius map) and its noise-level function
+(hidd.camera.noise: noise std against encoded intensity), with `noise_sigma` its RMS over the image.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from hidd.degrade import blur, blur_depth_varying, disk_psf, gaussian_psf, otf
+from hidd.camera.noise import NoiseLevelFunction
+from hidd.camera.optics import blur, blur_depth_varying, layer_radii, layer_weights, otf
+from hidd.camera.psf import LensPSF
 
 FREE_BOUNDARY_ITERATIONS = 15  # fill-in rounds of the 'free' boundary (3 left visible ringing on 64–128 px crops)
-
-PSF_SHAPES = {
-    "disk": lambda radius, blades, **kw: disk_psf(radius, **kw),  # circular aperture
-    "polygon": lambda radius, blades, **kw: disk_psf(radius, blades=blades, **kw),  # bladed aperture
-    "gaussian": lambda radius, blades, **kw: gaussian_psf(radius, **kw),  # radius is the standard deviation
-}
-
-
-def make_psf(shape: str, radius: float, *, blades: int = 6, dtype=torch.float32, device=None) -> torch.Tensor:
-    """PSF (K, K) of a named family ('disk', 'polygon' with `blades` sides, 'gaussian') and size parameter."""
-    if shape not in PSF_SHAPES:
-        raise ValueError(f"sampler.psf: unknown PSF '{shape}' (choose from {', '.join(PSF_SHAPES)})")
-    return PSF_SHAPES[shape](radius, blades, dtype=dtype, device=device)
-
-
-def stack_psfs(psfs: list[torch.Tensor]) -> torch.Tensor:
-    """Centre-pad PSFs of different odd sizes to the largest and stack them, (B, K, K)."""
-    k = max(p.shape[-1] for p in psfs)
-    return torch.stack([F.pad(p, [(k - p.shape[-1]) // 2] * 4) for p in psfs])
 
 
 def reflect_periodic(x: torch.Tensor) -> torch.Tensor:
     """(…, H, W) → (…, 2H−2, 2W−2): x followed by its mirror image without the edge rows, in both axes.
 
-    The result is periodic and continuous, and its circular convolution with a symmetric PSF, cropped
-    to H×W, equals hidd.degrade.blur's reflect-boundary convolution: FFT solves on it are exact for
-    that forward model and have no wrap-around discontinuity to ring at.
+    The result is periodic and continuous, and its circular convolution with a symmetric PSF, cropped to H×W,
+    equals hidd.camera.optics.blur's reflect-boundary convolution: FFT solves on it are exact for that forward
+    model and have no wrap-around discontinuity to ring at.
     """
     x = torch.cat([x, x.flip(-2)[..., 1:-1, :]], dim=-2)
     return torch.cat([x, x.flip(-1)[..., 1:-1]], dim=-1)
 
 
 class BlurOperator:
-    """A defocus measurement model of a batch; subclasses define the blur."""
+    """A defocus measurement model of a batch in a camera's light; subclasses define the blur."""
 
-    def __init__(self, noise_sigma: torch.Tensor, radius: torch.Tensor):
-        self.noise_sigma = noise_sigma  # (B,) std of the measurement noise on the [0, 1] scale
+    def __init__(self, noise: NoiseLevelFunction, radius: torch.Tensor, noise_sigma: torch.Tensor,
+                 at_bound: torch.Tensor | None = None):
+        self.noise = noise  # noise std of each image against encoded intensity (hidd.camera.noise)
+        self.tone = noise.tone  # the camera's tone curve: blur acts on tone.decode(x)
         self.radius = radius  # (B,) PSF radius per image (the mean radius for spatially varying blur), for reports
+        self.noise_sigma = noise_sigma  # (B,) RMS noise std of each image on the encoded scale
+        # (B,) whether a blind radius sits at the top of its search range (the blur may be larger)
+        self.at_bound = torch.zeros(radius.shape, dtype=torch.bool) if at_bound is None else at_bound
+
+    def linear(self, u: torch.Tensor) -> torch.Tensor:
+        """The blur k ∗ u of linear-light images (B, C, H, W)."""
+        raise NotImplementedError
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """A x for images (B, C, H, W)."""
-        raise NotImplementedError
+        """A x = Γ(k ∗ Γ⁻¹(x)) for encoded images (B, C, H, W)."""
+        return self.tone.encode(self.linear(self.tone.decode(x)))
 
     def prox(self, x0: torch.Tensor, y: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
         """argmin_x ‖A x − y‖² + ρ ‖x − x0‖² with ρ (B,) per image; only where a closed form exists."""
         raise ValueError(f"{type(self).__name__} has no closed-form proximal step; use sampler.consistency gradient")
 
     def data_gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """∇ ½‖A x − y‖² = Aᵀ(A x − y), the adjoint taken by autograd (exact, boundaries included)."""
+        """∇ ½‖A x − y‖² = Aᵀ(A x − y), the adjoint taken by autograd (exact: boundaries and tone curve included)."""
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
             residual = self(x) - y
@@ -72,68 +67,104 @@ class BlurOperator:
 
 
 class UniformBlur(BlurOperator):
-    """One PSF per image (the same everywhere in it), reflect boundaries for the forward blur.
+    """One PSF per image (or per image and channel), the same all over it; reflect boundaries for the forward blur.
 
-    The proximal step can model the image border two ways (`boundary`):
-    - 'free': the scene beyond the frame is unknown, as in any real photo: x is solved on the frame
-      padded by the PSF's half-width, where y is the valid part of a circular blur (exact: no pixel of
-      y wraps around), and the unobserved ring of the blurred image is filled in from the current
-      solution, FREE_BOUNDARY_ITERATIONS times (an EM for the missing border data; cf. Reeves 2005,
-      "Fast image restoration without boundary artifacts"). The estimate x0, reflect-padded, anchors the ring.
-    - 'reflect': y is assumed to be the reflect-boundary blur of x (how hidd.degrade and the synthetic
-      benchmark make it): one exact solve on the reflect-periodic extension (see `reflect_periodic`).
-      On crops of real scenes the mismatch at the borders rings into the image.
+    The proximal step is the closed form in linear light, u = Γ⁻¹(x), v = Γ⁻¹(y):
+        U = (conj(K) V + ρ U0) / (|K|² + ρ),   x = Γ(max(u, 0)),
+    with one ρ per image (see hidd.sampling.blur_consistency for its value). The image border (`boundary`):
+    - 'free': the scene beyond the frame is unknown, as in any real photo: u is solved on the frame padded by
+      the PSF's half-width, where v is the valid part of a circular blur (exact: no pixel of v wraps around),
+      and the unobserved ring of the blurred image is filled in from the current solution,
+      FREE_BOUNDARY_ITERATIONS times (an EM for the missing border data; cf. Reeves 2005, "Fast image
+      restoration without boundary artifacts"). The estimate, reflect-padded, anchors the ring.
+    - 'reflect': v is assumed to be the reflect-boundary blur of u (how synthetic benchmarks make it): one
+      exact solve on the reflect-periodic extension (see `reflect_periodic`). On crops of real scenes the
+      mismatch at the borders rings into the image.
     """
 
-    def __init__(self, psf: torch.Tensor, noise_sigma: torch.Tensor, radius: torch.Tensor, boundary: str = "free"):
-        super().__init__(noise_sigma, radius)
+    def __init__(self, psf: torch.Tensor, noise: NoiseLevelFunction, radius: torch.Tensor, noise_sigma: torch.Tensor,
+                 *, boundary: str = "free", at_bound: torch.Tensor | None = None):
+        super().__init__(noise, radius, noise_sigma, at_bound)
         if boundary not in ("free", "reflect"):
             raise ValueError(f"sampler.boundary must be 'free' or 'reflect', got {boundary!r}")
-        self.psf = psf  # (B, K, K) PSFs summing to one, odd K
+        if psf.ndim == 3:
+            psf = psf[:, None]
+        self.psf = psf  # (B, C or 1, K, K) PSFs summing to one, odd K
         self.boundary = boundary  # how the proximal step treats the image border (see the class docstring)
 
-    def __call__(self, x):
-        return blur(x, self.psf)
+    def linear(self, u):
+        return blur(u, self.psf)
 
     def prox(self, x0, y, rho):
-        """Closed form in the Fourier domain, X = (K̄ Y + ρ X0) / (|K|² + ρ), on a padded or mirrored frame."""
+        """The closed form of the class docstring, on Γ⁻¹ of the estimate and of y, mapped back by Γ."""
         rho = rho.to(x0.dtype).reshape(-1, 1, 1, 1)
-        return self._prox_free(x0, y, rho) if self.boundary == "free" else self._prox_reflect(x0, y, rho)
+        return self.tone.encode(self.solve_linear(self.tone.decode(x0), self.tone.decode(y), rho).clamp_min(0))
 
-    def _solve(self, y, x0, rho):
-        """The periodic Fourier-domain solve on frames y, x0 of the same size."""
-        shape = y.shape[-2:]
-        k = otf(self.psf.to(device=x0.device, dtype=x0.dtype), shape)[:, None]  # B, 1, H, W/2+1
-        spectrum = (k.conj() * torch.fft.rfft2(y) + rho * torch.fft.rfft2(x0)) / (k.abs() ** 2 + rho)
+    def solve_linear(self, u0: torch.Tensor, v: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
+        """argmin_u ‖k ∗ u − v‖² + ρ ‖u − u0‖² in linear light, ρ (B, 1, 1, 1), with the border model `boundary`."""
+        return self._prox_free(u0, v, rho) if self.boundary == "free" else self._prox_reflect(u0, v, rho)
+
+    def _solve(self, v, u0, rho):
+        """The periodic Fourier-domain solve on frames v, u0 of the same size."""
+        shape = v.shape[-2:]
+        k = otf(self.psf.to(device=u0.device, dtype=u0.dtype), shape)  # B, C|1, H, W/2+1
+        spectrum = (k.conj() * torch.fft.rfft2(v) + rho * torch.fft.rfft2(u0)) / (k.abs() ** 2 + rho)
         return torch.fft.irfft2(spectrum, s=shape)
 
-    def _prox_reflect(self, x0, y, rho):
-        h, w = x0.shape[-2:]
-        return self._solve(reflect_periodic(y), reflect_periodic(x0), rho)[..., :h, :w]
+    def _prox_reflect(self, u0, v, rho):
+        h, w = u0.shape[-2:]
+        return self._solve(reflect_periodic(v), reflect_periodic(u0), rho)[..., :h, :w]
 
-    def _prox_free(self, x0, y, rho):
+    def _prox_free(self, u0, v, rho):
         p = self.psf.shape[-1] // 2
         if p == 0:
-            return self._solve(y, x0, rho)
-        x0_padded = F.pad(x0, (p, p, p, p), mode="reflect" if p < min(x0.shape[-2:]) else "replicate")
-        observed = torch.zeros_like(x0_padded, dtype=torch.bool)
+            return self._solve(v, u0, rho)
+        u0_padded = F.pad(u0, (p, p, p, p), mode="reflect" if p < min(u0.shape[-2:]) else "replicate")
+        observed = torch.zeros_like(u0_padded, dtype=torch.bool)
         observed[..., p:-p, p:-p] = True
-        y_padded = F.pad(y, (p, p, p, p))
-        x = x0_padded
+        v_padded = F.pad(v, (p, p, p, p))
+        u = u0_padded
         for _ in range(FREE_BOUNDARY_ITERATIONS):
-            filled = torch.where(observed, y_padded, blur(x, self.psf, boundary="circular"))
-            x = self._solve(filled, x0_padded, rho)
-        return x[..., p:-p, p:-p]
+            filled = torch.where(observed, v_padded, blur(u, self.psf, boundary="circular"))
+            u = self._solve(filled, u0_padded, rho)
+        return u[..., p:-p, p:-p]
 
 
 class DepthVaryingBlur(BlurOperator):
-    """Spatially varying disk (or polygon) defocus from a per-pixel radius map (hidd.degrade.blur_depth_varying)."""
+    """Spatially varying defocus from a per-pixel radius map (hidd.camera.optics.blur_depth_varying): at radius r
+    the PSF is `lens` scaled to r (a disk by default), and the map is cut into `levels` layers.
 
-    def __init__(self, radius_map: torch.Tensor, noise_sigma: torch.Tensor, *, blades: int = 0, levels: int = 8):
-        super().__init__(noise_sigma, radius_map.flatten(1).mean(dim=1))
-        self.radius_map = radius_map  # (B, 1, H, W) disk radius in pixels at each pixel
-        self.blades = blades  # 0: disk; ≥ 3: polygon aperture
+    Its proximal step deconvolves each layer's radius over the whole frame in closed form (UniformBlur) and
+    blends the results with the layers' per-pixel weights: exact inside a region of one radius, an
+    approximation within a PSF's width of a change of radius (where the layered forward model itself ignores
+    occlusion). `levels` closed-form solves per step instead of one.
+    """
+
+    def __init__(self, radius_map: torch.Tensor, noise: NoiseLevelFunction, noise_sigma: torch.Tensor, *,
+                 lens: LensPSF | None = None, levels: int = 8, boundary: str = "free"):
+        super().__init__(noise, radius_map.flatten(1).mean(dim=1), noise_sigma)
+        self.radius_map = radius_map  # (B, 1, H, W) radius in pixels at each pixel
+        self.lens = lens or LensPSF(1.0)  # the PSF's shape; its radius is replaced by the map's
         self.levels = levels  # blur layers spanning the map's range (linear interpolation between them)
+        self.boundary = boundary  # the border model of the layers' proximal steps (see UniformBlur)
 
-    def __call__(self, x):
-        return blur_depth_varying(x, self.radius_map, levels=self.levels, blades=self.blades)
+    def psf_of_radius(self, radius: float, channels: int) -> torch.Tensor:
+        return self.lens.with_radius(radius).kernels(channels)
+
+    def linear(self, u):
+        return blur_depth_varying(u, self.radius_map, lambda r: self.psf_of_radius(r, u.shape[1]), levels=self.levels)
+
+    def prox(self, x0, y, rho):
+        rho = rho.to(x0.dtype).reshape(-1, 1, 1, 1)
+        u0, v = self.tone.decode(x0), self.tone.decode(y)
+        u = torch.zeros_like(u0)
+        for image in range(u0.shape[0]):  # each image has its own layers
+            radius_map = self.radius_map[image:image + 1].to(u0)
+            radii = layer_radii(radius_map, self.levels)
+            weights = layer_weights(radius_map, radii)
+            for i, radius in enumerate(radii):
+                layer = UniformBlur(self.psf_of_radius(radius, u0.shape[1])[None], self.noise, self.radius[:1],
+                                    self.noise_sigma[:1], boundary=self.boundary)
+                solved = layer.solve_linear(u0[image:image + 1], v[image:image + 1], rho[image:image + 1])
+                u[image:image + 1] += weights[:, i:i + 1] * solved
+        return self.tone.encode(u.clamp_min(0))

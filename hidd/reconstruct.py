@@ -25,7 +25,6 @@ from tqdm import tqdm
 from hidd.config import save_config
 from hidd.deblur import Deblurrer
 from hidd.imageio import ImageError, read_image, write_image
-from hidd.measurement import at_radius_bound
 from hidd.metrics import psnr, ssim
 from hidd.paired import Pair, find_pairs
 from hidd.prior import DEFAULT_PRESET, load_prior
@@ -34,7 +33,7 @@ from hidd.text import printable
 from hidd.tiling import TilingConfig
 
 PROGRAM = "hidd-reconstruct"
-# The one minimum image size, checked on reading: the blind radius estimator (hidd.radius) needs a 16×16
+# The one minimum image size, checked on reading: the blind PSF estimator (hidd.blind) needs a 16×16
 # spectrum window, and smaller images carry too little to deblur.
 MIN_SIZE = 16
 # Fault injection for the resume test: SIGKILL the process right after its N-th output image is written,
@@ -59,6 +58,8 @@ class Outcome:
     image: np.ndarray | None = None  # H, W, C in [0, 1]
     problem: str | None = None
     radius: float | str = ""  # PSF radius used; empty without a blur model
+    at_bound: bool = False  # the blind radius is the largest searched: the blur may be larger
+    unchanged: float | None = None  # the input was returned: its result had this × the input's noise (no_harm)
     nfe: int = 0
     seconds: float = 0.0
 
@@ -167,10 +168,15 @@ class Restorer:
         for step, values in logger.curves.items():
             self.curves[step].append(values)
         radii = [""] * len(batch) if result.radius is None else [round(r, 3) for r in result.radius.tolist()]
+        bounds = [False] * len(batch) if result.at_bound is None else result.at_bound.tolist()
+        kept = [None] * len(batch) if result.unchanged is None else [
+            round(gain, 2) if unchanged else None for gain, unchanged in zip(result.noise_gain.tolist(),
+                                                                            result.unchanged.tolist())]
         images = result.images.permute(0, 2, 3, 1).cpu().numpy()
-        return [Outcome(job, image=None if problem else image, radius=radius, nfe=result.nfe, seconds=seconds,
-                        problem=f"{job.pair.blurred}: {problem}" if problem else None)
-                for job, image, radius, problem in zip(batch, images, radii, result.problems)]
+        return [Outcome(job, image=None if problem else image, radius=radius, at_bound=at_bound, unchanged=gain,
+                        nfe=result.nfe, seconds=seconds, problem=f"{job.pair.blurred}: {problem}" if problem else None)
+                for job, image, radius, at_bound, gain, problem in zip(batch, images, radii, bounds, kept,
+                                                                       result.problems)]
 
 
 def _row(outcome: Outcome) -> dict:
@@ -254,7 +260,6 @@ def run(args) -> list[str]:
                           max_memory_gb=args.max_memory)
     deblurrer = Deblurrer(prior, tiling=tiling, precision=args.precision)
     sampler = prior.config.sampler
-    blind_uniform = sampler.radius <= 0 and not sampler.radius_map
     writer = SummaryWriter(out / "tb")
     restore = Restorer(deblurrer, writer, out, seed=args.seed, save_every=args.save_every,
                        curve_every=args.curve_every or max(1, sampler.num_steps // 100))
@@ -280,9 +285,13 @@ def run(args) -> list[str]:
             problem = _record(outcome, table, writer)
             if problem:
                 fail(problem)
-            elif blind_uniform and outcome.radius != "" and at_radius_bound(outcome.radius):
+            elif outcome.at_bound:
                 _say(f"{PROGRAM}: warning: {outcome.job.pair.blurred}: the blind radius estimate {outcome.radius} px "
                      "is the largest searched, so the blur may be larger; if so, give it: --set sampler.radius=R")
+            if outcome.unchanged is not None:
+                why = ("the blind estimate found no blur" if outcome.radius == 0 else
+                       f"its deblurred result had {outcome.unchanged}× the input's noise in flat areas")
+                _say(f"{PROGRAM}: note: {outcome.job.pair.blurred}: left unchanged; {why} (sampler.max_noise_gain)")
     bar.close()
     _log_mean_curves(writer, restore.curves)
     writer.close()

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from hidd.config import SamplerConfig, load_config
-from hidd.degrade import blur, disk_psf, otf
+from hidd.camera import aperture_psf, blur, otf, tone_curve
+from hidd.camera.noise import NoiseLevelFunction
 from hidd.measurement import measurement_model
 from hidd.operators import DepthVaryingBlur, UniformBlur, reflect_periodic
 from hidd.sampling.blur_consistency import GradientConsistency, ProxConsistency, build_consistency
@@ -26,9 +27,14 @@ def smooth_image(h=48, w=40, seed=0):
     return F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False) * 0.5 + ramp
 
 
-def uniform(radius=2.5, noise=0.01, boundary="reflect"):
-    psf = disk_psf(radius, dtype=torch.float64)[None]
-    return UniformBlur(psf, torch.tensor([noise]), torch.tensor([radius]), boundary=boundary)
+def white(sigma, tone="none", images=1):
+    """White noise of std sigma (per image) under a tone curve ('none': blur acts on the values as given)."""
+    return NoiseLevelFunction.white(tone_curve(tone), torch.full((images,), sigma, dtype=torch.float64))
+
+
+def uniform(radius=2.5, noise=0.01, boundary="reflect", tone="none"):
+    psf = aperture_psf(radius, dtype=torch.float64)[None]
+    return UniformBlur(psf, white(noise, tone), torch.tensor([radius]), torch.tensor([noise]), boundary=boundary)
 
 
 def test_prox_with_tiny_rho_recovers_x_where_the_otf_is_not_small():
@@ -37,24 +43,56 @@ def test_prox_with_tiny_rho_recovers_x_where_the_otf_is_not_small():
     y = blur(x, op.psf)  # noiseless, reflect boundaries
     solved = op.prox(torch.zeros_like(x), y, torch.tensor([1e-9]))
     spectrum_true, spectrum_solved = (torch.fft.rfft2(reflect_periodic(v)) for v in (x, solved))
-    strong = otf(op.psf[0], reflect_periodic(x).shape[-2:]).abs() > 0.1
+    strong = otf(op.psf[0, 0], reflect_periodic(x).shape[-2:]).abs() > 0.1
     assert strong.float().mean() > 0.2
     error = (spectrum_solved - spectrum_true)[..., strong].abs().max() / spectrum_true.abs().max()
-    assert error < 1e-6
+    assert error < 1e-3  # (the clamp to u ≥ 0 in linear light touches a few near-zero pixels)
     # band-limited x: recovered in pixels too, borders included (no wrap-around ringing) ...
-    assert (solved - x).abs().max() < 0.02
+    assert (solved - x).abs().max() < 0.04
     # ... where the plain periodic FFT solve rings at the borders
-    k = otf(op.psf[0], x.shape[-2:])
+    k = otf(op.psf[0, 0], x.shape[-2:])
     naive = torch.fft.irfft2(k.conj() * torch.fft.rfft2(y) / (k.abs() ** 2 + 1e-9), s=x.shape[-2:])
     assert (naive - x)[..., :, :3].abs().max() > 10 * (solved - x)[..., :, :3].abs().max()
 
 
+@pytest.mark.parametrize("tone", ["srgb", "gamma"])
+def test_linear_light_prox_is_exact_on_known_model_noise_free_data(tone):
+    """y = Γ(k ∗ Γ⁻¹(x)): the step inverts the tone curve, deconvolves, and maps back; x is recovered
+    wherever the OTF is not small (band-limited x: in pixels too)."""
+    curve = tone_curve(tone)
+    x = smooth_image(64, 64).clamp(0.02, 1)
+    op = uniform(3.0, tone=tone)
+    y = curve.encode(blur(curve.decode(x), op.psf))
+    assert torch.allclose(op(x), y)
+    solved = op.prox(torch.full_like(x, 0.5), y, torch.tensor([1e-10]))
+    error = (solved - x).abs().max()
+    assert error < 5e-3  # (Γ⁻¹ is steep near black: rounding there is magnified)
+    in_values = uniform(3.0).prox(torch.full_like(x, 0.5), y, torch.tensor([1e-10]))
+    assert (in_values - x).abs().max() > 10 * error  # the same data solved in encoded values is wrong
+
+
+def test_noise_calibration_measures_the_misfit_once():
+    x = smooth_image()
+    op = uniform(noise=0.001)
+    y = blur(x, op.psf) + 0.02 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=x.dtype)
+    step = ProxConsistency(op, prox_lambda=1.0, noise_calibration=0.05)
+    step.apply(x, x, y, torch.tensor([0.1]))  # above the calibration level: the estimate stands
+    assert op.noise_sigma.item() == pytest.approx(0.001)
+    step.apply(x, x, y, torch.tensor([0.04]))
+    assert op.noise_sigma.item() == pytest.approx(0.02, rel=0.05)  # the true x's misfit is the noise
+    step.apply(x, x, y + 1, torch.tensor([0.02]))
+    assert op.noise_sigma.item() == pytest.approx(0.02, rel=0.05)  # once only
+    with pytest.raises(ValueError, match="noise_calibration"):
+        ProxConsistency(op, prox_lambda=1.0, noise_calibration=-1)
+
+
 def test_prox_with_huge_rho_keeps_the_estimate_and_is_per_image():
     x = smooth_image().expand(2, -1, -1, -1)
-    psf = disk_psf(3.0, dtype=torch.float64).expand(2, -1, -1)
+    psf = aperture_psf(3.0, dtype=torch.float64).expand(2, -1, -1)
     estimate = torch.rand_like(x)
     for boundary in ("reflect", "free"):
-        op = UniformBlur(psf, torch.tensor([0.01, 0.01]), torch.tensor([3.0, 3.0]), boundary=boundary)
+        op = UniformBlur(psf, white(0.01, images=2), torch.tensor([3.0, 3.0]), torch.tensor([0.01, 0.01]),
+                         boundary=boundary)
         out = op.prox(estimate, blur(x, psf), torch.tensor([1e9, 1e-9]))
         assert torch.allclose(out[0], estimate[0], atol=1e-6)
         assert not torch.allclose(out[1], estimate[1], atol=1e-2)
@@ -63,7 +101,7 @@ def test_prox_with_huge_rho_keeps_the_estimate_and_is_per_image():
 def test_free_boundary_prox_fits_a_crop_of_a_larger_scene_better_at_its_borders():
     scene = smooth_image(80, 72, seed=3)
     x = scene[..., 12:-12, 12:-12]
-    y = blur(scene, disk_psf(4.0, dtype=torch.float64))[..., 12:-12, 12:-12]  # the blur saw beyond the frame
+    y = blur(scene, aperture_psf(4.0, dtype=torch.float64))[..., 12:-12, 12:-12]  # the blur saw beyond the frame
     estimate = x + 0.02 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=x.dtype)
     errors = {}
     for boundary in ("reflect", "free"):
@@ -98,14 +136,15 @@ def test_gradient_step_converges_to_the_prox():
 def test_gradient_step_fits_a_depth_varying_blur():
     x = smooth_image()
     radius_map = torch.linspace(0.0, 4.0, 40, dtype=torch.float64).expand(1, 1, 48, 40)
-    op = DepthVaryingBlur(radius_map, torch.tensor([0.01]), levels=5)
+    op = DepthVaryingBlur(radius_map, white(0.01), torch.tensor([0.01]), levels=5)
     y = op(x)
     start = torch.full_like(x, 0.5)
     fitted = GradientConsistency(op, prox_lambda=1.0, steps=50, step=1.0).solve(start, y, torch.tensor([1e-6]))
     assert (op(fitted) - y).norm() < 0.05 * (op(start) - y).norm()
     assert op.radius.item() == pytest.approx(2.0)
-    with pytest.raises(ValueError, match="gradient"):
-        op.prox(start, y, torch.tensor([1.0]))
+    # the layered proximal step: exact per layer, so it fits too (where layers blend, approximately)
+    layered = op.prox(start, y, torch.tensor([1e-4]))
+    assert (op(layered) - y).norm() < 0.5 * (op(start) - y).norm()
 
 
 def test_blur_aware_steps_need_an_operator():
@@ -175,8 +214,8 @@ def test_flip_ensemble_costs_one_nfe_per_flip_and_keeps_equivariant_scores():
     assert sample(VESDE(0.01, 20.0, 3), gaussian_score, cfg, y=x, generator=torch.Generator()).nfe == 6
 
 
-def test_fast_quality_and_real_presets_are_blind_blur_aware_and_short():
-    for name, max_nfe in (("fast", 50), ("quality", 100), ("real", 50)):
+def test_fast_and_quality_presets_are_blind_blur_aware_and_short():
+    for name, max_nfe in (("fast", 20), ("quality", 100)):
         cfg = load_config(PRESETS / f"{name}.yaml").sampler
         assert (cfg.loop, cfg.consistency, cfg.radius, cfg.psf) == ("tweedie", "prox", 0.0, "disk")
         assert cfg.num_steps * cfg.score_ensemble <= max_nfe and 0 < cfg.sigma_start < 1
@@ -189,23 +228,23 @@ def test_depth_preset_is_fast_with_a_blind_radius_map():
     assert dataclasses.replace(depth, radius_map=False, consistency="prox") == fast
 
 
-def test_real_preset_floors_the_estimated_noise_level_only():
-    real = load_config(PRESETS / "real.yaml").sampler
+def test_fast_preset_models_the_camera_and_guards_against_harm():
     fast = load_config(PRESETS / "fast.yaml").sampler
-    assert dataclasses.replace(real, noise_sigma_min=fast.noise_sigma_min) == fast  # the only difference
-    clean = blur(smooth_image(64, 64).float(), disk_psf(3.0)[None])
-    noisy = clean + 0.05 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
-    cfg = dataclasses.replace(real, radius=3.0)
-    assert measurement_model(clean, cfg).noise_sigma.item() == pytest.approx(real.noise_sigma_min)
+    assert (fast.tone_curve, fast.noise_sigma, fast.noise_sigma_min) == ("srgb", 0.0, 0.0)
+    assert fast.noise_calibration > 0 and fast.max_noise_gain > 1
+    noisy = blur(smooth_image(64, 64).float(), aperture_psf(3.0)[None])
+    noisy = noisy + 0.05 * torch.randn(noisy.shape, generator=torch.Generator().manual_seed(0))
+    cfg = dataclasses.replace(fast, radius=3.0, tone_curve="none")
     assert measurement_model(noisy, cfg).noise_sigma.item() == pytest.approx(0.05, rel=0.15)
-    assert measurement_model(clean, dataclasses.replace(fast, radius=3.0)).noise_sigma.item() < 0.01
+    floored = dataclasses.replace(cfg, noise_sigma_min=0.2)
+    assert measurement_model(noisy, floored).noise_sigma.item() == pytest.approx(0.2)
 
 
 def test_a_known_radius_map_replaces_the_estimate(tiny_checkpoint):
     from hidd.deblur import Deblurrer
     from hidd.prior import load_prior
 
-    y = blur(smooth_image(40, 40).float(), disk_psf(2.0)[None])
+    y = blur(smooth_image(40, 40).float(), aperture_psf(2.0)[None]).clamp(0, 1)
     known = torch.full((1, 40, 40), 2.0)
     cfg = dataclasses.replace(load_config(PRESETS / "fast.yaml").sampler, radius_map=True, consistency="gradient")
     op = measurement_model(y, cfg, known)

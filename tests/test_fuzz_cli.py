@@ -22,7 +22,8 @@ from hidd.cli.reconstruct import main as reconstruct_main
 from hidd.cli.train import main as train_main
 from hidd.deblur import Deblurrer
 from hidd.imageio import read_image, write_image
-from hidd.radius import MAX_RADIUS
+from hidd.blind import PSFEstimate
+from hidd.camera import LensPSF
 
 FAST = ["--preset", "fast", "--set", "sampler.num_steps=2"]
 NON_UTF8 = os.fsdecode(b"caf\xe9.png")  # a Latin-1 file name, not valid UTF-8
@@ -147,19 +148,25 @@ def bright_dark_and_odd_sizes(tmp_path):
     return inputs
 
 
+BOUND = 12.0
+
+
 def test_failures_inside_estimation_and_sampling_fail_one_image(bright_dark_and_odd_sizes, tiny_checkpoint,
                                                                 tmp_path, capsys, monkeypatch):
-    estimate_radius, estimate_noise, score = (hidd.measurement.estimate_radius, hidd.measurement.estimate_noise_sigma,
-                                              Deblurrer.score)
+    estimate_psf, estimate_nlf, score = hidd.measurement.estimate_psf, hidd.measurement.estimate_nlf, Deblurrer.score
 
-    def radius(image, **fit):
-        if image.mean() > 0.9:
+    def psf(linear, **fit):
+        if linear.mean() > 0.8:  # linear light: the bright photo
             raise RuntimeError("fit exploded")
-        return MAX_RADIUS if image.shape[-1] == 48 else estimate_radius(image, **fit)
+        if linear.shape[-1] == 48:
+            return PSFEstimate(LensPSF(BOUND), 1, True, 1e-6, 1.0, 0.5)  # the top of a small image's range
+        return estimate_psf(linear, **fit)
 
-    def noise(y):
-        sigma = estimate_noise(y)
-        return torch.where(y.mean(dim=(1, 2, 3)) < 0.1, torch.nan, sigma)
+    def noise(encoded, tone, lens=None):
+        nlf = estimate_nlf(encoded, tone, lens)
+        if encoded.mean() < 0.1:
+            nlf.read = torch.full_like(nlf.read, torch.nan)
+        return nlf
 
     def network(self, x, sigma):
         out = score(self, x, sigma)
@@ -170,8 +177,8 @@ def test_failures_inside_estimation_and_sampling_fail_one_image(bright_dark_and_
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         write_image(path, pixels, **kwargs)
 
-    monkeypatch.setattr(hidd.measurement, "estimate_radius", radius)
-    monkeypatch.setattr(hidd.measurement, "estimate_noise_sigma", noise)
+    monkeypatch.setattr(hidd.measurement, "estimate_psf", psf)
+    monkeypatch.setattr(hidd.measurement, "estimate_nlf", noise)
     monkeypatch.setattr(Deblurrer, "score", network)
     monkeypatch.setattr(hidd.reconstruct, "write_image", write)
     out = tmp_path / "out"
@@ -190,7 +197,7 @@ def test_failures_inside_estimation_and_sampling_fail_one_image(bright_dark_and_
     assert "4 input(s) failed" in text
     assert sorted(p.name for p in out.glob("*.png")) == ["at_bound.png", "ok1.png"]
     rows = {row["name"]: row for row in metrics_rows(out)}
-    assert sorted(rows) == ["at_bound", "ok1"] and float(rows["at_bound"]["radius"]) == MAX_RADIUS
+    assert sorted(rows) == ["at_bound", "ok1"] and float(rows["at_bound"]["radius"]) == BOUND
     for name in rows:
         assert np.isfinite(read_image(out / f"{name}.png").pixels).all()
 

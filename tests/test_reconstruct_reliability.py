@@ -12,10 +12,10 @@ import torch
 from conftest import synthetic_photo
 from hidd.cli.reconstruct import main as reconstruct_main
 from hidd.deblur import Deblurrer
-from hidd.degrade import defocus
+from hidd.blind import estimate_psf
+from hidd.camera import Camera, LensPSF, PoissonGaussian
 from hidd.imageio import write_image
 from hidd.prior import load_prior
-from hidd.radius import estimate_radius
 from hidd.reconstruct import KILL_AFTER_IMAGES_ENV
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,7 +24,12 @@ FAST2 = ["--preset", "fast", "--set", "sampler.num_steps=2"]
 
 def blurred_photo(size=64, radius=3.0):
     x = torch.from_numpy(synthetic_photo(5, size)).permute(2, 0, 1)[None]
-    return defocus(x, radius, noise_sigma=0.005, generator=torch.Generator().manual_seed(0))[0]
+    camera = Camera(psf=LensPSF(radius), tone="none", noise=PoissonGaussian(read=0.005))
+    return camera.render(x, generator=torch.Generator().manual_seed(0))[0]
+
+
+def estimate_radius(image):
+    return estimate_psf(image).lens.radius
 
 
 def test_a_singular_fit_means_no_blur_found(monkeypatch):
