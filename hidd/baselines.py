@@ -14,7 +14,7 @@ from skimage.metrics import peak_signal_noise_ratio
 from skimage.restoration import richardson_lucy, wiener
 from tqdm import tqdm
 
-__all__ = ["wiener_deblur", "richardson_lucy_deblur", "tune", "METHODS"]
+__all__ = ["bm3d_deblur", "wiener_deblur", "richardson_lucy_deblur", "tune", "METHODS"]
 
 
 def _per_channel(y: np.ndarray, psf: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -42,9 +42,23 @@ def richardson_lucy_deblur(y: np.ndarray, psf: np.ndarray, iterations: int) -> n
     return _per_channel(y, psf, lambda ch: richardson_lucy(ch, psf, num_iter=int(iterations), clip=False))
 
 
+def bm3d_deblur(y: np.ndarray, psf: np.ndarray, sigma: float) -> np.ndarray:
+    """BM3D deblurring (Mäkinen et al., pip package `bm3d`, the optional extra `hidd[bm3d]`): regularised
+    inversion, then BM3D denoising, for white noise of std ``sigma``. Minutes per channel on a CPU."""
+    if not hasattr(np, "trapz"):  # bm4d, which bm3d imports, still calls np.trapz (removed in numpy 2)
+        np.trapz = np.trapezoid
+    try:
+        import bm3d
+    except ImportError as error:
+        raise ImportError("BM3D deblurring needs the optional package: pip install 'hidd[bm3d]'") from error
+    psf = np.asarray(psf, dtype=np.float64)
+    return _per_channel(y, psf, lambda ch: bm3d.bm3d_deblurring(ch, float(sigma), psf))
+
+
 METHODS: dict[str, Callable[[np.ndarray, np.ndarray, float], np.ndarray]] = {
     "wiener": wiener_deblur,
     "richardson_lucy": richardson_lucy_deblur,
+    "bm3d": bm3d_deblur,
 }
 
 

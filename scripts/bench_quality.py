@@ -1,15 +1,20 @@
-"""Quality of every method on the public defocus benchmark: PSNR, SSIM, NFE, seconds.
+"""Quality of every method on a public defocus benchmark: PSNR, SSIM, gain over the input, NFE, seconds.
 
-  python scripts/make_benchmark.py                       # data/benchmark (seconds)
-  python scripts/bench_quality.py --methods blurred wiener rl fast
+  python scripts/make_benchmark.py                       # data/benchmark, the sRGB-disk set (seconds)
+  python scripts/make_benchmark.py --kind camera         # data/camera, the camera benchmark
+  python scripts/bench_quality.py --benchmark data/camera --methods blurred wiener rl fast
+  python scripts/bench_quality.py --methods blurred wiener rl fast --set sampler.tone_curve=none
   python scripts/bench_quality.py --methods paper --set sampler.num_steps=100 --limit 6
   python scripts/bench_quality.py --methods paper --images astronaut_r2 coffee_r5 --threads 1
 
-Methods: `blurred` (the input itself); `wiener` and `rl` (skimage.restoration given the TRUE
-disk radius, parameter tuned per radius on the benchmark itself: an oracle, and labelled so);
-any sampler preset name from configs/presets (fast, quality, paper, ablation-*) run with the
-checkpoint. The depth-varying motorcycle gets the oracle PSF of its median radius.
-Writes OUTPUT/per_image.csv and OUTPUT/summary.csv and prints a Markdown table.
+Methods: `blurred` (the input itself); `wiener`, `rl` (skimage.restoration) and `bm3d` (BM3D
+deblurring, the optional extra `hidd[bm3d]`, minutes per image on a CPU), given the TRUE
+PSF and tone curve of each image, deconvolving linear light channel by channel, parameter tuned per group
+on the benchmark itself: an oracle, and labelled so); any sampler preset name from configs/presets (fast,
+quality, paper, ablation-*) run with the checkpoint. Depth-varying images get the oracle PSF of their
+median radius. Groups: the camera benchmark's conditions, or the sRGB-disk set's radii.
+Writes OUTPUT/per_image.csv and OUTPUT/summary.csv and prints Markdown tables: PSNR per group, and the
+mean and the smallest per-image gain over the input per group.
 """
 from __future__ import annotations
 
@@ -26,23 +31,33 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from hidd.baselines import richardson_lucy_deblur, tune, wiener_deblur
+from hidd.baselines import bm3d_deblur, richardson_lucy_deblur, wiener_deblur
 from hidd.cli import one_line_errors
 from hidd.config import save_config
 from hidd.deblur import Deblurrer
-from hidd.degrade import disk_psf
+from hidd.camera import LensPSF, tone_curve
 from hidd.imageio import read_image
 from hidd.metrics import psnr, ssim
 from hidd.precision import PRECISIONS
 from hidd.prior import load_prior, preset_names
 
-ORACLE_GRIDS = {"wiener": [0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
-                "rl": [3, 5, 10, 20, 30, 50]}
-ORACLE_FUNCTIONS = {"wiener": wiener_deblur, "rl": richardson_lucy_deblur}
+ORACLE_GRIDS = {"wiener": [0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0],
+                "rl": [3, 5, 10, 20, 30, 50],
+                "bm3d": [0.005, 0.01, 0.02]}  # its white-noise σ on the linear-light channel
+ORACLE_FUNCTIONS = {"wiener": wiener_deblur, "rl": richardson_lucy_deblur, "bm3d": bm3d_deblur}
+ORACLE_NAMES = {"wiener": "Wiener", "rl": "Richardson–Lucy", "bm3d": "BM3D deblurring"}
+
+
+def true_camera(info: dict, radius: float):
+    """(lens PSF, tone curve) of a meta.json entry, at `radius` (the median for depth-varying blur)."""
+    psf = info.get("psf", {})
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in psf.items() if k in LensPSF.__dataclass_fields__}
+    lens = LensPSF(**{**params, "radius": radius}) if params else LensPSF(radius)
+    return lens, tone_curve(info.get("tone_curve", "none"))
 
 
 def load_benchmark(root: Path, limit: int | None, names: list[str] | None = None):
-    """[(name, group, true radius, blurred HWC, sharp HWC)] from make_benchmark.py's folder."""
+    """[(name, group, true radius, blurred HWC, sharp HWC, (lens, tone))] from make_benchmark.py's folder."""
     meta = json.loads((root / "meta.json").read_text())["images"]
     missing = sorted(set(names or []) - set(meta))
     if missing:
@@ -55,24 +70,37 @@ def load_benchmark(root: Path, limit: int | None, names: list[str] | None = None
             radius, group = float(info["radius"]), f"r{info['radius']:g}"
         else:
             radius, group = float(np.median(np.load(root / "radius_maps" / f"{name}.npy"))), "depth"
+        if info.get("condition", "srgb-disk") != "srgb-disk":
+            group = info["condition"]
         items.append((name, group, radius, read_image(root / "blurred" / f"{name}.png").pixels,
-                      read_image(root / "sharp" / f"{name}.png").pixels))
+                      read_image(root / "sharp" / f"{name}.png").pixels, true_camera(info, radius)))
     return items[:limit] if limit else items
 
 
+def oracle_deblur(method: str, blurred: np.ndarray, camera, parameter: float) -> np.ndarray:
+    """The classical method with the TRUE PSF of each channel, on linear light (Γ⁻¹ of the photo), mapped back."""
+    lens, tone = camera
+    kernels = lens.kernels(blurred.shape[-1], torch.float64).numpy()
+    linear = tone.decode(torch.from_numpy(blurred).double()).numpy()
+    channels = [ORACLE_FUNCTIONS[method](linear[..., c], kernels[min(c, len(kernels) - 1)], parameter)
+                for c in range(blurred.shape[-1])]
+    return tone.encode(torch.from_numpy(np.stack(channels, axis=-1)).clamp(0, 1)).numpy()
+
+
 def run_oracle(method: str, items):
-    """Tune the parameter per radius group against the targets, then deblur every image."""
+    """Tune the parameter per group against the targets (on up to 6 of its images), then deblur every image."""
     results = {}
     by_group = defaultdict(list)
     for item in items:
         by_group[item[1]].append(item)
     for group, members in tqdm(by_group.items(), desc=f"{method} (oracle)"):
-        psf = disk_psf(members[0][2]).double().numpy()
-        best = tune(ORACLE_FUNCTIONS[method], [m[3] for m in members], [m[4] for m in members], psf,
-                    ORACLE_GRIDS[method])
-        for name, _, radius, blurred, _ in members:
+        sample = members[:: max(1, len(members) // 6)]
+        scores = {value: np.mean([psnr(oracle_deblur(method, m[3], m[5], value), m[4]) for m in sample])
+                  for value in ORACLE_GRIDS[method]}
+        best = max(scores, key=scores.get)
+        for name, _, _, blurred, _, camera in members:
             start = time.perf_counter()
-            out = ORACLE_FUNCTIONS[method](blurred, disk_psf(radius).double().numpy(), best)
+            out = oracle_deblur(method, blurred, camera, best)
             results[name] = (out, 0, time.perf_counter() - start, f"{best:g}")
     return results
 
@@ -81,7 +109,7 @@ def run_preset(preset: str, items, args):
     prior = load_prior(args.checkpoint, preset=preset, overrides=args.overrides, device=args.device)
     deblur = Deblurrer(prior, precision=args.precision)
     results = {}
-    for name, group, _, blurred, _ in tqdm(items, desc=preset):
+    for name, group, _, blurred, _, _ in tqdm(items, desc=preset):
         known = None
         if args.oracle_map and group == "depth":  # the true radius map instead of the estimate
             known = torch.from_numpy(np.load(args.benchmark / "radius_maps" / f"{name}.npy")).float()[None]
@@ -116,7 +144,7 @@ def main(argv=None):
             raise FileNotFoundError(f"{args.benchmark}: no benchmark here; run scripts/make_benchmark.py first")
         unknown = [m for m in args.methods if m not in ("blurred", *ORACLE_FUNCTIONS, *preset_names())]
         if unknown:
-            raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from blurred, wiener, rl, "
+            raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from blurred, wiener, rl, bm3d, "
                              + ", ".join(preset_names()))
         if args.threads:
             torch.set_num_threads(args.threads)
@@ -125,20 +153,21 @@ def main(argv=None):
         rows = []
         for method in args.methods:
             if method == "blurred":
-                results = {name: (blurred, 0, 0.0, "") for name, _, _, blurred, _ in items}
+                results = {name: (blurred, 0, 0.0, "") for name, _, _, blurred, _, _ in items}
                 label = "blurry input"
             elif method in ORACLE_FUNCTIONS:
                 results = run_oracle(method, items)
-                label = f"{'Wiener' if method == 'wiener' else 'Richardson–Lucy'} (oracle radius, tuned)"
+                label = f"{ORACLE_NAMES[method]} (oracle PSF, tuned)"
             else:
                 results, cfg = run_preset(method, items, args)
                 save_config(cfg, args.output / f"config_{method}.yaml")
                 label = (f"hidd {method}" + (f" ({args.precision})" if args.precision != "fp32" else "")
                          + (" (oracle map)" if args.oracle_map else ""))
-            for name, group, radius, _, sharp in items:
+            for name, group, radius, blurred, sharp, _ in items:
                 out, nfe, seconds, param = results[name]
                 rows.append({"method": label, "image": name, "group": group, "radius": round(radius, 3),
-                             "psnr": psnr(out, sharp), "ssim": ssim(out, sharp), "nfe": nfe,
+                             "psnr": psnr(out, sharp), "ssim": ssim(out, sharp),
+                             "gain": psnr(out, sharp) - psnr(blurred, sharp), "nfe": nfe,
                              "seconds": round(seconds, 3), "param": param})
         write_tables(rows, args)
 
@@ -148,7 +177,9 @@ def write_tables(rows, args):
         table = csv.DictWriter(f, fieldnames=list(rows[0]))
         table.writeheader()
         table.writerows(rows)
-    groups = sorted({r["group"] for r in rows}, key=lambda g: (g == "depth", float(g[1:]) if g != "depth" else 0))
+    order = {"linear": 0, "lens": 1, "depth": 2}
+    groups = sorted({r["group"] for r in rows},
+                    key=lambda g: (order.get(g, -1), float(g[1:]) if g.startswith("r") else 0.0))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     summary = []
     for method in methods:
@@ -156,6 +187,8 @@ def write_tables(rows, args):
         entry = {"method": method}
         for group in groups:
             entry[f"psnr_{group}"] = np.mean([r["psnr"] for r in mine if r["group"] == group])
+            entry[f"gain_{group}"] = np.mean([r["gain"] for r in mine if r["group"] == group])
+            entry[f"min_gain_{group}"] = np.min([r["gain"] for r in mine if r["group"] == group])
         entry.update(psnr=np.mean([r["psnr"] for r in mine]), ssim=np.mean([r["ssim"] for r in mine]),
                      nfe=int(np.mean([r["nfe"] for r in mine])), seconds=np.mean([r["seconds"] for r in mine]))
         summary.append(entry)
@@ -171,6 +204,13 @@ def write_tables(rows, args):
     for e in summary:
         cells = " | ".join(f"{e[f'psnr_{g}']:.2f}" for g in groups)
         print(f"| {e['method']} | {cells} | {e['psnr']:.2f} | {e['ssim']:.4f} | {e['nfe']} | {e['seconds']:.2f} |")
+    head = "| method | " + " | ".join(f"gain {g} (min)" for g in groups) + " | images worse by > 0.2 dB |"
+    print(f"\nGain over the input, dB: mean per group (the smallest per-image gain)\n\n{head}")
+    print("|" + "---|" * (head.count("|") - 1))
+    for e in summary:
+        cells = " | ".join(f"{e[f'gain_{g}']:+.2f} ({e[f'min_gain_{g}']:+.2f})" for g in groups)
+        worse = sum(r["gain"] < -0.2 for r in rows if r["method"] == e["method"])
+        print(f"| {e['method']} | {cells} | {worse} |")
 
 
 if __name__ == "__main__":

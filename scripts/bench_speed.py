@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from hidd.degrade import defocus
+from hidd.camera import Camera, LensPSF
 from hidd.deblur import Deblurrer
 from hidd.memory import peak_rss_bytes
 from hidd.prior import load_prior, preset_names
@@ -50,7 +50,7 @@ def machine_name(device: torch.device) -> str:
 
 
 def blurred_scene(height: int, width: int, batch: int) -> torch.Tensor:
-    """A synthetic photo (colour gradients and sharp-edged rectangles), disk-defocused, 8-bit:
+    """A synthetic photo (colour gradients and sharp-edged rectangles), defocused through the camera model (sRGB, 8-bit):
     (batch, 3, H, W). Synthetic so the benchmark needs no image files; speed ignores content."""
     g = torch.Generator().manual_seed(0)
     yy, xx = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
@@ -59,7 +59,7 @@ def blurred_scene(height: int, width: int, batch: int) -> torch.Tensor:
     for y0, x0, h, w in (torch.rand(12, 4, generator=g) * 0.5).tolist():
         x[:, int(y0 * height):int((y0 + h) * height), int(x0 * width):int((x0 + w) * width)] = \
             torch.rand(3, 1, 1, generator=g)
-    return defocus(x[None], BLUR_RADIUS).expand(batch, -1, -1, -1).contiguous()
+    return Camera(psf=LensPSF(BLUR_RADIUS)).render(x[None]).expand(batch, -1, -1, -1).contiguous()
 
 
 def run_case(case: dict) -> dict:

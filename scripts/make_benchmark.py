@@ -1,17 +1,25 @@
-"""Make the public synthetic defocus benchmark from scikit-image's bundled photos.
+"""Make the public synthetic defocus benchmarks from scikit-image's bundled photos, with hidd.camera.
 
-Each photo is resized (short side, anti-aliased) and centre-cropped to a square, then
-blurred with a uniform disk PSF at each radius, given Gaussian noise and quantised to
-8 bits (hidd.degrade.defocus). The motorcycle also gets a depth-varying version whose
-radius follows its ground-truth stereo disparity, in focus on the motorcycle.
+Each photo is resized (short side, anti-aliased) and centre-cropped to a square and quantised; then a
+hidd.camera.Camera takes its picture. Two benchmarks:
 
-Writes to OUT (default data/benchmark):
-  blurred/STEM.png, sharp/STEM.png   pairs matched by stem, STEM = NAME_rR or motorcycle_depth
-  radius_maps/motorcycle_depth.npy   the per-pixel disk radius of the depth-varying pair
-  meta.json, settings.yaml           per-image radius and PSF parameters; resolved settings
+--kind srgb-disk (default OUT data/benchmark; the regression set of earlier releases): an ideal disk blur
+  acting on the sRGB values as given (tone curve 'none'), white Gaussian noise, 8 bits; every photo at each
+  of --radii, and a depth-varying motorcycle whose radius follows its stereo disparity.
+--kind camera (default OUT data/camera): what a camera does. Three conditions, 6 photos × 3 radius bands:
+  (a) `linear`: a disk blur in linear light (sRGB tone curve), white noise 0.005 on the encoded values, 8 bits;
+  (b) `lens`: lens PSFs (blades, rotation, spherical aberration of either sign, lateral colour, softening),
+      Poisson–Gaussian noise, Bayer demosaicing, sRGB, JPEG q 75–95, radii 2–8 px;
+  (c) `depth` (6 photos × 2): depth-varying blur through the same camera: the motorcycle's disparity, and
+      tilted planes for the others, each with its own lens and focus.
 
-With --examples DIR it instead writes a few small pairs for the README and demos into
-DIR/blurred + DIR/sharp, plus OpenCV's real defocused photo in DIR/real/text_defocus.png (no target).
+Writes to OUT:
+  blurred/STEM.png, sharp/STEM.png   pairs matched by stem
+  radius_maps/STEM.npy               the per-pixel radius of each depth-varying pair
+  meta.json, settings.yaml           per image: condition, tone curve, the TRUE lens PSF and noise; settings
+
+With --examples DIR it instead writes a few small camera-made (condition b) pairs for the README and demos
+into DIR/blurred + DIR/sharp, plus OpenCV's real defocused photo in DIR/real/text_defocus.png (no target).
 """
 
 from __future__ import annotations
@@ -33,17 +41,19 @@ from skimage.util import img_as_ubyte
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
-from hidd.degrade import add_noise, blur_depth_varying, defocus, disparity_to_radius, quantize  # noqa: E402
+from hidd.camera import Camera, LensPSF, PoissonGaussian, disparity_to_radius, quantize  # noqa: E402
 from prepare_corpus import OPENCV_DIR, PACKAGES, ensure_unpacked, package_licence  # noqa: E402  (sibling script)
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle", "camera")
-EXAMPLES = (("chelsea", 3.0), ("coffee", 3.5), ("astronaut", 2.5))  # (photo, disk radius)
-PSF = {"type": "disk", "blades": 0, "supersample": 8, "boundary": "reflect"}
+EXAMPLES = (("chelsea", 3.0), ("coffee", 3.5), ("astronaut", 2.5))  # (photo, lens radius)
+RADIUS_BANDS = ((2.0, 3.5), (3.5, 5.5), (5.5, 8.0))  # camera benchmark: one radius drawn in each band
+KINDS = ("srgb-disk", "camera")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", type=Path, default=Path("data/benchmark"), help="output folder")
+    p.add_argument("--kind", choices=KINDS, default="srgb-disk", help="which benchmark (see above)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default data/benchmark or data/camera)")
     p.add_argument("--size", type=int, default=256, help="side of the square crops")
     p.add_argument("--radii", type=float, nargs="+", default=[2.0, 3.5, 5.0], help="uniform disk radii in pixels")
     p.add_argument("--noise-sigma", type=float, default=0.005, help="Gaussian noise std on the [0, 1] scale")
@@ -58,6 +68,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-real-side", type=int, default=512, help="downscale the real defocused photo to this long side")
     p.add_argument("--debs", type=Path, default=Path("/tmp/debs"), help="unpacked packages (as in prepare_corpus.py)")
     args = p.parse_args(argv)
+    args.out = args.out or Path("data/benchmark" if args.kind == "srgb-disk" else "data/camera")
     if args.size < 32 or args.examples_size < 32 or args.max_real_side < 32:
         raise ValueError("sizes must be >= 32 pixels")
     if min(args.radii) < 0 or args.max_radius < 0 or args.noise_sigma < 0:
@@ -117,32 +128,91 @@ def uniform_jobs(photos, radii):
     return [(f"{name}_r{r:g}", name, r) for name, rs in zip(photos, radii) for r in rs]
 
 
-def make_benchmark(args) -> dict:
+def describe(camera: Camera, seed: int, **extra) -> dict:
+    """The meta.json entry of one pair: the camera's true settings."""
+    return {"tone_curve": camera.tone, "psf": {k: (list(v) if isinstance(v, tuple) else v)
+                                               for k, v in vars(camera.psf).items()},
+            "shot": camera.noise.shot, "read": camera.noise.read, "white_noise": camera.white_noise, "demosaic": camera.demosaic,
+            "jpeg_quality": camera.jpeg_quality, "bits": camera.bits, "boundary": camera.boundary, "seed": seed,
+            **extra}
+
+
+def lens_camera(rng: random.Random, radius: float) -> Camera:
+    """Condition (b): a random lens and sensor of the camera benchmark."""
+    lens = LensPSF(radius, blades=rng.choice([0, 5, 6, 7, 8, 9]), rotation=rng.uniform(0, np.pi),
+                   aberration=rng.uniform(-0.6, 1.0),
+                   channel_scale=(rng.uniform(0.9, 1.1), 1.0, rng.uniform(0.9, 1.1)), softening=rng.uniform(0.3, 1.0))
+    noise = PoissonGaussian(float(np.exp(rng.uniform(np.log(2e-5), np.log(4e-4)))), rng.uniform(5e-4, 3e-3))
+    return Camera(psf=lens, noise=noise, demosaic=True, jpeg_quality=rng.randint(75, 95))
+
+
+def tilted_plane(rng: random.Random, size: int) -> torch.Tensor:
+    """Disparity of a plane tilted along a random direction: it falls linearly across the frame."""
+    angle = rng.uniform(0, 2 * np.pi)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    return np.cos(angle) * xx + np.sin(angle) * yy
+
+
+def make_srgb_disk(args) -> dict:
     crops = {name: quantize(to_tensor(square(load(name), args.size)), args.bits) for name in PHOTOS}
     jobs = uniform_jobs(PHOTOS, [args.radii] * len(PHOTOS))
     meta = {}
     for i, (stem, name, r) in enumerate(tqdm(jobs, desc="uniform pairs")):
-        gen = torch.Generator().manual_seed(args.seed + i)
-        y = defocus(crops[name], r, noise_sigma=args.noise_sigma, bits=args.bits, generator=gen)
+        camera = Camera(psf=LensPSF(r), tone="none", noise=PoissonGaussian(read=args.noise_sigma), bits=args.bits)
+        y = camera.render(crops[name], generator=torch.Generator().manual_seed(args.seed + i))
         write_pair(args.out, stem, crops[name], y)
-        meta[stem] = {"source": f"skimage.data.{name}", "radius": r, "psf": PSF,
-                      "noise_sigma": args.noise_sigma, "bits": args.bits, "seed": args.seed + i}
+        meta[stem] = {"source": f"skimage.data.{name}", "condition": "srgb-disk", "radius": r,
+                      **describe(camera, args.seed + i)}
 
     # depth-varying pair: radius grows with the distance to the focus plane in disparity
     disp = square(motorcycle_disparity(), args.size)
     focus = float(np.percentile(disp, args.focus_percentile))
     rmap = disparity_to_radius(disp, focus, args.max_radius)
     seed = args.seed + len(jobs)
-    y = blur_depth_varying(crops["motorcycle"], torch.from_numpy(rmap), levels=args.levels)
-    y = quantize(add_noise(y, args.noise_sigma, torch.Generator().manual_seed(seed)), args.bits)
+    camera = Camera(psf=LensPSF(1.0), tone="none", noise=PoissonGaussian(read=args.noise_sigma), bits=args.bits)
+    y = camera.render(crops["motorcycle"], radius_map=torch.from_numpy(rmap).float(), levels=args.levels,
+                      generator=torch.Generator().manual_seed(seed))
     write_pair(args.out, "motorcycle_depth", crops["motorcycle"], y)
     np.save(args.out / "radius_maps" / "motorcycle_depth.npy", rmap.astype(np.float32))
     meta["motorcycle_depth"] = {
-        "source": "skimage.data.stereo_motorcycle (left view + disparity)", "radius": "depth-varying",
-        "psf": PSF, "radius_map": "radius_maps/motorcycle_depth.npy", "focus_disparity": focus,
-        "max_radius": args.max_radius, "levels": args.levels, "noise_sigma": args.noise_sigma,
-        "bits": args.bits, "seed": seed,
-    }
+        "source": "skimage.data.stereo_motorcycle (left view + disparity)", "condition": "srgb-disk",
+        "radius": "depth-varying", "radius_map": "radius_maps/motorcycle_depth.npy", "focus_disparity": focus,
+        "max_radius": args.max_radius, "levels": args.levels, **describe(camera, seed)}
+    return meta
+
+
+def make_camera(args) -> dict:
+    """The camera benchmark (see the module docstring); every draw comes from one seeded generator."""
+    rng = random.Random(args.seed)
+    crops = {name: quantize(to_tensor(square(load(name), args.size)), args.bits) for name in PHOTOS}
+    meta, seed = {}, args.seed
+    jobs = [(condition, name, band) for condition in ("linear", "lens") for name in PHOTOS
+            for band in range(len(RADIUS_BANDS))]
+    for condition, name, band in tqdm(jobs, desc="camera pairs"):
+        radius = round(rng.uniform(*RADIUS_BANDS[band]), 2)
+        camera = (lens_camera(rng, radius) if condition == "lens" else
+                  Camera(psf=LensPSF(radius), white_noise=args.noise_sigma, bits=args.bits))
+        stem, seed = f"{condition}_{name}_{band}", seed + 1
+        write_pair(args.out, stem, crops[name], camera.render(crops[name], generator=torch.Generator().manual_seed(seed)))
+        meta[stem] = {"source": f"skimage.data.{name}", "condition": condition, "radius": radius,
+                      **describe(camera, seed)}
+    disparity = torch.from_numpy(square(motorcycle_disparity(), args.size).copy())
+    for name in tqdm(PHOTOS, desc="depth pairs"):
+        for view in range(2):
+            top = rng.uniform(3, 8)
+            if name == "motorcycle":  # in focus on the motorcycle, then on the background
+                rmap = disparity_to_radius(disparity, float(np.percentile(disparity.numpy(), [75, 20][view])), top)
+            else:
+                rmap = disparity_to_radius(tilted_plane(rng, args.size), rng.uniform(-0.7, 0.3), top)
+            camera = lens_camera(rng, 1.0)
+            stem, seed = f"depth_{name}_{view}", seed + 1
+            y = camera.render(crops[name], radius_map=rmap.float(), levels=args.levels,
+                              generator=torch.Generator().manual_seed(seed))
+            write_pair(args.out, stem, crops[name], y)
+            np.save(args.out / "radius_maps" / f"{stem}.npy", rmap.numpy().astype(np.float32))
+            meta[stem] = {"source": f"skimage.data.{name}", "condition": "depth", "radius": "depth-varying",
+                          "radius_map": f"radius_maps/{stem}.npy", "max_radius": top, "levels": args.levels,
+                          **describe(camera, seed)}
     return meta
 
 
@@ -151,12 +221,13 @@ def make_examples(args) -> dict:
     names, radii = zip(*EXAMPLES)
     jobs = uniform_jobs(names, [[r] for r in radii])
     meta = {}
+    rng = random.Random(args.seed)
     for i, (stem, name, r) in enumerate(tqdm(jobs, desc="examples")):
         sharp = quantize(to_tensor(square(load(name), args.examples_size)), args.bits)
-        gen = torch.Generator().manual_seed(args.seed + i)
-        write_pair(out, stem, sharp, defocus(sharp, r, noise_sigma=args.noise_sigma, bits=args.bits, generator=gen))
-        meta[stem] = {"source": f"skimage.data.{name}", "radius": r, "psf": PSF,
-                      "noise_sigma": args.noise_sigma, "bits": args.bits, "seed": args.seed + i}
+        camera = lens_camera(rng, r)
+        write_pair(out, stem, sharp, camera.render(sharp, generator=torch.Generator().manual_seed(args.seed + i)))
+        meta[stem] = {"source": f"skimage.data.{name}", "condition": "lens", "radius": r,
+                      **describe(camera, args.seed + i)}
 
     ensure_unpacked(args.debs)
     real = args.debs / "ocv" / OPENCV_DIR / "text_defocus.jpg"
@@ -181,7 +252,8 @@ def main(argv=None) -> None:
     out = args.examples or args.out
     for sub in ("blurred", "sharp") + (() if args.examples else ("radius_maps",)):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    meta = make_examples(args) if args.examples else make_benchmark(args)
+    meta = (make_examples(args) if args.examples else
+            make_srgb_disk(args) if args.kind == "srgb-disk" else make_camera(args))
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     (out / "settings.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
     (out / "meta.json").write_text(json.dumps({"settings": settings, "images": meta}, indent=1))
