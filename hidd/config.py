@@ -112,6 +112,7 @@ class SamplerConfig:
     score_ensemble: int = 1  # tweedie loop: average the score over 1, 2 or 4 mirror images (one NFE each)
     prox_lambda: float = 1.0  # λ of the blur-aware data weight ρ = λ σ_n² / σ² ('prox', 'gradient')
     noise_calibration: float = 0.0  # σ at which σ_n is re-measured as the misfit RMS(y − A x̂₀); 0: never
+    prox_lambda_white: float = 0.0  # λ from the calibration on when that misfit is white (uncorrelated); 0: off
     tone_curve: str = "srgb"  # the camera's tone curve Γ: blur acts on linear light Γ⁻¹(y); 'srgb', 'gamma', 'none'
     gamma: float = 2.2  # exponent of tone_curve 'gamma'
     psf: str = "disk"  # PSF family of a given radius: 'disk', 'polygon', 'gaussian' (radius = std)

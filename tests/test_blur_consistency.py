@@ -11,7 +11,8 @@ from hidd.camera import aperture_psf, blur, otf, tone_curve
 from hidd.camera.noise import NoiseLevelFunction
 from hidd.measurement import measurement_model
 from hidd.operators import DepthVaryingBlur, UniformBlur, reflect_periodic
-from hidd.sampling.blur_consistency import GradientConsistency, ProxConsistency, build_consistency
+from hidd.sampling.blur_consistency import (GradientConsistency, ProxConsistency, build_consistency,
+                                            lag1_correlation)
 from hidd.sampling.ensemble import FlipEnsembleScore
 from hidd.sampling.loops import sample
 from hidd.sampling.schedules import sigma_grid
@@ -84,6 +85,36 @@ def test_noise_calibration_measures_the_misfit_once():
     assert op.noise_sigma.item() == pytest.approx(0.02, rel=0.05)  # once only
     with pytest.raises(ValueError, match="noise_calibration"):
         ProxConsistency(op, prox_lambda=1.0, noise_calibration=-1)
+
+
+def test_lambda_follows_the_misfits_correlation_and_the_loop_restarts_once():
+    g = torch.Generator().manual_seed(0)
+    white = torch.randn(2, 3, 64, 64, generator=g, dtype=torch.float64)
+    smooth = F.avg_pool2d(white, 3, 1, 1)  # neighbours share noise, as after demosaicing or JPEG
+    assert lag1_correlation(white).abs().max() < 0.05 and lag1_correlation(smooth).min() > 0.6
+    x = smooth_image(64, 64)
+    for noise, expected in ((0.01 * white[:1], 1.0), (0.03 * smooth[:1], 8.0)):
+        op = uniform(noise=0.001)
+        step = ProxConsistency(op, prox_lambda=8.0, noise_calibration=0.05, prox_lambda_white=1.0)
+        step.apply(x, x, blur(x, op.psf) + noise, torch.tensor([0.04]))
+        assert step.prox_lambda.item() == pytest.approx(expected) and step.wants_restart == (expected == 1.0)
+    cfg = SamplerConfig(loop="tweedie", schedule="edm", num_steps=6, sigma_start=0.2, sigma_end=0.01,
+                        consistency="prox", renoise=0.0, prox_lambda=8.0, noise_calibration=0.05,
+                        prox_lambda_white=1.0)
+    op = uniform(noise=0.001)
+    y = blur(x, op.psf) + 0.01 * white[:1]
+    levels = sigma_grid(cfg, VESDE(0.01, 50.0, 6))
+    before = int((levels > 0.05).sum()) + 1  # the levels run before the restart, the calibrating one included
+
+    def oracle_score(z, sigma):  # a denoiser that returns x itself: the misfit is the white noise
+        return (x - z) / sigma[:, None, None, None] ** 2
+
+    result = sample(VESDE(0.01, 50.0, 6), oracle_score, cfg, y=y, operator=op, generator=torch.Generator())
+    assert result.nfe == 6 + before and op.noise_sigma.item() == pytest.approx(0.01, rel=0.1)
+    correlated = uniform(noise=0.001)
+    result = sample(VESDE(0.01, 50.0, 6), oracle_score, cfg, y=blur(x, op.psf) + 0.03 * smooth[:1],
+                    operator=correlated, generator=torch.Generator())
+    assert result.nfe == 6  # λ stays: no restart
 
 
 def test_prox_with_huge_rho_keeps_the_estimate_and_is_per_image():

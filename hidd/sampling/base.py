@@ -73,6 +73,7 @@ class Consistency(abc.ABC):
     """A data-consistency step: pulls the iterate toward agreement with the measurement y."""
 
     needs_measurement = True  # False for steps that ignore y (so unconditional sampling may use them)
+    wants_restart = False  # set by a step that has tuned itself and asks the loop to start over, once
 
     @classmethod
     def from_config(cls, cfg, alpha: float) -> "Consistency":

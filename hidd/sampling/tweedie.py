@@ -9,6 +9,8 @@ At each level σ_i of the grid (hidd.sampling.schedules):
    (DDIM-like), ζ = 1 ancestral. η = `renoise` is 1 in DiffPIR; η = 0 is plug-and-play half-quadratic
    splitting (DPIR): the next denoiser takes x̂₀' as it is, its remaining error standing in for noise σ_{i+1}.
 The level after the last is σ = 0: the loop returns the last corrected estimate x̂₀'.
+A data step that tunes itself on the way (hidd.sampling.blur_consistency: the misfit's noise level and
+correlation) may ask, once, for the loop to start over with what it learned (`wants_restart`).
 
 Warm start (CCDF): with sigma_start > 0 the iterate starts as the measurement diffused to that level,
 x = y + σ_start z, and the grid runs from σ_start (not σ_max) down to σ_end; without it, x ~ N(0, σ_max² I).
@@ -57,15 +59,25 @@ def sample(sde, score_fn: ScoreFn, cfg, *, y: torch.Tensor | None = None, shape=
         raise ValueError(f"sample: consistency '{cfg.consistency}' needs a measurement y (use 'none' to sample freely)")
     sigmas = sigma_grid(cfg, sde).tolist() + [0.0]
     x = start_iterate(sde, y, cfg.sigma_start, shape, generator, device)
-    for i in tqdm(range(len(sigmas) - 1), desc="sampling", leave=False, disable=not progress):
+    bar = tqdm(total=len(sigmas) - 1, desc="sampling", leave=False, disable=not progress)
+    i, restarted = 0, False
+    while i < len(sigmas) - 1:
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         level = torch.full((shape[0],), sigma, device=device)
         estimate = x + sigma**2 * score(x, level)
         _, estimate = data_step.apply(estimate, estimate, y, level)
+        if data_step.wants_restart and not restarted:  # the step tuned itself: run every level with it
+            restarted, i = True, 0
+            x = start_iterate(sde, y, cfg.sigma_start, shape, generator, device)
+            bar.reset()
+            continue
         noise_direction = (x - estimate) / sigma
         fresh = randn_like(x, generator) if cfg.zeta * cfg.renoise > 0 and sigma_next > 0 else torch.zeros_like(x)
         x = estimate + cfg.renoise * sigma_next * (math.sqrt(1 - cfg.zeta) * noise_direction
                                                    + math.sqrt(cfg.zeta) * fresh)
         if callback is not None:
             callback(i, estimate)
+        i += 1
+        bar.update(1)
+    bar.close()
     return SampleResult(x=x.clamp(0.0, 1.0), nfe=counted.calls)
