@@ -22,7 +22,6 @@ import torch.nn.functional as F
 
 from hidd.precision import InferencePrecision
 from hidd.prior import Prior
-from hidd.camera.tone import tone_curve
 from hidd.measurement import measurement_model
 from hidd.no_harm import keep_unharmed
 from hidd.sampling.blur_consistency import needs_operator
@@ -113,7 +112,7 @@ class Deblurrer:
             # a blind estimate of "in focus" leaves the photo as it is: denoising alone costs its detail
             in_focus = per_photo["radius"] == 0 if cfg.radius <= 0 and not cfg.radius_map else None
             images, per_photo["noise_gain"], per_photo["unchanged"] = keep_unharmed(
-                y, images.nan_to_num(), tone_curve(cfg.tone_curve, cfg.gamma), cfg.max_noise_gain, in_focus)
+                y, images.nan_to_num(), operator.tone, cfg.max_noise_gain, in_focus)
         return DeblurResult(images=images.clamp(0, 1), nfe=result.nfe, problems=problems, **per_photo)
 
     def _measurement_problem(self, operator, batch_size: int, index: int) -> str | None:

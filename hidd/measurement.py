@@ -24,19 +24,22 @@ def known_lens(cfg) -> LensPSF | None:
     return LensPSF(cfg.radius, blades=cfg.blades if cfg.psf == "polygon" else 0, softening=cfg.softening)
 
 
-def noise_model(y: torch.Tensor, cfg, tone, lenses: list[LensPSF | None]) -> NoiseLevelFunction:
-    """The noise-level function of images y (B, C, H, W): white at cfg.noise_sigma when that is given, else
-    estimated per image (hidd.blind.noise), its level floored at cfg.noise_sigma_min."""
-    b = y.shape[0]
+def noise_model(y: torch.Tensor, cfg, tone, lenses: list[LensPSF | None]) -> tuple[NoiseLevelFunction, torch.Tensor]:
+    """The noise-level function of images y (B, C, H, W) and its RMS level (B,) on the device of y: white at
+    cfg.noise_sigma when that is given, else estimated per image (hidd.blind.noise), floored at
+    cfg.noise_sigma_min."""
+    b, encoded = y.shape[0], y.detach().cpu().double()
     if cfg.noise_sigma > 0:
-        return NoiseLevelFunction.white(tone, torch.full((b,), cfg.noise_sigma, dtype=torch.float64))
+        nlf = NoiseLevelFunction.white(tone, torch.full((b,), cfg.noise_sigma, dtype=torch.float64))
+        return nlf, nlf.level(encoded).to(y.device)
     parts = [estimate_nlf(image, tone, lens) for image, lens in zip(y, lenses)]
     nlf = NoiseLevelFunction(tone, *(torch.cat([getattr(p, k) for p in parts]) for k in ("shot", "read", "floor")))
-    level = nlf.level(y.detach().cpu().double())
+    level = nlf.level(encoded)
     if cfg.noise_sigma_min > 0:
         gain = (cfg.noise_sigma_min / level).clamp_min(1.0)  # raise the whole function to the floor
         nlf = NoiseLevelFunction(tone, nlf.shot * gain**2, nlf.read * gain, nlf.floor * gain)
-    return nlf
+        level = level * gain
+    return nlf, level.to(y.device)
 
 
 def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = None) -> BlurOperator:
@@ -60,14 +63,15 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
                 else torch.stack([estimate_radius_map(image, tile=cfg.radius_tile) for image in linear]).to(y))
         if maps.shape != (y.shape[0], *y.shape[-2:]):
             raise ValueError(f"radius map of shape {tuple(maps.shape)} for images {tuple(y.shape)}")
-        noise = noise_model(y, cfg, tone, [None] * y.shape[0])
+        noise, level = noise_model(y, cfg, tone, [None] * y.shape[0])
         lens = LensPSF(1.0, blades=cfg.blades if cfg.psf == "polygon" else 0, softening=cfg.softening)
-        return DepthVaryingBlur(maps[:, None], noise, noise.level(y.detach().cpu().double()).to(y.device), lens=lens)
+        return DepthVaryingBlur(maps[:, None], noise, level, lens=lens)
     given = known_lens(cfg)
     estimates = [None if given else estimate_psf(image, max_radius=cfg.max_radius) for image in linear]
     lenses = [given or estimate.lens for estimate in estimates]
-    noise = noise_model(y, cfg, tone, [lens if lens.radius > 0 or lens.softening > 0 else None for lens in lenses])
+    noise, level = noise_model(y, cfg, tone, [lens if lens.radius > 0 or lens.softening > 0 else None
+                                              for lens in lenses])
     psfs = stack_psfs([lens.kernels(1, device=y.device) for lens in lenses])  # (B, 1, K, K)
-    return UniformBlur(psfs, noise, torch.tensor([lens.radius for lens in lenses], device=y.device),
-                       noise.level(y.detach().cpu().double()).to(y.device), boundary=cfg.boundary,
+    return UniformBlur(psfs, noise, torch.tensor([lens.radius for lens in lenses], device=y.device), level,
+                       boundary=cfg.boundary,
                        at_bound=torch.tensor([bool(e and e.at_bound) for e in estimates]))
