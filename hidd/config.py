@@ -98,8 +98,9 @@ class SamplerConfig:
     corrector_chains: int = 1  # parallel Langevin chains whose scores are averaged (authors: 3)
     alpha: float = 0.15  # consistency weight: x ← x − α (x − y)
     alpha_after_predictor: float = 0.0  # authors' extra pull after the predictor (0: off)
-    minmax_normalize: bool = False  # authors' code: rescale the iterate to [0, 1] every iteration
+    minmax_normalize: bool = False  # authors' code: rescale each iterate to its photo's range (all channels) every iteration
     carry_mean: bool = False  # authors' code: continue from the noise-free mean x_mean after each stage
+    order: str = "predictor_first"  # pc loop: 'predictor_first' (paper, authors) or 'corrector_first' (score_sde)
     denoise_final: bool = True  # last step uses the noise-free mean
     t_end: float = 1e-5  # time grid ends here (linspace(1, t_end, N))
     loop: str = "pc"  # 'pc': predictor–corrector iterations (paper); 'tweedie': denoise, data step, re-noise (DiffPIR)

@@ -99,8 +99,8 @@ class Deblurrer:
         score_fn = self.tiler.wrap(self.score, y_net.shape)  # the score on tiles when the image is too large
         cfg = self.prior.config.sampler
         operator = measurement_model(y_net, cfg, radius_map) if needs_operator(cfg.consistency) else None
-        result = sample(self.prior.sde, score_fn, cfg, y=y_net, operator=operator, generator=generator,
-                        callback=step_callback)
+        result = sample(self.prior.sde, score_fn, cfg, y=y_net, operator=operator, images_per_photo=y_net.shape[0] // b,
+                        generator=generator, callback=step_callback)
         per_photo = {}
         if operator is not None:  # one value per photo (a 1-channel prior sees its C channels as C images)
             per_photo = dict(radius=operator.radius.reshape(b, -1).mean(dim=1).cpu(),

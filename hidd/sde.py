@@ -43,17 +43,18 @@ class SDE(abc.ABC):
         """Drift f(x, t) and diffusion g(t) (shape (B,)) of the forward SDE."""
 
     @abc.abstractmethod
-    def discretize(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Drift f_i and diffusion G_i of the discrete chain x_{i+1} = x_i + f_i + G_i z at time t."""
+    def discretize(self, x: torch.Tensor, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Drift f_i and diffusion G_i of the discrete chain x_{i+1} = x_i + f_i + G_i z at level i (B,), long."""
 
     def reverse_drift(self, x, t, score):
         """Drift of the reverse-time SDE, dx = [f − g² s] dt + g dw̄ (used by Euler–Maruyama)."""
         drift, diffusion = self.sde(x, t)
         return drift - _expand(diffusion, x) ** 2 * score, diffusion
 
-    def reverse_discrete(self, x, t, score):
-        """Reverse-diffusion step terms (paper Eq. 9): mean shift f_i − G_i² s and noise scale G_i."""
-        f, G = self.discretize(x, t)
+    def reverse_discrete(self, x, level, score):
+        """Reverse-diffusion step terms (paper Eq. 9) from discrete level i (B,): mean shift f_i − G_i² s and
+        noise scale G_i."""
+        f, G = self.discretize(x, level)
         return f - _expand(G, x) ** 2 * score, G
 
 
@@ -85,13 +86,11 @@ class VESDE(SDE):
         diffusion = sigma * math.sqrt(2 * (math.log(self.sigma_max) - math.log(self.sigma_min)))
         return torch.zeros_like(x), diffusion
 
-    def timestep_index(self, t: torch.Tensor) -> torch.Tensor:
-        """Index i of the discrete level for time t (t = i / (N − 1))."""
-        return (t * (self.num_scales - 1)).round().long().clamp(0, self.num_scales - 1)
-
-    def discretize(self, x, t):
+    def discretize(self, x, level):
         sigmas = self.discrete_sigmas.to(x.device)
-        i = self.timestep_index(t)
+        i = level.to(x.device).long()
+        if bool(((i < 0) | (i >= self.num_scales)).any()):
+            raise ValueError(f"sde: discrete level {i.tolist()} outside 0..{self.num_scales - 1}")
         sigma = sigmas[i]
         prev = torch.where(i == 0, torch.zeros_like(sigma), sigmas[(i - 1).clamp(min=0)])
         G = torch.sqrt(sigma**2 - prev**2).to(x.dtype)

@@ -39,8 +39,7 @@ def test_reverse_diffusion_step_size():
     sde = VESDE(0.01, 300.0, 1000)
     x = torch.zeros(2, 1, 4, 4)
     for i in (0, 1, 500, 999):
-        t = torch.full((2,), i / 999)
-        _, G = sde.discretize(x, t)
+        _, G = sde.discretize(x, torch.full((2,), i))
         prev = sde.discrete_sigmas[i - 1] if i > 0 else 0.0
         assert G[0].item() == pytest.approx(math.sqrt(sde.discrete_sigmas[i] ** 2 - prev**2), rel=1e-5)
 
@@ -59,3 +58,9 @@ def test_build_sde_rejects_unknown_and_bad_range():
         build_sde(SDEConfig(name="vp"))
     with pytest.raises(ValueError, match="sigma_min < sigma_max"):
         VESDE(1.0, 0.5, 10)
+
+
+def test_discretize_refuses_levels_outside_the_grid():
+    sde = VESDE(0.01, 300.0, 10)
+    with pytest.raises(ValueError, match="outside 0..9"):
+        sde.discretize(torch.zeros(1, 1, 2, 2), torch.tensor([10]))

@@ -13,6 +13,7 @@ A stage object serves one sampling run (it may keep state between iterations).
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -32,8 +33,23 @@ CORRECTORS = Registry("corrector")
 CONSISTENCIES = Registry("consistency")
 
 
+@dataclass(frozen=True)
+class GridStep:
+    """One iteration of a sampler's time grid t_0 = 1 > t_1 > … > t_{N−1} = t_end, all per image (B,).
+
+    The grid, not a function of t, says which discrete level a step is on: rounding or flooring
+    t·(N − 1) puts two iterations on one level once t_end ≥ 1 / (2(N − 1)) (round) or 1 / (N − 1) (floor)."""
+
+    index: int  # iteration i = 0 … N − 1
+    level: torch.Tensor  # the SDE's discrete level N − 1 − i that the step starts from (long)
+    t: torch.Tensor  # t_i
+    t_next: torch.Tensor  # t_{i+1}; 0 after the last iteration
+    sigma: torch.Tensor  # σ(t_i), the noise level of the iterate before the step
+    sigma_next: torch.Tensor  # the noise level the predictor leaves: σ(t_{i+1}), and 0 after the last
+
+
 class Predictor(abc.ABC):
-    """One discretised step of the reverse-time SDE, from noise level σ(t) to the next lower one."""
+    """One discretised step of the reverse-time SDE, from noise level σ(t_i) to σ(t_{i+1})."""
 
     def __init__(self, sde, score_fn: ScoreFn, num_steps: int):
         self.sde = sde  # forward SDE (hidd.sde.SDE) whose reverse is being solved
@@ -46,9 +62,9 @@ class Predictor(abc.ABC):
         return cls(sde, score_fn, cfg.num_steps)
 
     @abc.abstractmethod
-    def update(self, x: torch.Tensor, t: torch.Tensor, sigma: torch.Tensor,
+    def update(self, x: torch.Tensor, step: GridStep,
                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step from x at time t (B,) with noise level sigma (B,); returns (x, x_mean)."""
+        """One step from x at step.t (noise level step.sigma) to step.t_next; returns (x, x_mean)."""
 
 
 class Corrector(abc.ABC):

@@ -23,9 +23,14 @@ class LangevinCorrector(Corrector):
     itself was not found; their WKGM / k-space samplers share this corrector): K chains are noisy
     copies of the same iterate, x + sqrt(2ε') z_k with ε' the step size of this corrector's previous
     step (no spread on the very first step, where the authors' chains also coincide). The score is
-    evaluated on every copy (K network evaluations) and the average drives one update of the shared
-    iterate; ‖s‖ in ε is the mean of the copies' norms. So the chains only smooth the score seen by
-    the update; they do not persist as separate samples. Unlike the authors' code, the copies are
+    evaluated on every copy (K network evaluations) and the average s̄ drives one update of the shared
+    iterate. So the chains only smooth the score seen by the update; they do not persist as separate samples.
+
+    Step size with chains: as in the authors' code, ‖s‖ in ε is the mean of the copies' norms, mean_k ‖s_k‖,
+    while the update moves by ε s̄. Averaging cancels part of the copies' disagreement, ‖s̄‖ ≤ mean_k ‖s_k‖,
+    so the drift-to-noise ratio of the step actually taken is snr · ‖s̄‖ / mean_k ‖s_k‖, below the nominal
+    snr (equal with one chain, or when the copies agree). We keep this: it is the arithmetic the authors'
+    snr 0.021 was tuned with, and `effective_snr` reports the ratio per image after each step. Unlike the authors' code, the copies are
     re-centred on the current iterate every step (theirs stay where the previous corrector step left
     them, missing the predictor and consistency updates in between).
     """
@@ -38,6 +43,7 @@ class LangevinCorrector(Corrector):
         self.steps = steps  # M Langevin steps per call
         self.chains = chains  # K noisy copies whose scores are averaged (K network evaluations per step)
         self._last_eps: torch.Tensor | None = None  # previous per-image ε: the spread of the copies
+        self.effective_snr: torch.Tensor | None = None  # (B,) ‖ε s̄‖ / ‖sqrt(2ε) z‖ of the last step taken
 
     @classmethod
     def from_config(cls, sde, score_fn, cfg):
@@ -54,6 +60,7 @@ class LangevinCorrector(Corrector):
             x_mean = x + _expand(eps, x) * score
             x = x_mean + _expand(torch.sqrt(2 * eps), x) * z
             self._last_eps = eps
+            self.effective_snr = self.snr * per_image_norm(score) / score_norm.clamp_min(1e-12)
         return x, x_mean
 
     def _chain_points(self, x, generator):

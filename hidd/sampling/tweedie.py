@@ -40,10 +40,11 @@ def start_iterate(sde, y: torch.Tensor | None, sigma_start: float, shape, genera
 
 @torch.no_grad()
 def sample(sde, score_fn: ScoreFn, cfg, *, y: torch.Tensor | None = None, shape=None, operator=None,
-           generator: torch.Generator | None = None, callback=None, device=None,
+           images_per_photo: int = 1, generator: torch.Generator | None = None, callback=None, device=None,
            progress: bool = False) -> SampleResult:
     """Run the 'tweedie' loop of `cfg` (a SamplerConfig); arguments as hidd.sampling.pc.sample, plus
-    operator: the hidd.operators.BlurOperator of y, for the blur-aware consistency steps."""
+    operator: the hidd.operators.BlurOperator of y, for the blur-aware consistency steps
+    (images_per_photo is for the pc loop's normalisation; this loop does not normalise)."""
     if y is not None:
         shape, device = y.shape, y.device
     elif shape is None:
