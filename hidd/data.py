@@ -6,6 +6,8 @@ A root is a folder tree of images, or a DPDD root (recognised by ``train_c/targe
 
 from __future__ import annotations
 
+import functools
+
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -214,3 +216,20 @@ def _some(names: list[str], shown: int = 3) -> str:
 
 def _describe(roots: PathLike | Iterable[PathLike]) -> str:
     return ", ".join(str(root) for root in _as_list(roots))
+
+
+def train_val_datasets(data_cfg, channels: int) -> tuple[SharpImageDataset, SharpImageDataset]:
+    """Training and validation sets of a `data` config section: val_roots when given, else `val_images` files
+    held out of the roots (the validation set is the training set when neither is available)."""
+    d = data_cfg
+    common = dict(image_size=d.image_size, mode=d.mode, channels=channels, cache=d.cache)
+    if d.val_roots:
+        held_out = []
+        val = SharpImageDataset(roots=d.val_roots, split="val", random_flip=False, **common)
+    else:
+        usable = functools.partial(is_usable, image_size=d.image_size, mode=d.mode)
+        held_out = held_out_files(d.roots, d.val_images, usable=usable) if d.val_images > 0 else []
+        val = SharpImageDataset(roots=d.roots, split="train", random_flip=False, only=held_out, **common) \
+            if held_out else None
+    train = SharpImageDataset(roots=d.roots, split="train", random_flip=d.random_flip, exclude=held_out, **common)
+    return train, val if val is not None else train

@@ -55,6 +55,9 @@ def load_prior(path: str | Path | None = None, *, config_path: str | Path | None
     """
     path = resolve_checkpoint(path)
     state = checkpoint.load(path)
+    if "baseline" in state:
+        raise checkpoint.CheckpointError(f"{path}: a {state['baseline']} baseline checkpoint, not a score prior; "
+                                         f"run it with --method {state['baseline']}")
     cfg = checkpoint.config_of(state, path)
     if config_path is not None:
         cfg = load_config(config_path, base=cfg)

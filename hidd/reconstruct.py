@@ -22,6 +22,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from hidd.baselines.restore import BaselineDeblurrer, load_baseline
 from hidd.config import save_config
 from hidd.deblur import Deblurrer
 from hidd.imageio import ImageError, read_image, write_image
@@ -218,6 +219,25 @@ def _say(line: str) -> None:
     tqdm.write(printable(line), file=sys.stderr)
 
 
+def _method(args, device: str):
+    """The deblurrer of --method and the config written next to the results: the score prior's sampler
+    (checkpoint, --config, --preset, --set) or a learned baseline (hidd.baselines: its checkpoint alone)."""
+    if args.method == "hidd":
+        preset = args.preset if args.preset or args.config else DEFAULT_PRESET  # a --config alone keeps its sampler
+        prior = load_prior(args.checkpoint, config_path=args.config, preset=preset, overrides=args.overrides,
+                           device=device)
+        tiling = TilingConfig(tile=args.tile, overlap=args.tile_overlap, tile_batch=args.tile_batch,
+                              max_memory_gb=args.max_memory)
+        return Deblurrer(prior, tiling=tiling, precision=args.precision), prior.config
+    given = [flag for flag, value in (("--config", args.config), ("--preset", args.preset),
+                                      ("--set", args.overrides)) if value]
+    if given:
+        raise ValueError(f"{given[0]} configures the diffusion sampler; --method {args.method} is a single network "
+                         "pass with nothing to configure")
+    baseline = load_baseline(args.method, args.checkpoint, device=device)
+    return BaselineDeblurrer(baseline), baseline.config
+
+
 def run(args) -> list[str]:
     """Reconstruct every input of `args` (see hidd.cli.reconstruct); returns the failures, one line each
     (each already printed on stderr as it happened)."""
@@ -225,17 +245,15 @@ def run(args) -> list[str]:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size {args.batch_size}: must be at least 1")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    preset = args.preset if args.preset or args.config else DEFAULT_PRESET  # a --config alone keeps its sampler
-    prior = load_prior(args.checkpoint, config_path=args.config, preset=preset, overrides=args.overrides,
-                       device=device)
+    deblurrer, config = _method(args, device)
     skipped: list[ImageError] = []
     pairs = find_pairs(args.input, target=args.target, dataset=args.dataset, skipped=skipped)
     prepare_output(out, args.output)
     table = MetricsTable(out / "metrics.csv", [pair.name for pair in pairs])
     if getattr(args, "skip_existing", False):
-        check_same_config(prior.config, out / "config.yaml")
+        check_same_config(config, out / "config.yaml")
         table.read_existing()
-    save_config(prior.config, out / "config.yaml")
+    save_config(config, out / "config.yaml")
     table.write()
 
     failures = []
@@ -249,20 +267,17 @@ def run(args) -> list[str]:
     jobs = []
     for pair in pairs:
         try:
-            jobs.append(_load(pair, prior.config.model.channels))
+            jobs.append(_load(pair, config.model.channels))
         except ImageError as e:
             fail(str(e))
     already = sum(table.done(job.pair.name) for job in jobs)
     if already:
         _say(f"{PROGRAM}: {already} image(s) already done in {out} (--skip-existing)")
 
-    tiling = TilingConfig(tile=args.tile, overlap=args.tile_overlap, tile_batch=args.tile_batch,
-                          max_memory_gb=args.max_memory)
-    deblurrer = Deblurrer(prior, tiling=tiling, precision=args.precision)
-    sampler = prior.config.sampler
     writer = SummaryWriter(out / "tb")
+    iterations = config.sampler.num_steps if args.method == "hidd" else 1
     restore = Restorer(deblurrer, writer, out, seed=args.seed, save_every=args.save_every,
-                       curve_every=args.curve_every or max(1, sampler.num_steps // 100))
+                       curve_every=args.curve_every or max(1, iterations // 100))
     kill_after, written = int(os.environ.get(KILL_AFTER_IMAGES_ENV, "0")), 0
     bar = tqdm(total=len(jobs), initial=already, desc="deblur", unit="img", dynamic_ncols=True)
     for batch in _batches(jobs, args.batch_size):

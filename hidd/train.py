@@ -8,7 +8,6 @@ Single process or DDP under torchrun. A run lives in one work directory:
 """
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import time
@@ -23,7 +22,7 @@ from tqdm import tqdm
 
 from hidd import checkpoint, distributed
 from hidd.config import Config, save_config
-from hidd.data import SharpImageDataset, held_out_files, is_usable
+from hidd.data import train_val_datasets
 from hidd.data_stream import ResumableSampler, SeededItems
 from hidd.ema import EMA
 from hidd.losses import score_matching_loss
@@ -44,21 +43,6 @@ class TrainResult:
     latest: Path  # the final rolling checkpoint
     model: torch.nn.Module  # trained weights (this rank's copy)
     ema: EMA
-
-
-def _datasets(cfg: Config):
-    d = cfg.data
-    common = dict(image_size=d.image_size, mode=d.mode, channels=cfg.model.channels, cache=d.cache)
-    if d.val_roots:
-        held_out = []
-        val = SharpImageDataset(roots=d.val_roots, split="val", random_flip=False, **common)
-    else:
-        usable = functools.partial(is_usable, image_size=d.image_size, mode=d.mode)
-        held_out = held_out_files(d.roots, d.val_images, usable=usable) if d.val_images > 0 else []
-        val = SharpImageDataset(roots=d.roots, split="train", random_flip=False, only=held_out, **common) \
-            if held_out else None
-    train = SharpImageDataset(roots=d.roots, split="train", random_flip=d.random_flip, exclude=held_out, **common)
-    return train, val if val is not None else train
 
 
 def _eval_batch(val_set, n: int = 8) -> torch.Tensor:
@@ -106,7 +90,7 @@ def train(cfg: Config, workdir: str | Path, *, resume: bool = False, device: str
     net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None) \
         if info.enabled else model
 
-    train_set, val_set = _datasets(cfg)
+    train_set, val_set = train_val_datasets(cfg.data, cfg.model.channels)
     per_rank = tc.batch_size // info.world_size
     sampler = ResumableSampler(train_set, rank=info.rank, world_size=info.world_size, seed=tc.seed,
                                start=step * per_rank)

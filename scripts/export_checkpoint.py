@@ -1,6 +1,10 @@
 """Strip a training checkpoint down to what sampling needs: EMA weights (optionally fp16) and the config.
 
   python scripts/export_checkpoint.py runs/default/checkpoints/latest.pt checkpoints/hidd-default.pt --half
+  python scripts/export_checkpoint.py runs/dncnn/checkpoints/latest.pt checkpoints/dncnn.pt
+
+A learned baseline's checkpoint (hidd-train-baseline) keeps the weights of its restoring network only
+(CycleGAN: the blurred → sharp generator), with its config and step.
 """
 from __future__ import annotations
 
@@ -22,6 +26,14 @@ def main(argv=None):
         state = checkpoint.load(args.source)
     except checkpoint.CheckpointError as e:
         sys.exit(f"export_checkpoint: error: {e}")
+    if "baseline" in state:
+        from hidd.baselines.restore import export_state
+
+        slim = export_state(state)
+        checkpoint.save_atomic(slim, args.dest)
+        print(f"export_checkpoint: {args.dest} ({state['baseline']}, step {state['step']}, "
+              f"{sum(v.numel() for v in slim['model'].values()):,} values)")
+        return
     weights = {k: (v.half() if args.half and v.is_floating_point() else v)
                for k, v in state["ema"]["weights"].items()}
     slim = {"ema": {"num_updates": state["ema"]["num_updates"], "weights": weights},

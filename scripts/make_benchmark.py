@@ -41,7 +41,8 @@ from skimage.util import img_as_ubyte
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
-from hidd.camera import Camera, LensPSF, PoissonGaussian, disparity_to_radius, quantize  # noqa: E402
+from hidd.camera import Camera, disparity_to_radius, quantize  # noqa: E402
+from hidd.camera.draws import lens_camera, linear_disk_camera, srgb_disk_camera  # noqa: E402
 from prepare_corpus import OPENCV_DIR, PACKAGES, ensure_unpacked, package_licence  # noqa: E402  (sibling script)
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle", "camera")
@@ -137,15 +138,6 @@ def describe(camera: Camera, seed: int, **extra) -> dict:
             **extra}
 
 
-def lens_camera(rng: random.Random, radius: float) -> Camera:
-    """Condition (b): a random lens and sensor of the camera benchmark."""
-    lens = LensPSF(radius, blades=rng.choice([0, 5, 6, 7, 8, 9]), rotation=rng.uniform(0, np.pi),
-                   aberration=rng.uniform(-0.6, 1.0),
-                   channel_scale=(rng.uniform(0.9, 1.1), 1.0, rng.uniform(0.9, 1.1)), softening=rng.uniform(0.3, 1.0))
-    noise = PoissonGaussian(float(np.exp(rng.uniform(np.log(2e-5), np.log(4e-4)))), rng.uniform(5e-4, 3e-3))
-    return Camera(psf=lens, noise=noise, demosaic=True, jpeg_quality=rng.randint(75, 95))
-
-
 def tilted_plane(rng: random.Random, size: int) -> torch.Tensor:
     """Disparity of a plane tilted along a random direction: it falls linearly across the frame."""
     angle = rng.uniform(0, 2 * np.pi)
@@ -158,7 +150,7 @@ def make_srgb_disk(args) -> dict:
     jobs = uniform_jobs(PHOTOS, [args.radii] * len(PHOTOS))
     meta = {}
     for i, (stem, name, r) in enumerate(tqdm(jobs, desc="uniform pairs")):
-        camera = Camera(psf=LensPSF(r), tone="none", noise=PoissonGaussian(read=args.noise_sigma), bits=args.bits)
+        camera = srgb_disk_camera(r, args.noise_sigma, args.bits)
         y = camera.render(crops[name], generator=torch.Generator().manual_seed(args.seed + i))
         write_pair(args.out, stem, crops[name], y)
         meta[stem] = {"source": f"skimage.data.{name}", "condition": "srgb-disk", "radius": r,
@@ -169,7 +161,7 @@ def make_srgb_disk(args) -> dict:
     focus = float(np.percentile(disp, args.focus_percentile))
     rmap = disparity_to_radius(disp, focus, args.max_radius)
     seed = args.seed + len(jobs)
-    camera = Camera(psf=LensPSF(1.0), tone="none", noise=PoissonGaussian(read=args.noise_sigma), bits=args.bits)
+    camera = srgb_disk_camera(1.0, args.noise_sigma, args.bits)
     y = camera.render(crops["motorcycle"], radius_map=torch.from_numpy(rmap).float(), levels=args.levels,
                       generator=torch.Generator().manual_seed(seed))
     write_pair(args.out, "motorcycle_depth", crops["motorcycle"], y)
@@ -191,7 +183,7 @@ def make_camera(args) -> dict:
     for condition, name, band in tqdm(jobs, desc="camera pairs"):
         radius = round(rng.uniform(*RADIUS_BANDS[band]), 2)
         camera = (lens_camera(rng, radius) if condition == "lens" else
-                  Camera(psf=LensPSF(radius), white_noise=args.noise_sigma, bits=args.bits))
+                  linear_disk_camera(radius, args.noise_sigma, args.bits))
         stem, seed = f"{condition}_{name}_{band}", seed + 1
         write_pair(args.out, stem, crops[name], camera.render(crops[name], generator=torch.Generator().manual_seed(seed)))
         meta[stem] = {"source": f"skimage.data.{name}", "condition": condition, "radius": radius,

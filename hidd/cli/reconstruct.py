@@ -3,6 +3,8 @@
   hidd-reconstruct --input photo.jpg --output results/one
   hidd-reconstruct --input blurred/ --target sharp/ --output results/run1 --preset paper
   hidd-reconstruct --input data/DPDD --dataset dpdd --output results/dpdd --checkpoint runs/x/checkpoints/latest.pt
+  hidd-reconstruct --input blurred/ --target sharp/ --output results/dncnn --method dncnn
+  python scripts/reconstruct.py ...   (the same command, as the paper's code spells it)
 
 Writes one PNG per input (same stem; 16-bit when the input was), config.yaml, metrics.csv,
 TensorBoard curves (PSNR/SSIM against iteration when targets are given) under OUTPUT/tb.
@@ -30,7 +32,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="folder of sharp images matched to the inputs by file stem")
     p.add_argument("--dataset", choices=["dpdd", "realblur", "ded", "auto"],
                    help="read --input as the root of a paired test set of this layout")
-    p.add_argument("--checkpoint", help="trained model (default: checkpoints/hidd-default.pt)")
+    p.add_argument("--method", default="hidd", choices=["hidd", "dncnn", "ffdnet", "cyclegan"],
+                   help="hidd: the diffusion prior and its sampler (default); dncnn, ffdnet, cyclegan: the paper's "
+                        "comparison networks (hidd-train-baseline), one forward pass")
+    p.add_argument("--checkpoint", help="trained model (default: checkpoints/hidd-default.pt, or checkpoints/METHOD.pt "
+                                        "with --method)")
     p.add_argument("--config", help="YAML applied on top of the checkpoint's config (usually a sampler section)")
     p.add_argument("--preset", help="named sampler preset from configs/presets/ (e.g. paper, ablation-pdc)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",

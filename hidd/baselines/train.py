@@ -1,0 +1,146 @@
+"""Training loop of the learned baselines (hidd-train-baseline): one process, one device.
+
+The run lives in one work directory, like the score prior's (hidd.train):
+  config.yaml            the resolved config
+  checkpoints/latest.pt  rolling checkpoint: weights, optimisers, step, RNG states (--resume continues from it)
+  tb/                    TensorBoard: losses, learning rate, held-out PSNR of the restored and the input crops
+
+Each step reads sharp crops from the resumable seeded stream (hidd.data_stream) and synthesises their defocused
+versions with a camera drawn from a seed of (training seed, step) (hidd.baselines.pairs), so a resumed run
+sees exactly the batches an uninterrupted one would have. Unpaired training (CycleGAN) reads twice the batch
+and makes the first half blurred, the second half the sharp side: disjoint crops, never a pair.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from hidd import checkpoint
+from hidd.baselines.losses import objective_for
+from hidd.baselines.networks import build_network
+from hidd.baselines.pairs import synthesize
+from hidd.config import save_config
+from hidd.data import train_val_datasets
+from hidd.data_stream import ResumableSampler, SeededItems
+from hidd.metrics import psnr
+from hidd.train import KILL_AT_STEP_ENV, RunExistsError
+
+EVAL_SEED = 1_000_003  # the held-out pairs' camera draws (fixed: the same pairs at every evaluation)
+
+
+def learning_rate(tc, step: int) -> float:
+    """Constant, then linear decay to 0 over the last (1 − lr_decay_from) of the steps."""
+    start = tc.lr_decay_from * tc.steps
+    if step < start:
+        return tc.lr
+    return tc.lr * max(0.0, (tc.steps - step) / max(tc.steps - start, 1))
+
+
+def held_out_pairs(val_set, cfg) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fixed held-out (sharp, blurred, noise level) crops."""
+    items = SeededItems(val_set)
+    n = cfg.training.eval_pairs
+    sharp = torch.stack([items[(i % len(val_set), 10_000 + i)] for i in range(n)])
+    blurred, level = synthesize(sharp, cfg.degradation, EVAL_SEED + cfg.training.seed)
+    return sharp, blurred, level
+
+
+@torch.no_grad()
+def evaluate(network, sharp, blurred, level) -> tuple[float, float]:
+    """Mean PSNR of the restored and of the input held-out crops."""
+    network.eval()
+    restored = network.restore(blurred, level).clamp(0, 1)
+    network.train()
+    as_hwc = lambda batch: batch.permute(0, 2, 3, 1).cpu().numpy()  # noqa: E731
+    out = np.mean([psnr(r, s) for r, s in zip(as_hwc(restored), as_hwc(sharp))])
+    before = np.mean([psnr(b, s) for b, s in zip(as_hwc(blurred), as_hwc(sharp))])
+    return float(out), float(before)
+
+
+def checkpoint_state(cfg, network, objective, step: int) -> dict:
+    return {"baseline": cfg.model.name, "model": network.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in objective.optimizers.items()},
+            "step": step, "rng": checkpoint.rng_state(), "config": cfg.to_dict()}
+
+
+def train_baseline(cfg, workdir: str | Path, *, resume: bool = False, device: str | None = None) -> Path:
+    """Train (or resume) the baseline of `cfg` (a BaselineConfig) in `workdir`; returns the latest checkpoint."""
+    workdir = Path(workdir)
+    latest = workdir / "checkpoints" / "latest.pt"
+    tc = cfg.training
+    if latest.exists() and not resume:
+        raise RunExistsError(f"{workdir}: holds a run already; pass --resume to continue it or pick another --workdir")
+    if resume and not latest.exists():
+        raise RunExistsError(f"{latest}: nothing to resume")
+    if tc.threads > 0:
+        torch.set_num_threads(tc.threads)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(tc.seed)
+    network = build_network(cfg.model).to(dev)
+    multiple = 2 * network.size_multiple
+    if cfg.data.image_size % multiple:
+        raise ValueError(f"data.image_size {cfg.data.image_size}: must be a multiple of {multiple} for "
+                         f"{cfg.model.name} (and the Bayer mosaic)")
+    objective = objective_for(network, tc)
+    step = 0
+    if resume:
+        state = checkpoint.load(latest)
+        checkpoint.load_weights_strict(network, state["model"], str(latest))
+        for name, optimizer in objective.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        step = state["step"]
+        checkpoint.set_rng_state(state["rng"])
+
+    train_set, val_set = train_val_datasets(cfg.data, cfg.model.channels)
+    per_step = tc.batch_size * (2 if network.trains_unpaired else 1)
+    sampler = ResumableSampler(train_set, rank=0, world_size=1, seed=tc.seed, start=step * per_step)
+    loader = DataLoader(SeededItems(train_set), batch_size=per_step, sampler=sampler, drop_last=True,
+                        num_workers=cfg.data.num_workers, persistent_workers=cfg.data.num_workers > 0)
+    eval_sharp, eval_blurred, eval_level = (t.to(dev) for t in held_out_pairs(val_set, cfg))
+
+    save_config(cfg, workdir / "config.yaml")
+    writer = SummaryWriter(workdir / "tb")
+    if step == 0:
+        writer.add_text("config", "```\n" + cfg.to_yaml() + "\n```")
+        writer.add_scalar("model/parameters", sum(p.numel() for p in network.restorer().parameters()), 0)
+    kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "-1"))
+    deadline = time.monotonic() + tc.time_limit_minutes * 60 if tc.time_limit_minutes > 0 else float("inf")
+    bar = tqdm(total=tc.steps, initial=step, desc=f"train {cfg.model.name}", dynamic_ncols=True)
+    batches = iter(loader)
+    network.train()
+    while step < tc.steps:
+        final = step + 1 == tc.steps or time.monotonic() > deadline
+        crops = next(batches)
+        sharp, source = (crops[:tc.batch_size], crops[tc.batch_size:]) if network.trains_unpaired else (crops, crops)
+        blurred, level = synthesize(source, cfg.degradation, hash((tc.seed, step)) & 0x7FFF_FFFF)
+        objective.set_lr(learning_rate(tc, step))
+        losses = objective.step(sharp.to(dev), blurred.to(dev), level.to(dev))
+        step += 1
+        bar.update(1)
+        if step % tc.log_every == 0 or final:
+            for name, value in losses.items():
+                writer.add_scalar(f"train/{name}", value, step)
+            writer.add_scalar("train/lr", learning_rate(tc, step - 1), step)
+            bar.set_postfix(loss=f"{losses['loss']:.4g}")
+        if tc.eval_every and (step % tc.eval_every == 0 or final):
+            restored, before = evaluate(network, eval_sharp, eval_blurred, eval_level)
+            writer.add_scalar("eval/psnr", restored, step)
+            writer.add_scalar("eval/psnr_input", before, step)
+        if step % tc.latest_every == 0 or final:
+            checkpoint.save_atomic(checkpoint_state(cfg, network, objective, step), latest)
+            writer.flush()
+        if step == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if final:
+            break
+    bar.close()
+    writer.close()
+    return latest
