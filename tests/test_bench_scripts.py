@@ -95,3 +95,57 @@ def test_plot_quality_writes_a_png(tmp_path, capsys):
     with pytest.raises(SystemExit):
         plot_quality.main(["--series", f"fast={tmp_path / 'a'},{mixed}", "--output", str(tmp_path / "no.png")])
     assert "holds several methods" in capsys.readouterr().err and not (tmp_path / "no.png").exists()
+
+
+@pytest.fixture(scope="module")
+def small_dncnn(tmp_path_factory):
+    """An untrained, tiny DnCNN in the shipped checkpoint format."""
+    import torch
+
+    from hidd import checkpoint
+    from hidd.baselines.config import load_baseline_config
+    from hidd.baselines.networks import build_network
+
+    cfg = load_baseline_config("dncnn", ["model.features=4", "model.depth=3"])
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("dncnn") / "dncnn.pt"
+    checkpoint.save_atomic({"baseline": "dncnn", "restorer_only": True, "model": build_network(cfg.model).state_dict(),
+                            "step": 0, "config": cfg.to_dict()}, path)
+    return path
+
+
+def test_bench_quality_compares_networks_and_prints_the_papers_percentages(small_benchmark, small_dncnn,
+                                                                            tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "bq"
+    bench_quality.main(["--benchmark", str(small_benchmark), "--methods", "blurred", f"dncnn@{small_dncnn}", "fast",
+                        "--images", "coffee_r2", "camera_r2", "--checkpoint", str(tiny_checkpoint),
+                        "--set", "sampler.num_steps=2", "--set", "sampler.prox_lambda_white=0",
+                        "--threads", "1", "--save-images", "--output", str(out)])
+    rows = read_csv(out / "per_image.csv")
+    assert {(r["method"], r["nfe"]) for r in rows} == {("blurry input", "0"), ("DnCNN (trained on camera)", "1"),
+                                                        ("hidd fast", "2")}
+    printed = capsys.readouterr().out
+    assert "| DnCNN (trained on camera) |" in printed and "SSIM per group" in printed
+    summary = {r["method"]: r for r in read_csv(out / "summary.csv")}
+    percent = 100 * (float(summary["hidd fast"]["psnr"]) - float(summary["blurry input"]["psnr"])) \
+        / float(summary["blurry input"]["psnr"])
+    assert f"| blurry input | {percent:+.1f} |" in printed  # the paper's % summary, against each other method
+    saved = out / "images" / f"dncnn_at_{str(small_dncnn).replace('/', '_')}"
+    assert sorted(p.name for p in saved.glob("*.png")) == ["camera_r2.png", "coffee_r2.png"]
+
+
+def test_compare_figure_draws_every_method(small_benchmark, tiny_checkpoint, tmp_path):
+    pytest.importorskip("matplotlib")
+    compare_figure = load_script("compare_figure")
+    out = tmp_path / "bq"
+    bench_quality.main(["--benchmark", str(small_benchmark), "--methods", "wiener", "--images", "coffee_r2",
+                        "--save-images", "--output", str(out)])
+    figure = tmp_path / "fig.png"
+    compare_figure.main([str(out), "--benchmark", str(small_benchmark), "--images", "coffee_r2",
+                         "--methods", "wiener", "--output", str(figure)])
+    from hidd.imageio import read_image
+
+    assert read_image(figure, allow_alpha=True).pixels.shape[1] > 300  # three columns: input, Wiener, ground truth
+    with pytest.raises(SystemExit):
+        compare_figure.main([str(out), "--benchmark", str(small_benchmark), "--images", "coffee_r2",
+                             "--methods", "fast", "--output", str(figure)])
