@@ -14,9 +14,10 @@ from hidd.cli import one_line_errors
 from hidd.config import ConfigError, load_config, resolve_config_path
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hidd-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="YAML file or a name from configs/ (e.g. tiny, rgb256, paper_gray256)")
+def training_parser(prog: str, description: str, config_help: str) -> argparse.ArgumentParser:
+    """The options every training command shares (hidd-train, hidd-train-baseline)."""
+    p = argparse.ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help=config_help)
     p.add_argument("--workdir", required=True, help="run folder: config, checkpoints, TensorBoard events")
     p.add_argument("--resume", action="store_true", help="continue from WORKDIR/checkpoints/latest.pt")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -26,17 +27,23 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def parser() -> argparse.ArgumentParser:
+    return training_parser("hidd-train", __doc__, "YAML file or a name from configs/ (e.g. tiny, rgb256, paper_gray256)")
+
+
+def stored_config(args, what: str) -> Path | None:
+    """On --resume without --config, the config stored in the work directory; None when --config is given."""
+    if args.config is not None:
+        return None
+    stored = Path(args.workdir) / "config.yaml"
+    if args.resume and stored.is_file():
+        return stored
+    raise ConfigError(f"--config is required ({what})")
+
+
 def resolve(args):
     """The config of this run: on --resume without --config, the one stored in the work directory."""
-    path = args.config
-    if path is None:
-        stored = Path(args.workdir) / "config.yaml"
-        if args.resume and stored.is_file():
-            path = stored
-        else:
-            raise ConfigError("--config is required (a YAML file or a name from configs/)")
-    else:
-        path = resolve_config_path(path)
+    path = stored_config(args, "a YAML file or a name from configs/") or resolve_config_path(args.config)
     return load_config(path, args.overrides)
 
 

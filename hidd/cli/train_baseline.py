@@ -12,23 +12,13 @@ images of data.roots with the camera model (degradation section). TensorBoard ev
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from hidd.cli import one_line_errors
-from hidd.config import ConfigError
+from hidd.cli.train import stored_config, training_parser
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hidd-train-baseline", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="dncnn, ffdnet, cyclegan (configs/baselines/) or a YAML file")
-    p.add_argument("--workdir", required=True, help="run folder: config, checkpoints, TensorBoard events")
-    p.add_argument("--resume", action="store_true", help="continue from WORKDIR/checkpoints/latest.pt")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one config value (repeatable), e.g. --set training.steps=500")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    return p
+    return training_parser("hidd-train-baseline", __doc__, "dncnn, ffdnet, cyclegan (configs/baselines/) or a YAML file")
 
 
 def main(argv=None):
@@ -36,12 +26,7 @@ def main(argv=None):
     with one_line_errors("hidd-train-baseline"):
         from hidd.baselines.config import load_baseline_config
 
-        config = args.config
-        if config is None:
-            stored = Path(args.workdir) / "config.yaml"
-            if not (args.resume and stored.is_file()):
-                raise ConfigError("--config is required (dncnn, ffdnet, cyclegan or a YAML file)")
-            config = stored
+        config = stored_config(args, "dncnn, ffdnet, cyclegan or a YAML file") or args.config
         cfg = load_baseline_config(config, args.overrides)
         if args.dry_run:
             print(cfg.to_yaml(), end="")
