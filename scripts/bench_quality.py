@@ -17,6 +17,7 @@ quality, paper, ablation-*) run with the checkpoint; the paper's learned compari
 `ffdnet`, `cyclegan` (hidd.baselines; their shipped checkpoint, or METHOD@PATH for another, labelled with
 the camera model it was trained on). Depth-varying images get the oracle PSF of their median radius.
 Groups: the camera benchmark's conditions, or the sRGB-disk set's radii.
+--include DIR adds an earlier run's rows (e.g. a GPU run of the paper preset) to the tables.
 Writes OUTPUT/per_image.csv and OUTPUT/summary.csv (and with --save-images OUTPUT/images/METHOD/NAME.png,
 for scripts/compare_figure.py) and prints Markdown tables: PSNR and SSIM per group, the mean and the
 smallest per-image gain over the input per group, and the paper's summary: how much higher (in %) each hidd
@@ -171,6 +172,9 @@ def main(argv=None):
                         "sampler.radius_map=true and sampler.consistency=gradient): the solver without the estimator")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="network precision of the hidd presets (see hidd.precision); labelled in the table unless fp32")
+    p.add_argument("--include", type=Path, action="append", default=[], metavar="DIR",
+                   help="add the rows of an earlier run (its DIR/per_image.csv, same benchmark and images) to the "
+                        "tables, e.g. a GPU run of paper next to CPU runs of the others (repeatable)")
     p.add_argument("--save-images", action="store_true", help="write every result to OUTPUT/images/METHOD/NAME.png")
     p.add_argument("--output", type=Path, default=Path("results/bench_quality"))
     args = p.parse_args(argv)
@@ -211,7 +215,27 @@ def main(argv=None):
                              "psnr": psnr(out, sharp), "ssim": ssim(out, sharp),
                              "gain": psnr(out, sharp) - psnr(blurred, sharp), "nfe": nfe,
                              "seconds": round(seconds, 3), "param": param})
+        for folder in args.include:
+            rows += included_rows(folder, items)
         write_tables(rows, args)
+
+
+def included_rows(folder: Path, items) -> list[dict]:
+    """The rows of an earlier bench_quality run for this run's images (all of them must be there)."""
+    path = folder / "per_image.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found (--include wants a bench_quality.py --output folder)")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    wanted = {name for name, *_ in items}
+    methods = {r["method"] for r in rows} - {"blurry input"}
+    rows = [r for r in rows if r["image"] in wanted and r["method"] in methods]
+    for method in methods:
+        missing = wanted - {r["image"] for r in rows if r["method"] == method}
+        if missing:
+            raise ValueError(f"{path}: {method} has no row for {', '.join(sorted(missing)[:3])}")
+    numeric = ("radius", "psnr", "ssim", "gain", "nfe", "seconds")
+    return [{**r, **{k: float(r[k]) for k in numeric}, "nfe": int(float(r["nfe"]))} for r in rows]
 
 
 def write_tables(rows, args):

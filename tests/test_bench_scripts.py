@@ -132,6 +132,14 @@ def test_bench_quality_compares_networks_and_prints_the_papers_percentages(small
     assert f"| blurry input | {percent:+.1f} |" in printed  # the paper's % summary, against each other method
     saved = out / "images" / f"dncnn_at_{str(small_dncnn).replace('/', '_')}"
     assert sorted(p.name for p in saved.glob("*.png")) == ["camera_r2.png", "coffee_r2.png"]
+    merged = tmp_path / "merged"  # an earlier run's rows join the tables (e.g. a GPU run of a slow preset)
+    bench_quality.main(["--benchmark", str(small_benchmark), "--methods", "blurred", "--images", "coffee_r2",
+                        "--include", str(out), "--output", str(merged)])
+    assert {r["method"] for r in read_csv(merged / "summary.csv")} == {
+        "blurry input", "DnCNN (trained on camera)", "hidd fast"}
+    with pytest.raises(SystemExit):
+        bench_quality.main(["--benchmark", str(small_benchmark), "--methods", "blurred", "--images", "rocket_r2",
+                            "--include", str(out), "--output", str(tmp_path / "bad")])
 
 
 def test_compare_figure_draws_every_method(small_benchmark, tiny_checkpoint, tmp_path):
