@@ -15,6 +15,7 @@ range [min y, max y] of its photo, over all of the photo's channels together. Th
 (grayscale) iterate to [0, 1]; for a colour photo seen by a 1-channel prior as C separate images that
 stretches each channel on its own, which shifts the white balance, and makes every result span [0, 1]
 whatever the exposure of y. One affine map per photo keeps the colour ratios and the photo's range.
+(So even the ablations without data consistency, P and P+C, see two numbers of y: its min and max.)
 
 Only the steps that act on the iterate itself belong here: the blur-aware data steps ('prox', 'gradient')
 weigh the data against a *denoised* estimate and run in the 'tweedie' loop (they are refused here, as are
