@@ -25,7 +25,7 @@ from hidd.prior import Prior
 from hidd.measurement import measurement_model
 from hidd.no_harm import keep_unharmed
 from hidd.sampling.blur_consistency import needs_operator
-from hidd.sampling.loops import sample
+from hidd.sampling.loops import check_settings, sample
 from hidd.tiling import ScoreTiler, TilingConfig
 
 
@@ -98,6 +98,7 @@ class Deblurrer:
         generator = torch.Generator(device=self.prior.device).manual_seed(seed)
         score_fn = self.tiler.wrap(self.score, y_net.shape)  # the score on tiles when the image is too large
         cfg = self.prior.config.sampler
+        check_settings(cfg)  # before the blind estimates, which a refused setting would waste
         operator = measurement_model(y_net, cfg, radius_map) if needs_operator(cfg.consistency) else None
         result = sample(self.prior.sde, score_fn, cfg, y=y_net, operator=operator, images_per_photo=y_net.shape[0] // b,
                         generator=generator, callback=step_callback)

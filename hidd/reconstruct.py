@@ -229,8 +229,9 @@ def _method(args, device: str):
         tiling = TilingConfig(tile=args.tile, overlap=args.tile_overlap, tile_batch=args.tile_batch,
                               max_memory_gb=args.max_memory)
         return Deblurrer(prior, tiling=tiling, precision=args.precision), prior.config
-    given = [flag for flag, value in (("--config", args.config), ("--preset", args.preset),
-                                      ("--set", args.overrides)) if value]
+    given = [flag for flag, value in (("--config", args.config), ("--preset", args.preset), ("--set", args.overrides),
+                                      ("--save-every", args.save_every), ("--tile", args.tile is not None),
+                                      ("--precision", args.precision != "fp32")) if value]
     if given:
         raise ValueError(f"{given[0]} configures the diffusion sampler; --method {args.method} is a single network "
                          "pass with nothing to configure")

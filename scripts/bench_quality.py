@@ -208,7 +208,10 @@ def main(argv=None):
             if args.save_images:
                 folder = args.output / "images" / method.replace("@", "_at_").replace("/", "_")
                 for name, (out, *_) in results.items():
-                    write_image(folder / f"{name}.png", np.clip(out, 0, 1))
+                    write_image(folder / f"{name}.png", np.clip(out, 0, 1), bit_depth=16)  # the tables' values
+            if any(r["method"] == label for r in rows):
+                raise ValueError(f"{method}: its label '{label}' is in this run already (two trainings of one method "
+                                 "on the same camera model: run them separately)")
             for name, group, radius, blurred, sharp, _ in items:
                 out, nfe, seconds, param = results[name]
                 rows.append({"method": label, "image": name, "group": group, "radius": round(radius, 3),
@@ -216,7 +219,11 @@ def main(argv=None):
                              "gain": psnr(out, sharp) - psnr(blurred, sharp), "nfe": nfe,
                              "seconds": round(seconds, 3), "param": param})
         for folder in args.include:
-            rows += included_rows(folder, items)
+            extra = included_rows(folder, items)
+            clash = {r["method"] for r in extra} & {r["method"] for r in rows}
+            if clash:
+                raise ValueError(f"--include {folder}: {sorted(clash)[0]} is in this run already")
+            rows += extra
         write_tables(rows, args)
 
 

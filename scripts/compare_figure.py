@@ -27,9 +27,12 @@ TITLES = {"dncnn": "DnCNN", "ffdnet": "FFDNet", "cyclegan": "CycleGAN", "fast": 
 
 def parse_crop(text: str) -> tuple[float, float, float]:
     """'x,y,size' as fractions of the image (the crop's top-left corner and side)."""
-    x, y, size = (float(v) for v in text.split(","))
-    if not (0 <= x < 1 and 0 <= y < 1 and 0 < size <= 1):
-        raise ValueError(f"--crop {text}: expected x,y,size as fractions in [0, 1)")
+    try:
+        x, y, size = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text}: expected x,y,size, three numbers") from None
+    if not (0 <= x and 0 <= y and 0 < size and x + size <= 1 and y + size <= 1):
+        raise argparse.ArgumentTypeError(f"{text}: the box x,y,size must lie inside the image (fractions, x + size ≤ 1)")
     return x, y, size
 
 

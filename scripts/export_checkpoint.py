@@ -28,8 +28,14 @@ def main(argv=None):
         sys.exit(f"export_checkpoint: error: {e}")
     if "baseline" in state:
         from hidd.baselines.restore import export_state
+        from hidd.config import ConfigError
 
-        slim = export_state(state)
+        if state.get("restorer_only"):
+            sys.exit(f"export_checkpoint: error: {args.source}: exported already (restorer weights only)")
+        try:
+            slim = export_state(state)
+        except (checkpoint.CheckpointError, ConfigError, KeyError) as e:
+            sys.exit(f"export_checkpoint: error: {args.source}: cannot be exported ({e})")
         checkpoint.save_atomic(slim, args.dest)
         print(f"export_checkpoint: {args.dest} ({state['baseline']}, step {state['step']}, "
               f"{sum(v.numel() for v in slim['model'].values()):,} values)")

@@ -38,7 +38,7 @@ def test_the_three_methods_are_registered():
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_forward_keeps_the_shape_and_starts_near_the_input(method):
+def test_forward_keeps_the_shape(method):
     torch.manual_seed(0)
     network = build_network(small_config(method).model).eval()
     y = torch.rand(2, 3, 32, 48)
@@ -189,3 +189,10 @@ def test_scripts_reconstruct_is_the_cli():
     help_text = subprocess.run([sys.executable, "scripts/reconstruct.py", "--help"], capture_output=True, text=True,
                                cwd=REPO)
     assert help_text.returncode == 0 and "--method" in help_text.stdout
+
+
+def test_reconstruct_offers_every_registered_method():
+    from hidd.cli.reconstruct import parser
+
+    method = next(a for a in parser()._actions if a.dest == "method")
+    assert sorted(method.choices) == sorted(["hidd", *NETWORKS.names()])

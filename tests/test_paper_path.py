@@ -102,7 +102,7 @@ def test_paper_loop_keeps_the_measurement_range():
 
 
 @pytest.mark.parametrize("key, value", [("score_ensemble", 2), ("zeta", 0.5), ("renoise", 0.0),
-                                        ("sigma_end", 0.01), ("rho", 3.0)])
+                                        ("sigma_end", 0.01), ("rho", 3.0), ("max_noise_gain", 2.0)])
 def test_settings_of_the_other_loop_are_refused(key, value):
     cfg = SamplerConfig(consistency="none", num_steps=10, **{key: value})
     with pytest.raises(ValueError, match=f"{key}={value}.*loop tweedie"):
@@ -133,3 +133,20 @@ def test_chains_report_their_effective_snr():
     assert torch.allclose(corrector.effective_snr, torch.full((2,), 0.1))
     corrector.update(x, x, sigma, sigma, gen(4))  # spread copies: their mean score is shorter
     assert (corrector.effective_snr < 0.1).all()
+
+
+def test_a_grey_prior_normalises_the_channels_of_a_colour_photo_together(tmp_path):
+    from conftest import make_tiny_checkpoint
+    from hidd.deblur import Deblurrer
+    from hidd.prior import load_prior
+
+    path = make_tiny_checkpoint(tmp_path / "grey.pt", "model.channels=1")
+    prior = load_prior(path, preset="paper", overrides=["sampler.num_steps=3"])
+    ranges = torch.tensor([[0.6, 0.9], [0.1, 0.2], [0.3, 0.5]])  # a strongly coloured photo
+    y = ranges[:, :1, None] + (ranges[:, 1:] - ranges[:, :1])[..., None] * torch.rand(3, 32, 32, generator=gen(4))
+    out = Deblurrer(prior)(y[None]).images[0]
+    assert out.min().item() == pytest.approx(0.1, abs=2e-3) and out.max().item() == pytest.approx(0.9, abs=2e-3)
+    spans = [(out[c].min().item(), out[c].max().item()) for c in range(3)]
+    # one map for the photo: the channels are not each stretched onto their own range of y (nor onto [0, 1])
+    assert not all(lo == pytest.approx(r[0], abs=0.02) and hi == pytest.approx(r[1], abs=0.02)
+                   for (lo, hi), r in zip(spans, ranges.tolist()))

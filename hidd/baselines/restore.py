@@ -18,10 +18,10 @@ import torch
 from hidd import checkpoint
 from hidd.baselines.config import BaselineConfig, baseline_config_from_dict
 from hidd.baselines.networks import NETWORKS, BaselineNetwork, build_network
-from hidd.blind.noise import estimate_nlf
 from hidd.camera.tone import tone_curve
 from hidd.config import ConfigError
 from hidd.deblur import DeblurResult, pad_to_multiple
+from hidd.no_harm import flat_noise_level
 
 CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
 
@@ -70,10 +70,9 @@ def export_state(state: dict) -> dict:
 
 
 def blind_noise_level(y: torch.Tensor) -> torch.Tensor:
-    """Each photo's RMS noise level (B,) from its flattest patches (hidd.blind.noise)."""
+    """Each photo's RMS noise level (B,) from its flattest patches (hidd.blind.noise via hidd.no_harm)."""
     tone = tone_curve("srgb")
-    encoded = y.detach().cpu().double()
-    return torch.cat([estimate_nlf(image, tone).level(image[None]) for image in encoded]).to(y.device, y.dtype)
+    return torch.tensor([flat_noise_level(image, tone) for image in y], device=y.device, dtype=y.dtype)
 
 
 class BaselineDeblurrer:

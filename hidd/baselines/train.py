@@ -7,8 +7,8 @@ The run lives in one work directory, like the score prior's (hidd.train):
 
 Each step reads sharp crops from the resumable seeded stream (hidd.data_stream) and synthesises their defocused
 versions with a camera drawn from a seed of (training seed, step) (hidd.baselines.pairs), so a resumed run
-sees exactly the batches an uninterrupted one would have. Unpaired training (CycleGAN) reads twice the batch
-and makes the first half blurred, the second half the sharp side: disjoint crops, never a pair.
+sees exactly the batches an uninterrupted one would have. Unpaired training (CycleGAN) reads twice the batch:
+the first half is the sharp side, the second half is blurred: disjoint crops, never a pair.
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The three kinds of stage of a predictor–corrector sampler, and name → class registries.
 
-A sampler iteration at time t (noise level σ = sde.sigma(t)) runs a `Predictor` (one step of
-the reverse-time SDE), a `Corrector` (Langevin MCMC at that noise level) and a `Consistency`
-step (a pull toward the measurement y). Every stage maps the pair (x, x_mean) to a new pair:
+A sampler iteration from time t_i to t_{i+1} (a `GridStep`) runs a `Predictor` (one step of the
+reverse-time SDE), a `Corrector` (Langevin MCMC at one noise level: the one the predictor reached, or
+σ(t_i) when it runs first; hidd.sampling.pc) and a `Consistency` step (a pull toward the measurement y). Every stage maps the pair (x, x_mean) to a new pair:
 x is the stochastic iterate, x_mean the same iterate without the noise of the last stage.
 
 Stages are picked by name from the sampler config (see `PREDICTORS`, `CORRECTORS`,

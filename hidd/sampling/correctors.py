@@ -30,7 +30,7 @@ class LangevinCorrector(Corrector):
     while the update moves by ε s̄. Averaging cancels part of the copies' disagreement, ‖s̄‖ ≤ mean_k ‖s_k‖,
     so the drift-to-noise ratio of the step actually taken is snr · ‖s̄‖ / mean_k ‖s_k‖, below the nominal
     snr (equal with one chain, or when the copies agree). We keep this: it is the arithmetic the authors'
-    snr 0.021 was tuned with, and `effective_snr` reports the ratio per image after each step. Unlike the authors' code, the copies are
+    snr 0.021 was tuned with; the attribute `effective_snr` holds the ratio per image of the last step. Unlike the authors' code, the copies are
     re-centred on the current iterate every step (theirs stay where the previous corrector step left
     them, missing the predictor and consistency updates in between).
     """

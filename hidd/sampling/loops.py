@@ -3,10 +3,19 @@ from __future__ import annotations
 
 from hidd.sampling import pc, tweedie
 
+CHECKS = {"pc": pc.check_settings}  # settings a loop refuses, checked before any work (e.g. a blind estimate)
+
 LOOPS = {
     "pc": pc.sample,  # predictor, corrector and consistency per iteration (paper Algorithm 1)
     "tweedie": tweedie.sample,  # denoise, data step, re-noise per level; warm starts (DiffPIR / CCDF)
 }
+
+
+def check_settings(cfg) -> None:
+    """Refuse, in one line, settings the loop of cfg.loop would ignore or misuse."""
+    if cfg.loop not in LOOPS:
+        raise ValueError(f"sampler.loop: unknown loop '{cfg.loop}' (choose from {', '.join(LOOPS)})")
+    CHECKS.get(cfg.loop, lambda _: None)(cfg)
 
 
 def sample(sde, score_fn, cfg, **kwargs):

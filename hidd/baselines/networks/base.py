@@ -14,7 +14,7 @@ from torch import nn
 
 from hidd.registry import Registry
 
-NETWORKS = Registry("baseline network")
+NETWORKS = Registry("baseline network", key="model.name")
 
 
 class BaselineNetwork(nn.Module, abc.ABC):

@@ -3,9 +3,11 @@
 The photo is pixel-unshuffled into 4C half-resolution channels, a constant map of its noise level σ is
 appended, a DnCNN-style body (`depth` layers of `features` channels: 12 × 96 in the paper's colour network)
 maps these 4C + 1 channels to 4C, and pixel shuffling restores the full resolution. Unlike DnCNN it predicts
-the image itself, not the residual. σ is each photo's RMS noise level: the true one in training (from the
-camera model), the blind estimate of hidd.blind.noise when restoring, so the same network serves every
-noise level.
+the image itself, not the residual. σ is each photo's RMS noise level: in training the RMS of all the camera
+added after the blur (hidd.baselines.pairs: noise, demosaicing, rounding, JPEG), when restoring the blind
+flat-patch estimate of hidd.blind.noise. The two differ where JPEG and demosaicing errors sit at edges, which
+flat patches do not see: on lens photos the map given when restoring is lower than in training (the network
+then removes less), a mismatch any FFDNet user meets, who must supply σ.
 """
 from __future__ import annotations
 
