@@ -57,6 +57,7 @@ def main(argv=None):
     p.add_argument("--methods", nargs="+", required=True, help="sub-folders of RESULTS/images, in column order")
     p.add_argument("--crop", type=parse_crop, default=(0.35, 0.3, 0.3), help="zoom box x,y,size as fractions")
     p.add_argument("--error-max", type=float, default=0.15, help="error shown white")
+    p.add_argument("--dpi", type=int, default=80, help="resolution of the PNG")
     p.add_argument("--output", type=Path, required=True, help="PNG to write")
     args = p.parse_args(argv)
     with one_line_errors("compare_figure"):
@@ -90,7 +91,7 @@ def main(argv=None):
             ax.set_yticks([])
         fig.tight_layout()
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(args.output, dpi=110)
+        fig.savefig(args.output, dpi=args.dpi)
         print(f"compare_figure: {args.output}")
 
 
