@@ -132,19 +132,23 @@ class SamplerConfig:
     gradient_step: float = 1.0  # their step length, in units of 1 / Lipschitz constant (≤ 2)
 
 
-@dataclass
-class Config:
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    sde: SDEConfig = field(default_factory=SDEConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+class ConfigDocument:
+    """What every top-level config (Config, hidd.baselines.config.BaselineConfig) writes out."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+@dataclass
+class Config(ConfigDocument):
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sde: SDEConfig = field(default_factory=SDEConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
 
 
 def _field_types(cls) -> dict[str, typing.Any]:

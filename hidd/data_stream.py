@@ -26,6 +26,13 @@ class SeededItems(Dataset):
             return self.dataset[index]
 
 
+def fixed_items(dataset: Dataset, n: int, first_seed: int = 10_000) -> torch.Tensor:
+    """n items of `dataset` with fixed augmentation seeds (held-out crops: the same pixels at every
+    evaluation and after a resume), stacked."""
+    items = SeededItems(dataset)
+    return torch.stack([items[(i % len(dataset), first_seed + i)] for i in range(n)])
+
+
 class ResumableSampler(Sampler):
     """Endless epochs of a DistributedSampler's order, starting at any global sample position.
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from hidd import checkpoint, distributed
 from hidd.config import Config, save_config
 from hidd.data import train_val_datasets
-from hidd.data_stream import ResumableSampler, SeededItems
+from hidd.data_stream import ResumableSampler, SeededItems, fixed_items
 from hidd.ema import EMA
 from hidd.losses import score_matching_loss
 from hidd.metrics import denoising_psnr
@@ -47,8 +47,7 @@ class TrainResult:
 
 def _eval_batch(val_set, n: int = 8) -> torch.Tensor:
     """Fixed held-out crops: the same pixels at every evaluation and after a resume."""
-    items = SeededItems(val_set)
-    return torch.stack([items[(i % len(val_set), 10_000 + i)] for i in range(min(n, max(len(val_set), 4)))])
+    return fixed_items(val_set, min(n, max(len(val_set), 4)))
 
 
 def _checkpoint_state(cfg, model, ema, optimizer, step) -> dict:

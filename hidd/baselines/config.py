@@ -7,13 +7,11 @@
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
-from hidd.config import CONFIG_DIR, DataConfig, from_dict, load_config, resolve_config_path
+from hidd.config import CONFIG_DIR, ConfigDocument, DataConfig, from_dict, load_config, resolve_config_path
 
 BASELINE_CONFIG_DIR = CONFIG_DIR / "baselines"
 
@@ -54,17 +52,11 @@ class BaselineTrainingConfig:
 
 
 @dataclass
-class BaselineConfig:
+class BaselineConfig(ConfigDocument):
     data: DataConfig = field(default_factory=lambda: DataConfig(image_size=64))
     model: BaselineModelConfig = field(default_factory=BaselineModelConfig)
     degradation: DegradationConfig = field(default_factory=DegradationConfig)
     training: BaselineTrainingConfig = field(default_factory=BaselineTrainingConfig)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
 def load_baseline_config(name_or_path: str | Path | None, overrides=()) -> BaselineConfig:

@@ -29,7 +29,7 @@ from hidd.baselines.networks import build_network
 from hidd.baselines.pairs import synthesize
 from hidd.config import save_config
 from hidd.data import train_val_datasets
-from hidd.data_stream import ResumableSampler, SeededItems
+from hidd.data_stream import ResumableSampler, SeededItems, fixed_items
 from hidd.metrics import psnr
 from hidd.train import KILL_AT_STEP_ENV, RunExistsError
 
@@ -46,9 +46,7 @@ def learning_rate(tc, step: int) -> float:
 
 def held_out_pairs(val_set, cfg) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fixed held-out (sharp, blurred, noise level) crops."""
-    items = SeededItems(val_set)
-    n = cfg.training.eval_pairs
-    sharp = torch.stack([items[(i % len(val_set), 10_000 + i)] for i in range(n)])
+    sharp = fixed_items(val_set, cfg.training.eval_pairs)
     blurred, level = synthesize(sharp, cfg.degradation, EVAL_SEED + cfg.training.seed)
     return sharp, blurred, level
 
