@@ -73,5 +73,5 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
                                               for lens in lenses])
     psfs = stack_psfs([lens.kernels(1, device=y.device) for lens in lenses])  # (B, 1, K, K)
     return UniformBlur(psfs, noise, torch.tensor([lens.radius for lens in lenses], device=y.device), level,
-                       boundary=cfg.boundary,
-                       at_bound=torch.tensor([bool(e and e.at_bound) for e in estimates]))
+                       boundary=cfg.boundary, at_bound=torch.tensor([bool(e and e.at_bound) for e in estimates]),
+                       estimated=None if given else lenses)

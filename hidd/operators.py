@@ -12,12 +12,14 @@ An operator holds each image's blur (a PSF, or a per-pixel radius map) and its n
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 
 from hidd.camera.noise import NoiseLevelFunction
 from hidd.camera.optics import blur, blur_depth_varying, layer_radii, layer_weights, otf
-from hidd.camera.psf import LensPSF
+from hidd.camera.psf import LensPSF, stack_psfs
 
 FREE_BOUNDARY_ITERATIONS = 15  # fill-in rounds of the 'free' boundary (3 left visible ringing on 64–128 px crops)
 
@@ -57,6 +59,11 @@ class BlurOperator:
         """argmin_x ‖A x − y‖² + ρ ‖x − x0‖² with ρ (B,) per image; only where a closed form exists."""
         raise ValueError(f"{type(self).__name__} has no closed-form proximal step; use sampler.consistency gradient")
 
+    def scale_softening(self, factor: torch.Tensor) -> bool:
+        """Multiply the softening of each image's blindly estimated PSF by factor (B,); whether any PSF changed.
+        Operators without estimated PSFs (given, or a radius map) keep theirs."""
+        return False
+
     def data_gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """∇ ½‖A x − y‖² = Aᵀ(A x − y), the adjoint taken by autograd (exact: boundaries and tone curve included)."""
         with torch.enable_grad():
@@ -83,7 +90,8 @@ class UniformBlur(BlurOperator):
     """
 
     def __init__(self, psf: torch.Tensor, noise: NoiseLevelFunction, radius: torch.Tensor, noise_sigma: torch.Tensor,
-                 *, boundary: str = "free", at_bound: torch.Tensor | None = None):
+                 *, boundary: str = "free", at_bound: torch.Tensor | None = None,
+                 estimated: list[LensPSF | None] | None = None):
         super().__init__(noise, radius, noise_sigma, at_bound)
         if boundary not in ("free", "reflect"):
             raise ValueError(f"sampler.boundary must be 'free' or 'reflect', got {boundary!r}")
@@ -91,6 +99,19 @@ class UniformBlur(BlurOperator):
             psf = psf[:, None]
         self.psf = psf  # (B, C or 1, K, K) PSFs summing to one, odd K
         self.boundary = boundary  # how the proximal step treats the image border (see the class docstring)
+        self.estimated = estimated  # per image, the blindly estimated lens its PSF was drawn from (None: given)
+
+    def scale_softening(self, factor):
+        if self.estimated is None:
+            return False
+        lenses = [lens if lens is None or f == 1 or lens.softening == 0 else replace(lens, softening=lens.softening * f)
+                  for lens, f in zip(self.estimated, factor.tolist())]
+        if lenses == self.estimated:
+            return False
+        psfs = [self.psf[i] if lens is None else lens.kernels(1, self.psf.dtype, self.psf.device)
+                for i, lens in enumerate(lenses)]
+        self.psf, self.estimated = stack_psfs(psfs), lenses
+        return True
 
     def linear(self, u):
         return blur(u, self.psf)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from hidd.config import SamplerConfig, load_config
 from hidd.camera import aperture_psf, blur, otf, tone_curve
 from hidd.camera.noise import NoiseLevelFunction
+from hidd.camera.psf import LensPSF, centre_pad, stack_psfs
 from hidd.measurement import measurement_model
 from hidd.operators import DepthVaryingBlur, UniformBlur, reflect_periodic
 from hidd.sampling.blur_consistency import (GradientConsistency, ProxConsistency, build_consistency,
@@ -115,6 +116,27 @@ def test_lambda_follows_the_misfits_correlation_and_the_loop_restarts_once():
     result = sample(VESDE(0.01, 50.0, 6), oracle_score, cfg, y=blur(x, op.psf) + 0.03 * smooth[:1],
                     operator=correlated, generator=torch.Generator())
     assert result.nfe == 6  # λ stays: no restart
+
+
+def test_a_white_misfit_drops_the_blind_softening_and_keeps_a_given_psf():
+    g = torch.Generator().manual_seed(1)
+    x = smooth_image(64, 64)
+    lenses = [LensPSF(2.5, softening=0.7), LensPSF(2.5, softening=0.7)]
+    psf = stack_psfs([lens.kernels(1, torch.float64) for lens in lenses])
+    noise = torch.randn(2, 3, 64, 64, generator=g, dtype=torch.float64)
+    smooth = F.avg_pool2d(noise, 3, 1, 1)
+    y = blur(x.expand(2, -1, -1, -1), psf) + torch.cat([0.01 * noise[:1], 0.03 * smooth[1:]])  # white, correlated
+    op = UniformBlur(psf.clone(), white(0.001, images=2), torch.tensor([2.5, 2.5]), torch.tensor([0.001, 0.001]),
+                     boundary="reflect", estimated=list(lenses))
+    step = ProxConsistency(op, prox_lambda=8.0, noise_calibration=0.05, prox_lambda_white=1.0, softening_white=0.0)
+    step.apply(x, x.expand(2, -1, -1, -1), y, torch.tensor([0.04, 0.04]))
+    assert op.estimated == [LensPSF(2.5), lenses[1]]
+    assert torch.allclose(op.psf[0], centre_pad(LensPSF(2.5).kernels(1, torch.float64), op.psf.shape[-1]))
+    assert torch.equal(op.psf[1], psf[1]) and step.wants_restart
+    given = UniformBlur(psf.clone(), white(0.001, images=2), torch.tensor([2.5, 2.5]), torch.tensor([0.001, 0.001]))
+    assert not given.scale_softening(torch.zeros(2)) and torch.equal(given.psf, psf)  # a given PSF is the user's
+    with pytest.raises(ValueError, match="softening_white"):
+        ProxConsistency(op, prox_lambda=1.0, softening_white=-1.0)
 
 
 def test_prox_with_huge_rho_keeps_the_estimate_and_is_per_image():
