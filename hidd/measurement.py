@@ -6,7 +6,7 @@ import torch
 
 from hidd.blind import estimate_nlf, estimate_psf, estimate_radius_map
 from hidd.camera.noise import NoiseLevelFunction
-from hidd.camera.psf import LensPSF, stack_psfs
+from hidd.camera.psf import LensPSF, lens_kernels
 from hidd.camera.tone import tone_curve
 from hidd.operators import BlurOperator, DepthVaryingBlur, UniformBlur
 
@@ -71,7 +71,7 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
     lenses = [given or estimate.lens for estimate in estimates]
     noise, level = noise_model(y, cfg, tone, [lens if lens.radius > 0 or lens.softening > 0 else None
                                               for lens in lenses])
-    psfs = stack_psfs([lens.kernels(1, device=y.device) for lens in lenses])  # (B, 1, K, K)
-    return UniformBlur(psfs, noise, torch.tensor([lens.radius for lens in lenses], device=y.device), level,
+    radii = torch.tensor([lens.radius for lens in lenses], device=y.device)
+    return UniformBlur(lens_kernels(lenses, device=y.device), noise, radii, level,
                        boundary=cfg.boundary, at_bound=torch.tensor([bool(e and e.at_bound) for e in estimates]),
                        estimated=None if given else lenses)

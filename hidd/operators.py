@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from hidd.camera.noise import NoiseLevelFunction
 from hidd.camera.optics import blur, blur_depth_varying, layer_radii, layer_weights, otf
-from hidd.camera.psf import LensPSF, stack_psfs
+from hidd.camera.psf import LensPSF, lens_kernels
 
 FREE_BOUNDARY_ITERATIONS = 15  # fill-in rounds of the 'free' boundary (3 left visible ringing on 64–128 px crops)
 
@@ -91,7 +91,7 @@ class UniformBlur(BlurOperator):
 
     def __init__(self, psf: torch.Tensor, noise: NoiseLevelFunction, radius: torch.Tensor, noise_sigma: torch.Tensor,
                  *, boundary: str = "free", at_bound: torch.Tensor | None = None,
-                 estimated: list[LensPSF | None] | None = None):
+                 estimated: list[LensPSF] | None = None):
         super().__init__(noise, radius, noise_sigma, at_bound)
         if boundary not in ("free", "reflect"):
             raise ValueError(f"sampler.boundary must be 'free' or 'reflect', got {boundary!r}")
@@ -99,18 +99,15 @@ class UniformBlur(BlurOperator):
             psf = psf[:, None]
         self.psf = psf  # (B, C or 1, K, K) PSFs summing to one, odd K
         self.boundary = boundary  # how the proximal step treats the image border (see the class docstring)
-        self.estimated = estimated  # per image, the blindly estimated lens its PSF was drawn from (None: given)
+        self.estimated = estimated  # the blindly estimated lens of each image, its PSF drawn from it (None: given)
 
     def scale_softening(self, factor):
         if self.estimated is None:
             return False
-        lenses = [lens if lens is None or f == 1 or lens.softening == 0 else replace(lens, softening=lens.softening * f)
-                  for lens, f in zip(self.estimated, factor.tolist())]
+        lenses = [replace(lens, softening=lens.softening * f) for lens, f in zip(self.estimated, factor.tolist())]
         if lenses == self.estimated:
             return False
-        psfs = [self.psf[i] if lens is None else lens.kernels(1, self.psf.dtype, self.psf.device)
-                for i, lens in enumerate(lenses)]
-        self.psf, self.estimated = stack_psfs(psfs), lenses
+        self.psf, self.estimated = lens_kernels(lenses, self.psf.dtype, self.psf.device), lenses
         return True
 
     def linear(self, u):

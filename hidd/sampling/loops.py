@@ -11,15 +11,19 @@ LOOPS = {
 }
 
 
-def check_settings(cfg) -> None:
-    """Refuse, in one line, settings the loop of cfg.loop would ignore or misuse."""
+def _loop(cfg):
+    """The sample function of cfg.loop; an unknown name is refused in one line."""
     if cfg.loop not in LOOPS:
         raise ValueError(f"sampler.loop: unknown loop '{cfg.loop}' (choose from {', '.join(LOOPS)})")
+    return LOOPS[cfg.loop]
+
+
+def check_settings(cfg) -> None:
+    """Refuse, in one line, settings the loop of cfg.loop would ignore or misuse."""
+    _loop(cfg)
     CHECKS.get(cfg.loop, lambda _: None)(cfg)
 
 
 def sample(sde, score_fn, cfg, **kwargs):
     """Run the loop of cfg.loop with hidd.sampling.pc.sample's arguments (including operator=)."""
-    if cfg.loop not in LOOPS:
-        raise ValueError(f"sampler.loop: unknown loop '{cfg.loop}' (choose from {', '.join(LOOPS)})")
-    return LOOPS[cfg.loop](sde, score_fn, cfg, **kwargs)
+    return _loop(cfg)(sde, score_fn, cfg, **kwargs)
