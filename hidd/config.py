@@ -114,7 +114,7 @@ class SamplerConfig:
     prox_lambda: float = 1.0  # λ of the blur-aware data weight ρ = λ σ_n² / σ² ('prox', 'gradient')
     noise_calibration: float = 0.0  # σ at which σ_n is re-measured as the misfit RMS(y − A x̂₀); 0: never
     prox_lambda_white: float = 0.0  # λ from the calibration on when that misfit is white (uncorrelated); 0: off
-    softening_white: float = 1.0  # factor on a blind PSF's softening from then on when the misfit is white; 1: keep
+    softening_white: float = 1.0  # with prox_lambda_white: factor on a blind PSF's softening when the misfit is white
     tone_curve: str = "srgb"  # the camera's tone curve Γ: blur acts on linear light Γ⁻¹(y); 'srgb', 'gamma', 'none'
     gamma: float = 2.2  # exponent of tone_curve 'gamma'
     psf: str = "disk"  # PSF family of a given radius: 'disk', 'polygon', 'gaussian' (radius = std)
