@@ -122,6 +122,8 @@ class SamplerConfig:
     radius: float = 0.0  # PSF radius in pixels; 0: blind, radius and softening estimated per image (hidd.blind)
     softening: float = 0.0  # std (pixels) of a Gaussian softening of a given PSF (diffraction, sensor, demosaicing)
     max_radius: float = 30.0  # the blind radius search covers [0, max_radius] pixels
+    shared_quantile: float = 0.0  # in [0, 0.5): where the blind fit reads in focus but the tiles' radii vary, deblur
+    # by the radius all but this fraction of the photo's tiles reach (depth-varying defocus, hidd.blind.defocus); 0: off
     radius_map: bool = False  # blind (radius 0) spatially varying blur: per-tile radius map (consistency 'gradient')
     radius_tile: int = 64  # tile side (pixels) of the radius map's estimates (tiles overlap by half)
     noise_sigma: float = 0.0  # measurement noise std on [0, 1]; 0: estimated from each image

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hidd.blind import estimate_nlf, estimate_psf, estimate_radius_map
+from hidd.blind import estimate_defocus, estimate_nlf, estimate_radius_map
 from hidd.camera.noise import NoiseLevelFunction
 from hidd.camera.psf import LensPSF, lens_kernels
 from hidd.camera.tone import tone_curve
@@ -48,7 +48,8 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
     radius_map: a known per-pixel disk radius (B, H, W) (e.g. from depth, or a benchmark's ground truth):
     spatially varying blur without estimation; it needs cfg.radius_map.
     cfg.radius > 0 is taken as known (one PSF for every image); otherwise each image's lens PSF (radius and
-    softening) is estimated from its spectrum in linear light (hidd.blind.psf_fit), or, with cfg.radius_map,
+    softening) is estimated from its spectrum in linear light (hidd.blind.defocus: the whole-photo fit, and
+    with cfg.shared_quantile the blur most of its tiles share where that reads in focus), or, with cfg.radius_map,
     a per-tile radius map (spatially varying blur). cfg.noise_sigma > 0 is taken as known; otherwise each
     image's noise-level function is estimated. The operator's `noise_sigma` is each image's RMS noise level.
     """
@@ -67,7 +68,8 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
         lens = LensPSF(1.0, blades=cfg.blades if cfg.psf == "polygon" else 0, softening=cfg.softening)
         return DepthVaryingBlur(maps[:, None], noise, level, lens=lens)
     given = known_lens(cfg)
-    estimates = [None if given else estimate_psf(image, max_radius=cfg.max_radius) for image in linear]
+    estimates = [None if given else estimate_defocus(image, max_radius=cfg.max_radius,
+                                                     shared_quantile=cfg.shared_quantile) for image in linear]
     lenses = [given or estimate.lens for estimate in estimates]
     noise, level = noise_model(y, cfg, tone, [lens if lens.radius > 0 or lens.softening > 0 else None
                                               for lens in lenses])

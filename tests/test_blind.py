@@ -12,7 +12,7 @@ from skimage import data
 from skimage.transform import resize
 
 from conftest import synthetic_photo
-from hidd.blind import estimate_nlf, estimate_psf, estimate_radius_map
+from hidd.blind import estimate_defocus, estimate_nlf, estimate_psf, estimate_radius_map
 from hidd.camera import Camera, LensPSF, PoissonGaussian, add_white_noise, blur, quantize, tone_curve
 from hidd.cli.reconstruct import main as reconstruct_main
 from hidd.imageio import read_image, write_image
@@ -79,6 +79,31 @@ def test_a_strongly_blurred_photo_is_not_read_as_in_focus(radius):
 def test_sharp_photos_read_in_focus(name):
     estimate = estimate_psf(linear(photo(name)))
     assert estimate.lens.radius == 0.0 and not estimate.at_bound
+    # ... and their tiles do not share a blur either (rocket's flat sky fits 8–10 px on a third of them)
+    assert estimate_defocus(linear(photo(name)), shared_quantile=0.25).lens.radius == 0.0
+
+
+def test_a_depth_varying_photo_read_in_focus_overall_gets_the_blur_most_of_it_shares():
+    # in focus at the left edge, 6 px at the right, through a lens camera: the sharp part dominates the spectrum
+    radius_map = torch.linspace(0.0, 6.0, 256)[None, :].expand(256, 256)
+    camera = Camera(psf=LensPSF(1.0, blades=6, aberration=0.3, softening=0.5), noise=PoissonGaussian(1e-4, 1e-3),
+                    demosaic=True, jpeg_quality=90)
+    y = linear(camera.render(photo("chelsea"), radius_map=radius_map, generator=torch.Generator().manual_seed(0)))
+    assert estimate_psf(y).lens.radius == 0.0
+    lens = estimate_defocus(y, shared_quantile=0.25).lens
+    assert 1.0 <= lens.radius <= 0.75 * 6.0 * 0.8  # a blur, below what three quarters of the photo reach
+    assert estimate_defocus(y).lens.radius == 0.0  # shared_quantile 0: off
+    with pytest.raises(ValueError, match="shared_quantile"):
+        estimate_defocus(y, shared_quantile=0.5)
+
+
+def test_tiles_that_agree_on_a_blur_the_whole_photo_fit_rejects_do_not_override_it():
+    # a uniform 5 px blur beyond the search range (max_radius 4): the whole-photo fit reads it in focus, and
+    # the tiles, which all read 5 px, are no depth variation to fall back on
+    y = linear(Camera(psf=LensPSF(5.0, softening=0.5), noise=PoissonGaussian(1e-4, 1e-3)).render(
+        photo("astronaut"), generator=torch.Generator().manual_seed(0)))
+    assert estimate_psf(y, max_radius=4.0).lens.radius == 0.0
+    assert estimate_defocus(y, max_radius=4.0, shared_quantile=0.25).lens.radius == 0.0
 
 
 def test_a_radius_at_the_top_of_the_search_is_flagged():
