@@ -13,6 +13,9 @@ from skimage.transform import resize
 
 from conftest import synthetic_photo
 from hidd.blind import estimate_defocus, estimate_nlf, estimate_psf, estimate_radius_map
+from hidd.blind.defocus import MAX_FIT_RATIO
+from hidd.blind.psf_fit import estimate_for_lens
+from hidd.blind.radius_map import tile_radius_quantiles
 from hidd.camera import Camera, LensPSF, PoissonGaussian, add_white_noise, blur, quantize, tone_curve
 from hidd.cli.reconstruct import main as reconstruct_main
 from hidd.imageio import read_image, write_image
@@ -95,6 +98,19 @@ def test_a_depth_varying_photo_read_in_focus_overall_gets_the_blur_most_of_it_sh
     assert estimate_defocus(y).lens.radius == 0.0  # shared_quantile 0: off
     with pytest.raises(ValueError, match="shared_quantile"):
         estimate_defocus(y, shared_quantile=0.5)
+
+
+def test_a_sharp_photo_that_is_mostly_sky_stays_in_focus():
+    # flat tiles fit large blurs: the sky's read 8–10 px, but the sharp strip below makes the whole-photo
+    # spectrum reject such a PSF, so the tiles' blur does not stand in for the photo's
+    x = photo("astronaut", 512)[0]
+    ramp = torch.linspace(0.0, 1.0, 512)
+    x[:, :400] = (0.35 + 0.4 * ramp[:400, None] + 0.1 * ramp[None, :])[None] * torch.tensor([1.0, 0.8, 1.0])[:, None, None]
+    y = linear(quantize(add_white_noise(x[None], 0.003, torch.Generator().manual_seed(0))))
+    low, _ = tile_radius_quantiles(y, (0.25, 0.75))
+    assert low > 5.0 and estimate_psf(y).lens.radius == 0.0
+    assert estimate_for_lens(y, LensPSF(0.8 * low, softening=0.6)).fit_ratio > MAX_FIT_RATIO
+    assert estimate_defocus(y, shared_quantile=0.25).lens.radius == 0.0
 
 
 def test_tiles_that_agree_on_a_blur_the_whole_photo_fit_rejects_do_not_override_it():

@@ -16,6 +16,10 @@ part is not. Where r_q < IN_FOCUS_RADIUS (more than a fraction q of the photo is
 in focus. So does one whose tiles agree on a blur that the whole-photo fit rejects: that blur is not the
 one the camera model describes (the sRGB-disk set's camera_r5, blurred after the tone curve: tiles 4.5–5.1
 px, spread 1.13; deblurred at 0.8 · 4.5 px it lost 0.30 dB), and depth-varying photos spread by 1.4–2.2.
+Nor may the whole-photo spectrum contradict k: its residual under k must stay within MAX_FIT_RATIO of the
+in-focus one. Flat tiles (a clear sky, calm water) fit large blurs, so a sharp photo that is mostly sky
+can have blurred-looking, spread tiles (a lake at dusk, 512²: 8.4–10.6 px); its sharp horizon and reeds
+then make the whole spectrum reject k (ratio 3.6), where depth-varying photos give at most 1.43.
 
 Measured on 24 depth-varying development photos (camera benchmark (c) and a second draw of the same
 six photos; fast, 2026-11-27): any one radius above 1.2 px costs 0.3–6 dB on photos that are mostly sharp
@@ -34,6 +38,8 @@ from hidd.camera.psf import LensPSF
 SHARED_RADIUS_FACTOR = 0.8  # the PSF's radius over r_q
 SHARED_SOFTENING = 0.6  # px: its Gaussian softening (the spread of radii, and the lens's own)
 MIN_SPREAD = 1.25  # the tiles' radii must vary: quantile 1 − q at least this × quantile q
+MAX_FIT_RATIO = 2.0  # ... and the whole-photo spectrum must not contradict the PSF: its residual at most this ×
+# the in-focus one (depth-varying photos up to 1.43; a sharp lake at dusk whose flat sky tiles read 8–10 px: 3.6)
 
 
 def estimate_defocus(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS,
@@ -49,4 +55,5 @@ def estimate_defocus(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS,
     if radius < IN_FOCUS_RADIUS or upper < MIN_SPREAD * radius:
         return estimate
     lens = LensPSF(SHARED_RADIUS_FACTOR * float(min(radius, max_radius)), softening=SHARED_SOFTENING)
-    return estimate_for_lens(linear, lens, fit_ratio=estimate.fit_ratio)
+    shared = estimate_for_lens(linear, lens)
+    return shared if shared.fit_ratio <= MAX_FIT_RATIO else estimate

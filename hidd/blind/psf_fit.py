@@ -209,13 +209,16 @@ def estimate_psf(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, tile: 
     return PSFEstimate(full, scale, at_bound, noise_floor, noise_slope, ratio)
 
 
-def estimate_for_lens(linear: torch.Tensor, lens: LensPSF, *, tile: int = 256, fit_ratio: float = 1.0) -> PSFEstimate:
+def estimate_for_lens(linear: torch.Tensor, lens: LensPSF, *, tile: int = 256) -> PSFEstimate:
     """The estimate of an image (C, H, W) or (H, W) in LINEAR light whose lens PSF was chosen elsewhere (from
-    its tiles, hidd.blind.defocus): that lens with the noise floor it leaves in the image's spectrum.
-    fit_ratio: carried into the estimate (that of the whole-image fit)."""
+    its tiles, hidd.blind.defocus): that lens, the noise floor it leaves in the image's spectrum, and how well
+    it fits that spectrum (fit_ratio: its residual over the best in-focus residual; > 1: in focus fits better)."""
     gray = linear.detach().cpu().to(torch.float64)
     spectrum, size = _spectrum(gray.mean(dim=0) if gray.ndim == 3 else gray, tile)
-    return PSFEstimate(lens, 1, False, *_floor(spectrum, size, lens), fit_ratio=fit_ratio)
+    in_focus = [LensPSF(r) for r in _radius_grid(IN_FOCUS_RADIUS - COARSE_STEP)]
+    residual = fit_spectra(spectrum, _table([lens, *in_focus], size), size).residual
+    ratio = float(residual[0] / residual[1:].min())
+    return PSFEstimate(lens, 1, False, *_floor(spectrum, size, lens), fit_ratio=ratio)
 
 
 def _refine(spectrum: torch.Tensor, size: int, radius: float, top: float, softenings) -> LensPSF:
