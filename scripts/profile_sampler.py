@@ -51,9 +51,10 @@ class PhaseClock:
             torch.cuda.synchronize(self.device)
 
 
-def profile_case(preset: str, height: int, width: int, device: torch.device, iterations: int, top: int) -> str:
+def profile_case(preset: str, height: int, width: int, device: torch.device, iterations: int, top: int,
+                 checkpoint: str | None = None) -> str:
     overrides = [f"sampler.num_steps={iterations}"] if iterations else []
-    prior = load_prior(None, preset=preset, overrides=overrides, device=device)
+    prior = load_prior(checkpoint, preset=preset, overrides=overrides, device=device)
     deblurrer = Deblurrer(prior)
     y = blurred_scene(height, width, 1).to(device)
     deblurrer(y, seed=0)  # warm-up: cuDNN autotuning, allocator, lazy imports
@@ -96,6 +97,7 @@ def profile_case(preset: str, height: int, width: int, device: torch.device, ite
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", help="default: the shipped checkpoint")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--presets", default="fast,paper")
     p.add_argument("--sizes", default="256x256,1680x1120", help="comma-separated WIDTHxHEIGHT")
@@ -116,7 +118,7 @@ def main(argv=None) -> int:
         for size in args.sizes.split(","):
             width, height = (int(v) for v in size.lower().split("x"))
             iterations = 10 if preset == "paper" and not args.iterations else args.iterations
-            report.append(profile_case(preset, height, width, device, iterations, args.top))
+            report.append(profile_case(preset, height, width, device, iterations, args.top, args.checkpoint))
             args.output.write_text("\n".join(report))
             print(report[-1], flush=True)
     return 0

@@ -157,3 +157,16 @@ def test_compare_figure_draws_every_method(small_benchmark, tiny_checkpoint, tmp
     with pytest.raises(SystemExit):
         compare_figure.main([str(out), "--benchmark", str(small_benchmark), "--images", "coffee_r2",
                              "--methods", "fast", "--output", str(figure)])
+
+
+def test_profile_sampler_splits_the_wall_time_into_phases(tiny_checkpoint, tmp_path):
+    report = tmp_path / "profile.md"
+    assert load_script("profile_sampler").main(["--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--presets",
+                                                "fast", "--sizes", "48x32", "--iterations", "2", "--output",
+                                                str(report)]) == 0
+    text = report.read_text()
+    wall = float(text.split("Wall time ")[1].split(" s")[0])
+    shares = [float(line.split("|")[2]) for line in text.splitlines() if line.startswith("| ")
+              and line.split("|")[2].strip().replace(".", "").isdigit()]
+    assert len(shares) == 4 and sum(shares) == pytest.approx(wall, abs=0.01)  # network, blind, guard, the rest
+    assert "### fast, 48×32, " in text and "aten::" in text  # the operator table
