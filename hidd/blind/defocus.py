@@ -22,9 +22,9 @@ can have blurred-looking, spread tiles (a lake at dusk, 512²: 8.4–10.6 px); i
 then make the whole spectrum reject k (ratio 3.6), where depth-varying photos give at most 1.43.
 
 Measured on 24 depth-varying development photos (camera benchmark (c) and a second draw of the same
-six photos; fast, 2026-11-27): any one radius above 1.2 px costs 0.3–6 dB on photos that are mostly sharp
-(their lower quartile is 0, so they are left alone); the median radius over-sharpens the in-focus
-foreground of the motorcycle (−0.2…−0.3 dB). On the five photos the lower quartile reaches, a plain disk
+six photos; fast, 2026-11-27): of the nine photos whose lower quartile is 0 (more than a quarter sharp, so
+they are left alone), six lose at every uniform radius of 1.5 px or more, by up to 8 dB; the median radius
+instead of the lower quartile over-sharpens the in-focus foreground of the motorcycle (−0.2…−0.3 dB). On the five photos the lower quartile reaches, a plain disk
 of radius r_q gained +0.16…+2.15 dB (mean +1.10), the softer smaller disk +0.29…+2.92 (mean +1.46).
 """
 from __future__ import annotations
