@@ -44,7 +44,8 @@ def richardson_lucy_deblur(y: np.ndarray, psf: np.ndarray, iterations: int) -> n
 
 def bm3d_deblur(y: np.ndarray, psf: np.ndarray, sigma: float) -> np.ndarray:
     """BM3D deblurring (Mäkinen et al., pip package `bm3d`, the optional extra `hidd[bm3d]`): regularised
-    inversion, then BM3D denoising, for white noise of std ``sigma``. Minutes per channel on a CPU."""
+    inversion, then BM3D denoising, for white noise of std ``sigma``; the border is tapered (edge_taper) because
+    the inversion takes the image as periodic. About 7 s per 256² channel on a CPU."""
     if not hasattr(np, "trapz"):  # bm4d, which bm3d imports, still calls np.trapz (removed in numpy 2)
         np.trapz = np.trapezoid
     try:
@@ -52,7 +53,29 @@ def bm3d_deblur(y: np.ndarray, psf: np.ndarray, sigma: float) -> np.ndarray:
     except ImportError as error:
         raise ImportError("BM3D deblurring needs the optional package: pip install 'hidd[bm3d]'") from error
     psf = np.asarray(psf, dtype=np.float64)
-    return _per_channel(y, psf, lambda ch: bm3d.bm3d_deblurring(ch, float(sigma), psf))
+
+    def deblur(channel):  # (H, W, 1): bm3d 4.0.2–4.0.3 broadcasts a 2-D image's noise PSD to (1, H, W) and fails
+        return np.reshape(bm3d.bm3d_deblurring(edge_taper(channel, psf)[..., None], float(sigma), psf), channel.shape)
+    return _per_channel(y, psf, deblur)
+
+
+def edge_taper(image: np.ndarray, psf: np.ndarray) -> np.ndarray:
+    """Blend a 2-D image's border into its circularly blurred copy, so that an FFT deconvolution, which takes
+    the image as periodic, meets no jump at the border (MATLAB's edgetaper): the weight of the image is
+    1 − the PSF's normalised autocorrelation along each axis, 0 at the border. BM3D deblurring's regularised
+    inverse amplifies such a jump across the whole image (a reflect-padded 128² photo: 9 dB, tapered: as
+    on a periodic one)."""
+    kernel = np.zeros_like(image)
+    kernel[:psf.shape[0], :psf.shape[1]] = psf
+    kernel = np.roll(kernel, (-(psf.shape[0] // 2), -(psf.shape[1] // 2)), axis=(0, 1))
+    blurred = np.real(np.fft.ifft2(np.fft.fft2(image) * np.fft.fft2(kernel)))
+    weight = np.ones_like(image)
+    for axis, size in enumerate(image.shape):
+        profile = psf.sum(axis=1 - axis)
+        autocorrelation = np.real(np.fft.ifft(np.abs(np.fft.fft(profile, size)) ** 2))
+        taper = 1 - autocorrelation / autocorrelation.max()
+        weight = weight * (taper[:, None] if axis == 0 else taper[None, :])
+    return weight * image + (1 - weight) * blurred
 
 
 METHODS: dict[str, Callable[[np.ndarray, np.ndarray, float], np.ndarray]] = {
