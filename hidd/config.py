@@ -125,7 +125,7 @@ class SamplerConfig:
     shared_quantile: float = 0.0  # in [0, 0.5): where the blind fit reads in focus but the tiles' radii vary, deblur
     # by the radius all but this fraction of the photo's tiles reach (depth-varying defocus, hidd.blind.defocus); 0: off
     radius_map: bool = False  # blind (radius 0) spatially varying blur: per-tile radius map (consistency 'gradient')
-    radius_tile: int = 64  # tile side (pixels) of the radius map's estimates (tiles overlap by half)
+    radius_tile: int = 64  # tile side (pixels) of the radius map's estimates (tiles overlap by 3/4)
     noise_sigma: float = 0.0  # measurement noise std on [0, 1]; 0: estimated from each image
     noise_sigma_min: float = 0.0  # floor of that estimate
     max_noise_gain: float = 0.0  # blind deblurring: a result whose flat-patch noise exceeds this × the input's is

@@ -91,7 +91,7 @@ class UniformBlur(BlurOperator):
 
     def __init__(self, psf: torch.Tensor, noise: NoiseLevelFunction, radius: torch.Tensor, noise_sigma: torch.Tensor,
                  *, boundary: str = "free", at_bound: torch.Tensor | None = None,
-                 estimated: list[LensPSF] | None = None):
+                 estimated: list[LensPSF] | None = None, fitted: list[bool] | None = None):
         super().__init__(noise, radius, noise_sigma, at_bound)
         if boundary not in ("free", "reflect"):
             raise ValueError(f"sampler.boundary must be 'free' or 'reflect', got {boundary!r}")
@@ -100,11 +100,15 @@ class UniformBlur(BlurOperator):
         self.psf = psf  # (B, C or 1, K, K) PSFs summing to one, odd K
         self.boundary = boundary  # how the proximal step treats the image border (see the class docstring)
         self.estimated = estimated  # the blindly estimated lens of each image, its PSF drawn from it (None: given)
+        # per image, whether that lens's softening was fitted to the photo (scale_softening scales only those);
+        # a softening set by a model (hidd.blind.defocus's spread of radii) is kept
+        self.fitted = fitted if fitted is not None else [True] * len(estimated or [])
 
     def scale_softening(self, factor):
         if self.estimated is None:
             return False
-        lenses = [replace(lens, softening=lens.softening * f) for lens, f in zip(self.estimated, factor.tolist())]
+        lenses = [replace(lens, softening=lens.softening * f) if fitted else lens
+                  for lens, f, fitted in zip(self.estimated, factor.tolist(), self.fitted)]
         if lenses == self.estimated:
             return False
         self.psf, self.estimated = lens_kernels(lenses, self.psf.dtype, self.psf.device), lenses

@@ -53,7 +53,8 @@ class PhaseClock:
 
 def profile_case(preset: str, height: int, width: int, device: torch.device, iterations: int, top: int,
                  checkpoint: str | None = None) -> str:
-    overrides = [f"sampler.num_steps={iterations}"] if iterations else []
+    levels = load_prior(checkpoint, preset=preset, device=device).config.sampler.num_steps
+    overrides = [f"sampler.num_steps={min(levels, iterations)}"] if iterations else []
     prior = load_prior(checkpoint, preset=preset, overrides=overrides, device=device)
     deblurrer = Deblurrer(prior)
     y = blurred_scene(height, width, 1).to(device)
@@ -101,8 +102,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--presets", default="fast,paper")
     p.add_argument("--sizes", default="256x256,1680x1120", help="comma-separated WIDTHxHEIGHT")
-    p.add_argument("--iterations", type=int, default=0, help="cap on the sampler's levels (0: the full preset; "
-                                                             "paper is always capped at 10)")
+    p.add_argument("--iterations", type=int, default=0, help="cap on the sampler's levels (0: the full preset, "
+                                                             "except paper, which is capped at 10)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     p.add_argument("--top", type=int, default=15)
     p.add_argument("--output", type=Path, default=Path("results/profile.md"))

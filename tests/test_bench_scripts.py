@@ -169,4 +169,5 @@ def test_profile_sampler_splits_the_wall_time_into_phases(tiny_checkpoint, tmp_p
     shares = [float(line.split("|")[2]) for line in text.splitlines() if line.startswith("| ")
               and line.split("|")[2].strip().replace(".", "").isdigit()]
     assert len(shares) == 4 and sum(shares) == pytest.approx(wall, abs=0.01)  # network, blind, guard, the rest
+    assert shares[0] > 0 and shares[1] > 0  # the network's and the blind estimation's calls were timed
     assert "### fast, 48×32, " in text and "aten::" in text  # the operator table

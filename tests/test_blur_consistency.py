@@ -135,6 +135,10 @@ def test_a_white_misfit_drops_the_blind_softening_and_keeps_a_given_psf():
     assert torch.equal(op.psf[1], psf[1]) and step.wants_restart
     given = UniformBlur(psf.clone(), white(0.001, images=2), torch.tensor([2.5, 2.5]), torch.tensor([0.001, 0.001]))
     assert not given.scale_softening(torch.zeros(2)) and torch.equal(given.psf, psf)  # a given PSF is the user's
+    modelled = UniformBlur(psf.clone(), white(0.001, images=2), torch.tensor([2.5, 2.5]), torch.tensor([0.001, 0.001]),
+                           estimated=list(lenses), fitted=[True, False])  # the second: hidd.blind.defocus's spread
+    assert modelled.scale_softening(torch.zeros(2)) and modelled.estimated == [LensPSF(2.5), lenses[1]]
+    assert torch.equal(modelled.psf[1], psf[1])
     with pytest.raises(ValueError, match="softening_white"):
         ProxConsistency(op, prox_lambda=1.0, softening_white=-1.0)
 

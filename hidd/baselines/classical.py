@@ -1,8 +1,10 @@
-"""Classical non-blind (oracle PSF) deblurring baselines from scikit-image.
+"""Classical non-blind (oracle PSF) deblurring baselines: Wiener and Richardson–Lucy from scikit-image,
+BM3D deblurring from the optional package `bm3d`.
 
 Images are float numpy arrays in [0, 1], (H, W, C) or (H, W). Each channel is deblurred
-separately after reflect-padding by the PSF size (both skimage filters assume periodic or
-zero boundaries, which rings at the borders), then cropped back and clipped to [0, 1].
+separately after reflect-padding by the PSF size (the filters assume periodic or zero
+boundaries, which rings at the borders; BM3D's FFT inverse also needs the padded border
+tapered, edge_taper), then cropped back and clipped to [0, 1].
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from skimage.metrics import peak_signal_noise_ratio
 from skimage.restoration import richardson_lucy, wiener
 from tqdm import tqdm
 
-__all__ = ["bm3d_deblur", "wiener_deblur", "richardson_lucy_deblur", "tune", "METHODS"]
+__all__ = ["bm3d_deblur", "edge_taper", "wiener_deblur", "richardson_lucy_deblur", "tune", "METHODS"]
 
 
 def _per_channel(y: np.ndarray, psf: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -60,11 +62,11 @@ def bm3d_deblur(y: np.ndarray, psf: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def edge_taper(image: np.ndarray, psf: np.ndarray) -> np.ndarray:
-    """Blend a 2-D image's border into its circularly blurred copy, so that an FFT deconvolution, which takes
-    the image as periodic, meets no jump at the border (MATLAB's edgetaper): the weight of the image is
-    1 − the PSF's normalised autocorrelation along each axis, 0 at the border. BM3D deblurring's regularised
-    inverse amplifies such a jump across the whole image (a reflect-padded 128² photo: 9 dB, tapered: as
-    on a periodic one)."""
+    """Blend a 2-D image's border (the image at least as large as the PSF) into its circularly blurred
+    copy, so that an FFT deconvolution, which takes the image as periodic, meets no jump at the border
+    (MATLAB's edgetaper): the weight of the image is 1 − the PSF's normalised autocorrelation along each
+    axis, 0 at the border. BM3D deblurring's regularised inverse amplifies such a jump across the whole
+    image (a reflect-padded 128² photo: 9 dB, tapered: as on a periodic one)."""
     kernel = np.zeros_like(image)
     kernel[:psf.shape[0], :psf.shape[1]] = psf
     kernel = np.roll(kernel, (-(psf.shape[0] // 2), -(psf.shape[1] // 2)), axis=(0, 1))

@@ -24,8 +24,11 @@ then make the whole spectrum reject k (ratio 3.6), where depth-varying photos gi
 Measured on 24 depth-varying development photos (camera benchmark (c) and a second draw of the same
 six photos; fast, 2026-11-27): of the nine photos whose lower quartile is 0 (more than a quarter sharp, so
 they are left alone), six lose at every uniform radius of 1.5 px or more, by up to 8 dB; the median radius
-instead of the lower quartile over-sharpens the in-focus foreground of the motorcycle (−0.2…−0.3 dB). On the five photos the lower quartile reaches, a plain disk
-of radius r_q gained +0.16…+2.15 dB (mean +1.10), the softer smaller disk +0.29…+2.92 (mean +1.46).
+instead of the lower quartile over-sharpens the in-focus foreground of the motorcycle (−0.2…−0.3 dB). On
+the five photos the lower quartile reaches, a plain disk of radius r_q gained +0.16…+2.15 dB (mean +1.10),
+the softer smaller disk +0.29…+2.92 (mean +1.46). Its softening models the spread of radii, not the lens,
+so `softening_white` leaves it (PSFEstimate.softening_fitted). Note 0.8 · r_q can fall below
+IN_FOCUS_RADIUS (r_q 1.2–1.5): one such photo gained +2.9 dB, so the radius is not floored.
 """
 from __future__ import annotations
 

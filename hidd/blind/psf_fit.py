@@ -156,6 +156,7 @@ class PSFEstimate:
     noise_floor: float  # N of the fitted floor N f^−γ at that scale (linear-light power per frequency)
     noise_slope: float  # γ
     fit_ratio: float  # the best blur's residual over the best in-focus residual (small: a clear blur)
+    softening_fitted: bool = True  # False: the lens's softening was set by a model, not fitted (hidd.blind.defocus)
 
 
 def _downsample(gray: torch.Tensor, factor: int) -> torch.Tensor:
@@ -218,7 +219,7 @@ def estimate_for_lens(linear: torch.Tensor, lens: LensPSF, *, tile: int = 256) -
     in_focus = [LensPSF(r) for r in _radius_grid(IN_FOCUS_RADIUS - COARSE_STEP)]
     residual = fit_spectra(spectrum, _table([lens, *in_focus], size), size).residual
     ratio = float(residual[0] / residual[1:].min())
-    return PSFEstimate(lens, 1, False, *_floor(spectrum, size, lens), fit_ratio=ratio)
+    return PSFEstimate(lens, 1, False, *_floor(spectrum, size, lens), fit_ratio=ratio, softening_fitted=False)
 
 
 def _refine(spectrum: torch.Tensor, size: int, radius: float, top: float, softenings) -> LensPSF:

@@ -8,9 +8,10 @@ depth-varying pair falls from 0.77 to 0.56), and a tile is in focus unless a blu
 unreliable radii), set to 0 under IN_FOCUS_RADIUS and interpolated bilinearly between tile centres
 (constant beyond the outer centres).
 
-`tile_radius_quantiles` reads the same tiles as a distribution instead: its lower quartile is a blur that
-three quarters of the photo reach, and so one PSF that deblurs most of a depth-varying photo without
-over-sharpening much of it (hidd.blind.defocus).
+`tile_radius_quantiles` reads the same tile fits as a distribution instead (on large photos at a wider
+stride): its lower quartile is a blur that three quarters of the photo reach, and so one PSF that deblurs
+most of a depth-varying photo without over-sharpening much of it (hidd.blind.defocus). Tiles stay 64 px
+and see radii up to TILE_MAX_RADIUS: on a large photo a wider blur reads as that.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def _gray(linear: torch.Tensor) -> torch.Tensor:
     gray = linear.detach().cpu().to(torch.float64)
     gray = gray.mean(dim=0) if gray.ndim == 3 else gray
     if min(gray.shape) < 16:
-        raise ValueError(f"the image is {gray.shape[1]}x{gray.shape[0]}; a radius map needs at least 16x16 pixels")
+        raise ValueError(f"the image is {gray.shape[1]}x{gray.shape[0]}; per-tile radii need at least 16x16 pixels")
     return gray
 
 
