@@ -22,7 +22,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hidd.deblur as deblur_module  # noqa: E402
-from bench_speed import blurred_scene  # noqa: E402
+from bench_speed import _sync, blurred_scene, machine_name  # noqa: E402
 from hidd.deblur import Deblurrer  # noqa: E402
 from hidd.prior import load_prior  # noqa: E402
 
@@ -47,8 +47,7 @@ class PhaseClock:
         return timed
 
     def sync(self):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        _sync(self.device)
 
 
 def profile_case(preset: str, height: int, width: int, device: torch.device, iterations: int, top: int,
@@ -111,7 +110,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    name = f"{machine_name(device)} ({device.type}, {torch.get_num_threads()} threads)"
     report = [f"# Sampler profile: {name}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}", "",
               f"Command: `python scripts/profile_sampler.py {' '.join(argv if argv is not None else sys.argv[1:])}`", ""]
     args.output.parent.mkdir(parents=True, exist_ok=True)
