@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hidd.blind.spectrum import otf_power, tile_spectra
+from hidd.blind.spectrum import gray_linear, otf_power, tile_spectra
 from hidd.camera.psf import LensPSF
 
 MAX_RADIUS = 30.0  # default top of the search, in pixels of the full image
@@ -176,10 +176,7 @@ def estimate_psf(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, tile: 
     tile: periodogram window; larger images average overlapping windows (stride tile/2), smaller ones use one
     window of their short side (at least 16). max_radius: the top of the search, in pixels.
     """
-    gray = linear.detach().cpu().to(torch.float64)
-    gray = gray.mean(dim=0) if gray.ndim == 3 else gray
-    if min(gray.shape) < 16:
-        raise ValueError(f"estimate_psf: the image is {gray.shape[1]}x{gray.shape[0]}; need at least 16x16 pixels")
+    gray = gray_linear(linear, "estimate_psf")
     # Coarse to fine would miss small blurs, fine only would miss large ones: a blur far beyond the finest
     # window's range leaves it nothing but a noise floor, which fits "in focus". So the in-focus test runs
     # at each scale (area-downsampled 2×, 4×, … while the range does not yet reach max_radius); the first
@@ -214,8 +211,7 @@ def estimate_for_lens(linear: torch.Tensor, lens: LensPSF, *, tile: int = 256) -
     """The estimate of an image (C, H, W) or (H, W) in LINEAR light whose lens PSF was chosen elsewhere (from
     its tiles, hidd.blind.defocus): that lens, the noise floor it leaves in the image's spectrum, and how well
     it fits that spectrum (fit_ratio: its residual over the best in-focus residual; > 1: in focus fits better)."""
-    gray = linear.detach().cpu().to(torch.float64)
-    spectrum, size = _spectrum(gray.mean(dim=0) if gray.ndim == 3 else gray, tile)
+    spectrum, size = _spectrum(gray_linear(linear, "estimate_for_lens"), tile)
     in_focus = [LensPSF(r) for r in _radius_grid(IN_FOCUS_RADIUS - COARSE_STEP)]
     residual = fit_spectra(spectrum, _table([lens, *in_focus], size), size).residual
     ratio = float(residual[0] / residual[1:].min())

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from hidd.blind.psf_fit import IN_FOCUS_RADIUS, TILE_IN_FOCUS_MARGIN, TILE_SLOPE, best_radius
-from hidd.blind.spectrum import tile_spectra
+from hidd.blind.spectrum import gray_linear, tile_spectra
 
 TILE_MAX_RADIUS = 12.0  # the largest radius a tile is searched for (its window resolves about (tile − 1)/2 − 1)
 
@@ -40,18 +40,10 @@ def tile_radii(gray: torch.Tensor, tile: int, stride: int, max_radius: float = T
     return np.where(radii < IN_FOCUS_RADIUS, 0.0, radii)
 
 
-def _gray(linear: torch.Tensor) -> torch.Tensor:
-    gray = linear.detach().cpu().to(torch.float64)
-    gray = gray.mean(dim=0) if gray.ndim == 3 else gray
-    if min(gray.shape) < 16:
-        raise ValueError(f"the image is {gray.shape[1]}x{gray.shape[0]}; per-tile radii need at least 16x16 pixels")
-    return gray
-
-
 def estimate_radius_map(linear: torch.Tensor, *, tile: int = 64, max_radius: float = TILE_MAX_RADIUS,
                         smooth: int = 3) -> torch.Tensor:
     """Per-pixel defocus radius (H, W) of an image (C, H, W) or (H, W) in LINEAR light (see the module docstring)."""
-    gray = _gray(linear)
+    gray = gray_linear(linear, "estimate_radius_map")
     h, w = gray.shape
     tile = min(tile, h, w)
     stride = max(1, tile // 4)
@@ -68,7 +60,7 @@ def tile_radius_quantiles(linear: torch.Tensor, quantiles, *, tile: int = 64, ma
     """Quantiles of the defocus radii of an image's tiles (tile_radii); linear: (C, H, W) or (H, W) in LINEAR
     light. Tiles overlap by 3/4 on small images; on large ones the stride grows so that at most about
     `max_tiles` are fitted (seconds, not minutes, at 1680×1120)."""
-    gray = _gray(linear)
+    gray = gray_linear(linear, "tile_radius_quantiles")
     h, w = gray.shape
     tile = min(tile, h, w)
     stride = max(1, tile // 4, math.ceil(math.sqrt(h * w / max_tiles)))

@@ -49,6 +49,16 @@ def tile_spectra(gray: torch.Tensor, tile: int, stride: int) -> torch.Tensor:
     return radial_mean(power, tile)
 
 
+def gray_linear(linear: torch.Tensor, who: str) -> torch.Tensor:
+    """The channel mean (H, W), in float64 on the CPU, of an image (C, H, W) or (H, W) in linear light; `who`
+    names the caller in the error for images under 16×16 pixels (too few frequency rings to fit)."""
+    gray = linear.detach().cpu().to(torch.float64)
+    gray = gray.mean(dim=0) if gray.ndim == 3 else gray
+    if min(gray.shape) < 16:
+        raise ValueError(f"{who}: the image is {gray.shape[1]}x{gray.shape[0]}; need at least 16x16 pixels")
+    return gray
+
+
 @functools.lru_cache(maxsize=16384)
 def otf_power(lens: LensPSF, size: int) -> torch.Tensor:
     """Radially averaged |OTF|² of a (gray) lens PSF on a size×size grid (size//2 + 1 rings)."""
