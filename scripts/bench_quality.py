@@ -10,7 +10,7 @@
   python scripts/bench_quality.py --methods dncnn@runs/dncnn_srgb/checkpoints/latest.pt fast   # another training
 
 Methods: `blurred` (the input itself); `wiener`, `rl` (skimage.restoration) and `bm3d` (BM3D
-deblurring, the optional extra `hidd[bm3d]`, minutes per image on a CPU), given the TRUE
+deblurring, the optional extra `hidd[bm3d]`, about 7 s per 256² channel and σ on a CPU), given the TRUE
 PSF and tone curve of each image, deconvolving linear light channel by channel, parameter tuned per group
 on the benchmark itself: an oracle, and labelled so); any sampler preset name from configs/presets (fast,
 quality, paper, ablation-*) run with the checkpoint; the paper's learned comparison methods `dncnn`,
