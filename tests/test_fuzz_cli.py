@@ -153,14 +153,15 @@ BOUND = 12.0
 
 def test_failures_inside_estimation_and_sampling_fail_one_image(bright_dark_and_odd_sizes, tiny_checkpoint,
                                                                 tmp_path, capsys, monkeypatch):
-    estimate_psf, estimate_nlf, score = hidd.measurement.estimate_psf, hidd.measurement.estimate_nlf, Deblurrer.score
+    estimate_defocus, estimate_nlf = hidd.measurement.estimate_defocus, hidd.measurement.estimate_nlf
+    score = Deblurrer.score
 
     def psf(linear, **fit):
         if linear.mean() > 0.8:  # linear light: the bright photo
             raise RuntimeError("fit exploded")
         if linear.shape[-1] == 48:
             return PSFEstimate(LensPSF(BOUND), 1, True, 1e-6, 1.0, 0.5)  # the top of a small image's range
-        return estimate_psf(linear, **fit)
+        return estimate_defocus(linear, **fit)
 
     def noise(encoded, tone, lens=None):
         nlf = estimate_nlf(encoded, tone, lens)
@@ -177,7 +178,7 @@ def test_failures_inside_estimation_and_sampling_fail_one_image(bright_dark_and_
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         write_image(path, pixels, **kwargs)
 
-    monkeypatch.setattr(hidd.measurement, "estimate_psf", psf)
+    monkeypatch.setattr(hidd.measurement, "estimate_defocus", psf)
     monkeypatch.setattr(hidd.measurement, "estimate_nlf", noise)
     monkeypatch.setattr(Deblurrer, "score", network)
     monkeypatch.setattr(hidd.reconstruct, "write_image", write)
