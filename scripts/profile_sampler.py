@@ -52,9 +52,9 @@ class PhaseClock:
 
 def profile_case(preset: str, height: int, width: int, device: torch.device, iterations: int, top: int,
                  checkpoint: str | None = None) -> str:
-    levels = load_prior(checkpoint, preset=preset, device=device).config.sampler.num_steps
-    overrides = [f"sampler.num_steps={min(levels, iterations)}"] if iterations else []
-    prior = load_prior(checkpoint, preset=preset, overrides=overrides, device=device)
+    prior = load_prior(checkpoint, preset=preset, device=device)
+    if 0 < iterations < prior.config.sampler.num_steps:  # fewer levels than the preset's
+        prior = load_prior(checkpoint, preset=preset, overrides=[f"sampler.num_steps={iterations}"], device=device)
     deblurrer = Deblurrer(prior)
     y = blurred_scene(height, width, 1).to(device)
     deblurrer(y, seed=0)  # warm-up: cuDNN autotuning, allocator, lazy imports

@@ -20,8 +20,6 @@ def _loop(cfg):
 
 def check_settings(cfg) -> None:
     """Refuse, in one line, settings the loop of cfg.loop would ignore or misuse."""
-    if not 0 <= cfg.shared_quantile < 0.5:
-        raise ValueError(f"sampler.shared_quantile must be in [0, 0.5), got {cfg.shared_quantile}")
     _loop(cfg)
     CHECKS.get(cfg.loop, lambda _: None)(cfg)
 
