@@ -13,7 +13,10 @@ from skimage.transform import resize
 
 from conftest import synthetic_photo
 from hidd.blind import estimate_defocus, estimate_nlf, estimate_psf, estimate_radius_map
+import hidd.blind.defocus
+from hidd.blind import PSFEstimate
 from hidd.blind.defocus import MAX_FIT_RATIO
+from hidd.blind.edge_bound import MAX_EDGE_SHARPNESS, edge_sharpness
 from hidd.blind.psf_fit import estimate_for_lens
 from hidd.blind.radius_map import tile_radius_quantiles
 from hidd.camera import Camera, LensPSF, PoissonGaussian, add_white_noise, blur, quantize, tone_curve
@@ -120,6 +123,36 @@ def test_tiles_that_agree_on_a_blur_the_whole_photo_fit_rejects_do_not_override_
         photo("astronaut"), generator=torch.Generator().manual_seed(0)))
     assert estimate_psf(y, max_radius=4.0).lens.radius == 0.0
     assert estimate_defocus(y, max_radius=4.0, shared_quantile=0.25).lens.radius == 0.0
+
+
+@pytest.mark.parametrize("radius", [5.0, 8.0])  # below ~4 px a sharp edge is no longer far steeper than a blurred one
+def test_edge_sharpness_tells_a_disk_blur_from_a_sharp_photo(radius):
+    # a blur of radius r leaves no edge steeper than its line spread allows; a sharp photo has many
+    camera = Camera(psf=LensPSF(radius, blades=7, aberration=0.5, softening=0.5), noise=PoissonGaussian(2e-4, 2e-3),
+                    demosaic=True, jpeg_quality=75)
+    for seed, name in enumerate(("astronaut", "rocket", "chelsea")):
+        x = photo(name)
+        blurred = linear(camera.render(x, generator=torch.Generator().manual_seed(seed)))
+        assert edge_sharpness(blurred, radius) <= 1.1, name
+        assert edge_sharpness(linear(x), radius) > MAX_EDGE_SHARPNESS, name
+
+
+def test_a_blur_that_the_photos_edges_contradict_is_not_used(monkeypatch):
+    # sharp photos whose spectrum mimics a blur (a moss macro, a lake at dusk: 8–13 px at a coarser scale)
+    # were ruined by deblurring at that radius; their edges are far sharper than such a blur leaves them
+    misread = PSFEstimate(LensPSF(9.0, softening=0.5), 2, False, 1e-6, 0.0, fit_ratio=0.5)
+    monkeypatch.setattr(hidd.blind.defocus, "estimate_psf", lambda *args, **kwargs: misread)
+    sharp = linear(photo("coffee"))
+    assert estimate_defocus(sharp).lens.radius == 0.0
+    blurred = linear(Camera(psf=LensPSF(9.0, softening=0.5), noise=PoissonGaussian(1e-4, 1e-3)).render(
+        photo("coffee"), generator=torch.Generator().manual_seed(0)))
+    assert estimate_defocus(blurred) is misread  # a blur the edges allow is kept
+    # ... and so is the shared blur of the tiles (hidd.blind.defocus), whatever else accepts it
+    monkeypatch.setattr(hidd.blind.defocus, "tile_radius_quantiles", lambda *args: np.array([7.0, 10.0]))
+    monkeypatch.setattr(hidd.blind.defocus, "MAX_FIT_RATIO", math.inf)
+    monkeypatch.setattr(hidd.blind.defocus, "estimate_psf", lambda *args, **kwargs: estimate_psf(sharp))
+    assert estimate_defocus(sharp, shared_quantile=0.25).lens.radius == 0.0
+    assert estimate_defocus(blurred, shared_quantile=0.25).lens.radius == pytest.approx(0.8 * 7.0)
 
 
 def test_a_radius_at_the_top_of_the_search_is_flagged():

@@ -1,5 +1,6 @@
-"""A photo's lens PSF for the sampler: the whole-photo spectral fit (hidd.blind.psf_fit), and, where that
-reads "in focus", the blur that most of the photo shares (depth-varying defocus).
+"""A photo's lens PSF for the sampler: the whole-photo spectral fit (hidd.blind.psf_fit), unless the photo's
+own edges are sharper than that blur allows (hidd.blind.edge_bound: then it is in focus), and, where the
+photo reads "in focus", the blur that most of the photo shares (depth-varying defocus).
 
 A photo whose defocus varies with depth (part sharp, part blurred) has a whole-photo spectrum dominated by
 its sharp part, so the global fit reads it in focus (7 of the camera benchmark's 12 depth photos, one with a
@@ -29,11 +30,17 @@ the five photos the lower quartile reaches, a plain disk of radius r_q gained +0
 the softer smaller disk +0.29…+2.92 (mean +1.46). Its softening models the spread of radii, not the lens,
 so `softening_white` leaves it (PSFEstimate.softening_fitted). Note 0.8 · r_q can fall below
 IN_FOCUS_RADIUS (r_q 1.2–1.5): one such photo gained +2.9 dB, so the radius is not floored.
+
+Whichever PSF is chosen, the photo's own edges must allow it (hidd.blind.edge_bound): a sharp photo whose
+spectrum mimics a blur (a moss macro read 9.6 px, a lake at dusk 8.4 px, both at a coarser scale only) is
+in focus, and so is the shared blur of a photo whose flat tiles (that lake's sky, 6.9 px) fit one. Depth-
+varying photos, whose sharp parts the smaller softened PSF leaves nearly alone, read ρ ≤ 0.64 at it.
 """
 from __future__ import annotations
 
 import torch
 
+from hidd.blind.edge_bound import MAX_EDGE_SHARPNESS, edge_sharpness
 from hidd.blind.psf_fit import IN_FOCUS_RADIUS, MAX_RADIUS, PSFEstimate, estimate_for_lens, estimate_psf
 from hidd.blind.radius_map import tile_radius_quantiles
 from hidd.camera.psf import LensPSF
@@ -47,16 +54,26 @@ MAX_FIT_RATIO = 2.0  # ... and the whole-photo spectrum must not contradict the 
 
 def estimate_defocus(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS,
                      shared_quantile: float = 0.0) -> PSFEstimate:
-    """The lens PSF of an image (C, H, W) or (H, W) in LINEAR light: estimate_psf, and where that reads in
-    focus and shared_quantile > 0, the PSF most of its tiles share (see the module docstring), if any."""
+    """The lens PSF of an image (C, H, W) or (H, W) in LINEAR light: estimate_psf if the image's edges allow
+    its blur, and where the image reads in focus and shared_quantile > 0, the PSF most of its tiles share (see
+    the module docstring), if any."""
     if not 0 <= shared_quantile < 0.5:
         raise ValueError(f"sampler.shared_quantile must be in [0, 0.5), got {shared_quantile}")
     estimate = estimate_psf(linear, max_radius=max_radius)
-    if estimate.lens.radius > 0 or shared_quantile <= 0:
+    if estimate.lens.radius > 0:
+        if _edges_allow(linear, estimate.lens):
+            return estimate
+        estimate = estimate_for_lens(linear, LensPSF(0.0))  # a sharp photo whose spectrum looks blurred
+    if shared_quantile <= 0:
         return estimate
     radius, upper = tile_radius_quantiles(linear, (shared_quantile, 1 - shared_quantile))
     if radius < IN_FOCUS_RADIUS or upper < MIN_SPREAD * radius:
         return estimate
     lens = LensPSF(SHARED_RADIUS_FACTOR * float(min(radius, max_radius)), softening=SHARED_SOFTENING)
     shared = estimate_for_lens(linear, lens)
-    return shared if shared.fit_ratio <= MAX_FIT_RATIO else estimate
+    return shared if shared.fit_ratio <= MAX_FIT_RATIO and _edges_allow(linear, lens) else estimate
+
+
+def _edges_allow(linear: torch.Tensor, lens: LensPSF) -> bool:
+    """Whether the image's sharpest edges are no sharper than a blur of the lens's radius leaves them."""
+    return edge_sharpness(linear, lens.radius) <= MAX_EDGE_SHARPNESS
