@@ -171,3 +171,27 @@ def test_profile_sampler_splits_the_wall_time_into_phases(tiny_checkpoint, tmp_p
     assert len(shares) == 4 and sum(shares) == pytest.approx(wall, abs=0.01)  # network, blind, guard, the rest
     assert shares[0] > 0 and shares[1] > 0  # the network's and the blind estimation's calls were timed
     assert "### fast, 48×32, " in text and "aten::" in text  # the operator table
+
+
+def test_check_sharp_reads_sharp_photos_in_focus_and_compares_the_result_with_the_photo(tiny_checkpoint, tmp_path,
+                                                                                       capsys):
+    from skimage import data
+    from hidd.imageio import write_image
+    check_sharp = load_script("check_sharp")
+    photos = tmp_path / "photos"
+    write_image(photos / "astronaut.png", data.astronaut()[:300, 100:400] / 255.0)
+    write_image(photos / "camera.png", data.camera()[:100, :90] / 255.0)  # grey; too small for a 96² crop
+    out = tmp_path / "sharp"
+    check_sharp.main(["--photos", str(photos), "--sizes", "64", "96", "--output", str(out),
+                      "--checkpoint", str(tiny_checkpoint)])
+    rows = read_csv(out / "sharp.csv")
+    assert [(r["photo"], r["size"]) for r in rows] == [("astronaut", "64"), ("astronaut", "96"), ("camera", "64")]
+    assert all(float(r["radius"]) == 0.0 for r in rows) and (out / "config_fast.yaml").is_file()
+    assert "read as blurred: 0" in capsys.readouterr().out
+    check_sharp.main(["--photos", str(photos), "--sizes", "64", "--deblur", "--output", str(out),
+                      "--checkpoint", str(tiny_checkpoint), "--set", "sampler.num_steps=2"])
+    rows = read_csv(out / "sharp.csv")
+    assert all(r["unchanged"] == "True" and r["psnr_vs_photo"] == "inf" for r in rows)  # in focus: the photo back
+    with pytest.raises(SystemExit):
+        check_sharp.main(["--photos", str(tmp_path / "none"), "--output", str(out)])
+    assert "check_sharp: error:" in capsys.readouterr().err

@@ -1,0 +1,98 @@
+"""Does the default leave sharp photos alone? The blind estimate, and optionally the result, on in-focus photos.
+
+  python scripts/prepare_corpus.py                       # data/corpus/photos: 28 sharp photos (docs/DATA.md)
+  python scripts/check_sharp.py --photos data/corpus/photos --sizes 256 384 512
+  python scripts/check_sharp.py --photos data/corpus/photos --sizes 256 --deblur --threads 1
+
+A deblurring default is only safe if it recognises a photo that needs none. Each photo (any image
+hidd.imageio reads, colour or grey) is resized (short side, anti-aliased) and centre-cropped to each square
+--size and quantised to 8 bits, as scripts/make_benchmark.py prepares its photos, and is its own target.
+Per photo and size: the PSF radius the preset's blind measurement model reads (hidd.measurement: the
+whole-photo spectral fit, the edge bound, the tiles' shared blur; 0 is in focus) and, with --deblur, the
+preset's result: its PSNR against the photo (inf: returned unchanged) and whether the no-harm guard kept
+the photo. Writes OUTPUT/sharp.csv and OUTPUT/config_PRESET.yaml and prints the photos read as blurred.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
+from hidd.camera import quantize  # noqa: E402
+from hidd.cli import one_line_errors  # noqa: E402
+from hidd.config import save_config  # noqa: E402
+from hidd.deblur import Deblurrer  # noqa: E402
+from hidd.imageio import list_images, read_image, to_rgb  # noqa: E402
+from hidd.measurement import measurement_model  # noqa: E402
+from hidd.metrics import psnr  # noqa: E402
+from hidd.prior import load_prior  # noqa: E402
+from make_benchmark import square  # noqa: E402  (sibling script: the benchmark's own crop)
+
+FIELDS = ("photo", "size", "radius", "unchanged", "psnr_vs_photo")
+
+
+def crops(path: Path, sizes: list[int]):
+    """(size, (1, 3, S, S) tensor) for each size the photo's short side allows."""
+    pixels = to_rgb(read_image(path).pixels)
+    for size in sizes:
+        if min(pixels.shape[:2]) >= size:
+            yield size, quantize(torch.from_numpy(np.ascontiguousarray(square(pixels, size))).permute(2, 0, 1)[None].float())
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--photos", type=Path, default=Path("data/corpus/photos"), help="a folder of in-focus photos")
+    p.add_argument("--sizes", type=int, nargs="+", default=[256], help="square crop sides (photos too small are skipped)")
+    p.add_argument("--preset", default="fast", help="sampler preset whose blind settings (and result) are checked")
+    p.add_argument("--checkpoint", help="default: checkpoints/hidd-default.pt")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--deblur", action="store_true", help="also run the preset and compare its result with the photo")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (CPU); default: torch's choice")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--output", type=Path, default=Path("results/check_sharp"))
+    args = p.parse_args(argv)
+    with one_line_errors("check_sharp"):
+        photos = list_images(args.photos)
+        if not photos:
+            raise FileNotFoundError(f"{args.photos}: no images here")
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        prior = load_prior(args.checkpoint, preset=args.preset, overrides=args.overrides, device=args.device)
+        deblur = Deblurrer(prior) if args.deblur else None
+        args.output.mkdir(parents=True, exist_ok=True)
+        save_config(prior.config, args.output / f"config_{args.preset}.yaml")
+        rows = []
+        for path in tqdm(photos, desc="sharp photos"):
+            for size, photo in crops(path, args.sizes):
+                row = {"photo": path.stem, "size": size, "unchanged": "", "psnr_vs_photo": ""}
+                if deblur is None:
+                    row["radius"] = float(measurement_model(photo, prior.config.sampler).radius[0])
+                else:
+                    result = deblur(photo.to(args.device))
+                    out = result.images[0].permute(1, 2, 0).cpu().numpy()
+                    kept = result.unchanged is not None and bool(result.unchanged[0])  # None: no guard (max_noise_gain 0)
+                    row.update(radius=float(result.radius[0]), unchanged=kept,
+                               psnr_vs_photo=psnr(out, photo[0].permute(1, 2, 0).numpy()))
+                rows.append(row)
+        with open(args.output / "sharp.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        blurred = [r for r in rows if r["radius"] > 0]
+        print(f"{len(rows)} crops of {len(photos)} photos; read as blurred: {len(blurred)}"
+              + (f"; returned changed: {sum(r['unchanged'] is False for r in rows)}" if args.deblur else ""))
+        if blurred:
+            print("\n| photo | size | radius | PSNR against the photo |\n|---|---|---|---|")
+            for r in blurred:
+                print(f"| {r['photo']} | {r['size']} | {r['radius']:.2f} | {r['psnr_vs_photo'] or '—'} |")
+        print(f"wrote {args.output / 'sharp.csv'}")
+
+
+if __name__ == "__main__":
+    main()
