@@ -19,7 +19,6 @@ import csv
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -32,7 +31,7 @@ from hidd.imageio import list_images, read_image, to_rgb  # noqa: E402
 from hidd.measurement import measurement_model  # noqa: E402
 from hidd.metrics import psnr  # noqa: E402
 from hidd.prior import load_prior  # noqa: E402
-from make_benchmark import square  # noqa: E402  (sibling script: the benchmark's own crop)
+from make_benchmark import square, to_tensor  # noqa: E402  (sibling script: the benchmark's own crop)
 
 FIELDS = ("photo", "size", "radius", "unchanged", "psnr_vs_photo")
 
@@ -42,13 +41,20 @@ def crops(path: Path, sizes: list[int]):
     pixels = to_rgb(read_image(path).pixels)
     for size in sizes:
         if min(pixels.shape[:2]) >= size:
-            yield size, quantize(torch.from_numpy(np.ascontiguousarray(square(pixels, size))).permute(2, 0, 1)[None].float())
+            yield size, quantize(to_tensor(square(pixels, size)).float())
+
+
+def crop_size(text: str) -> int:
+    size = int(text)
+    if size < 16:
+        raise argparse.ArgumentTypeError(f"{size}: crops need at least 16 px (the blind fit's smallest window)")
+    return size
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--photos", type=Path, default=Path("data/corpus/photos"), help="a folder of in-focus photos")
-    p.add_argument("--sizes", type=int, nargs="+", default=[256], help="square crop sides (photos too small are skipped)")
+    p.add_argument("--sizes", type=crop_size, nargs="+", default=[256], help="square crop sides (photos too small are skipped)")
     p.add_argument("--preset", default="fast", help="sampler preset whose blind settings (and result) are checked")
     p.add_argument("--checkpoint", help="default: checkpoints/hidd-default.pt")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
@@ -70,7 +76,7 @@ def main(argv=None):
         rows = []
         for path in tqdm(photos, desc="sharp photos"):
             for size, photo in crops(path, args.sizes):
-                row = {"photo": path.stem, "size": size, "unchanged": "", "psnr_vs_photo": ""}
+                row = {"photo": path.relative_to(args.photos).with_suffix("").as_posix(), "size": size, "unchanged": "", "psnr_vs_photo": ""}
                 if deblur is None:
                     row["radius"] = float(measurement_model(photo, prior.config.sampler).radius[0])
                 else:
@@ -86,11 +92,12 @@ def main(argv=None):
             writer.writerows(rows)
         blurred = [r for r in rows if r["radius"] > 0]
         print(f"{len(rows)} crops of {len(photos)} photos; read as blurred: {len(blurred)}"
-              + (f"; returned changed: {sum(r['unchanged'] is False for r in rows)}" if args.deblur else ""))
+              + (f"; returned changed: {sum(r['psnr_vs_photo'] < float('inf') for r in rows)}" if args.deblur else ""))
         if blurred:
             print("\n| photo | size | radius | PSNR against the photo |\n|---|---|---|---|")
             for r in blurred:
-                print(f"| {r['photo']} | {r['size']} | {r['radius']:.2f} | {r['psnr_vs_photo'] or '—'} |")
+                psnr_text = f"{r['psnr_vs_photo']:.2f}" if args.deblur else "—"
+                print(f"| {r['photo']} | {r['size']} | {r['radius']:.2f} | {psnr_text} |")
         print(f"wrote {args.output / 'sharp.csv'}")
 
 

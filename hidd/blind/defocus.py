@@ -31,10 +31,14 @@ the softer smaller disk +0.29…+2.92 (mean +1.46). Its softening models the spr
 so `softening_white` leaves it (PSFEstimate.softening_fitted). Note 0.8 · r_q can fall below
 IN_FOCUS_RADIUS (r_q 1.2–1.5): one such photo gained +2.9 dB, so the radius is not floored.
 
-Whichever PSF is chosen, the photo's own edges must allow it (hidd.blind.edge_bound): a sharp photo whose
-spectrum mimics a blur (a moss macro read 9.6 px, a lake at dusk 8.4 px, both at a coarser scale only) is
-in focus, and so is the shared blur of a photo whose flat tiles (that lake's sky, 6.9 px) fit one. Depth-
-varying photos, whose sharp parts the smaller softened PSF leaves nearly alone, read ρ ≤ 0.64 at it.
+Where the spectrum alone is least sure, the photo is asked too. A blur that only a coarser scale saw
+(hidd.blind.psf_fit: the finest scale read in focus) must also fit the full-resolution spectrum (residual
+at most MAX_FINEST_FIT_RATIO × the in-focus one) and the photo's edges (hidd.blind.edge_bound); so must
+the tiles' shared blur. Two sharp corpus photos were misread at a coarser scale and spoiled by the
+deblur: a moss macro (9.6 px; the full-resolution spectrum rejects it, 3.84) and a lake at dusk (8.4 and
+12.7 px; its reeds and horizon are far sharper than that, ρ 1.94–2.51, and so for its flat tiles' shared
+blur of 5.5 px, 1.47). Blurs the finest scale sees are trusted as before: bokeh discs of point lights
+have steep rims that the edge test must leave out, and it can only do so approximately.
 """
 from __future__ import annotations
 
@@ -50,6 +54,8 @@ SHARED_SOFTENING = 0.6  # px: its Gaussian softening (the spread of radii, and t
 MIN_SPREAD = 1.25  # the tiles' radii must vary: quantile 1 − q at least this × quantile q
 MAX_FIT_RATIO = 2.0  # ... and the whole-photo spectrum must not contradict the PSF: its residual at most this ×
 # the in-focus one (depth-varying photos up to 1.43; a sharp lake at dusk whose flat sky tiles read 8–10 px: 3.6)
+MAX_FINEST_FIT_RATIO = 3.0  # a blur only a coarser scale saw: the full-resolution spectrum's residual under it, over
+# the in-focus one, at most this (such blurred photos, 3–25 px: ≤ 2.49; a sharp moss macro read at 9.6 px: 3.84)
 
 
 def estimate_defocus(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS,
@@ -61,9 +67,9 @@ def estimate_defocus(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS,
         raise ValueError(f"sampler.shared_quantile must be in [0, 0.5), got {shared_quantile}")
     estimate = estimate_psf(linear, max_radius=max_radius)
     if estimate.lens.radius > 0:
-        if _edges_allow(linear, estimate.lens):
+        if estimate.found_scale == 1 or _coarse_blur_holds(linear, estimate.lens):
             return estimate
-        estimate = estimate_for_lens(linear, LensPSF(0.0))  # a sharp photo whose spectrum looks blurred
+        estimate = estimate_for_lens(linear, LensPSF(0.0))  # a sharp photo whose coarse spectrum looks blurred
     if shared_quantile <= 0:
         return estimate
     radius, upper = tile_radius_quantiles(linear, (shared_quantile, 1 - shared_quantile))
@@ -72,6 +78,11 @@ def estimate_defocus(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS,
     lens = LensPSF(SHARED_RADIUS_FACTOR * float(min(radius, max_radius)), softening=SHARED_SOFTENING)
     shared = estimate_for_lens(linear, lens)
     return shared if shared.fit_ratio <= MAX_FIT_RATIO and _edges_allow(linear, lens) else estimate
+
+
+def _coarse_blur_holds(linear: torch.Tensor, lens: LensPSF) -> bool:
+    """Whether a blur that only a coarser scale saw fits the full-resolution spectrum too, and the image's edges."""
+    return estimate_for_lens(linear, lens).fit_ratio <= MAX_FINEST_FIT_RATIO and _edges_allow(linear, lens)
 
 
 def _edges_allow(linear: torch.Tensor, lens: LensPSF) -> bool:

@@ -157,6 +157,7 @@ class PSFEstimate:
     noise_slope: float  # γ
     fit_ratio: float  # the best blur's residual over the best in-focus residual (small: a clear blur)
     softening_fitted: bool = True  # False: the lens's softening was set by a model, not fitted (hidd.blind.defocus)
+    found_scale: int = 1  # the scale whose in-focus test first saw the blur (> 1: the finest scale read in focus)
 
 
 def _downsample(gray: torch.Tensor, factor: int) -> torch.Tensor:
@@ -192,6 +193,7 @@ def estimate_psf(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, tile: 
         spectrum, size = _spectrum(_downsample(gray, scale), tile)
     if radius < IN_FOCUS_RADIUS:
         return PSFEstimate(LensPSF(0.0), 1, False, *_floor(finest, finest_size, LensPSF(0.0)), fit_ratio=ratio)
+    found_scale = scale
     while radius >= COARSER_WHEN_ABOVE * top and top * scale < max_radius:
         coarser = _downsample(gray, scale * 2)
         if min(coarser.shape) < MIN_WINDOW:
@@ -204,7 +206,7 @@ def estimate_psf(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, tile: 
     at_bound = lens.radius >= top - COARSE_STEP
     noise_floor, noise_slope = _floor(spectrum, size, lens)
     full = LensPSF(lens.radius * scale, softening=lens.softening * scale)
-    return PSFEstimate(full, scale, at_bound, noise_floor, noise_slope, ratio)
+    return PSFEstimate(full, scale, at_bound, noise_floor, noise_slope, ratio, found_scale=found_scale)
 
 
 def estimate_for_lens(linear: torch.Tensor, lens: LensPSF, *, tile: int = 256) -> PSFEstimate:
