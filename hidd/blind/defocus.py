@@ -1,6 +1,7 @@
-"""A photo's lens PSF for the sampler: the whole-photo spectral fit (hidd.blind.psf_fit), unless the photo's
-own edges are sharper than that blur allows (hidd.blind.edge_bound: then it is in focus), and, where the
-photo reads "in focus", the blur that most of the photo shares (depth-varying defocus).
+"""A photo's lens PSF for the sampler: the whole-photo spectral fit (hidd.blind.psf_fit), unless a blur
+that only a coarser scale saw is contradicted by the full-resolution spectrum or by the photo's own edges
+(hidd.blind.edge_bound: then it is in focus), and, where the photo reads "in focus", the blur that most
+of the photo shares (depth-varying defocus), if its edges allow it.
 
 A photo whose defocus varies with depth (part sharp, part blurred) has a whole-photo spectrum dominated by
 its sharp part, so the global fit reads it in focus (7 of the camera benchmark's 12 depth photos, one with a
@@ -36,9 +37,10 @@ Where the spectrum alone is least sure, the photo is asked too. A blur that only
 at most MAX_FINEST_FIT_RATIO × the in-focus one) and the photo's edges (hidd.blind.edge_bound); so must
 the tiles' shared blur. Two sharp corpus photos were misread at a coarser scale and spoiled by the
 deblur: a moss macro (9.6 px; the full-resolution spectrum rejects it, 3.84) and a lake at dusk (8.4 and
-12.7 px; its reeds and horizon are far sharper than that, ρ 1.94–2.51, and so for its flat tiles' shared
-blur of 5.5 px, 1.47). Blurs the finest scale sees are trusted as before: bokeh discs of point lights
-have steep rims that the edge test must leave out, and it can only do so approximately.
+12.7 px; its reeds and horizon are far sharper than that, ρ 1.93–2.51, and so for its flat tiles' shared
+blur of 5.5 px, 1.65). Blurs the finest scale sees are trusted as before: bokeh discs of point lights
+have steep rims that the edge test must leave out, and it can only do so approximately (dense,
+overlapping lights defeat it: such a photo whose blur only a coarser scale saw comes back unchanged).
 """
 from __future__ import annotations
 
@@ -60,9 +62,9 @@ MAX_FINEST_FIT_RATIO = 3.0  # a blur only a coarser scale saw: the full-resoluti
 
 def estimate_defocus(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS,
                      shared_quantile: float = 0.0) -> PSFEstimate:
-    """The lens PSF of an image (C, H, W) or (H, W) in LINEAR light: estimate_psf if the image's edges allow
-    its blur, and where the image reads in focus and shared_quantile > 0, the PSF most of its tiles share (see
-    the module docstring), if any."""
+    """The lens PSF of an image (C, H, W) or (H, W) in LINEAR light: estimate_psf (a blur that only a coarser
+    scale saw must fit the full-resolution spectrum and the image's edges), and where the image reads in
+    focus and shared_quantile > 0, the PSF most of its tiles share (see the module docstring), if any."""
     if not 0 <= shared_quantile < 0.5:
         raise ValueError(f"sampler.shared_quantile must be in [0, 0.5), got {shared_quantile}")
     estimate = estimate_psf(linear, max_radius=max_radius)
