@@ -10,7 +10,8 @@ hidd.imageio reads, colour or grey) is resized (short side, anti-aliased) and ce
 Per photo and size: the PSF radius the preset's blind measurement model reads (hidd.measurement: the
 whole-photo spectral fit, the edge bound, the tiles' shared blur; 0 is in focus) and, with --deblur, the
 preset's result: its PSNR against the photo (inf: returned unchanged) and whether the no-harm guard kept
-the photo. Writes OUTPUT/sharp.csv and OUTPUT/config_PRESET.yaml and prints the photos read as blurred.
+the photo. Writes OUTPUT/sharp.csv (row by row) and OUTPUT/config_PRESET.yaml and prints the photos read
+as blurred.
 """
 from __future__ import annotations
 
@@ -74,22 +75,24 @@ def main(argv=None):
         args.output.mkdir(parents=True, exist_ok=True)
         save_config(prior.config, args.output / f"config_{args.preset}.yaml")
         rows = []
-        for path in tqdm(photos, desc="sharp photos"):
-            for size, photo in crops(path, args.sizes):
-                row = {"photo": path.relative_to(args.photos).with_suffix("").as_posix(), "size": size, "unchanged": "", "psnr_vs_photo": ""}
-                if deblur is None:
-                    row["radius"] = float(measurement_model(photo, prior.config.sampler).radius[0])
-                else:
-                    result = deblur(photo.to(args.device))
-                    out = result.images[0].permute(1, 2, 0).cpu().numpy()
-                    kept = result.unchanged is not None and bool(result.unchanged[0])  # None: no guard (max_noise_gain 0)
-                    row.update(radius=float(result.radius[0]), unchanged=kept,
-                               psnr_vs_photo=psnr(out, photo[0].permute(1, 2, 0).numpy()))
-                rows.append(row)
-        with open(args.output / "sharp.csv", "w", newline="") as f:
+        with open(args.output / "sharp.csv", "w", newline="") as f:  # row by row: a stopped run keeps its rows
             writer = csv.DictWriter(f, FIELDS)
             writer.writeheader()
-            writer.writerows(rows)
+            for path in tqdm(photos, desc="sharp photos"):
+                name = path.relative_to(args.photos).with_suffix("").as_posix()
+                for size, photo in crops(path, args.sizes):
+                    row = {"photo": name, "size": size, "unchanged": "", "psnr_vs_photo": ""}
+                    if deblur is None:
+                        row["radius"] = float(measurement_model(photo, prior.config.sampler).radius[0])
+                    else:
+                        result = deblur(photo.to(args.device))
+                        out = result.images[0].permute(1, 2, 0).cpu().numpy()
+                        kept = result.unchanged is not None and bool(result.unchanged[0])  # None: guard off
+                        row.update(radius=float(result.radius[0]), unchanged=kept,
+                                   psnr_vs_photo=psnr(out, photo[0].permute(1, 2, 0).numpy()))
+                    rows.append(row)
+                    writer.writerow(row)
+                    f.flush()
         blurred = [r for r in rows if r["radius"] > 0]
         print(f"{len(rows)} crops of {len(photos)} photos; read as blurred: {len(blurred)}"
               + (f"; returned changed: {sum(r['psnr_vs_photo'] < float('inf') for r in rows)}" if args.deblur else ""))

@@ -195,3 +195,9 @@ def test_check_sharp_reads_sharp_photos_in_focus_and_compares_the_result_with_th
     with pytest.raises(SystemExit):
         check_sharp.main(["--photos", str(tmp_path / "none"), "--output", str(out)])
     assert "check_sharp: error:" in capsys.readouterr().err
+    (photos / "zz_broken.png").write_bytes(b"not a png")  # a bad photo stops the run, and keeps what it measured
+    with pytest.raises(SystemExit):
+        check_sharp.main(["--photos", str(photos), "--sizes", "64", "--output", str(out),
+                          "--checkpoint", str(tiny_checkpoint)])
+    assert "zz_broken.png" in capsys.readouterr().err
+    assert [r["photo"] for r in read_csv(out / "sharp.csv")] == ["astronaut", "camera"]
