@@ -35,7 +35,7 @@ from hidd.tiling import TilingConfig, round_up
 BLUR_RADIUS = 4.0  # disk radius of the synthetic defocus, px
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -86,12 +86,12 @@ def run_case(case: dict) -> dict:
         warm = prior_with(min(2, steps))
         warm.model = prior.model
         Deblurrer(warm, tiling=tiling, precision=precision)(y, seed=0)
-    _sync(device)
+    synchronize(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     result = deblurrer(y, seed=0)
-    _sync(device)
+    synchronize(device)
     seconds = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else peak_rss_bytes()
     channels = prior.config.model.channels  # a 1-channel model sees each colour channel as an image

@@ -22,7 +22,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hidd.deblur as deblur_module  # noqa: E402
-from bench_speed import _sync, blurred_scene, machine_name  # noqa: E402
+from bench_speed import blurred_scene, machine_name, synchronize  # noqa: E402
 from hidd.deblur import Deblurrer  # noqa: E402
 from hidd.prior import load_prior  # noqa: E402
 
@@ -47,7 +47,7 @@ class PhaseClock:
         return timed
 
     def sync(self):
-        _sync(self.device)
+        synchronize(self.device)
 
 
 def profile_case(preset: str, height: int, width: int, device: torch.device, iterations: int, top: int,

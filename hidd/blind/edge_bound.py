@@ -5,8 +5,8 @@ happens to look blurred fools it: a lake at dusk whose sky and water are smooth 
 sharp lines (horizon, reeds) are too small a share of the spectrum read 8.4 px at 256² and 12.7 px at 384²,
 and deblurring it at that radius ruined it (24.1 dB against the input). But a disk of radius r cannot
 leave a sharp edge anywhere: a step of height h becomes a ramp 2r px wide whose steepest slope is the
-disk's line-spread peak, 2h/(πr). So with R the range
-of y within ± r px of a pixel (the whole step when the pixel is on the ramp),
+disk's line-spread peak, 2h/(πr). So with R the range of y within ± r px of a pixel (the whole step at
+the ramp's centre),
 
     ρ = |∇y| · r / R ≤ 2/π ≈ 0.64,
 
@@ -86,9 +86,7 @@ def _light_discs(gray: np.ndarray, radius: float, window: int) -> np.ndarray:
     HIGHLIGHT_FACTOR × its neighbourhood's mean that fits in that disc (the bright side of a scene's edge
     extends further and stays in the test)."""
     bright = gray > HIGHLIGHT_FACTOR * ndimage.uniform_filter(gray, 2 * window - 1)
-    labels, count = ndimage.label(bright)
-    if count == 0:
-        return np.zeros_like(bright)
+    labels, _ = ndimage.label(bright)
     span = 2 * (radius + HIGHLIGHT_REACH)
     small = [i + 1 for i, box in enumerate(ndimage.find_objects(labels))
              if box[0].stop - box[0].start <= span and box[1].stop - box[1].start <= span]
