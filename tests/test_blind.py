@@ -18,7 +18,8 @@ import hidd.blind.edge_bound
 from hidd.blind import PSFEstimate
 from hidd.blind.defocus import MAX_FINEST_FIT_RATIO, MAX_FIT_RATIO
 from hidd.blind.edge_bound import MAX_EDGE_SHARPNESS, edge_sharpness
-from hidd.blind.psf_fit import estimate_for_lens
+import hidd.blind.psf_fit
+from hidd.blind.psf_fit import MAX_LENS_SOFTENING, estimate_for_lens
 from hidd.blind.radius_map import tile_radius_quantiles
 from hidd.camera import Camera, LensPSF, PoissonGaussian, add_white_noise, blur, quantize, tone_curve
 from hidd.cli.reconstruct import main as reconstruct_main
@@ -62,6 +63,17 @@ def test_radius_within_ten_percent_on_the_camera_model(radius):
                         jpeg_quality=85 + 5 * seed)
         y = camera.render(photo(name), generator=torch.Generator().manual_seed(seed))
         assert estimate_psf(linear(y)).lens.radius == pytest.approx(radius, rel=0.10), name
+
+
+def test_the_fitted_softening_is_capped_at_what_a_lens_makes(monkeypatch):
+    # a fall-off steeper than diffraction and the sensor make (here a 1.5 px Gaussian; in photos JPEG's and
+    # demosaicing's) is not deconvolved as the lens's: the radius is read, the softening kept at the cap
+    camera = Camera(psf=LensPSF(6.0, softening=1.5), noise=PoissonGaussian(1e-4, 1e-3), demosaic=True, jpeg_quality=85)
+    y = linear(camera.render(photo("coffee"), generator=torch.Generator().manual_seed(0)))
+    lens = estimate_psf(y).lens
+    assert lens.radius == pytest.approx(6.0, rel=0.10) and lens.softening <= MAX_LENS_SOFTENING
+    monkeypatch.setattr(hidd.blind.psf_fit, "MAX_LENS_SOFTENING", 10.0)
+    assert estimate_psf(y).lens.softening > MAX_LENS_SOFTENING  # what the fit alone would take for the lens
 
 
 @pytest.mark.parametrize("radius", [12.0, 25.0])
