@@ -39,7 +39,7 @@ SOFTENINGS = (0.0, 0.35, 0.7, 1.05, 1.4)  # Gaussian softening stds tried in the
 MAX_LENS_SOFTENING = 0.7  # px of the full image: the most softening the refinement may give a lens. Diffraction,
 # pixel aperture and AA filter stay below it; the steeper fall-off the fit would also take for softening is
 # JPEG's, demosaicing's or the scene's, and deconvolving it hallucinates and rings (held-out photos made by an
-# independent camera simulator read 1.05–2.8 px and fast lost 1–2 dB on them; capped at 0.7: +1.4…+3.1)
+# independent camera simulator read 1.05–2.8 px and fast lost 1–2 dB on them; capped at 0.7: +2.1 and +3.3)
 LOWEST_BIN = 2  # periodogram rings below this (in units of 1/tile) are left out: the window's leakage of DC
 RESOLVED_RADIUS_FRACTION = 0.05  # the largest radius searched in a window of T pixels is this × T (12.8 at 256):
 # beyond it the main lobe of the OTF spans too few rings to be told from the scene's own fall-off
@@ -207,7 +207,7 @@ def estimate_psf(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, tile: 
         spectrum, size = _spectrum(coarser, tile)
         top = min(max_radius / scale, RESOLVED_RADIUS_FRACTION * size * 2)  # overlap the finer scale's range
         radius = float(best_radius(spectrum, size, top)[0])
-    lens = _refine(spectrum, size, radius, top, lens_softenings(softenings, scale))
+    lens = _refine(spectrum, size, radius, top, _lens_softenings(softenings, scale))
     at_bound = lens.radius >= top - COARSE_STEP
     noise_floor, noise_slope = _floor(spectrum, size, lens)
     full = LensPSF(lens.radius * scale, softening=lens.softening * scale)
@@ -234,9 +234,10 @@ def _refine(spectrum: torch.Tensor, size: int, radius: float, top: float, soften
     return candidates[int(residual.argmin())]
 
 
-def lens_softenings(softenings, scale: int) -> list[float]:
-    """The softenings (working-scale pixels) a lens may have at `scale`: at most MAX_LENS_SOFTENING full-res pixels."""
-    return [s for s in softenings if s * scale <= MAX_LENS_SOFTENING + 1e-9]
+def _lens_softenings(softenings, scale: int) -> list[float]:
+    """The softenings (working-scale pixels) a lens may have at `scale`: at most MAX_LENS_SOFTENING full-res pixels
+    (none at all when the grid offers nothing that small)."""
+    return [s for s in softenings if s * scale <= MAX_LENS_SOFTENING + 1e-9] or [0.0]
 
 
 def _floor(spectrum: torch.Tensor, size: int, lens: LensPSF) -> tuple[float, float]:
