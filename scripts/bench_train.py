@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
+from pathlib import Path
 
 import torch
 from tqdm import trange
 
-from hidd.config import load_config, resolve_config_path
-from hidd.losses import score_matching_loss
-from hidd.models import build_model, count_parameters
-from hidd.sde import build_sde
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_speed import synchronize  # noqa: E402  (sibling script: the benchmarks' one device sync)
+from hidd.config import load_config, resolve_config_path  # noqa: E402
+from hidd.losses import score_matching_loss  # noqa: E402
+from hidd.models import build_model, count_parameters  # noqa: E402
+from hidd.sde import build_sde  # noqa: E402
 
 
 def main(argv=None):
@@ -54,22 +53,22 @@ def main(argv=None):
 
     for _ in range(3):
         train_step()
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in trange(args.steps, desc="train steps"):
         train_step()
-    _sync(device)
+    synchronize(device)
     train_ips = batch * args.steps / (time.perf_counter() - start)
 
     sigma = torch.full((batch,), 1.0, device=device)
     with torch.no_grad(), autocast:
         for _ in range(3):
             model(x, sigma)
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         for _ in trange(args.steps, desc="forward"):
             model(x, sigma)
-        _sync(device)
+        synchronize(device)
     forward_ms = 1000 * (time.perf_counter() - start) / (args.steps * batch)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     print(f"config={args.config} params={count_parameters(model):,} device={name} threads={torch.get_num_threads()} "
