@@ -8,8 +8,8 @@ The sampler itself (hidd.sampling) sees network-shaped tensors only. This layer
 - for blur-aware consistency steps, builds each image's measurement model (hidd.measurement: the
   given radius, or one estimated blindly from the image, and its noise level) on the network-shaped
   measurement, and reports the radius used;
-- with sampler.max_noise_gain, returns a photo unchanged where its result amplified noise, or where the blind
-  estimate found it in focus (hidd.no_harm);
+- with sampler.max_noise_gain, backs a result that amplified noise off towards its photo, and returns a photo
+  unchanged where the blind estimate found it in focus (hidd.no_harm);
 - names, per image, any non-finite quantity (noise level, proximal weight, radius, output), so that a
   caller never writes NaN and can fail that image alone (the images of a batch are independent).
 """
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from hidd.precision import InferencePrecision
 from hidd.prior import Prior
 from hidd.measurement import measurement_model
-from hidd.no_harm import keep_unharmed
+from hidd.no_harm import back_off
 from hidd.sampling.blur_consistency import needs_operator
 from hidd.sampling.loops import check_settings, sample
 from hidd.tiling import ScoreTiler, TilingConfig
@@ -36,12 +36,17 @@ class DeblurResult:
     radius: torch.Tensor | None = None  # (B,) PSF radius used (map mean if spatially varying); None: no blur model
     at_bound: torch.Tensor | None = None  # (B,) the blind radius is the largest searched (the blur may be larger)
     noise_sigma: torch.Tensor | None = None  # (B,) RMS noise level of the measurement model; None: no blur model
-    unchanged: torch.Tensor | None = None  # (B,) bool: the input was returned, its result amplified noise (no_harm)
-    noise_gain: torch.Tensor | None = None  # (B,) the result's flat-patch noise over the input's (with max_noise_gain)
+    share: torch.Tensor | None = None  # (B,) the share of the deblurring kept (no_harm): 1 all, 0 the input unchanged
+    noise_gain: torch.Tensor | None = None  # (B,) the full result's flat-patch noise over the input's (max_noise_gain)
     problems: list[str | None] = field(default_factory=list)  # (B,) why an image's result is unusable, else None
 
     def __post_init__(self):
         self.problems = self.problems or [None] * self.images.shape[0]
+
+    @property
+    def unchanged(self) -> torch.Tensor | None:
+        """(B,) bool: the input was returned as it is (no_harm); None without the guard."""
+        return None if self.share is None else self.share == 0
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -112,8 +117,8 @@ class Deblurrer:
         if operator is not None and cfg.max_noise_gain > 0:
             # a blind estimate of "in focus" leaves the photo as it is: denoising alone costs its detail
             in_focus = per_photo["radius"] == 0 if cfg.radius <= 0 and not cfg.radius_map else None
-            images, per_photo["noise_gain"], per_photo["unchanged"] = keep_unharmed(
-                y, images.nan_to_num(), operator.tone, cfg.max_noise_gain, in_focus)
+            guarded = back_off(y, images.nan_to_num(), operator.tone, cfg.max_noise_gain, in_focus)
+            images, per_photo["noise_gain"], per_photo["share"] = guarded.images, guarded.noise_gain, guarded.share
         return DeblurResult(images=images.clamp(0, 1), nfe=result.nfe, problems=problems, **per_photo)
 
     def _measurement_problem(self, operator, batch_size: int, index: int) -> str | None:

@@ -60,7 +60,8 @@ class Outcome:
     problem: str | None = None
     radius: float | str = ""  # PSF radius used; empty without a blur model
     at_bound: bool = False  # the blind radius is the largest searched: the blur may be larger
-    unchanged: float | None = None  # the input was returned: its result had this × the input's noise (no_harm)
+    share: float | str = ""  # of the deblurring kept by the no-harm guard: 1 all, 0 the input; empty: guard off
+    noise_gain: float | None = None  # the full result's flat-patch noise over the input's (guard on)
     nfe: int = 0
     seconds: float = 0.0
 
@@ -170,25 +171,35 @@ class Restorer:
             self.curves[step].append(values)
         radii = [""] * len(batch) if result.radius is None else [round(r, 3) for r in result.radius.tolist()]
         bounds = [False] * len(batch) if result.at_bound is None else result.at_bound.tolist()
-        kept = [None] * len(batch) if result.unchanged is None else [
-            round(gain, 2) if unchanged else None for gain, unchanged in zip(result.noise_gain.tolist(),
-                                                                            result.unchanged.tolist())]
+        shares = [""] * len(batch) if result.share is None else result.share.tolist()
+        gains = [None] * len(batch) if result.noise_gain is None else [round(g, 2) for g in result.noise_gain.tolist()]
         images = result.images.permute(0, 2, 3, 1).cpu().numpy()
-        return [Outcome(job, image=None if problem else image, radius=radius, at_bound=at_bound, unchanged=gain,
-                        nfe=result.nfe, seconds=seconds, problem=f"{job.pair.blurred}: {problem}" if problem else None)
-                for job, image, radius, at_bound, gain, problem in zip(batch, images, radii, bounds, kept,
-                                                                       result.problems)]
+        return [Outcome(job, image=None if problem else image, radius=radius, at_bound=at_bound, share=share,
+                        noise_gain=gain, nfe=result.nfe, seconds=seconds,
+                        problem=f"{job.pair.blurred}: {problem}" if problem else None)
+                for job, image, radius, at_bound, share, gain, problem in zip(batch, images, radii, bounds, shares,
+                                                                              gains, result.problems)]
 
 
 def _row(outcome: Outcome) -> dict:
     job, image = outcome.job, outcome.image
     row = {"name": job.pair.name, "input": str(job.pair.blurred), "height": image.shape[0], "width": image.shape[1],
-           "nfe": outcome.nfe, "seconds": round(outcome.seconds, 3), "radius": outcome.radius,
+           "nfe": outcome.nfe, "seconds": round(outcome.seconds, 3), "radius": outcome.radius, "share": outcome.share,
            "psnr_input": "", "ssim_input": "", "psnr": "", "ssim": ""}
     if job.sharp is not None:
         row.update(psnr_input=round(psnr(job.blurred, job.sharp), 4), ssim_input=round(ssim(job.blurred, job.sharp), 4),
                    psnr=round(psnr(image, job.sharp), 4), ssim=round(ssim(image, job.sharp), 4))
     return row
+
+
+def _back_off_note(outcome: Outcome) -> str:
+    """What the no-harm guard did to a photo it did not leave fully deblurred."""
+    if outcome.radius == 0:
+        return "left unchanged; the blind estimate found no blur"
+    noisy = f"its deblurred result had {outcome.noise_gain}× the input's noise in flat areas"
+    if outcome.share == 0:
+        return f"left unchanged; {noisy}, and so had every blend with the input"
+    return f"backed off to {outcome.share:.0%} of its deblurring (blended with the input); {noisy}"
 
 
 def _write_output(outcome: Outcome, out: Path) -> str | None:
@@ -304,10 +315,8 @@ def run(args) -> list[str]:
             elif outcome.at_bound:
                 _say(f"{PROGRAM}: warning: {outcome.job.pair.blurred}: the blind radius estimate {outcome.radius} px "
                      "is the largest searched, so the blur may be larger; if so, give it: --set sampler.radius=R")
-            if outcome.unchanged is not None:
-                why = ("the blind estimate found no blur" if outcome.radius == 0 else
-                       f"its deblurred result had {outcome.unchanged}× the input's noise in flat areas")
-                _say(f"{PROGRAM}: note: {outcome.job.pair.blurred}: left unchanged; {why} (sampler.max_noise_gain)")
+            if outcome.share != "" and outcome.share < 1:
+                _say(f"{PROGRAM}: note: {outcome.job.pair.blurred}: {_back_off_note(outcome)} (sampler.max_noise_gain)")
     bar.close()
     _log_mean_curves(writer, restore.curves)
     writer.close()

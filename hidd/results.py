@@ -20,8 +20,9 @@ import yaml
 from hidd.atomic import write_text_atomic
 from hidd.text import printable
 
-FIELDS = ["name", "input", "height", "width", "nfe", "seconds", "radius", "psnr_input", "ssim_input",
-          "psnr", "ssim"]  # radius: PSF radius used (blind estimate unless given); empty without a blur model
+FIELDS = ["name", "input", "height", "width", "nfe", "seconds", "radius", "share", "psnr_input", "ssim_input",
+          "psnr", "ssim"]  # radius: PSF radius used (blind estimate unless given); empty without a blur model.
+# share: of the deblurring kept by the no-harm guard (hidd.no_harm): 1 all, 0 the input unchanged; empty: guard off
 _ENCODING = dict(encoding="utf-8", errors="surrogateescape")
 
 

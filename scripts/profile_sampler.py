@@ -26,7 +26,7 @@ from bench_speed import blurred_scene, machine_name, synchronize  # noqa: E402
 from hidd.deblur import Deblurrer  # noqa: E402
 from hidd.prior import load_prior  # noqa: E402
 
-PHASES = {"blind estimation (PSF, noise)": "measurement_model", "no-harm guard": "keep_unharmed"}
+PHASES = {"blind estimation (PSF, noise)": "measurement_model", "no-harm guard": "back_off"}
 
 
 class PhaseClock:

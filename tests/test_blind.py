@@ -280,3 +280,37 @@ def test_blind_fast_preset_is_the_cli_default_and_reports_the_radius(tiny_checkp
     assert float(table["cat"]["radius"]) == pytest.approx(3.0, rel=0.15)
     assert int(table["cat"]["nfe"]) == 2 and table["small"]["radius"] != ""
     assert read_image(tmp_path / "out" / "cat.png").pixels.shape == (128, 128, 3)
+
+
+def test_a_result_noisier_than_its_photo_is_backed_off_and_said_so(tiny_checkpoint, tmp_path, capsys):
+    blurred = Camera(psf=LensPSF(3.0), noise=PoissonGaussian(read=0.002)).render(
+        photo("chelsea", 128), generator=torch.Generator().manual_seed(0))
+    write_image(tmp_path / "in" / "cat.png", blurred[0].permute(1, 2, 0).numpy())
+    reconstruct_main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+                      "--checkpoint", str(tiny_checkpoint), "--set", "sampler.num_steps=2",
+                      "--set", "sampler.prox_lambda_white=0", "--set", "sampler.max_noise_gain=0.001"])
+    header, row = [line.split(",") for line in (tmp_path / "out" / "metrics.csv").read_text().splitlines()]
+    row = dict(zip(header, row))
+    assert float(row["radius"]) > 0 and float(row["share"]) == 0.0  # no blend is that clean: the photo itself
+    assert (read_image(tmp_path / "out" / "cat.png").pixels == read_image(tmp_path / "in" / "cat.png").pixels).all()
+    assert "cat.png: left unchanged; its deblurred result had" in capsys.readouterr().err
+
+
+def test_a_partial_back_off_is_recorded_and_said(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    import hidd.deblur
+    from hidd.no_harm import BackOff
+
+    def half_way(y, result, tone, limit, in_focus=None):  # as if only the blend at w = ½ were within the limit
+        share = torch.full((len(y),), 0.5, dtype=torch.float64)
+        return BackOff(torch.lerp(y.to(result), result, 0.5), torch.full_like(share, 2.5), share)
+
+    monkeypatch.setattr(hidd.deblur, "back_off", half_way)
+    blurred = Camera(psf=LensPSF(3.0)).render(photo("chelsea", 64), generator=torch.Generator().manual_seed(0))
+    write_image(tmp_path / "in" / "cat.png", blurred[0].permute(1, 2, 0).numpy())
+    reconstruct_main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+                      "--checkpoint", str(tiny_checkpoint), "--set", "sampler.num_steps=2",
+                      "--set", "sampler.prox_lambda_white=0"])
+    header, row = [line.split(",") for line in (tmp_path / "out" / "metrics.csv").read_text().splitlines()]
+    assert float(dict(zip(header, row))["share"]) == 0.5
+    assert "cat.png: backed off to 50% of its deblurring (blended with the input); its deblurred result had 2.5×" \
+        in capsys.readouterr().err
