@@ -64,7 +64,8 @@ def back_off(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, limit: floa
     """The result x̂ (B, C, H, W) where its noise gain over y is within `limit`; elsewhere the blend y + w (x̂ − y)
     at the largest w of BLEND_SHARES whose gain is within min(limit, BLEND_NOISE_GAIN), or y where none is; y where
     in_focus (B,) bool is set."""
-    gain = noise_gain(y, result, tone)
+    photo = [flat_noise_level(image, tone) for image in y]  # measured once: every blend is compared with it
+    gain = torch.tensor([flat_noise_level(r, tone) / level for r, level in zip(result, photo)])
     y = y.to(result)
     too_noisy = gain > limit
     share = (~too_noisy).double()
@@ -73,12 +74,12 @@ def back_off(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, limit: floa
         too_noisy &= ~in_focus.cpu()
     blend_limit = min(limit, BLEND_NOISE_GAIN)
     for i in torch.nonzero(too_noisy).flatten().tolist():
-        share[i] = next((w for w in BLEND_SHARES if noise_gain(y[i:i + 1], _blend(y[i:i + 1], result[i:i + 1], w),
-                                                               tone).item() <= blend_limit), 0.0)
+        share[i] = next((w for w in BLEND_SHARES
+                         if flat_noise_level(_blend(y[i], result[i], w), tone) / photo[i] <= blend_limit), 0.0)
     return BackOff(_blend(y, result, share), gain, share)
 
 
 def _blend(y: torch.Tensor, result: torch.Tensor, share) -> torch.Tensor:
-    """y + share (result − y), per image; exactly y at share 0 and exactly the result at 1 (torch.lerp)."""
+    """y + share (result − y): one share, or one per image (B,); exactly y at 0 and the result at 1 (torch.lerp)."""
     weight = torch.as_tensor(share, dtype=result.dtype, device=result.device)
     return torch.lerp(y, result, weight.reshape(-1, *([1] * (result.ndim - 1))) if weight.ndim else weight)
