@@ -129,7 +129,8 @@ class SamplerConfig:
     noise_sigma: float = 0.0  # measurement noise std on [0, 1]; 0: estimated from each image
     noise_sigma_min: float = 0.0  # floor of that estimate
     max_noise_gain: float = 0.0  # blind deblurring: a result whose flat-patch noise exceeds this × the input's is
-    # backed off to a blend with the input, y + w (x̂ − y), or to the input unchanged (hidd.no_harm); 0: off
+    # backed off to the blend y + w (x̂ − y) with the largest w of ¾, ½, ¼ whose noise is within 1.5× (and this), else
+    # to the input unchanged; a photo the blind estimate reads in focus is returned unchanged (hidd.no_harm); 0: off
     boundary: str = "free"  # 'prox' image border: 'free' (scene beyond the frame unknown) or 'reflect' (synthetic)
     gradient_steps: int = 5  # descent steps per iteration of the 'gradient' consistency
     gradient_step: float = 1.0  # their step length, in units of 1 / Lipschitz constant (≤ 2)

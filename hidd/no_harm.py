@@ -1,22 +1,25 @@
 """The last line of defence of a blind deblur: detect a result that amplified noise, and back off.
 
 A deconvolution that trusts its data too much (noise under-estimated, a PSF that does not match, JPEG
-error read as detail) turns noise and compression artefacts into grain and ringing. Those show where the
-scene is flat: the weak-texture noise level (hidd.blind.noise, the flattest patches of each intensity)
-of the result rises above the photo's. On the camera benchmark's deblurred photos that ratio stayed below
-~1.5 where the result was better than the input and reached 1.9–2.8 where it was worse. So a result x̂
-whose flat-patch noise exceeds `limit` × the photo's y is backed off to the blend
+error read as detail) turns noise and compression artefacts into grain and ringing, and a prior asked to
+restore detail that the blur erased invents texture. Both show where the scene is flat: the weak-texture
+noise level (hidd.blind.noise, the flattest patches of each intensity) of the result rises above the
+photo's. On the camera benchmark's deblurred photos that ratio stayed below ~1.5 where the result was
+better than the input and reached 1.9–2.8 where it was worse. So a result x̂ whose flat-patch noise
+exceeds `limit` × the photo's y is backed off to the blend
 
-    y + w (x̂ − y),   w the largest of BLEND_SHARES whose flat-patch noise is within BLEND_NOISE_GAIN ×,
+    y + w (x̂ − y),   w the largest of BLEND_SHARES whose flat-patch noise is within BLEND_NOISE_GAIN ×
+                     the photo's (and within `limit` × where that is lower),
 
 and to y itself, unchanged, where none is. The blend keeps the deblurring's sharper edges at a fraction of
-its noise: its error is e_y + w (e_x̂ − e_y), so where x̂ is closer to the truth than y, every w in (0, 1]
-is too (‖e‖² is convex in w). A blend must be as clean as the results that beat their input (1.5×): with
-the limit itself as its bar, a ¾ blend kept 1.77× the noise and lost SSIM (lens_rocket_1: +0.89 dB,
-SSIM −0.029; its ½ blend +1.27 dB, +0.006). Of the 6 photos that the guard used to return unchanged
-although their blur was read (camera benchmark: lens_rocket_1; the held-out simulator's photos: 5 of 72
-draws; fast, 2026-11-27), 5 now gain +0.98 … +5.00 dB and one, whose every blend is too noisy, stays
-unchanged (mean +2.10 dB); deblurred at full strength they had gained −1.13 … +4.25.
+its noise. Its error e_y + w (e_x̂ − e_y) is convex in w, ‖e(w)‖² ≤ (1 − w) ‖e_y‖² + w ‖e_x̂‖²: a blend
+loses at most w times what the full result loses, and can beat both ends. A blend must be as clean as
+the results that beat their input (1.5×): with the limit itself as its bar, a ¾ blend kept 1.77× the
+noise and lost SSIM (lens_rocket_1: +0.89 dB, SSIM −0.029; its ½ blend +1.27 dB, +0.006). Of the 7
+photos that the guard used to return unchanged although their blur was read (camera benchmark:
+lens_rocket_1; sRGB-disk set: chelsea_r5; the held-out simulator's photos: 5 of 84 draws; fast,
+2026-11-27), 6 now gain +0.98 … +5.00 dB and one, whose every blend is too noisy, stays unchanged (mean
++2.08 dB); deblurred at full strength they had gained −1.13 … +4.25.
 
 A photo that the blind PSF estimate finds in focus is returned unchanged: there the sampler would only
 denoise, which on the benchmark's camera photos cost 0.2–0.4 dB of detail.
@@ -40,9 +43,11 @@ def flat_noise_level(image: torch.Tensor, tone: ToneCurve) -> float:
     return float(estimate_nlf(image, tone).level(image[None]))
 
 
-def noise_gain(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve) -> torch.Tensor:
-    """Per image (B,): the result's flat-patch noise level over the photo's."""
-    return torch.tensor([flat_noise_level(r, tone) / flat_noise_level(p, tone) for p, r in zip(y, result)])
+def noise_gain(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve,
+               photo_noise: list[float] | None = None) -> torch.Tensor:
+    """Per image (B,): the result's flat-patch noise level over the photo's (photo_noise: those of y, if measured)."""
+    photo_noise = photo_noise or [flat_noise_level(image, tone) for image in y]
+    return torch.tensor([flat_noise_level(r, tone) / level for r, level in zip(result, photo_noise)])
 
 
 @dataclass(frozen=True)
@@ -53,33 +58,39 @@ class BackOff:
     noise_gain: torch.Tensor  # (B,) the full-strength result's flat-patch noise over the photo's
     share: torch.Tensor  # (B,) the share of the deblurring kept: 1 the result, 0 the photo unchanged
 
-    @property
-    def unchanged(self) -> torch.Tensor:
-        """(B,) bool: the photo itself was returned."""
-        return self.share == 0
-
 
 def back_off(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, limit: float,
              in_focus: torch.Tensor | None = None) -> BackOff:
     """The result x̂ (B, C, H, W) where its noise gain over y is within `limit`; elsewhere the blend y + w (x̂ − y)
     at the largest w of BLEND_SHARES whose gain is within min(limit, BLEND_NOISE_GAIN), or y where none is; y where
-    in_focus (B,) bool is set."""
-    photo = [flat_noise_level(image, tone) for image in y]  # measured once: every blend is compared with it
-    gain = torch.tensor([flat_noise_level(r, tone) / level for r, level in zip(result, photo)])
+    in_focus (B,) bool is set. A gain that cannot be measured (NaN) counts as too noisy."""
+    photo_noise = [flat_noise_level(image, tone) for image in y]  # measured once: every blend is compared with it
+    gain = noise_gain(y, result, tone, photo_noise)
     y = y.to(result)
-    too_noisy = gain > limit
+    too_noisy = ~(gain <= limit)
     share = (~too_noisy).double()
     if in_focus is not None:
         share[in_focus.cpu()] = 0.0
         too_noisy &= ~in_focus.cpu()
-    blend_limit = min(limit, BLEND_NOISE_GAIN)
+    bar = min(limit, BLEND_NOISE_GAIN)
     for i in torch.nonzero(too_noisy).flatten().tolist():
-        share[i] = next((w for w in BLEND_SHARES
-                         if flat_noise_level(_blend(y[i], result[i], w), tone) / photo[i] <= blend_limit), 0.0)
+        share[i] = _largest_clean_share(y[i:i + 1], result[i:i + 1], tone, photo_noise[i], bar)
     return BackOff(_blend(y, result, share), gain, share)
 
 
-def _blend(y: torch.Tensor, result: torch.Tensor, share) -> torch.Tensor:
-    """y + share (result − y): one share, or one per image (B,); exactly y at 0 and the result at 1 (torch.lerp)."""
+def _largest_clean_share(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, photo_noise: float,
+                         bar: float) -> float:
+    """The largest w of BLEND_SHARES whose blend of one image (1, C, H, W) has at most `bar` × the photo's noise; 0
+    if none has."""
+    for w in BLEND_SHARES:
+        if noise_gain(y, _blend(y, result, w), tone, [photo_noise]).item() <= bar:
+            return w
+    return 0.0
+
+
+def _blend(y: torch.Tensor, result: torch.Tensor, share: float | torch.Tensor) -> torch.Tensor:
+    """y + share (result − y): one share, or one per image (B,); exactly y at 0 (whatever the result holds) and
+    exactly the result at 1 (torch.lerp)."""
     weight = torch.as_tensor(share, dtype=result.dtype, device=result.device)
-    return torch.lerp(y, result, weight.reshape(-1, *([1] * (result.ndim - 1))) if weight.ndim else weight)
+    weight = weight.reshape(-1, *([1] * (result.ndim - 1))) if weight.ndim else weight
+    return torch.where(weight == 0, y, torch.lerp(y, result, weight))

@@ -79,6 +79,9 @@ class MetricsTable:
         except (OSError, csv.Error) as e:
             raise ValueError(f"{self.path}: cannot be read to resume ({e}); move it away or choose another "
                              "--output") from None
+        if reader.fieldnames == [f for f in FIELDS if f != "share"]:
+            raise ValueError(f"{self.path}: written by an earlier hidd (no 'share' column), whose no-harm guard gave "
+                             "other outputs; choose another --output")
         if reader.fieldnames != FIELDS or any(None in row or None in row.values() for row in rows):
             raise ValueError(f"{self.path}: not a hidd metrics table (columns {reader.fieldnames}); "
                              "move it away or choose another --output")

@@ -191,7 +191,8 @@ def test_check_sharp_reads_sharp_photos_in_focus_and_compares_the_result_with_th
     check_sharp.main(["--photos", str(photos), "--sizes", "64", "--deblur", "--output", str(out),
                       "--checkpoint", str(tiny_checkpoint), "--set", "sampler.num_steps=2"])
     rows = read_csv(out / "sharp.csv")
-    assert all(r["unchanged"] == "True" and r["psnr_vs_photo"] == "inf" for r in rows)  # in focus: the photo back
+    in_focus = [r["unchanged"] == "True" and r["share"] == "0.0" and r["psnr_vs_photo"] == "inf" for r in rows]
+    assert all(in_focus)  # read in focus: the photo back, untouched
     with pytest.raises(SystemExit):
         check_sharp.main(["--photos", str(tmp_path / "none"), "--output", str(out)])
     assert "check_sharp: error:" in capsys.readouterr().err

@@ -282,7 +282,7 @@ def test_blind_fast_preset_is_the_cli_default_and_reports_the_radius(tiny_checkp
     assert read_image(tmp_path / "out" / "cat.png").pixels.shape == (128, 128, 3)
 
 
-def test_a_result_noisier_than_its_photo_is_backed_off_and_said_so(tiny_checkpoint, tmp_path, capsys):
+def test_a_result_too_noisy_even_in_a_blend_leaves_the_photo_unchanged_and_says_so(tiny_checkpoint, tmp_path, capsys):
     blurred = Camera(psf=LensPSF(3.0), noise=PoissonGaussian(read=0.002)).render(
         photo("chelsea", 128), generator=torch.Generator().manual_seed(0))
     write_image(tmp_path / "in" / "cat.png", blurred[0].permute(1, 2, 0).numpy())

@@ -250,6 +250,9 @@ def usage_cases(tmp_path: Path, checkpoint: Path) -> dict[str, tuple[list, str]]
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "metrics.csv").write_text("image,score\nx,1\n")
+    (tmp_path / "earlier").mkdir()  # a metrics table of hidd before the no-harm guard's 'share' column
+    (tmp_path / "earlier" / "metrics.csv").write_text("name,input,height,width,nfe,seconds,radius,psnr_input,"
+                                                      "ssim_input,psnr,ssim\n")
     evil = tmp_path / "evil.pt"
     torch.save({**torch.load(checkpoint, weights_only=True), "x": Evil(tmp_path / "pwned")}, evil)
     return {
@@ -260,6 +263,7 @@ def usage_cases(tmp_path: Path, checkpoint: Path) -> dict[str, tuple[list, str]]
         "malicious checkpoint": (["--output", tmp_path / "o", "--checkpoint", evil], "refused"),
         "non-finite setting": (["--output", tmp_path / "o", "--set", "sampler.prox_lambda=nan"], "finite number"),
         "foreign metrics.csv": (["--output", tmp_path / "foreign", "--skip-existing"], "not a hidd metrics table"),
+        "earlier metrics.csv": (["--output", tmp_path / "earlier", "--skip-existing"], "written by an earlier hidd"),
     }
 
 
@@ -275,7 +279,7 @@ class Evil:
 
 @pytest.mark.parametrize("case", ["output is a file", "output below a file", "output inside the input",
                                   "missing input", "malicious checkpoint", "non-finite setting",
-                                  "foreign metrics.csv"])
+                                  "foreign metrics.csv", "earlier metrics.csv"])
 def test_usage_errors_are_one_line_with_status_2(tiny_checkpoint, tmp_path, capsys, case):
     write_image(tmp_path / "in" / "a.png", photo(30))
     extra, phrase = usage_cases(tmp_path, tiny_checkpoint)[case]
