@@ -198,7 +198,7 @@ def _back_off_note(outcome: Outcome) -> str:
         return "left unchanged; the blind estimate found no blur"
     noisy = f"its deblurred result had {outcome.noise_gain}× the input's noise in flat areas"
     if outcome.share == 0:
-        return f"left unchanged; {noisy}, and so had every blend with the input"
+        return f"left unchanged; {noisy}, and even its blends with the input stayed too noisy"
     return f"backed off to {outcome.share:.0%} of its deblurring (blended with the input); {noisy}"
 
 
