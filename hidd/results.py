@@ -108,22 +108,24 @@ class MetricsTable:
         return [self.rows[name] for name in names]
 
     def summary(self) -> str:
-        """The printed table: one line per image and, with targets, the mean."""
+        """The printed table: one line per image (kept: the share of the deblurring the no-harm guard kept) and, with
+        targets, the mean."""
         rows = [{key: value if key in ("name", "input") else _number(value) for key, value in row.items()}
                 for row in self.ordered()]
         scored = [r for r in rows if r["psnr"] != ""]
-        head = f"{'image':<28} {'NFE':>6} {'sec':>8} {'radius':>7}"
+        head = f"{'image':<28} {'NFE':>6} {'sec':>8} {'radius':>7} {'kept':>5}"  # kept: the no-harm guard's share
         head += f" {'PSNR in':>8} {'PSNR':>7} {'SSIM in':>8} {'SSIM':>6}" if scored else ""
         lines = [head, "-" * len(head)]
         for r in rows:
-            line = f"{printable(str(r['name']))[:28]:<28} {r['nfe']!s:>6} {r['seconds']:>8.1f} {r['radius']!s:>7}"
+            kept = "" if r["share"] == "" else f"{r['share']:g}"
+            line = f"{printable(str(r['name']))[:28]:<28} {r['nfe']!s:>6} {r['seconds']:>8.1f} {r['radius']!s:>7} {kept:>5}"
             if scored and r["psnr"] != "":
                 line += f" {r['psnr_input']:>8.2f} {r['psnr']:>7.2f} {r['ssim_input']:>8.3f} {r['ssim']:>6.3f}"
             lines.append(line)
         if scored:
             mean = {k: float(np.mean([r[k] for r in scored])) for k in ("psnr_input", "psnr", "ssim_input", "ssim")}
             lines.append("-" * len(head))
-            lines.append(f"{'mean':<28} {'':>6} {'':>8} {'':>7} {mean['psnr_input']:>8.2f} {mean['psnr']:>7.2f} "
+            lines.append(f"{'mean':<28} {'':>6} {'':>8} {'':>7} {'':>5} {mean['psnr_input']:>8.2f} {mean['psnr']:>7.2f} "
                          f"{mean['ssim_input']:>8.3f} {mean['ssim']:>6.3f}")
         return "\n".join(lines)
 

@@ -312,5 +312,7 @@ def test_a_partial_back_off_is_recorded_and_said(tiny_checkpoint, tmp_path, caps
                       "--set", "sampler.prox_lambda_white=0"])
     header, row = [line.split(",") for line in (tmp_path / "out" / "metrics.csv").read_text().splitlines()]
     assert float(dict(zip(header, row))["share"]) == 0.5
+    printed = capsys.readouterr()
     assert "cat.png: backed off to 50% of its deblurring (blended with the input); its deblurred result had 2.5×" \
-        in capsys.readouterr().err
+        in printed.err
+    assert any(line.startswith("cat ") and line.split()[4] == "0.5" for line in printed.out.splitlines())  # kept
