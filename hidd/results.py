@@ -118,15 +118,16 @@ class MetricsTable:
         lines = [head, "-" * len(head)]
         for r in rows:
             kept = "" if r["share"] == "" else f"{r['share']:g}"
-            line = f"{printable(str(r['name']))[:28]:<28} {r['nfe']!s:>6} {r['seconds']:>8.1f} {r['radius']!s:>7} {kept:>5}"
+            line = (f"{printable(str(r['name']))[:28]:<28} {r['nfe']!s:>6} {r['seconds']:>8.1f} {r['radius']!s:>7}"
+                    f" {kept:>5}")
             if scored and r["psnr"] != "":
                 line += f" {r['psnr_input']:>8.2f} {r['psnr']:>7.2f} {r['ssim_input']:>8.3f} {r['ssim']:>6.3f}"
             lines.append(line)
         if scored:
             mean = {k: float(np.mean([r[k] for r in scored])) for k in ("psnr_input", "psnr", "ssim_input", "ssim")}
             lines.append("-" * len(head))
-            lines.append(f"{'mean':<28} {'':>6} {'':>8} {'':>7} {'':>5} {mean['psnr_input']:>8.2f} {mean['psnr']:>7.2f} "
-                         f"{mean['ssim_input']:>8.3f} {mean['ssim']:>6.3f}")
+            lines.append(f"{'mean':<28} {'':>6} {'':>8} {'':>7} {'':>5} {mean['psnr_input']:>8.2f} "
+                         f"{mean['psnr']:>7.2f} {mean['ssim_input']:>8.3f} {mean['ssim']:>6.3f}")
         return "\n".join(lines)
 
 

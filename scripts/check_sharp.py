@@ -10,8 +10,8 @@ hidd.imageio reads, colour or grey) is resized (short side, anti-aliased) and ce
 Per photo and size: the PSF radius the preset's blind measurement model reads (hidd.measurement: the
 whole-photo spectral fit, the edge bound, the tiles' shared blur; 0 is in focus) and, with --deblur, the
 preset's result: its PSNR against the photo (inf: returned unchanged), whether the no-harm guard kept
-the photo, and the share of the deblurring it kept (hidd.no_harm). Writes OUTPUT/sharp.csv (row by row) and OUTPUT/config_PRESET.yaml and prints the photos read
-as blurred.
+the photo, and the share of the deblurring it kept (hidd.no_harm). Writes OUTPUT/sharp.csv (row by row)
+and OUTPUT/config_PRESET.yaml and prints the photos read as blurred.
 """
 from __future__ import annotations
 
