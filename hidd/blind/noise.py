@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from scipy import ndimage
 from scipy.optimize import nnls
 
 from hidd.blind.psf_fit import fit_spectra
@@ -52,20 +52,17 @@ def _plane_residual_variance(images: torch.Tensor) -> torch.Tensor:
     return (patches - fitted).square().sum(-1) / (PATCH * PATCH - 3)
 
 
-def _gaussian(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    half = int(3 * sigma + 0.5)
-    taps = torch.exp(-0.5 * (torch.arange(-half, half + 1, dtype=torch.float64) / sigma) ** 2)
-    taps = taps / taps.sum()
-    x = images.to(torch.float64)[:, None]
-    x = F.conv2d(F.pad(x, (half, half, 0, 0), mode="replicate"), taps[None, None, None, :])
-    x = F.conv2d(F.pad(x, (0, 0, half, half), mode="replicate"), taps[None, None, :, None])
-    return x[:, 0]
+def _smoothed(images: torch.Tensor) -> torch.Tensor:
+    """(C, H, W) → each channel smoothed by a Gaussian of std SMOOTHING (taps to ± 3 std, edges replicated), float64."""
+    smoothed = ndimage.gaussian_filter(images.detach().cpu().double().numpy(), (0, SMOOTHING, SMOOTHING),
+                                       mode="nearest", truncate=3.0)
+    return torch.from_numpy(smoothed).to(images.device)
 
 
 def weak_texture_bins(encoded: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per intensity bin of (C, H, W) encoded images: (bin centre intensities, noise variances, patch counts)."""
     variance = _plane_residual_variance(encoded).flatten()
-    curvature = _plane_residual_variance(_gaussian(encoded, SMOOTHING)).flatten()
+    curvature = _plane_residual_variance(_smoothed(encoded)).flatten()
     c, h, w = encoded.shape
     means = encoded[:, :h // PATCH * PATCH, :w // PATCH * PATCH].unfold(1, PATCH, PATCH).unfold(2, PATCH, PATCH)
     means = means.reshape(-1, PATCH * PATCH).to(torch.float64).mean(-1)
