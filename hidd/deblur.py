@@ -9,7 +9,8 @@ The sampler itself (hidd.sampling) sees network-shaped tensors only. This layer
   given radius, or one estimated blindly from the image, and its noise level) on the network-shaped
   measurement, and reports the radius used;
 - with sampler.max_noise_gain, backs a result that amplified noise off towards its photo, and returns a photo
-  unchanged where the blind estimate found it in focus (hidd.no_harm);
+  unchanged where the blind estimate found it in focus (hidd.no_harm), without sampling at all where every
+  photo of the batch reads in focus (NFE 0);
 - names, per image, any non-finite quantity (noise level, proximal weight, radius, output), so that a
   caller never writes NaN and can fail that image alone (the images of a batch are independent).
 """
@@ -37,16 +38,14 @@ class DeblurResult:
     at_bound: torch.Tensor | None = None  # (B,) the blind radius is the largest searched (the blur may be larger)
     noise_sigma: torch.Tensor | None = None  # (B,) RMS noise level of the measurement model; None: no blur model
     share: torch.Tensor | None = None  # (B,) the share of the deblurring kept (no_harm): 1 all, 0 the input unchanged
-    noise_gain: torch.Tensor | None = None  # (B,) the full result's flat-patch noise over the input's (max_noise_gain)
+    noise_gain: torch.Tensor | None = None  # (B,) the full result's flat-patch noise over the input's (max_noise_gain;
+    # NaN where read in focus: not measured)
+    in_focus: torch.Tensor | None = None  # (B,) bool: the blind estimate read no blur, so the guard returned the photo
+    # unchanged; None without the guard or with a given radius (map)
     problems: list[str | None] = field(default_factory=list)  # (B,) why an image's result is unusable, else None
 
     def __post_init__(self):
         self.problems = self.problems or [None] * self.images.shape[0]
-
-    @property
-    def unchanged(self) -> torch.Tensor | None:
-        """(B,) bool: the input was returned as it is (no_harm); None without the guard."""
-        return None if self.share is None else self.share == 0
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -105,21 +104,28 @@ class Deblurrer:
         cfg = self.prior.config.sampler
         check_settings(cfg)  # before the blind estimates, which a refused setting would waste
         operator = measurement_model(y_net, cfg, radius_map) if needs_operator(cfg.consistency) else None
-        result = sample(self.prior.sde, score_fn, cfg, y=y_net, operator=operator, images_per_photo=y_net.shape[0] // b,
-                        generator=generator, callback=step_callback)
-        per_photo = {}
-        if operator is not None:  # one value per photo (a 1-channel prior sees its C channels as C images)
-            per_photo = dict(radius=operator.radius.reshape(b, -1).mean(dim=1).cpu(),
+        guarded = operator is not None and cfg.max_noise_gain > 0
+        in_focus = None  # a blind estimate of "in focus" leaves the photo as it is: denoising alone costs its detail
+        if guarded and cfg.radius <= 0 and not cfg.radius_map:
+            in_focus = operator.radius.reshape(b, -1).mean(dim=1).cpu() == 0
+        if in_focus is not None and bool(in_focus.all()):  # nothing to deblur: no sampling either
+            x, nfe = y_net, 0
+        else:
+            result = sample(self.prior.sde, score_fn, cfg, y=y_net, operator=operator,
+                            images_per_photo=y_net.shape[0] // b, generator=generator, callback=step_callback)
+            x, nfe = result.x, result.nfe
+        per_photo = {} if in_focus is None else dict(in_focus=in_focus)
+        if operator is not None:  # one value per photo (a 1-channel prior sees its C channels as C images); the
+            # sampler may have re-measured the noise level
+            per_photo.update(radius=operator.radius.reshape(b, -1).mean(dim=1).cpu(),
                              at_bound=operator.at_bound.reshape(b, -1).any(dim=1).cpu(),
                              noise_sigma=operator.noise_sigma.reshape(b, -1).double().square().mean(dim=1).sqrt().cpu())
-        images = restore_layout(result.x)
+        images = restore_layout(x)
         problems = [self._measurement_problem(operator, b, i) or _output_problem(images[i]) for i in range(b)]
-        if operator is not None and cfg.max_noise_gain > 0:
-            # a blind estimate of "in focus" leaves the photo as it is: denoising alone costs its detail
-            in_focus = per_photo["radius"] == 0 if cfg.radius <= 0 and not cfg.radius_map else None
-            guarded = back_off(y, images.nan_to_num(), operator.tone, cfg.max_noise_gain, in_focus)
-            images, per_photo["noise_gain"], per_photo["share"] = guarded.images, guarded.noise_gain, guarded.share
-        return DeblurResult(images=images.clamp(0, 1), nfe=result.nfe, problems=problems, **per_photo)
+        if guarded:
+            guard = back_off(y, images.nan_to_num(), operator.tone, cfg.max_noise_gain, in_focus)
+            images, per_photo["noise_gain"], per_photo["share"] = guard.images, guard.noise_gain, guard.share
+        return DeblurResult(images=images.clamp(0, 1), nfe=nfe, problems=problems, **per_photo)
 
     def _measurement_problem(self, operator, batch_size: int, index: int) -> str | None:
         """Why image `index`'s measurement model cannot give a finite result, or None."""

@@ -21,8 +21,9 @@ lens_rocket_1; sRGB-disk set: chelsea_r5; the held-out simulator's photos: 5 of 
 2026-11-27), 6 now gain +0.98 … +5.00 dB and one, whose every blend is too noisy, stays unchanged (mean
 +2.08 dB); deblurred at full strength they had gained −1.13 … +4.25.
 
-A photo that the blind PSF estimate finds in focus is returned unchanged: there the sampler would only
-denoise, which on the benchmark's camera photos cost 0.2–0.4 dB of detail.
+A photo that the blind PSF estimate finds in focus is returned unchanged, unmeasured: there the sampler would
+only denoise, which on the benchmark's camera photos cost 0.2–0.4 dB of detail (so hidd.deblur does not run it
+on a batch that reads in focus throughout).
 """
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ def noise_gain(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve,
                photo_noise: list[float] | None = None) -> torch.Tensor:
     """Per image (B,): the result's flat-patch noise level over the photo's (photo_noise: those of y, if measured)."""
     photo_noise = photo_noise or [flat_noise_level(image, tone) for image in y]
-    return torch.tensor([flat_noise_level(r, tone) / level for r, level in zip(result, photo_noise)])
+    gains = [flat_noise_level(r, tone) / level for r, level in zip(result, photo_noise)]
+    return torch.tensor(gains, dtype=torch.float64)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class BackOff:
     """What the guard returns for a batch."""
 
     images: torch.Tensor  # (B, C, H, W): y + share · (x̂ − y) per image
-    noise_gain: torch.Tensor  # (B,) the full-strength result's flat-patch noise over the photo's
+    noise_gain: torch.Tensor  # (B,) the full-strength result's flat-patch noise over the photo's; NaN: read in focus
     share: torch.Tensor  # (B,) the share of the deblurring kept: 1 the result, 0 the photo unchanged
 
 
@@ -63,18 +65,18 @@ def back_off(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, limit: floa
              in_focus: torch.Tensor | None = None) -> BackOff:
     """The result x̂ (B, C, H, W) where its noise gain over y is within `limit`; elsewhere the blend y + w (x̂ − y)
     at the largest w of BLEND_SHARES whose gain is within min(limit, BLEND_NOISE_GAIN), or y where none is; y where
-    in_focus (B,) bool is set. A gain that cannot be measured (NaN) counts as too noisy."""
-    photo_noise = [flat_noise_level(image, tone) for image in y]  # measured once: every blend is compared with it
-    gain = noise_gain(y, result, tone, photo_noise)
+    in_focus (B,) bool is set, whose result is not measured (its gain is NaN). A gain that cannot be measured (NaN)
+    counts as too noisy."""
     y = y.to(result)
-    too_noisy = ~(gain <= limit)
-    share = (~too_noisy).double()
-    if in_focus is not None:
-        share[in_focus.cpu()] = 0.0
-        too_noisy &= ~in_focus.cpu()
+    in_focus = torch.zeros(len(y), dtype=torch.bool) if in_focus is None else in_focus.cpu()
+    gain = torch.full((len(y),), float("nan"), dtype=torch.float64)
+    share = torch.zeros(len(y), dtype=torch.float64)
     bar = min(limit, BLEND_NOISE_GAIN)
-    for i in torch.nonzero(too_noisy).flatten().tolist():
-        share[i] = _largest_clean_share(y[i:i + 1], result[i:i + 1], tone, photo_noise[i], bar)
+    for i in torch.nonzero(~in_focus).flatten().tolist():
+        photo, full = y[i:i + 1], result[i:i + 1]
+        photo_noise = [flat_noise_level(photo[0], tone)]  # measured once: every blend is compared with it
+        gain[i] = noise_gain(photo, full, tone, photo_noise).item()
+        share[i] = 1.0 if gain[i] <= limit else _largest_clean_share(photo, full, tone, photo_noise[0], bar)
     return BackOff(_blend(y, result, share), gain, share)
 
 

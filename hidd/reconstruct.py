@@ -62,6 +62,7 @@ class Outcome:
     at_bound: bool = False  # the blind radius is the largest searched: the blur may be larger
     share: float | str = ""  # of the deblurring kept by the no-harm guard: 1 all, 0 the input; empty: guard off
     noise_gain: float | None = None  # the full result's flat-patch noise over the input's (guard on)
+    in_focus: bool = False  # the blind estimate read no blur: the guard returned the input unchanged
     nfe: int = 0
     seconds: float = 0.0
 
@@ -173,12 +174,13 @@ class Restorer:
         bounds = [False] * len(batch) if result.at_bound is None else result.at_bound.tolist()
         shares = [""] * len(batch) if result.share is None else result.share.tolist()
         gains = [None] * len(batch) if result.noise_gain is None else [round(g, 2) for g in result.noise_gain.tolist()]
+        in_focus = [False] * len(batch) if result.in_focus is None else result.in_focus.tolist()
         images = result.images.permute(0, 2, 3, 1).cpu().numpy()
         return [Outcome(job, image=None if problem else image, radius=radius, at_bound=at_bound, share=share,
-                        noise_gain=gain, nfe=result.nfe, seconds=seconds,
+                        noise_gain=gain, in_focus=focused, nfe=result.nfe, seconds=seconds,
                         problem=f"{job.pair.blurred}: {problem}" if problem else None)
-                for job, image, radius, at_bound, share, gain, problem in zip(batch, images, radii, bounds, shares,
-                                                                              gains, result.problems)]
+                for job, image, radius, at_bound, share, gain, focused, problem
+                in zip(batch, images, radii, bounds, shares, gains, in_focus, result.problems)]
 
 
 def _row(outcome: Outcome) -> dict:
@@ -194,7 +196,7 @@ def _row(outcome: Outcome) -> dict:
 
 def _back_off_note(outcome: Outcome) -> str:
     """What the no-harm guard did to a photo it did not leave fully deblurred."""
-    if outcome.radius == 0:
+    if outcome.in_focus:
         return "left unchanged; the blind estimate found no blur"
     noisy = f"its deblurred result had {outcome.noise_gain}× the input's noise in flat areas"
     if outcome.share == 0:

@@ -9,8 +9,8 @@ hidd.imageio reads, colour or grey) is resized (short side, anti-aliased) and ce
 --size and quantised to 8 bits, as scripts/make_benchmark.py prepares its photos, and is its own target.
 Per photo and size: the PSF radius the preset's blind measurement model reads (hidd.measurement: the
 whole-photo spectral fit, the edge bound, the tiles' shared blur; 0 is in focus) and, with --deblur, the
-preset's result: its PSNR against the photo (inf: returned unchanged), whether the no-harm guard kept
-the photo, and the share of the deblurring it kept (hidd.no_harm). Writes OUTPUT/sharp.csv (row by row)
+preset's result: its PSNR against the photo (inf: returned unchanged) and the share of the deblurring the
+no-harm guard kept (hidd.no_harm; 0: the photo itself). Writes OUTPUT/sharp.csv (row by row)
 and OUTPUT/config_PRESET.yaml and prints the photos read as blurred.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ from hidd.metrics import psnr  # noqa: E402
 from hidd.prior import load_prior  # noqa: E402
 from make_benchmark import square, to_tensor  # noqa: E402  (sibling script: the benchmark's own crop)
 
-FIELDS = ("photo", "size", "radius", "unchanged", "share", "psnr_vs_photo")  # share: of the deblurring kept
+FIELDS = ("photo", "size", "radius", "share", "psnr_vs_photo")  # share: of the deblurring kept
 
 
 def crops(path: Path, sizes: list[int]):
@@ -81,15 +81,14 @@ def main(argv=None):
             for path in tqdm(photos, desc="sharp photos"):
                 name = path.relative_to(args.photos).with_suffix("").as_posix()
                 for size, photo in crops(path, args.sizes):
-                    row = {"photo": name, "size": size, "unchanged": "", "share": "", "psnr_vs_photo": ""}
+                    row = {"photo": name, "size": size, "share": "", "psnr_vs_photo": ""}
                     if deblur is None:
                         row["radius"] = float(measurement_model(photo, prior.config.sampler).radius[0])
                     else:
                         result = deblur(photo.to(args.device))
                         out = result.images[0].permute(1, 2, 0).cpu().numpy()
-                        guarded = result.share is not None  # None: guard off
-                        row.update(radius=float(result.radius[0]), unchanged=guarded and bool(result.unchanged[0]),
-                                   share=float(result.share[0]) if guarded else "",
+                        row.update(radius=float(result.radius[0]),
+                                   share="" if result.share is None else float(result.share[0]),  # None: guard off
                                    psnr_vs_photo=psnr(out, photo[0].permute(1, 2, 0).numpy()))
                     rows.append(row)
                     writer.writerow(row)

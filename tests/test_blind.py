@@ -316,3 +316,18 @@ def test_a_partial_back_off_is_recorded_and_said(tiny_checkpoint, tmp_path, caps
     assert "cat.png: backed off to 50% of its deblurring (blended with the input); its deblurred result had 2.5×" \
         in printed.err
     assert any(line.startswith("cat ") and line.split()[4] == "0.5" for line in printed.out.splitlines())  # kept
+
+
+def test_photos_read_in_focus_come_back_unmeasured_and_a_batch_of_them_unsampled(tiny_checkpoint):
+    from hidd.deblur import Deblurrer
+
+    deblur = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=["sampler.num_steps=2"]))
+    sharp = quantize(photo("astronaut", 128))
+    blurred = Camera(psf=LensPSF(3.0)).render(photo("chelsea", 128), generator=torch.Generator().manual_seed(0))
+    result = deblur(torch.cat([sharp, sharp]))  # nothing to deblur: the sampler does not run
+    assert result.nfe == 0 and result.in_focus.tolist() == [True, True] and result.share.tolist() == [0.0, 0.0]
+    assert torch.equal(result.images, torch.cat([sharp, sharp])) and result.noise_gain.isnan().all()
+    result = deblur(torch.cat([sharp, blurred]))  # one to deblur: the batch is sampled, the sharp photo kept
+    assert result.nfe > 0 and result.in_focus.tolist() == [True, False] and result.radius[1] > 0
+    assert torch.equal(result.images[0], sharp[0]) and result.share[0] == 0 and result.noise_gain[0].isnan()
+    assert torch.isfinite(result.noise_gain[1])

@@ -161,6 +161,8 @@ def test_failures_inside_estimation_and_sampling_fail_one_image(bright_dark_and_
             raise RuntimeError("fit exploded")
         if linear.shape[-1] == 48:
             return PSFEstimate(LensPSF(BOUND), 1, True, 1e-6, 1.0, 0.5)  # the top of a small image's range
+        if linear.shape[-1] == 40:
+            return PSFEstimate(LensPSF(2.0), 1, False, 1e-6, 1.0, 0.5)  # blurred: sampled (in focus would not be)
         return estimate_defocus(linear, **fit)
 
     def noise(encoded, tone, lens=None):

@@ -50,6 +50,7 @@ def test_a_result_too_noisy_at_every_share_and_a_photo_in_focus_come_back_unchan
     _, inputs, results = _photos(amplification=2.2)  # blendable, but read in focus: not even blended
     guarded = back_off(inputs, results, SRGB, limit=2.0, in_focus=torch.tensor([False, True]))
     assert guarded.share.tolist() == [1.0, 0.0] and torch.equal(guarded.images[1], inputs[1])
+    assert guarded.noise_gain[0] < 1 and guarded.noise_gain[1].isnan()  # in focus: its result is not even measured
 
 
 def test_a_single_precision_result_of_a_double_precision_photo_and_an_unmeasurable_gain():
