@@ -124,6 +124,9 @@ class SamplerConfig:
     max_radius: float = 30.0  # the blind radius search covers [0, max_radius] pixels
     shared_quantile: float = 0.0  # in [0, 0.5): where the blind fit reads in focus but the tiles' radii vary, deblur
     # by the radius all but this fraction of the photo's tiles reach (depth-varying defocus, hidd.blind.defocus); 0: off
+    edge_read_share: float = 0.0  # in [0, 1]: where every blind reading says in focus but the photo's edges are no
+    # sharper than a blur of 3–12 px leaves them (textureless photos), deblur by that blur and keep at most this share
+    # of the result (hidd.blind.defocus); 0: off
     radius_map: bool = False  # blind (radius 0) spatially varying blur: per-tile radius map (consistency 'gradient')
     radius_tile: int = 64  # tile side (pixels) of the radius map's estimates (tiles overlap by 3/4)
     noise_sigma: float = 0.0  # measurement noise std on [0, 1]; 0: estimated from each image

@@ -48,8 +48,9 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
     radius_map: a known per-pixel disk radius (B, H, W) (e.g. from depth, or a benchmark's ground truth):
     spatially varying blur without estimation; it needs cfg.radius_map.
     cfg.radius > 0 is taken as known (one PSF for every image); otherwise each image's lens PSF (radius and
-    softening) is estimated from its spectrum in linear light (hidd.blind.defocus: the whole-photo fit, and
-    with cfg.shared_quantile the blur most of its tiles share where that reads in focus), or, with cfg.radius_map,
+    softening) is estimated from its spectrum in linear light (hidd.blind.defocus: the whole-photo fit, with
+    cfg.shared_quantile the blur most of its tiles share where that reads in focus, and with cfg.edge_read_share
+    the blur its edges allow where even that does), or, with cfg.radius_map,
     a per-tile radius map (spatially varying blur). cfg.noise_sigma > 0 is taken as known; otherwise each
     image's noise-level function is estimated. The operator's `noise_sigma` is each image's RMS noise level.
     """
@@ -69,7 +70,8 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
         return DepthVaryingBlur(maps[:, None], noise, level, lens=lens)
     given = known_lens(cfg)
     estimates = [None if given else estimate_defocus(image, max_radius=cfg.max_radius,
-                                                     shared_quantile=cfg.shared_quantile) for image in linear]
+                                                     shared_quantile=cfg.shared_quantile,
+                                                     edge_read_share=cfg.edge_read_share) for image in linear]
     lenses = [given or estimate.lens for estimate in estimates]
     noise, level = noise_model(y, cfg, tone, [lens if lens.radius > 0 or lens.softening > 0 else None
                                               for lens in lenses])
@@ -77,4 +79,6 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
     return UniformBlur(lens_kernels(lenses, device=y.device), noise, radii, level,
                        boundary=cfg.boundary, at_bound=torch.tensor([bool(e and e.at_bound) for e in estimates]),
                        estimated=None if given else lenses,
-                       fitted=None if given else [estimate.softening_fitted for estimate in estimates])
+                       fitted=None if given else [estimate.softening_fitted for estimate in estimates],
+                       max_share=None if given else torch.tensor([estimate.max_share for estimate in estimates],
+                                                                 dtype=torch.float64))

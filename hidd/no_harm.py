@@ -21,6 +21,9 @@ lens_rocket_1; sRGB-disk set: chelsea_r5; the held-out simulator's photos: 5 of 
 2026-11-27), 6 now gain +0.98 … +5.00 dB and one, whose every blend is too noisy, stays unchanged (mean
 +2.08 dB); deblurred at full strength they had gained −1.13 … +4.25.
 
+A blur that the blind estimate only half trusts (read from the photo's edges alone, hidd.blind.defocus)
+caps the share: at most its `max_share` of the deblurring is kept, and the blends above are capped too.
+
 A photo that the blind PSF estimate finds in focus is returned unchanged, unmeasured: there the sampler would
 only denoise, which on the benchmark's camera photos cost 0.2–0.4 dB of detail (so hidd.deblur does not run it
 on a batch that reads in focus throughout).
@@ -62,13 +65,15 @@ class BackOff:
 
 
 def back_off(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, limit: float,
-             in_focus: torch.Tensor | None = None) -> BackOff:
+             in_focus: torch.Tensor | None = None, max_share: torch.Tensor | None = None) -> BackOff:
     """The result x̂ (B, C, H, W) where its noise gain over y is within `limit`; elsewhere the blend y + w (x̂ − y)
     at the largest w of BLEND_SHARES whose gain is within min(limit, BLEND_NOISE_GAIN), or y where none is; y where
-    in_focus (B,) bool is set, whose result is not measured (its gain is NaN). A gain that cannot be measured (NaN)
+    in_focus (B,) bool is set, whose result is not measured (its gain is NaN). max_share (B,): the most of each
+    image's deblurring that may be kept (a half-trusted blur: 0.5), default 1. A gain that cannot be measured (NaN)
     counts as too noisy."""
     y = y.to(result)
     in_focus = torch.zeros(len(y), dtype=torch.bool) if in_focus is None else in_focus.cpu()
+    max_share = torch.ones(len(y), dtype=torch.float64) if max_share is None else max_share.cpu().double()
     gain = torch.full((len(y),), float("nan"), dtype=torch.float64)
     share = torch.zeros(len(y), dtype=torch.float64)
     bar = min(limit, BLEND_NOISE_GAIN)
@@ -76,21 +81,22 @@ def back_off(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, limit: floa
         photo, full = y[i:i + 1], result[i:i + 1]
         photo_noise = [flat_noise_level(photo[0], tone)]  # measured once: every blend is compared with it
         gain[i] = noise_gain(photo, full, tone, photo_noise).item()
-        share[i] = 1.0 if gain[i] <= limit else _largest_clean_share(photo, full, tone, photo_noise[0], bar)
-    return BackOff(_blend(y, result, share), gain, share)
+        cap = float(max_share[i])
+        share[i] = cap if gain[i] <= limit else _largest_clean_share(photo, full, tone, photo_noise[0], bar, cap)
+    return BackOff(blend(y, result, share), gain, share)
 
 
 def _largest_clean_share(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, photo_noise: float,
-                         bar: float) -> float:
-    """The largest w of BLEND_SHARES whose blend of one image (1, C, H, W) has at most `bar` × the photo's noise; 0
-    if none has."""
-    for w in BLEND_SHARES:
-        if noise_gain(y, _blend(y, result, w), tone, [photo_noise]).item() <= bar:
+                         bar: float, cap: float = 1.0) -> float:
+    """The largest w of BLEND_SHARES, each capped at `cap`, whose blend of one image (1, C, H, W) has at most `bar` ×
+    the photo's noise; 0 if none has."""
+    for w in sorted({min(w, cap) for w in BLEND_SHARES}, reverse=True):
+        if w > 0 and noise_gain(y, blend(y, result, w), tone, [photo_noise]).item() <= bar:
             return w
     return 0.0
 
 
-def _blend(y: torch.Tensor, result: torch.Tensor, share: float | torch.Tensor) -> torch.Tensor:
+def blend(y: torch.Tensor, result: torch.Tensor, share: float | torch.Tensor) -> torch.Tensor:
     """y + share (result − y): one share, or one per image (B,); exactly y at 0 (whatever the result holds) and
     exactly the result at 1 (torch.lerp)."""
     weight = torch.as_tensor(share, dtype=result.dtype, device=result.device)

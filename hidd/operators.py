@@ -39,13 +39,16 @@ class BlurOperator:
     """A defocus measurement model of a batch in a camera's light; subclasses define the blur."""
 
     def __init__(self, noise: NoiseLevelFunction, radius: torch.Tensor, noise_sigma: torch.Tensor,
-                 at_bound: torch.Tensor | None = None):
+                 at_bound: torch.Tensor | None = None, max_share: torch.Tensor | None = None):
         self.noise = noise  # noise std of each image against encoded intensity (hidd.camera.noise)
         self.tone = noise.tone  # the camera's tone curve: blur acts on tone.decode(x)
         self.radius = radius  # (B,) PSF radius per image (the mean radius for spatially varying blur), for reports
         self.noise_sigma = noise_sigma  # (B,) RMS noise std of each image on the encoded scale
         # (B,) whether a blind radius sits at the top of its search range (the blur may be larger)
         self.at_bound = torch.zeros(radius.shape, dtype=torch.bool) if at_bound is None else at_bound
+        # (B,) the share of each image's deblurring that may be kept: < 1 where its blur is half-trusted (a blind
+        # reading from its edges alone, hidd.blind.defocus)
+        self.max_share = torch.ones(radius.shape, dtype=torch.float64) if max_share is None else max_share
 
     def linear(self, u: torch.Tensor) -> torch.Tensor:
         """The blur k ∗ u of linear-light images (B, C, H, W)."""
@@ -91,8 +94,9 @@ class UniformBlur(BlurOperator):
 
     def __init__(self, psf: torch.Tensor, noise: NoiseLevelFunction, radius: torch.Tensor, noise_sigma: torch.Tensor,
                  *, boundary: str = "free", at_bound: torch.Tensor | None = None,
-                 estimated: list[LensPSF] | None = None, fitted: list[bool] | None = None):
-        super().__init__(noise, radius, noise_sigma, at_bound)
+                 estimated: list[LensPSF] | None = None, fitted: list[bool] | None = None,
+                 max_share: torch.Tensor | None = None):
+        super().__init__(noise, radius, noise_sigma, at_bound, max_share)
         if boundary not in ("free", "reflect"):
             raise ValueError(f"sampler.boundary must be 'free' or 'reflect', got {boundary!r}")
         if psf.ndim == 3:

@@ -63,6 +63,7 @@ class Outcome:
     share: float | str = ""  # of the deblurring kept by the no-harm guard: 1 all, 0 the input; empty: guard off
     noise_gain: float | None = None  # the full result's flat-patch noise over the input's (guard on)
     in_focus: bool = False  # the blind estimate read no blur: the guard returned the input unchanged
+    max_share: float = 1.0  # the most of the deblurring that could be kept (< 1: a blur read from the edges alone)
     nfe: int = 0
     seconds: float = 0.0
 
@@ -175,12 +176,13 @@ class Restorer:
         shares = [""] * len(batch) if result.share is None else result.share.tolist()
         gains = [None] * len(batch) if result.noise_gain is None else [round(g, 2) for g in result.noise_gain.tolist()]
         in_focus = [False] * len(batch) if result.in_focus is None else result.in_focus.tolist()
+        caps = [1.0] * len(batch) if result.max_share is None else result.max_share.tolist()
         images = result.images.permute(0, 2, 3, 1).cpu().numpy()
         return [Outcome(job, image=None if problem else image, radius=radius, at_bound=at_bound, share=share,
-                        noise_gain=gain, in_focus=focused, nfe=result.nfe, seconds=seconds,
+                        noise_gain=gain, in_focus=focused, max_share=cap, nfe=result.nfe, seconds=seconds,
                         problem=f"{job.pair.blurred}: {problem}" if problem else None)
-                for job, image, radius, at_bound, share, gain, focused, problem
-                in zip(batch, images, radii, bounds, shares, gains, in_focus, result.problems)]
+                for job, image, radius, at_bound, share, gain, focused, cap, problem
+                in zip(batch, images, radii, bounds, shares, gains, in_focus, caps, result.problems)]
 
 
 def _row(outcome: Outcome) -> dict:
@@ -195,13 +197,17 @@ def _row(outcome: Outcome) -> dict:
 
 
 def _back_off_note(outcome: Outcome) -> str:
-    """What the no-harm guard did to a photo it did not leave fully deblurred."""
+    """What the no-harm guard did to a photo it did not leave fully deblurred, and the setting that made it."""
     if outcome.in_focus:
-        return "left unchanged; the blind estimate found no blur"
+        return "left unchanged; the blind estimate found no blur (sampler.max_noise_gain)"
+    if outcome.share == outcome.max_share:
+        return (f"deblurred at {outcome.share:.0%} strength (blended with the input): its spectrum reads in focus and "
+                f"only its edges show the blur ({outcome.radius} px), a reading half-trusted (sampler.edge_read_share)")
     noisy = f"its deblurred result had {outcome.noise_gain}× the input's noise in flat areas"
     if outcome.share == 0:
-        return f"left unchanged; {noisy}, and even its blends with the input stayed too noisy"
-    return f"backed off to {outcome.share:.0%} of its deblurring (blended with the input); {noisy}"
+        return f"left unchanged; {noisy}, and even its blends with the input stayed too noisy (sampler.max_noise_gain)"
+    return f"backed off to {outcome.share:.0%} of its deblurring (blended with the input); {noisy} " \
+           "(sampler.max_noise_gain)"
 
 
 def _write_output(outcome: Outcome, out: Path) -> str | None:
@@ -318,7 +324,7 @@ def run(args) -> list[str]:
                 _say(f"{PROGRAM}: warning: {outcome.job.pair.blurred}: the blind radius estimate {outcome.radius} px "
                      "is the largest searched, so the blur may be larger; if so, give it: --set sampler.radius=R")
             if outcome.share != "" and outcome.share < 1:
-                _say(f"{PROGRAM}: note: {outcome.job.pair.blurred}: {_back_off_note(outcome)} (sampler.max_noise_gain)")
+                _say(f"{PROGRAM}: note: {outcome.job.pair.blurred}: {_back_off_note(outcome)}")
     bar.close()
     _log_mean_curves(writer, restore.curves)
     writer.close()

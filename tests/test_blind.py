@@ -16,8 +16,8 @@ from hidd.blind import estimate_defocus, estimate_nlf, estimate_psf, estimate_ra
 import hidd.blind.defocus
 import hidd.blind.edge_bound
 from hidd.blind import PSFEstimate
-from hidd.blind.defocus import MAX_FINEST_FIT_RATIO, MAX_FIT_RATIO
-from hidd.blind.edge_bound import MAX_EDGE_SHARPNESS, edge_sharpness
+from hidd.blind.defocus import EDGE_READ_MIN_RADIUS, MAX_FINEST_FIT_RATIO, MAX_FIT_RATIO
+from hidd.blind.edge_bound import MAX_EDGE_SHARPNESS, edge_read_radius, edge_sharpness
 import hidd.blind.psf_fit
 from hidd.blind.psf_fit import MAX_LENS_SOFTENING, estimate_for_lens
 from hidd.blind.radius_map import tile_radius_quantiles
@@ -98,8 +98,9 @@ def test_a_strongly_blurred_photo_is_not_read_as_in_focus(radius):
 def test_sharp_photos_read_in_focus(name):
     estimate = estimate_psf(linear(photo(name)))
     assert estimate.lens.radius == 0.0 and not estimate.at_bound
-    # ... and their tiles do not share a blur either (rocket's flat sky fits 8–10 px on a third of them)
-    assert estimate_defocus(linear(photo(name)), shared_quantile=0.25).lens.radius == 0.0
+    # ... and their tiles do not share a blur either (rocket's flat sky fits 8–10 px on a third of them), nor do
+    # their edges allow one
+    assert estimate_defocus(linear(photo(name)), shared_quantile=0.25, edge_read_share=0.5).lens.radius == 0.0
 
 
 def test_a_depth_varying_photo_read_in_focus_overall_gets_the_blur_most_of_it_shares():
@@ -185,6 +186,36 @@ def test_a_blur_only_a_coarser_scale_saw_must_fit_the_full_resolution_spectrum_a
         assert estimate_defocus(sharp).lens.radius == 0.0
     monkeypatch.setattr(hidd.blind.defocus, "estimate_psf", lambda *args, **kwargs: misread(1))
     assert estimate_defocus(sharp) == misread(1)  # what the finest scale saw is trusted as before
+
+
+@pytest.mark.parametrize("radius", [4.0, 8.0])
+def test_the_edges_read_the_blur_of_a_blurred_photo_and_none_on_a_sharp_one(radius):
+    camera = Camera(psf=LensPSF(radius, blades=7, aberration=0.3, softening=0.5), noise=PoissonGaussian(2e-4, 2e-3),
+                    demosaic=True, jpeg_quality=85)
+    for seed, name in enumerate(("astronaut", "rocket", "chelsea")):
+        blurred = linear(camera.render(photo(name), generator=torch.Generator().manual_seed(seed)))
+        # read as blurred, and not more: textured photos read short at 8 px (4.5–6.5), their strongest ranges
+        # spanning several features
+        assert EDGE_READ_MIN_RADIUS <= edge_read_radius(blurred, 30.0) <= radius, name
+        assert edge_read_radius(linear(photo(name)), 30.0) < EDGE_READ_MIN_RADIUS, name
+    assert edge_read_radius(torch.full((3, 64, 64), 0.2, dtype=torch.float64), 30.0) == 0.0  # nothing to read
+
+
+def test_where_everything_else_reads_in_focus_the_edges_blur_is_taken_half_trusted(monkeypatch):
+    # a textureless photo hides its blur from the spectrum (OpenCV's orange), not from its edges
+    in_focus = PSFEstimate(LensPSF(0.0), 1, False, 1e-6, 0.0, fit_ratio=2.0)
+    monkeypatch.setattr(hidd.blind.defocus, "estimate_psf", lambda *args, **kwargs: in_focus)
+    blurred = linear(Camera(psf=LensPSF(8.0, softening=0.5), noise=PoissonGaussian(1e-4, 1e-3)).render(
+        photo("chelsea"), generator=torch.Generator().manual_seed(0)))
+    assert estimate_defocus(blurred) is in_focus  # off by default
+    estimate = estimate_defocus(blurred, edge_read_share=0.5)
+    assert EDGE_READ_MIN_RADIUS <= estimate.lens.radius <= 8.0 and estimate.max_share == 0.5
+    assert not estimate.softening_fitted  # its softening is set, not fitted: a white misfit does not drop it
+    assert estimate_defocus(linear(photo("chelsea")), edge_read_share=0.5) is in_focus  # sharp: no reading
+    # no sharp edge among its strongest, yet sharp: skimage's colour wheel reads 28 px, beyond what is taken
+    assert estimate_defocus(linear(quantize(photo("colorwheel"))), edge_read_share=0.5) is in_focus
+    with pytest.raises(ValueError, match="edge_read_share must be in"):
+        estimate_defocus(blurred, edge_read_share=1.5)
 
 
 def test_the_tiles_shared_blur_must_fit_the_photos_edges(monkeypatch):
@@ -300,7 +331,7 @@ def test_a_partial_back_off_is_recorded_and_said(tiny_checkpoint, tmp_path, caps
     import hidd.deblur
     from hidd.no_harm import BackOff
 
-    def half_way(y, result, tone, limit, in_focus=None):  # as if only the blend at w = ½ were within the limit
+    def half_way(y, result, tone, limit, in_focus=None, max_share=None):  # as if only the ½ blend were clean enough
         share = torch.full((len(y),), 0.5, dtype=torch.float64)
         return BackOff(torch.lerp(y.to(result), result, 0.5), torch.full_like(share, 2.5), share)
 
@@ -331,3 +362,39 @@ def test_photos_read_in_focus_come_back_unmeasured_and_a_batch_of_them_unsampled
     assert result.nfe > 0 and result.in_focus.tolist() == [True, False] and result.radius[1] > 0
     assert torch.equal(result.images[0], sharp[0]) and result.share[0] == 0 and result.noise_gain[0].isnan()
     assert torch.isfinite(result.noise_gain[1])
+
+
+def test_a_half_trusted_blur_is_kept_at_half_strength_and_said(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    import hidd.measurement
+
+    def edges_only(*args, **kwargs):  # as if only the photo's edges had seen its blur
+        return PSFEstimate(LensPSF(3.0, softening=0.35), 1, False, 1e-6, 0.0, fit_ratio=2.0, max_share=0.5)
+
+    monkeypatch.setattr(hidd.measurement, "estimate_defocus", edges_only)
+    blurred = Camera(psf=LensPSF(3.0)).render(photo("chelsea", 64), generator=torch.Generator().manual_seed(0))
+    write_image(tmp_path / "in" / "cat.png", blurred[0].permute(1, 2, 0).numpy())
+    reconstruct_main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+                      "--checkpoint", str(tiny_checkpoint), "--set", "sampler.num_steps=2",
+                      "--set", "sampler.prox_lambda_white=0", "--set", "sampler.max_noise_gain=1000"])
+    header, row = [line.split(",") for line in (tmp_path / "out" / "metrics.csv").read_text().splitlines()]
+    assert float(dict(zip(header, row))["share"]) == 0.5
+    assert "cat.png: deblurred at 50% strength (blended with the input): its spectrum reads in focus and only its " \
+           "edges show the blur (3.0 px)" in capsys.readouterr().err
+
+
+def test_a_half_trusted_blur_is_halved_with_the_guard_off_too(tiny_checkpoint, monkeypatch):
+    import hidd.measurement
+    from hidd.deblur import Deblurrer
+
+    share = {}
+    monkeypatch.setattr(hidd.measurement, "estimate_defocus", lambda *args, **kwargs: PSFEstimate(
+        LensPSF(3.0), 1, False, 1e-6, 0.0, fit_ratio=2.0, max_share=share["cap"]))
+    deblur = Deblurrer(load_prior(tiny_checkpoint, preset="fast",
+                                  overrides=["sampler.num_steps=2", "sampler.max_noise_gain=0"]))
+    y = Camera(psf=LensPSF(3.0)).render(photo("chelsea", 64), generator=torch.Generator().manual_seed(0))
+    share["cap"] = 1.0
+    full = deblur(y).images
+    share["cap"] = 0.5
+    halved = deblur(y)
+    assert halved.share is None and halved.max_share.tolist() == [0.5]
+    assert torch.allclose(halved.images, (y + 0.5 * (full - y)).clamp(0, 1), atol=1e-6)

@@ -60,3 +60,13 @@ def test_a_single_precision_result_of_a_double_precision_photo_and_an_unmeasurab
     results[1] = float("nan")  # a gain that cannot be measured counts as too noisy: the photo comes back
     guarded = back_off(inputs, results, SRGB, limit=2.0)
     assert guarded.share.tolist() == [1.0, 0.0] and torch.equal(guarded.images[1], inputs[1])
+
+
+def test_a_half_trusted_blur_keeps_at_most_its_share_and_its_blends_are_capped_too():
+    _, inputs, results = _photos(amplification=2.2)  # blends ¼, ½, ¾: 1.3×, 1.6×, 1.9× the noise
+    guarded = back_off(inputs, results, SRGB, limit=2.0, max_share=torch.tensor([0.5, 0.5]))
+    assert guarded.share.tolist() == [0.5, 0.25]  # clean: its cap; too noisy: the largest clean blend below the cap
+    assert torch.allclose(guarded.images[0], inputs[0] + 0.5 * (results[0] - inputs[0]))
+    _, inputs, results = _photos(amplification=1.8)  # too noisy for the limit 1.7; a blend at 0.4: about 1.3×
+    cap = torch.tensor([1.0, 0.4], dtype=torch.float64)
+    assert back_off(inputs, results, SRGB, limit=1.7, max_share=cap).share.tolist() == [1.0, 0.4]  # the cap itself

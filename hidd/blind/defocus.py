@@ -1,7 +1,8 @@
 """A photo's lens PSF for the sampler: the whole-photo spectral fit (hidd.blind.psf_fit), unless a blur
 that only a coarser scale saw is contradicted by the full-resolution spectrum or by the photo's own edges
 (hidd.blind.edge_bound: then it is in focus), and, where the photo reads "in focus", the blur that most
-of the photo shares (depth-varying defocus), if its edges allow it.
+of the photo shares (depth-varying defocus), if its edges allow it, and last the blur its edges alone
+read, half-trusted.
 
 A photo whose defocus varies with depth (part sharp, part blurred) has a whole-photo spectrum dominated by
 its sharp part, so the global fit reads it in focus (7 of the camera benchmark's 12 depth photos, one with a
@@ -17,7 +18,8 @@ no sharp OTF zeros, and under-deconvolving the more blurred part is safe where o
 part is not. Where r_q < IN_FOCUS_RADIUS (more than a fraction q of the photo is sharp) the photo stays
 in focus. So does one whose tiles agree on a blur that the whole-photo fit rejects: that blur is not the
 one the camera model describes (the sRGB-disk set's camera_r5, blurred after the tone curve: tiles 4.5–5.1
-px, spread 1.13; deblurred at 0.8 · 4.5 px it lost 0.30 dB), and depth-varying photos spread by 1.4–2.2.
+px, spread 1.13; deblurred at 0.8 · 4.5 px it lost 0.30 dB; the edge reading below, at half strength,
+gains +0.46), and depth-varying photos spread by 1.4–2.2.
 Nor may the whole-photo spectrum contradict k: its residual under k must stay within MAX_FIT_RATIO of the
 in-focus one. Flat tiles (a clear sky, calm water) fit large blurs, so a sharp photo that is mostly sky
 can have blurred-looking, spread tiles (a lake at dusk, 512²: 8.4–10.6 px); its sharp horizon and reeds
@@ -41,12 +43,30 @@ deblur: a moss macro (9.6 px; the full-resolution spectrum rejects it, 3.84) and
 blur of 5.5 px, 1.65). Blurs the finest scale sees are trusted as before: bokeh discs of point lights
 have steep rims that the edge test must leave out, and it can only do so approximately (dense,
 overlapping lights defeat it: such a photo whose blur only a coarser scale saw comes back unchanged).
+
+Last, where every reading above says in focus, the edges are asked for a blur of their own (with
+`edge_read_share` > 0): a photo whose spectrum cannot show its blur (textureless, like OpenCV's orange,
+whose smooth scene absorbs the blur into its own fall-off; or too noisy or too fine-grained at the scales
+the fit sees: a lake at night, the baboon's fur) still has no edge sharper than the blur leaves it.
+Where hidd.blind.edge_bound's `edge_read_radius` r_e is at least EDGE_READ_MIN_RADIUS (sharp photos read
+at most 2.0, depth-varying ones with a sharp part 2.5) and at most EDGE_READ_MAX_RADIUS (a photo without
+a sharp edge among its strongest reads any radius, blurred or not: so a larger blur that the spectrum
+misses stays unread, the safe side), the photo is deblurred by a disk of radius r_e softened by
+EDGE_READ_SOFTENING, and the no-harm guard keeps at most `edge_read_share` of the result. The
+reading is off by −21 … +26 % (the lens's shape biases it), and deblurring is sensitive to the radius: on
+ten blurred photos that read in focus (held-out simulator draws and the orange through the lens camera,
+2–12 px; fast, 2026-11-27), the full result gained −1.03 … +1.80 dB (a lake at night whose radius read
+26 % long lost), the half blend +0.49 … +1.89, mean +0.95, none worse. As shipped, the seven of them that
+read 3 px or more (and in focus otherwise) and the sRGB-disk set's camera_r5 gain +0.46 … +1.89 dB
+(docs/BENCHMARKS.md).
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
-from hidd.blind.edge_bound import MAX_EDGE_SHARPNESS, edge_sharpness
+from hidd.blind.edge_bound import EDGE_READ_STEP, MAX_EDGE_SHARPNESS, edge_read_radius, edge_sharpness
 from hidd.blind.psf_fit import IN_FOCUS_RADIUS, MAX_RADIUS, PSFEstimate, estimate_for_lens, estimate_psf
 from hidd.blind.radius_map import tile_radius_quantiles
 from hidd.camera.psf import LensPSF
@@ -56,30 +76,49 @@ SHARED_SOFTENING = 0.6  # px: its Gaussian softening (the spread of radii, and t
 MIN_SPREAD = 1.25  # the tiles' radii must vary: quantile 1 − q at least this × quantile q
 MAX_FIT_RATIO = 2.0  # ... and the whole-photo spectrum must not contradict the PSF: its residual at most this ×
 # the in-focus one (depth-varying photos up to 1.43; a sharp lake at dusk whose flat sky tiles read 8–10 px: 3.6)
+EDGE_READ_MIN_RADIUS = 3.0  # px: the least edge reading taken for a blur (sharp photos ≤ 2.0, depth-varying ≤ 2.5)
+EDGE_READ_MAX_RADIUS = 12.0  # px: and the most (a photo with no sharp edge among its strongest ones reads anything:
+# skimage's colour wheel 28–30 px, whose half-strength deblur at 28 px ruined it, 19.2 dB against itself)
+EDGE_READ_SOFTENING = 0.35  # px: the Gaussian softening of its disk (a lens's typical 0.3–0.7)
 MAX_FINEST_FIT_RATIO = 3.0  # a blur only a coarser scale saw: the full-resolution spectrum's residual under it, over
 # the in-focus one, at most this (such blurred photos, 3–25 px: ≤ 2.49; a sharp moss macro read at 9.6 px: 3.84)
 
 
-def estimate_defocus(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS,
-                     shared_quantile: float = 0.0) -> PSFEstimate:
+def estimate_defocus(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, shared_quantile: float = 0.0,
+                     edge_read_share: float = 0.0) -> PSFEstimate:
     """The lens PSF of an image (C, H, W) or (H, W) in LINEAR light: estimate_psf (a blur that only a coarser
     scale saw must fit the full-resolution spectrum and the image's edges), and where the image reads in
-    focus and shared_quantile > 0, the PSF most of its tiles share (see the module docstring), if any."""
+    focus: with shared_quantile > 0, the PSF most of its tiles share, if any; then, with edge_read_share > 0,
+    the blur its edges allow, at most that share of it kept (see the module docstring)."""
     if not 0 <= shared_quantile < 0.5:
         raise ValueError(f"sampler.shared_quantile must be in [0, 0.5), got {shared_quantile}")
+    if not 0 <= edge_read_share <= 1:
+        raise ValueError(f"sampler.edge_read_share must be in [0, 1], got {edge_read_share}")
     estimate = estimate_psf(linear, max_radius=max_radius)
     if estimate.lens.radius > 0:
         if estimate.found_scale == 1 or _coarse_blur_holds(linear, estimate.lens):
             return estimate
         estimate = estimate_for_lens(linear, LensPSF(0.0))  # a sharp photo whose coarse spectrum looks blurred
-    if shared_quantile <= 0:
-        return estimate
-    radius, upper = tile_radius_quantiles(linear, (shared_quantile, 1 - shared_quantile))
+    if shared_quantile > 0:
+        shared = _shared_blur(linear, max_radius, shared_quantile)
+        if shared is not None:
+            return shared
+    if edge_read_share > 0:
+        radius = edge_read_radius(linear, min(max_radius, EDGE_READ_MAX_RADIUS + EDGE_READ_STEP))
+        if EDGE_READ_MIN_RADIUS <= radius <= EDGE_READ_MAX_RADIUS:
+            lens = LensPSF(radius, softening=EDGE_READ_SOFTENING)
+            return replace(estimate_for_lens(linear, lens), max_share=edge_read_share)
+    return estimate
+
+
+def _shared_blur(linear: torch.Tensor, max_radius: float, quantile: float) -> PSFEstimate | None:
+    """The PSF most of the image's tiles share (see the module docstring), or None."""
+    radius, upper = tile_radius_quantiles(linear, (quantile, 1 - quantile))
     if radius < IN_FOCUS_RADIUS or upper < MIN_SPREAD * radius:
-        return estimate
+        return None
     lens = LensPSF(SHARED_RADIUS_FACTOR * float(min(radius, max_radius)), softening=SHARED_SOFTENING)
     shared = estimate_for_lens(linear, lens)
-    return shared if shared.fit_ratio <= MAX_FIT_RATIO and _edges_allow(linear, lens) else estimate
+    return shared if shared.fit_ratio <= MAX_FIT_RATIO and _edges_allow(linear, lens) else None
 
 
 def _coarse_blur_holds(linear: torch.Tensor, lens: LensPSF) -> bool:

@@ -162,6 +162,7 @@ class PSFEstimate:
     fit_ratio: float  # the best blur's residual over the best in-focus residual (small: a clear blur)
     softening_fitted: bool = True  # False: the lens's softening was set by a model, not fitted (hidd.blind.defocus)
     found_scale: int = 1  # the scale whose in-focus test first saw the blur (> 1: the finest scale read in focus)
+    max_share: float = 1.0  # the share of its deblurring the no-harm guard may keep (< 1: only the edges saw the blur)
 
 
 def _downsample(gray: torch.Tensor, factor: int) -> torch.Tensor:
