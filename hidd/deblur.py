@@ -10,8 +10,7 @@ The sampler itself (hidd.sampling) sees network-shaped tensors only. This layer
   measurement, and reports the radius used;
 - with sampler.max_noise_gain, backs a result that amplified noise off towards its photo, and returns a photo
   unchanged where the blind estimate found it in focus (hidd.no_harm), without sampling at all where every
-  photo of the batch reads in focus (NFE 0); a half-trusted blind blur keeps at most its share of the result,
-  guard or not;
+  photo of the batch reads in focus (NFE 0); a half-trusted blind blur keeps at most its share of the result;
 - names, per image, any non-finite quantity (noise level, proximal weight, radius, output), so that a
   caller never writes NaN and can fail that image alone (the images of a batch are independent).
 """
@@ -25,7 +24,7 @@ import torch.nn.functional as F
 from hidd.precision import InferencePrecision
 from hidd.prior import Prior
 from hidd.measurement import measurement_model
-from hidd.no_harm import back_off, blend
+from hidd.no_harm import back_off
 from hidd.sampling.blur_consistency import needs_operator
 from hidd.sampling.loops import check_settings, sample
 from hidd.tiling import ScoreTiler, TilingConfig
@@ -43,7 +42,7 @@ class DeblurResult:
     # NaN where read in focus: not measured)
     in_focus: torch.Tensor | None = None  # (B,) bool: the blind estimate read no blur, so the guard returned the photo
     # unchanged; None without the guard or with a given radius (map)
-    max_share: torch.Tensor | None = None  # (B,) the most of the deblurring the guard could keep: < 1 where the blur
+    max_share: torch.Tensor | None = None  # (B,) the most of the deblurring the guard may keep: < 1 where the blur
     # was half-trusted (read from the photo's edges alone); None without a blur model
     problems: list[str | None] = field(default_factory=list)  # (B,) why an image's result is unusable, else None
 
@@ -108,9 +107,10 @@ class Deblurrer:
         check_settings(cfg)  # before the blind estimates, which a refused setting would waste
         operator = measurement_model(y_net, cfg, radius_map) if needs_operator(cfg.consistency) else None
         guarded = operator is not None and cfg.max_noise_gain > 0
+        radius = None if operator is None else operator.radius.reshape(b, -1).mean(dim=1).cpu()  # one per photo
         in_focus = None  # a blind estimate of "in focus" leaves the photo as it is: denoising alone costs its detail
         if guarded and cfg.radius <= 0 and not cfg.radius_map:
-            in_focus = operator.radius.reshape(b, -1).mean(dim=1).cpu() == 0
+            in_focus = radius == 0
         if in_focus is not None and bool(in_focus.all()):  # nothing to deblur: no sampling either
             x, nfe = y_net, 0
         else:
@@ -120,7 +120,7 @@ class Deblurrer:
         per_photo = {} if in_focus is None else dict(in_focus=in_focus)
         if operator is not None:  # one value per photo (a 1-channel prior sees its C channels as C images); the
             # sampler may have re-measured the noise level
-            per_photo.update(radius=operator.radius.reshape(b, -1).mean(dim=1).cpu(),
+            per_photo.update(radius=radius,
                              at_bound=operator.at_bound.reshape(b, -1).any(dim=1).cpu(),
                              noise_sigma=operator.noise_sigma.reshape(b, -1).double().square().mean(dim=1).sqrt().cpu(),
                              max_share=operator.max_share.reshape(b, -1).amin(dim=1).cpu())
@@ -130,8 +130,6 @@ class Deblurrer:
             guard = back_off(y, images.nan_to_num(), operator.tone, cfg.max_noise_gain, in_focus,
                              per_photo["max_share"])
             images, per_photo["noise_gain"], per_photo["share"] = guard.images, guard.noise_gain, guard.share
-        elif operator is not None and bool((per_photo["max_share"] < 1).any()):  # no guard, but a half-trusted blur
-            images = blend(y.to(images), images, per_photo["max_share"])
         return DeblurResult(images=images.clamp(0, 1), nfe=nfe, problems=problems, **per_photo)
 
     def _measurement_problem(self, operator, batch_size: int, index: int) -> str | None:

@@ -174,7 +174,7 @@ class Restorer:
         radii = [""] * len(batch) if result.radius is None else [round(r, 3) for r in result.radius.tolist()]
         bounds = [False] * len(batch) if result.at_bound is None else result.at_bound.tolist()
         shares = [""] * len(batch) if result.share is None else result.share.tolist()
-        gains = [None] * len(batch) if result.noise_gain is None else [round(g, 2) for g in result.noise_gain.tolist()]
+        gains = [None] * len(batch) if result.noise_gain is None else result.noise_gain.tolist()
         in_focus = [False] * len(batch) if result.in_focus is None else result.in_focus.tolist()
         caps = [1.0] * len(batch) if result.max_share is None else result.max_share.tolist()
         images = result.images.permute(0, 2, 3, 1).cpu().numpy()
@@ -196,18 +196,21 @@ def _row(outcome: Outcome) -> dict:
     return row
 
 
-def _back_off_note(outcome: Outcome) -> str:
-    """What the no-harm guard did to a photo it did not leave fully deblurred, and the setting that made it."""
+def _back_off_note(outcome: Outcome, limit: float) -> str:
+    """What the no-harm guard (whose noise limit is `limit`) did to a photo it did not leave fully deblurred, and the
+    setting that made it."""
     if outcome.in_focus:
         return "left unchanged; the blind estimate found no blur (sampler.max_noise_gain)"
-    if outcome.share == outcome.max_share:
-        return (f"deblurred at {outcome.share:.0%} strength (blended with the input): its spectrum reads in focus and "
-                f"only its edges show the blur ({outcome.radius} px), a reading half-trusted (sampler.edge_read_share)")
-    noisy = f"its deblurred result had {outcome.noise_gain}× the input's noise in flat areas"
+    edges_only = (f"its spectrum reads in focus and only its edges show the blur ({outcome.radius} px), so at most "
+                  f"{outcome.max_share:.0%} of its deblurring is kept (sampler.edge_read_share)")
+    if outcome.noise_gain <= limit:  # the result was clean: only the cap on a half-trusted blur held it back
+        return f"deblurred at {outcome.share:.0%} strength (blended with the input): {edges_only}"
+    noisy = f"its deblurred result had {round(outcome.noise_gain, 2):g}× the input's noise in flat areas"
     if outcome.share == 0:
-        return f"left unchanged; {noisy}, and even its blends with the input stayed too noisy (sampler.max_noise_gain)"
-    return f"backed off to {outcome.share:.0%} of its deblurring (blended with the input); {noisy} " \
-           "(sampler.max_noise_gain)"
+        said = f"left unchanged; {noisy}, and even its blends with the input stayed too noisy"
+    else:
+        said = f"backed off to {outcome.share:.0%} of its deblurring (blended with the input); {noisy}"
+    return f"{said} (sampler.max_noise_gain)" + (f"; and {edges_only}" if outcome.max_share < 1 else "")
 
 
 def _write_output(outcome: Outcome, out: Path) -> str | None:
@@ -324,7 +327,8 @@ def run(args) -> list[str]:
                 _say(f"{PROGRAM}: warning: {outcome.job.pair.blurred}: the blind radius estimate {outcome.radius} px "
                      "is the largest searched, so the blur may be larger; if so, give it: --set sampler.radius=R")
             if outcome.share != "" and outcome.share < 1:
-                _say(f"{PROGRAM}: note: {outcome.job.pair.blurred}: {_back_off_note(outcome)}")
+                _say(f"{PROGRAM}: note: {outcome.job.pair.blurred}: "
+                     f"{_back_off_note(outcome, config.sampler.max_noise_gain)}")
     bar.close()
     _log_mean_curves(writer, restore.curves)
     writer.close()

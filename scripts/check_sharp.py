@@ -8,10 +8,10 @@ A deblurring default is only safe if it recognises a photo that needs none. Each
 hidd.imageio reads, colour or grey) is resized (short side, anti-aliased) and centre-cropped to each square
 --size and quantised to 8 bits, as scripts/make_benchmark.py prepares its photos, and is its own target.
 Per photo and size: the PSF radius the preset's blind measurement model reads (hidd.measurement: the
-whole-photo spectral fit, the edge bound, the tiles' shared blur; 0 is in focus) and, with --deblur, the
-preset's result: its PSNR against the photo (inf: returned unchanged) and the share of the deblurring the
-no-harm guard kept (hidd.no_harm; 0: the photo itself). Writes OUTPUT/sharp.csv (row by row)
-and OUTPUT/config_PRESET.yaml and prints the photos read as blurred.
+whole-photo spectral fit, the edge bound, the tiles' shared blur, the edges' own reading; 0 is in focus)
+and, with --deblur, the preset's result: its PSNR against the photo (inf: returned unchanged) and the
+share of the deblurring the no-harm guard kept (hidd.no_harm; 0: the photo itself). Writes
+OUTPUT/sharp.csv (row by row) and OUTPUT/config_PRESET.yaml and prints the photos read as blurred.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Blind estimation of the camera (hidd.blind: lens PSF, radius map, noise-level function) on the camera model,
 and the blind deblurring path end to end."""
 import json
+import re
 import math
 from pathlib import Path
 
@@ -382,19 +383,25 @@ def test_a_half_trusted_blur_is_kept_at_half_strength_and_said(tiny_checkpoint, 
            "edges show the blur (3.0 px)" in capsys.readouterr().err
 
 
-def test_a_half_trusted_blur_is_halved_with_the_guard_off_too(tiny_checkpoint, monkeypatch):
-    import hidd.measurement
+def test_the_edge_reading_is_refused_without_the_guard_and_out_of_range(tiny_checkpoint, tmp_path, capsys):
     from hidd.deblur import Deblurrer
 
-    share = {}
-    monkeypatch.setattr(hidd.measurement, "estimate_defocus", lambda *args, **kwargs: PSFEstimate(
-        LensPSF(3.0), 1, False, 1e-6, 0.0, fit_ratio=2.0, max_share=share["cap"]))
-    deblur = Deblurrer(load_prior(tiny_checkpoint, preset="fast",
-                                  overrides=["sampler.num_steps=2", "sampler.max_noise_gain=0"]))
     y = Camera(psf=LensPSF(3.0)).render(photo("chelsea", 64), generator=torch.Generator().manual_seed(0))
-    share["cap"] = 1.0
-    full = deblur(y).images
-    share["cap"] = 0.5
-    halved = deblur(y)
-    assert halved.share is None and halved.max_share.tolist() == [0.5]
-    assert torch.allclose(halved.images, (y + 0.5 * (full - y)).clamp(0, 1), atol=1e-6)
+    for override, message in [("sampler.max_noise_gain=0", "edge_read_share keeps a share of a deblurring"),
+                              ("sampler.edge_read_share=1.5", "edge_read_share must be in [0, 1]"),
+                              ("sampler.shared_quantile=0.5", "shared_quantile must be in [0, 0.5)")]:
+        deblur = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=["sampler.num_steps=2", override]))
+        with pytest.raises(ValueError, match=re.escape(message)):
+            deblur(y)
+    deblur = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=[
+        "sampler.num_steps=2", "sampler.max_noise_gain=0", "sampler.edge_read_share=0"]))
+    assert deblur(y).share is None  # the guard off, with the edge reading off too
+
+
+def test_the_edge_reading_stays_within_what_the_image_and_the_search_resolve():
+    # a small photo reads long (coffee at 16 px, blurred by 3 px, read 8 px: a PSF larger than the photo); the
+    # colour wheel, with no edge to stop the reading, must not pass as a blur at the top of a lower max_radius
+    small = linear(Camera(psf=LensPSF(3.0)).render(photo("coffee", 16)))
+    assert edge_read_radius(small, 12.5) > 0.05 * 16 and estimate_defocus(small, edge_read_share=0.5).max_share == 1.0
+    wheel = linear(quantize(photo("colorwheel")))
+    assert estimate_defocus(wheel, max_radius=8.0, edge_read_share=0.5).lens.radius == 0.0

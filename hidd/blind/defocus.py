@@ -49,9 +49,10 @@ Last, where every reading above says in focus, the edges are asked for a blur of
 whose smooth scene absorbs the blur into its own fall-off; or too noisy or too fine-grained at the scales
 the fit sees: a lake at night, the baboon's fur) still has no edge sharper than the blur leaves it.
 Where hidd.blind.edge_bound's `edge_read_radius` r_e is at least EDGE_READ_MIN_RADIUS (sharp photos read
-at most 2.0, depth-varying ones with a sharp part 2.5) and at most EDGE_READ_MAX_RADIUS (a photo without
-a sharp edge among its strongest reads any radius, blurred or not: so a larger blur that the spectrum
-misses stays unread, the safe side), the photo is deblurred by a disk of radius r_e softened by
+at most 2.0, the camera benchmark's depth-varying ones 1.0–2.5) and at most EDGE_READ_MAX_RADIUS (a
+photo without a sharp edge among its strongest reads any radius, blurred or not: so a larger blur that
+the spectrum misses stays unread, the safe side), `max_radius`, and what the image resolves (as the
+spectral fit: RESOLVED_RADIUS_FRACTION of its short side; small images read long), the photo is deblurred by a disk of radius r_e softened by
 EDGE_READ_SOFTENING, and the no-harm guard keeps at most `edge_read_share` of the result. The
 reading is off by −21 … +26 % (the lens's shape biases it), and deblurring is sensitive to the radius: on
 ten blurred photos that read in focus (held-out simulator draws and the orange through the lens camera,
@@ -67,7 +68,8 @@ from dataclasses import replace
 import torch
 
 from hidd.blind.edge_bound import EDGE_READ_STEP, MAX_EDGE_SHARPNESS, edge_read_radius, edge_sharpness
-from hidd.blind.psf_fit import IN_FOCUS_RADIUS, MAX_RADIUS, PSFEstimate, estimate_for_lens, estimate_psf
+from hidd.blind.psf_fit import (IN_FOCUS_RADIUS, MAX_RADIUS, RESOLVED_RADIUS_FRACTION, PSFEstimate,
+                                 estimate_for_lens, estimate_psf)
 from hidd.blind.radius_map import tile_radius_quantiles
 from hidd.camera.psf import LensPSF
 
@@ -76,7 +78,7 @@ SHARED_SOFTENING = 0.6  # px: its Gaussian softening (the spread of radii, and t
 MIN_SPREAD = 1.25  # the tiles' radii must vary: quantile 1 − q at least this × quantile q
 MAX_FIT_RATIO = 2.0  # ... and the whole-photo spectrum must not contradict the PSF: its residual at most this ×
 # the in-focus one (depth-varying photos up to 1.43; a sharp lake at dusk whose flat sky tiles read 8–10 px: 3.6)
-EDGE_READ_MIN_RADIUS = 3.0  # px: the least edge reading taken for a blur (sharp photos ≤ 2.0, depth-varying ≤ 2.5)
+EDGE_READ_MIN_RADIUS = 3.0  # px: the least edge reading taken for a blur (sharp photos ≤ 2.0, depth-varying 1.0–2.5)
 EDGE_READ_MAX_RADIUS = 12.0  # px: and the most (a photo with no sharp edge among its strongest ones reads anything:
 # skimage's colour wheel 28–30 px, whose half-strength deblur at 28 px ruined it, 19.2 dB against itself)
 EDGE_READ_SOFTENING = 0.35  # px: the Gaussian softening of its disk (a lens's typical 0.3–0.7)
@@ -104,8 +106,10 @@ def estimate_defocus(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, sh
         if shared is not None:
             return shared
     if edge_read_share > 0:
-        radius = edge_read_radius(linear, min(max_radius, EDGE_READ_MAX_RADIUS + EDGE_READ_STEP))
-        if EDGE_READ_MIN_RADIUS <= radius <= EDGE_READ_MAX_RADIUS:
+        # read past the top, so that a photo with no edge to stop the reading is not taken for a blur at the top
+        radius = edge_read_radius(linear, EDGE_READ_MAX_RADIUS + EDGE_READ_STEP)
+        top = min(EDGE_READ_MAX_RADIUS, max_radius, RESOLVED_RADIUS_FRACTION * min(linear.shape[-2:]))
+        if EDGE_READ_MIN_RADIUS <= radius <= top:
             lens = LensPSF(radius, softening=EDGE_READ_SOFTENING)
             return replace(estimate_for_lens(linear, lens), max_share=edge_read_share)
     return estimate

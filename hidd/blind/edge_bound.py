@@ -36,11 +36,11 @@ differences bound |∇y| by about R/√2, so ρ ≤ r/√2 and no radius under 2
 edge gives only ρ ≈ 0.3–0.5 · r.
 
 The same test reads a blur where the spectrum cannot (hidd.blind.defocus's last resort): `edge_read_radius`
-is the largest r whose ρ stays within EDGE_READ_LEVEL, just above a disk's 2/π. A blurred edge's ρ grows
+is the radius up to which ρ stays within EDGE_READ_LEVEL (just above a disk's 2/π), in steps. A blurred edge's ρ grows
 in proportion to r once r passes its blur, so the reading is its blur, biased by the lens's shape (a bright
 rim lowers the line spread's peak and reads long, a soft edge reads short). Sharp photos read 0.5–2.0 px
 (84 crops of the corpus and skimage photos at 256–512²; a synthetic colour wheel with no edge at all 28),
-depth-varying photos with a sharp part 1.0–2.5; the ten blurred photos that the spectrum reads in focus
+the camera benchmark's depth-varying photos 1.0–2.5; the ten blurred photos that the spectrum reads in focus
 (held-out simulator draws, and OpenCV's textureless orange through the lens camera) 2.0–9.5 for true radii
 of 2.0–12 px (−21 … +26 %). Photos with much texture read short at larger blurs (skimage's astronaut,
 rocket, chelsea and coffee through a lens camera at 8 px: 4.5–6.5; at 4 px: 3.5), their strongest local
@@ -102,8 +102,9 @@ def _smoothed_slope(linear: torch.Tensor, who: str) -> tuple[np.ndarray, np.ndar
 
 
 def _sharpness(gray: np.ndarray, slope: np.ndarray, radius: float) -> float:
+    """edge_sharpness of a grey image already smoothed, with its gradient magnitude."""
     if not radius > 0:
-        raise ValueError(f"edge_sharpness: the radius must be > 0, got {radius}")
+        raise ValueError(f"edge sharpness: the radius must be > 0, got {radius}")
     window = 2 * math.ceil(radius) + 1
     local_range = ndimage.maximum_filter(gray, window) - ndimage.minimum_filter(gray, window)
     judged = ~_light_discs(gray, radius, window)

@@ -29,6 +29,17 @@ from hidd.sampling.pc import CountingScore, SampleResult
 from hidd.sampling.schedules import sigma_grid
 
 
+def check_settings(cfg) -> None:
+    """Refuse, in one line, blind-estimation settings out of range or without the guard that acts on them."""
+    if not 0 <= cfg.shared_quantile < 0.5:
+        raise ValueError(f"sampler.shared_quantile must be in [0, 0.5), got {cfg.shared_quantile}")
+    if not 0 <= cfg.edge_read_share <= 1:
+        raise ValueError(f"sampler.edge_read_share must be in [0, 1], got {cfg.edge_read_share}")
+    if cfg.edge_read_share > 0 and cfg.max_noise_gain <= 0:
+        raise ValueError("sampler.edge_read_share keeps a share of a deblurring, which is the no-harm guard's work: "
+                         "with max_noise_gain 0 (guard off) set edge_read_share 0 too")
+
+
 def start_iterate(sde, y: torch.Tensor | None, sigma_start: float, shape, generator, device) -> torch.Tensor:
     """x at the grid's first level: y + σ_start z when warm-starting from a measurement, else the SDE's prior."""
     if sigma_start > 0:
