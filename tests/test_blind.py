@@ -405,3 +405,35 @@ def test_the_edge_reading_stays_within_what_the_image_and_the_search_resolve():
     assert edge_read_radius(small, 12.5) > 0.05 * 16 and estimate_defocus(small, edge_read_share=0.5).max_share == 1.0
     wheel = linear(quantize(photo("colorwheel")))
     assert estimate_defocus(wheel, max_radius=8.0, edge_read_share=0.5).lens.radius == 0.0
+
+
+def test_a_grey_prior_takes_the_edge_reading_per_channel_and_keeps_the_smallest_share(tmp_path, monkeypatch):
+    # a 1-channel prior sees a photo's colour channels as three images, each with its own estimate
+    import hidd.measurement
+    from conftest import make_tiny_checkpoint
+    from hidd.deblur import Deblurrer
+
+    calls = []
+
+    def one_channel_edges_only(*args, **kwargs):  # the first channel read by its edges, the others blurred
+        calls.append(1)
+        share = 0.5 if len(calls) % 3 == 1 else 1.0
+        return PSFEstimate(LensPSF(3.0), 1, False, 1e-6, 0.0, fit_ratio=0.5, max_share=share)
+
+    monkeypatch.setattr(hidd.measurement, "estimate_defocus", one_channel_edges_only)
+    deblur = Deblurrer(load_prior(make_tiny_checkpoint(tmp_path / "grey.pt", "model.channels=1"), preset="fast",
+                                  overrides=["sampler.num_steps=2", "sampler.max_noise_gain=1000"]))
+    y = Camera(psf=LensPSF(3.0)).render(photo("chelsea", 64), generator=torch.Generator().manual_seed(0))
+    result = deblur(y)
+    assert len(calls) == 3 and result.max_share.tolist() == [0.5] and result.share.tolist() == [0.5]
+
+
+def test_the_tiles_shared_blur_comes_before_the_edge_reading(monkeypatch):
+    in_focus = PSFEstimate(LensPSF(0.0), 1, False, 1e-6, 0.0, fit_ratio=2.0)
+    monkeypatch.setattr(hidd.blind.defocus, "estimate_psf", lambda *args, **kwargs: in_focus)
+    monkeypatch.setattr(hidd.blind.defocus, "tile_radius_quantiles", lambda *args: np.array([7.0, 10.0]))
+    monkeypatch.setattr(hidd.blind.defocus, "MAX_FIT_RATIO", math.inf)
+    blurred = linear(Camera(psf=LensPSF(7.0, softening=0.5), noise=PoissonGaussian(1e-4, 1e-3)).render(
+        photo("astronaut"), generator=torch.Generator().manual_seed(0)))
+    shared = estimate_defocus(blurred, shared_quantile=0.25, edge_read_share=0.5)
+    assert shared.lens.radius == pytest.approx(0.8 * 7.0) and shared.max_share == 1.0  # fully trusted
