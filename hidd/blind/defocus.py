@@ -92,10 +92,7 @@ def estimate_defocus(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, sh
     scale saw must fit the full-resolution spectrum and the image's edges), and where the image reads in
     focus: with shared_quantile > 0, the PSF most of its tiles share, if any; then, with edge_read_share > 0,
     the blur its edges allow, at most that share of it kept (see the module docstring)."""
-    if not 0 <= shared_quantile < 0.5:
-        raise ValueError(f"sampler.shared_quantile must be in [0, 0.5), got {shared_quantile}")
-    if not 0 <= edge_read_share <= 1:
-        raise ValueError(f"sampler.edge_read_share must be in [0, 1], got {edge_read_share}")
+    check_fallbacks(shared_quantile, edge_read_share)
     estimate = estimate_psf(linear, max_radius=max_radius)
     if estimate.lens.radius > 0:
         if estimate.found_scale == 1 or _coarse_blur_holds(linear, estimate.lens):
@@ -113,6 +110,14 @@ def estimate_defocus(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, sh
             lens = LensPSF(radius, softening=EDGE_READ_SOFTENING)
             return replace(estimate_for_lens(linear, lens), max_share=edge_read_share)
     return estimate
+
+
+def check_fallbacks(shared_quantile: float, edge_read_share: float) -> None:
+    """Refuse, in one line, a shared_quantile outside [0, 0.5) or an edge_read_share outside [0, 1]."""
+    if not 0 <= shared_quantile < 0.5:
+        raise ValueError(f"sampler.shared_quantile must be in [0, 0.5), got {shared_quantile}")
+    if not 0 <= edge_read_share <= 1:
+        raise ValueError(f"sampler.edge_read_share must be in [0, 1], got {edge_read_share}")
 
 
 def _shared_blur(linear: torch.Tensor, max_radius: float, quantile: float) -> PSFEstimate | None:

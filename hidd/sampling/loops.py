@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from hidd.sampling import pc, tweedie
 
-CHECKS = {"pc": pc.check_settings, "tweedie": tweedie.check_settings}  # settings a loop refuses, checked before any work (e.g. a blind estimate)
+# settings a loop refuses, checked before any work (e.g. a blind estimate)
+CHECKS = {"pc": pc.check_settings, "tweedie": tweedie.check_settings}
 
 LOOPS = {
     "pc": pc.sample,  # predictor, corrector and consistency per iteration (paper Algorithm 1)

@@ -22,6 +22,7 @@ import math
 import torch
 from tqdm import tqdm
 
+from hidd.blind.defocus import check_fallbacks
 from hidd.sampling.base import ScoreFn, randn_like
 from hidd.sampling.blur_consistency import build_consistency
 from hidd.sampling.ensemble import FlipEnsembleScore
@@ -31,10 +32,7 @@ from hidd.sampling.schedules import sigma_grid
 
 def check_settings(cfg) -> None:
     """Refuse, in one line, blind-estimation settings out of range or without the guard that acts on them."""
-    if not 0 <= cfg.shared_quantile < 0.5:
-        raise ValueError(f"sampler.shared_quantile must be in [0, 0.5), got {cfg.shared_quantile}")
-    if not 0 <= cfg.edge_read_share <= 1:
-        raise ValueError(f"sampler.edge_read_share must be in [0, 1], got {cfg.edge_read_share}")
+    check_fallbacks(cfg.shared_quantile, cfg.edge_read_share)
     if cfg.edge_read_share > 0 and cfg.max_noise_gain <= 0:
         raise ValueError("sampler.edge_read_share keeps a share of a deblurring, which is the no-harm guard's work: "
                          "with max_noise_gain 0 (guard off) set edge_read_share 0 too")
