@@ -202,6 +202,23 @@ def test_the_edges_read_the_blur_of_a_blurred_photo_and_none_on_a_sharp_one(radi
     assert edge_read_radius(torch.full((3, 64, 64), 0.2, dtype=torch.float64), 30.0) == 0.0  # nothing to read
 
 
+def test_the_edge_reading_is_edge_sharpness_taken_radius_by_radius(monkeypatch):
+    # the reading grows its range filters step by step; at any level it must stop where edge_sharpness says
+    camera = Camera(psf=LensPSF(5.0, blades=6, softening=0.4), noise=PoissonGaussian(2e-4, 2e-3))
+    scene = SRGB.decode(photo("coffee", 128)) * 0.4
+    scene[..., 20:22, 30:32] += 10.0  # a point light, whose disc is left out
+    blurred = linear(quantize(SRGB.encode(
+        camera.noise.sample(camera.linear_blur(scene), torch.Generator().manual_seed(0)).clamp(0, 1))))
+    rho = {r: edge_sharpness(blurred, r) for r in np.arange(0.5, 12.0 + 1e-9, 0.5)}
+    readings = set()
+    for level in (0.6, 0.7, 0.8, 0.9, 1.0, 1.2):
+        monkeypatch.setattr(hidd.blind.edge_bound, "EDGE_READ_LEVEL", level)
+        expected = max([0.0] + [r for r in rho if all(0 < rho[s] <= level for s in rho if s <= r)])
+        assert edge_read_radius(blurred, 12.0) == expected, level
+        readings.add(expected)
+    assert len(readings) >= 4  # the levels stop it at different windows
+
+
 def test_where_everything_else_reads_in_focus_the_edges_blur_is_taken_half_trusted(monkeypatch):
     # a textureless photo hides its blur from the spectrum (OpenCV's orange), not from its edges
     in_focus = PSFEstimate(LensPSF(0.0), 1, False, 1e-6, 0.0, fit_ratio=2.0)
