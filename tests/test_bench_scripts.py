@@ -205,3 +205,34 @@ def test_check_sharp_reads_sharp_photos_in_focus_and_compares_the_result_with_th
                           "--checkpoint", str(tiny_checkpoint)])
     assert "zz_broken.png" in capsys.readouterr().err
     assert [r["photo"] for r in read_csv(out / "sharp.csv")] == ["astronaut", "camera"]
+
+
+def test_make_heldout_renders_reproducible_blurred_pairs_apart_from_hidd(tmp_path, capsys):
+    # the held-out simulator is a second camera: it must not lean on hidd.camera, and it writes make_benchmark's layout
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+    make_heldout = load_script("make_heldout")
+    assert "hidd" not in (SCRIPTS / "make_heldout.py").read_text().split('"""')[2]  # no import of hidd after the docstring
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(data.astronaut()[::6, ::6]).save(photos / "astronaut.png")  # 86²
+    Image.fromarray(data.chelsea()[::4, ::4]).save(photos / "chelsea.jpg")  # 76×113
+    args = ["--photos", str(photos), "--crop", "64", "--short", "0", "--draws", "2", "--rmin", "2", "--rmax", "3"]
+    make_heldout.main([*args, "--out", str(tmp_path / "a")])
+    make_heldout.main([*args, "--out", str(tmp_path / "b")])
+    names = sorted(p.name for p in (tmp_path / "a" / "blurred").iterdir())
+    assert names == ["astronaut_d0.png", "astronaut_d1.png", "chelsea_d0.png", "chelsea_d1.png"]
+    for name in names:
+        assert (tmp_path / "a" / "blurred" / name).read_bytes() == (tmp_path / "b" / "blurred" / name).read_bytes()
+        sharp = np.asarray(Image.open(tmp_path / "a" / "sharp" / name), dtype=float)
+        blurred = np.asarray(Image.open(tmp_path / "a" / "blurred" / name), dtype=float)
+        assert sharp.shape == blurred.shape == (64, 64, 3)
+        assert np.abs(np.diff(blurred, axis=1)).mean() < 0.7 * np.abs(np.diff(sharp, axis=1)).mean()
+    items = bench_quality.load_benchmark(tmp_path / "a", None)
+    assert {group for _, group, *_ in items} == {"heldout"} and all(2 <= r <= 3 for _, _, r, *_ in items)
+    for blades in (0, 6):
+        kernel = make_heldout.aperture(4.3, blades, 0.3, 0.2, 0.5)
+        assert abs(kernel.sum() - 1) < 1e-12 and np.allclose(kernel, kernel[::-1, ::-1])  # point-symmetric
+    with pytest.raises(SystemExit, match="smaller than the 128² crop"):
+        make_heldout.main(["--photos", str(photos), "--crop", "128", "--short", "0", "--out", str(tmp_path / "c")])

@@ -1,0 +1,215 @@
+"""Defocused photos from a second, independent camera simulator: a check of what carries over.
+
+Every other benchmark here is made by hidd.camera, the very model that `fast` inverts, so a gain there
+can be a gain on the model rather than on photos. This script is a deliberately separate camera written
+without hidd (numpy, scipy and PIL only), with choices hidd.camera does not make: apertures drawn at 8×
+supersampling, rounded polygon blades, white balance before a Bayer mosaic, bilinear demosaicing and
+PIL's JPEG with 4:2:0 chroma. It is a development check, not a second model to keep in step: do not
+import it from hidd. Per photo (one draw each, seeded by the set's seed and the photo's name):
+
+  crop     short side area-downsampled to --short (0: as it is), the --crop² window of most gradient energy;
+  optics   sRGB decoded to linear light; per channel an aperture (a disk, or a 5–9-blade polygon rounded
+           by blending with the circle, rotated) weighted by 1 + a ρ², a ∈ [−0.5, 1], radius r (1 ± d) with
+           a per-channel scale |d| ≤ 0.08 for red and blue, then a diffraction Gaussian of 0.3–0.8 px;
+           convolved with reflected borders;
+  sensor   divided by white-balance gains (R 1.6–2.3, B 1.3–1.9), an RGGB mosaic with Poisson–Gaussian
+           noise (variance shot · x + read²; shot 3e-5–5e-4, read 8e-4–3e-3; --high-iso: 1e-3–3e-3 and
+           3e-3–6e-3), bilinear demosaicing, the gains back;
+  output   a tone curve (sRGB; gamma22: a 2.2 power; scurve: sRGB then v − 0.3 sin(2πv)/2π), with --sharpen
+           in-camera sharpening (an unsharp mask), 8 bits, and JPEG at q drawn from --jpeg (default 80–95), read back.
+
+The sharp reference is the crop itself (8-bit sRGB). Radii are uniform in [--rmin, --rmax]. Writes the
+folder layout of scripts/make_benchmark.py (blurred/, sharp/, meta.json), so that
+
+  python scripts/make_heldout.py --photos /tmp/mate/usr/share/backgrounds/mate/nature --out data/heldout/set0
+  python scripts/bench_quality.py --benchmark data/heldout/set0 --methods blurred fast
+
+scores `fast` on it (the oracles there get an ideal disk: this camera's true PSF is not a LensPSF).
+The photos: Debian's mate-backgrounds nature photos (docs/DATA.md), never used for training.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage, signal
+from tqdm import tqdm
+
+SUPERSAMPLE = 8
+EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+def srgb_decode(v: np.ndarray) -> np.ndarray:
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+def srgb_encode(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0, 1)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
+
+
+TONES = {
+    "srgb": (srgb_decode, srgb_encode),
+    "gamma22": (lambda v: v ** 2.2, lambda x: np.clip(x, 0, 1) ** (1 / 2.2)),
+    "scurve": (srgb_decode,
+               lambda x: (lambda v: v - 0.3 * np.sin(2 * np.pi * v) / (2 * np.pi))(srgb_encode(x))),
+}
+
+
+def aperture(radius: float, blades: int, rotation: float, roundness: float, aberration: float) -> np.ndarray:
+    """A normalised 2-D aperture of `radius` px, drawn at SUPERSAMPLE× and area-averaged down."""
+    half = int(np.ceil(radius)) + 1
+    n = (2 * half + 1) * SUPERSAMPLE
+    coords = (np.arange(n) + 0.5) / SUPERSAMPLE - (half + 0.5)
+    yy, xx = np.meshgrid(coords, coords, indexing="ij")
+    rho = np.hypot(yy, xx) / radius
+    disk = (rho <= 1).astype(np.float64)
+    if blades:
+        angle = np.arctan2(yy, xx) - rotation
+        sector = np.pi / blades
+        # distance to the polygon's edge along the ray, relative to its circumradius
+        edge = np.cos(sector) / np.cos(np.mod(angle, 2 * sector) - sector)
+        polygon = (rho <= edge).astype(np.float64)
+        shape = roundness * disk + (1 - roundness) * polygon
+    else:
+        shape = disk
+    shape = shape * np.clip(1 + aberration * rho ** 2, 0, None)
+    kernel = shape.reshape(2 * half + 1, SUPERSAMPLE, 2 * half + 1, SUPERSAMPLE).mean(axis=(1, 3))
+    return kernel / kernel.sum()
+
+
+def blur_channel(channel: np.ndarray, kernel: np.ndarray, diffraction: float) -> np.ndarray:
+    pad = kernel.shape[0] // 2 + int(4 * diffraction) + 2
+    padded = np.pad(channel, pad, mode="symmetric")
+    out = signal.fftconvolve(padded, kernel, mode="same")
+    out = ndimage.gaussian_filter(out, diffraction, mode="reflect")
+    return out[pad:-pad, pad:-pad]
+
+
+def demosaic_bilinear(mosaic: np.ndarray) -> np.ndarray:
+    h, w = mosaic.shape
+    masks = np.zeros((3, h, w))
+    masks[0, 0::2, 0::2] = 1
+    masks[1, 0::2, 1::2] = masks[1, 1::2, 0::2] = 1
+    masks[2, 1::2, 1::2] = 1
+    k_rb = np.array([[0.25, 0.5, 0.25], [0.5, 1, 0.5], [0.25, 0.5, 0.25]])
+    k_g = np.array([[0, 0.25, 0], [0.25, 1, 0.25], [0, 0.25, 0]])
+    out = [ndimage.convolve(mosaic * m, k, mode="mirror") for m, k in zip(masks, (k_rb, k_g, k_rb))]
+    return np.stack(out, axis=-1)
+
+
+def best_crop(image: np.ndarray, crop: int) -> np.ndarray:
+    grey = image.mean(axis=-1)
+    energy = np.hypot(*np.gradient(grey))
+    h, w = grey.shape
+    step = max(8, crop // 8)
+    best, where = -1.0, (0, 0)
+    for top in range(0, h - crop + 1, step):
+        for left in range(0, w - crop + 1, step):
+            e = energy[top:top + crop, left:left + crop].sum()
+            if e > best:
+                best, where = e, (top, left)
+    top, left = where
+    return image[top:top + crop, left:left + crop]
+
+
+def load_photo(path: Path, short: int) -> np.ndarray:
+    try:
+        photo = Image.open(path).convert("RGB")
+    except OSError as error:
+        raise SystemExit(f"make_heldout: {path}: cannot read it as an image ({error})") from None
+    if short:
+        scale = short / min(photo.size)
+        if scale < 1:
+            photo = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.BOX)
+    return np.asarray(photo, dtype=np.float64) / 255
+
+
+def render(sharp: np.ndarray, rng: np.random.Generator, radius: float, args) -> tuple[np.ndarray, dict]:
+    decode, encode = TONES[args.tone]
+    blades = int(rng.choice([0, 5, 6, 7, 8, 9]))
+    draw = {"radius": radius, "blades": blades, "rotation": float(rng.uniform(0, np.pi)),
+            "roundness": float(rng.uniform(0, 0.6)), "aberration": float(rng.uniform(-0.5, 1.0)),
+            "colour_scale": float(rng.uniform(-0.08, 0.08)), "diffraction": float(rng.uniform(0.3, 0.8)),
+            "wb": [float(rng.uniform(1.6, 2.3)), 1.0, float(rng.uniform(1.3, 1.9))],
+            "shot": float(rng.uniform(*((1e-3, 3e-3) if args.high_iso else (3e-5, 5e-4)))),
+            "read": float(rng.uniform(*((3e-3, 6e-3) if args.high_iso else (8e-4, 3e-3)))),
+            "jpeg": int(rng.integers(args.jpeg[0], args.jpeg[1] + 1))}
+    linear = decode(sharp)
+    scales = (1 + draw["colour_scale"], 1.0, 1 - draw["colour_scale"])
+    blurred = np.stack([blur_channel(linear[..., c], aperture(radius * s, blades, draw["rotation"],
+                                                              draw["roundness"], draw["aberration"]),
+                                     draw["diffraction"]) for c, s in enumerate(scales)], axis=-1)
+    raw = np.clip(blurred, 0, None) / np.array(draw["wb"])
+    h, w = raw.shape[:2]
+    mosaic = np.zeros((h, w))
+    mosaic[0::2, 0::2] = raw[0::2, 0::2, 0]
+    mosaic[0::2, 1::2] = raw[0::2, 1::2, 1]
+    mosaic[1::2, 0::2] = raw[1::2, 0::2, 1]
+    mosaic[1::2, 1::2] = raw[1::2, 1::2, 2]
+    mosaic = mosaic + rng.normal(size=mosaic.shape) * np.sqrt(draw["shot"] * mosaic + draw["read"] ** 2)
+    rgb = demosaic_bilinear(mosaic) * np.array(draw["wb"])
+    toned = encode(rgb)
+    if args.sharpen:  # in-camera sharpening: an unsharp mask of the tone-mapped image
+        draw["sharpen"] = float(rng.uniform(0.5, 1.0) * args.sharpen)
+        toned = toned + draw["sharpen"] * (toned - ndimage.gaussian_filter(toned, (1.0, 1.0, 0)))
+    encoded = np.round(np.clip(toned, 0, 1) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(encoded).save(buffer, format="JPEG", quality=draw["jpeg"], subsampling=2)
+    return np.asarray(Image.open(buffer).convert("RGB")), draw
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--photos", type=Path, required=True, help="folder of sharp photos (jpg/png)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (blurred/, sharp/, meta.json)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rmin", type=float, default=1.5, help="smallest defocus radius, px")
+    p.add_argument("--rmax", type=float, default=7.0, help="largest defocus radius, px")
+    p.add_argument("--crop", type=int, default=256, help="side of the square crop")
+    p.add_argument("--short", type=int, default=512, help="downsample the short side to this first (0: do not)")
+    p.add_argument("--names", nargs="+", help="only these photos (file stems)")
+    p.add_argument("--draws", type=int, default=1, help="draws per photo (named NAME_dK when more than one)")
+    p.add_argument("--tone", choices=sorted(TONES), default="srgb")
+    p.add_argument("--high-iso", action="store_true", help="strong sensor noise")
+    p.add_argument("--sharpen", type=float, default=0.0,
+                   help="in-camera sharpening: an unsharp mask (σ 1 px) of amount 0.5–1 × this, after the tone curve")
+    p.add_argument("--jpeg", type=int, nargs=2, default=(80, 95), metavar=("QMIN", "QMAX"))
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if not args.photos.is_dir():
+        raise SystemExit(f"make_heldout: {args.photos}: not a folder")
+    paths = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in EXTENSIONS)
+    if args.names:
+        paths = [p for p in paths if p.stem in args.names]
+    if not paths:
+        raise SystemExit(f"make_heldout: {args.photos}: no photos (jpg/png) here")
+    (args.out / "blurred").mkdir(parents=True, exist_ok=True)
+    (args.out / "sharp").mkdir(parents=True, exist_ok=True)
+    meta = {"simulator": "scripts/make_heldout.py", "settings": {k: str(v) for k, v in vars(args).items()},
+            "images": {}}
+    for path, k in tqdm([(p, k) for p in paths for k in range(args.draws)], desc="held-out photos"):
+        rng = np.random.default_rng([args.seed, zlib.crc32(path.stem.encode())] + ([k] if args.draws > 1 else []))
+        photo = load_photo(path, args.short)
+        if min(photo.shape[:2]) < args.crop:
+            raise SystemExit(f"make_heldout: {path}: smaller than the {args.crop}² crop")
+        sharp = best_crop(photo, args.crop)
+        radius = float(rng.uniform(args.rmin, args.rmax))
+        blurred, draw = render(sharp, rng, radius, args)
+        name = path.stem if args.draws == 1 else f"{path.stem}_d{k}"
+        Image.fromarray(np.round(sharp * 255).astype(np.uint8)).save(args.out / "sharp" / f"{name}.png")
+        Image.fromarray(blurred).save(args.out / "blurred" / f"{name}.png")
+        meta["images"][name] = {**draw, "radius": round(radius, 3), "condition": "heldout", "source": str(path)}
+    (args.out / "meta.json").write_text(json.dumps(meta, indent=1))
+
+
+if __name__ == "__main__":
+    main()
