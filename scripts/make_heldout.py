@@ -3,29 +3,32 @@
 Every other benchmark here is made by hidd.camera, the very model that `fast` inverts, so a gain there
 can be a gain on the model rather than on photos. This script is a deliberately separate camera written
 without hidd (numpy, scipy and PIL only), with choices hidd.camera does not make: apertures drawn at 8×
-supersampling, rounded polygon blades, white balance before a Bayer mosaic, bilinear demosaicing and
-PIL's JPEG with 4:2:0 chroma. It is a development check, not a second model to keep in step: do not
-import it from hidd. Per photo (one draw each, seeded by the set's seed and the photo's name):
+supersampling, polygons blended with their circumscribed disk, white balance before a Bayer mosaic,
+bilinear demosaicing, optional in-camera sharpening and PIL's JPEG with 4:2:0 chroma. It is a
+development check, not a second model to keep in step: do not import it from hidd. Per photo and draw
+(--draws per photo, named NAME_dK when more than one; each draw seeded by the set's seed, the photo's
+name and, with --draws above 1, K, so a set is remade byte for byte by the same command):
 
   crop     short side area-downsampled to --short (0: as it is), the --crop² window of most gradient energy;
-  optics   sRGB decoded to linear light; per channel an aperture (a disk, or a 5–9-blade polygon rounded
-           by blending with the circle, rotated) weighted by 1 + a ρ², a ∈ [−0.5, 1], radius r (1 ± d) with
-           a per-channel scale |d| ≤ 0.08 for red and blue, then a diffraction Gaussian of 0.3–0.8 px;
-           convolved with reflected borders;
+  optics   decoded to linear light; per channel an aperture (a disk, or a 5–9-blade polygon, rotated, blended
+           with its circumscribed disk at a weight of 0–0.6) weighted by 1 + a ρ², a ∈ [−0.5, 1] (a < 0: soft
+           edge, a > 0: bright rim), radius r (1 ± d) with a per-channel scale |d| ≤ 0.08 for red and blue,
+           then a diffraction Gaussian of 0.3–0.8 px; convolved with reflected borders;
   sensor   divided by white-balance gains (R 1.6–2.3, B 1.3–1.9), an RGGB mosaic with Poisson–Gaussian
            noise (variance shot · x + read²; shot 3e-5–5e-4, read 8e-4–3e-3; --high-iso: 1e-3–3e-3 and
            3e-3–6e-3), bilinear demosaicing, the gains back;
   output   a tone curve (sRGB; gamma22: a 2.2 power; scurve: sRGB then v − 0.3 sin(2πv)/2π), with --sharpen
            in-camera sharpening (an unsharp mask), 8 bits, and JPEG at q drawn from --jpeg (default 80–95), read back.
 
-The sharp reference is the crop itself (8-bit sRGB). Radii are uniform in [--rmin, --rmax]. Writes the
-folder layout of scripts/make_benchmark.py (blurred/, sharp/, meta.json), so that
+The sharp reference is the crop through the same tone curve (decoded as sRGB, encoded by --tone: the crop
+itself for srgb and gamma22), 8-bit. Radii are uniform in [--rmin, --rmax]. Writes the folder layout of
+scripts/make_benchmark.py (blurred/, sharp/, meta.json with every draw's parameters), so that
 
-  python scripts/make_heldout.py --photos /tmp/mate/usr/share/backgrounds/mate/nature --out data/heldout/set0
-  python scripts/bench_quality.py --benchmark data/heldout/set0 --methods blurred fast
+  python scripts/make_heldout.py --photos /tmp/mate/usr/share/backgrounds/mate/nature --out data/heldout/set20 --seed 20
+  python scripts/bench_quality.py --benchmark data/heldout/set20 --methods blurred fast
 
 scores `fast` on it (the oracles there get an ideal disk: this camera's true PSF is not a LensPSF).
-The photos: Debian's mate-backgrounds nature photos (docs/DATA.md), never used for training.
+The photos: Debian's mate-backgrounds nature photos (docs/BENCHMARKS.md), never used for training.
 """
 from __future__ import annotations
 
@@ -53,16 +56,27 @@ def srgb_encode(x: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
 
 
-TONES = {
-    "srgb": (srgb_decode, srgb_encode),
-    "gamma22": (lambda v: v ** 2.2, lambda x: np.clip(x, 0, 1) ** (1 / 2.2)),
-    "scurve": (srgb_decode,
-               lambda x: (lambda v: v - 0.3 * np.sin(2 * np.pi * v) / (2 * np.pi))(srgb_encode(x))),
-}
+def gamma22_decode(v: np.ndarray) -> np.ndarray:
+    return v ** 2.2
+
+
+def gamma22_encode(x: np.ndarray) -> np.ndarray:
+    return np.clip(x, 0, 1) ** (1 / 2.2)
+
+
+def scurve_encode(x: np.ndarray) -> np.ndarray:
+    """sRGB, then a camera-like contrast S-curve (slope 0.7 at black and white, 1.3 at mid-grey)."""
+    v = srgb_encode(x)
+    return v - 0.3 * np.sin(2 * np.pi * v) / (2 * np.pi)
+
+
+TONES = {"srgb": (srgb_decode, srgb_encode), "gamma22": (gamma22_decode, gamma22_encode),
+         "scurve": (srgb_decode, scurve_encode)}  # (decode, encode)
 
 
 def aperture(radius: float, blades: int, rotation: float, roundness: float, aberration: float) -> np.ndarray:
-    """A normalised 2-D aperture of `radius` px, drawn at SUPERSAMPLE× and area-averaged down."""
+    """A normalised 2-D aperture of `radius` px (0 blades: a disk; else a polygon blended with its circumscribed
+    disk at weight `roundness`), weighted by 1 + aberration · ρ², drawn at SUPERSAMPLE× and area-averaged down."""
     half = int(np.ceil(radius)) + 1
     n = (2 * half + 1) * SUPERSAMPLE
     coords = (np.arange(n) + 0.5) / SUPERSAMPLE - (half + 0.5)
@@ -84,6 +98,7 @@ def aperture(radius: float, blades: int, rotation: float, roundness: float, aber
 
 
 def blur_channel(channel: np.ndarray, kernel: np.ndarray, diffraction: float) -> np.ndarray:
+    """One channel convolved with the aperture and a diffraction Gaussian, borders reflected."""
     pad = kernel.shape[0] // 2 + int(4 * diffraction) + 2
     padded = np.pad(channel, pad, mode="symmetric")
     out = signal.fftconvolve(padded, kernel, mode="same")
@@ -92,6 +107,7 @@ def blur_channel(channel: np.ndarray, kernel: np.ndarray, diffraction: float) ->
 
 
 def demosaic_bilinear(mosaic: np.ndarray) -> np.ndarray:
+    """RGB (H, W, 3) from an RGGB mosaic (H, W) by bilinear interpolation of each colour's samples."""
     h, w = mosaic.shape
     masks = np.zeros((3, h, w))
     masks[0, 0::2, 0::2] = 1
@@ -104,6 +120,7 @@ def demosaic_bilinear(mosaic: np.ndarray) -> np.ndarray:
 
 
 def best_crop(image: np.ndarray, crop: int) -> np.ndarray:
+    """The crop×crop window (on a grid of crop/8 px) with the most gradient energy: defocus needs detail to show."""
     grey = image.mean(axis=-1)
     energy = np.hypot(*np.gradient(grey))
     h, w = grey.shape
@@ -119,6 +136,7 @@ def best_crop(image: np.ndarray, crop: int) -> np.ndarray:
 
 
 def load_photo(path: Path, short: int) -> np.ndarray:
+    """An RGB photo in [0, 1], its short side area-downsampled to `short` (0: as it is)."""
     try:
         photo = Image.open(path).convert("RGB")
     except OSError as error:
@@ -130,38 +148,60 @@ def load_photo(path: Path, short: int) -> np.ndarray:
     return np.asarray(photo, dtype=np.float64) / 255
 
 
-def render(sharp: np.ndarray, rng: np.random.Generator, radius: float, args) -> tuple[np.ndarray, dict]:
-    decode, encode = TONES[args.tone]
-    blades = int(rng.choice([0, 5, 6, 7, 8, 9]))
-    draw = {"radius": radius, "blades": blades, "rotation": float(rng.uniform(0, np.pi)),
+def draw_camera(rng: np.random.Generator, radius: float, args) -> dict:
+    """One draw of the lens, sensor and output settings (the order of the draws keeps old sets reproducible)."""
+    return {"radius": radius, "blades": int(rng.choice([0, 5, 6, 7, 8, 9])), "rotation": float(rng.uniform(0, np.pi)),
             "roundness": float(rng.uniform(0, 0.6)), "aberration": float(rng.uniform(-0.5, 1.0)),
             "colour_scale": float(rng.uniform(-0.08, 0.08)), "diffraction": float(rng.uniform(0.3, 0.8)),
             "wb": [float(rng.uniform(1.6, 2.3)), 1.0, float(rng.uniform(1.3, 1.9))],
             "shot": float(rng.uniform(*((1e-3, 3e-3) if args.high_iso else (3e-5, 5e-4)))),
             "read": float(rng.uniform(*((3e-3, 6e-3) if args.high_iso else (8e-4, 3e-3)))),
             "jpeg": int(rng.integers(args.jpeg[0], args.jpeg[1] + 1))}
-    linear = decode(sharp)
+
+
+def optics(linear: np.ndarray, draw: dict) -> np.ndarray:
+    """Linear light (H, W, 3) through the drawn lens: a per-channel aperture (lateral colour), then diffraction."""
     scales = (1 + draw["colour_scale"], 1.0, 1 - draw["colour_scale"])
-    blurred = np.stack([blur_channel(linear[..., c], aperture(radius * s, blades, draw["rotation"],
-                                                              draw["roundness"], draw["aberration"]),
-                                     draw["diffraction"]) for c, s in enumerate(scales)], axis=-1)
-    raw = np.clip(blurred, 0, None) / np.array(draw["wb"])
-    h, w = raw.shape[:2]
-    mosaic = np.zeros((h, w))
+    return np.stack([blur_channel(linear[..., c], aperture(draw["radius"] * s, draw["blades"], draw["rotation"],
+                                                           draw["roundness"], draw["aberration"]),
+                                  draw["diffraction"]) for c, s in enumerate(scales)], axis=-1)
+
+
+def sensor(linear: np.ndarray, draw: dict, rng: np.random.Generator) -> np.ndarray:
+    """White balance undone, an RGGB mosaic with Poisson–Gaussian noise, bilinear demosaicing, the gains back."""
+    raw = np.clip(linear, 0, None) / np.array(draw["wb"])
+    mosaic = np.zeros(raw.shape[:2])
     mosaic[0::2, 0::2] = raw[0::2, 0::2, 0]
     mosaic[0::2, 1::2] = raw[0::2, 1::2, 1]
     mosaic[1::2, 0::2] = raw[1::2, 0::2, 1]
     mosaic[1::2, 1::2] = raw[1::2, 1::2, 2]
     mosaic = mosaic + rng.normal(size=mosaic.shape) * np.sqrt(draw["shot"] * mosaic + draw["read"] ** 2)
-    rgb = demosaic_bilinear(mosaic) * np.array(draw["wb"])
-    toned = encode(rgb)
-    if args.sharpen:  # in-camera sharpening: an unsharp mask of the tone-mapped image
+    return demosaic_bilinear(mosaic) * np.array(draw["wb"])
+
+
+def output(linear: np.ndarray, draw: dict, rng: np.random.Generator, args) -> np.ndarray:
+    """The tone curve, in-camera sharpening (--sharpen), 8 bits and JPEG, read back (H, W, 3) uint8."""
+    toned = TONES[args.tone][1](linear)
+    if args.sharpen:  # an unsharp mask of the tone-mapped image, as cameras apply before JPEG
         draw["sharpen"] = float(rng.uniform(0.5, 1.0) * args.sharpen)
         toned = toned + draw["sharpen"] * (toned - ndimage.gaussian_filter(toned, (1.0, 1.0, 0)))
     encoded = np.round(np.clip(toned, 0, 1) * 255).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(encoded).save(buffer, format="JPEG", quality=draw["jpeg"], subsampling=2)
-    return np.asarray(Image.open(buffer).convert("RGB")), draw
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+def render(sharp: np.ndarray, rng: np.random.Generator, radius: float, args) -> tuple[np.ndarray, dict]:
+    """The defocused photo (H, W, 3) uint8 of a sharp sRGB crop, and the draw that made it."""
+    draw = draw_camera(rng, radius, args)
+    linear = TONES[args.tone][0](sharp)
+    return output(sensor(optics(linear, draw), draw, rng), draw, rng, args), draw
+
+
+def reference(sharp: np.ndarray, args) -> np.ndarray:
+    """The sharp crop through the same tone curve, 8-bit (the crop itself for srgb and gamma22)."""
+    decode, encode = TONES[args.tone]
+    return np.round(np.clip(encode(decode(sharp)), 0, 1) * 255).astype(np.uint8)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -180,11 +220,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sharpen", type=float, default=0.0,
                    help="in-camera sharpening: an unsharp mask (σ 1 px) of amount 0.5–1 × this, after the tone curve")
     p.add_argument("--jpeg", type=int, nargs=2, default=(80, 95), metavar=("QMIN", "QMAX"))
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not 0 < args.rmin <= args.rmax:
+        p.error(f"need 0 < --rmin <= --rmax, got {args.rmin} and {args.rmax}")
+    if not 1 <= args.jpeg[0] <= args.jpeg[1] <= 100:
+        p.error(f"need 1 <= QMIN <= QMAX <= 100 for --jpeg, got {args.jpeg[0]} {args.jpeg[1]}")
+    if args.draws < 1 or args.crop < 16:
+        p.error("need --draws >= 1 and --crop >= 16")
+    if args.short and args.short < args.crop:
+        p.error(f"--short {args.short} is smaller than --crop {args.crop}")
+    return args
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
+def sharp_crops(args) -> dict[Path, np.ndarray]:
+    """Every photo's crop, read before anything is written: a bad photo stops the run with nothing half-made."""
     if not args.photos.is_dir():
         raise SystemExit(f"make_heldout: {args.photos}: not a folder")
     paths = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in EXTENSIONS)
@@ -192,20 +241,32 @@ def main(argv=None) -> None:
         paths = [p for p in paths if p.stem in args.names]
     if not paths:
         raise SystemExit(f"make_heldout: {args.photos}: no photos (jpg/png) here")
+    stems = [p.stem for p in paths]
+    twins = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if twins:
+        raise SystemExit(f"make_heldout: {args.photos}: two photos named {twins[0]} (the outputs would collide)")
+    crops = {}
+    for path in paths:
+        photo = load_photo(path, args.short)
+        if min(photo.shape[:2]) < args.crop:
+            raise SystemExit(f"make_heldout: {path}: smaller than the {args.crop}² crop")
+        crops[path] = best_crop(photo, args.crop)
+    return crops
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    crops = sharp_crops(args)
     (args.out / "blurred").mkdir(parents=True, exist_ok=True)
     (args.out / "sharp").mkdir(parents=True, exist_ok=True)
     meta = {"simulator": "scripts/make_heldout.py", "settings": {k: str(v) for k, v in vars(args).items()},
             "images": {}}
-    for path, k in tqdm([(p, k) for p in paths for k in range(args.draws)], desc="held-out photos"):
+    for path, k in tqdm([(p, k) for p in crops for k in range(args.draws)], desc="held-out photos"):
         rng = np.random.default_rng([args.seed, zlib.crc32(path.stem.encode())] + ([k] if args.draws > 1 else []))
-        photo = load_photo(path, args.short)
-        if min(photo.shape[:2]) < args.crop:
-            raise SystemExit(f"make_heldout: {path}: smaller than the {args.crop}² crop")
-        sharp = best_crop(photo, args.crop)
         radius = float(rng.uniform(args.rmin, args.rmax))
-        blurred, draw = render(sharp, rng, radius, args)
+        blurred, draw = render(crops[path], rng, radius, args)
         name = path.stem if args.draws == 1 else f"{path.stem}_d{k}"
-        Image.fromarray(np.round(sharp * 255).astype(np.uint8)).save(args.out / "sharp" / f"{name}.png")
+        Image.fromarray(reference(crops[path], args)).save(args.out / "sharp" / f"{name}.png")
         Image.fromarray(blurred).save(args.out / "blurred" / f"{name}.png")
         meta["images"][name] = {**draw, "radius": round(radius, 3), "condition": "heldout", "source": str(path)}
     (args.out / "meta.json").write_text(json.dumps(meta, indent=1))

@@ -207,13 +207,17 @@ def test_check_sharp_reads_sharp_photos_in_focus_and_compares_the_result_with_th
     assert [r["photo"] for r in read_csv(out / "sharp.csv")] == ["astronaut", "camera"]
 
 
-def test_make_heldout_renders_reproducible_blurred_pairs_apart_from_hidd(tmp_path, capsys):
-    # the held-out simulator is a second camera: it must not lean on hidd.camera, and it writes make_benchmark's layout
+def test_make_heldout_renders_reproducible_blurred_pairs_apart_from_hidd(tmp_path):
+    # the held-out simulator is a second camera: it must not lean on hidd, and it writes make_benchmark's layout
+    import ast
     import numpy as np
     from PIL import Image
     from skimage import data
     make_heldout = load_script("make_heldout")
-    assert "hidd" not in (SCRIPTS / "make_heldout.py").read_text().split('"""')[2]  # no import of hidd after the docstring
+    tree = ast.parse((SCRIPTS / "make_heldout.py").read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not any(name == "hidd" or name.startswith("hidd.") for name in imported)
     photos = tmp_path / "photos"
     photos.mkdir()
     Image.fromarray(data.astronaut()[::6, ::6]).save(photos / "astronaut.png")  # 86²
@@ -229,10 +233,51 @@ def test_make_heldout_renders_reproducible_blurred_pairs_apart_from_hidd(tmp_pat
         blurred = np.asarray(Image.open(tmp_path / "a" / "blurred" / name), dtype=float)
         assert sharp.shape == blurred.shape == (64, 64, 3)
         assert np.abs(np.diff(blurred, axis=1)).mean() < 0.7 * np.abs(np.diff(sharp, axis=1)).mean()
+    first, second = ((tmp_path / "a" / "blurred" / f"astronaut_d{k}.png").read_bytes() for k in (0, 1))
+    assert first != second  # each draw its own camera
     items = bench_quality.load_benchmark(tmp_path / "a", None)
     assert {group for _, group, *_ in items} == {"heldout"} and all(2 <= r <= 3 for _, _, r, *_ in items)
-    for blades in (0, 6):
-        kernel = make_heldout.aperture(4.3, blades, 0.3, 0.2, 0.5)
-        assert abs(kernel.sum() - 1) < 1e-12 and np.allclose(kernel, kernel[::-1, ::-1])  # point-symmetric
+
+
+def test_make_heldout_apertures_and_colour_are_right():
+    import numpy as np
+    make_heldout = load_script("make_heldout")
+    for blades in (0, 5, 6, 9):
+        kernel = make_heldout.aperture(20.0, blades, 0.3, 0.0, 0.0)
+        assert abs(kernel.sum() - 1) < 1e-12
+        area = 1 / kernel.max()  # fully covered pixels hold 1 / area
+        expected = np.pi * 400 if blades == 0 else blades / 2 * 400 * np.sin(2 * np.pi / blades)
+        assert abs(area / expected - 1) < 0.02, blades
+    assert np.allclose(make_heldout.aperture(4.3, 6, 0.3, 0.2, 0.5), make_heldout.aperture(4.3, 6, 0.3, 0.2, 0.5)[::-1, ::-1])
+    for aberration in (1.0, -0.5):  # a > 0: more light at the rim than at the centre; a < 0: less
+        kernel = make_heldout.aperture(10.0, 0, 0.0, 0.0, aberration)
+        c = kernel.shape[0] // 2
+        assert (kernel[c, c + 9] > kernel[c, c]) == (aberration > 0)
+    grey = np.full((64, 64, 3), 0.5)  # a flat grey scene stays grey through white balance, mosaic and demosaicing
+    args = make_heldout.parse_args(["--photos", ".", "--out", "."])
+    out, _ = make_heldout.render(grey, np.random.default_rng(0), 3.0, args)
+    assert np.abs(out.reshape(-1, 3).mean(0) - 127.5).max() < 3
+
+
+def test_make_heldout_refuses_bad_input_in_one_line(tmp_path, capsys):
+    from PIL import Image
+    import numpy as np
+    make_heldout = load_script("make_heldout")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(np.zeros((80, 80, 3), np.uint8)).save(photos / "a.png")
+    with pytest.raises(SystemExit, match="not a folder"):
+        make_heldout.main(["--photos", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
     with pytest.raises(SystemExit, match="smaller than the 128² crop"):
-        make_heldout.main(["--photos", str(photos), "--crop", "128", "--short", "0", "--out", str(tmp_path / "c")])
+        make_heldout.main(["--photos", str(photos), "--crop", "128", "--short", "0", "--out", str(tmp_path / "o")])
+    with pytest.raises(SystemExit):
+        make_heldout.main(["--photos", str(photos), "--rmin", "0", "--out", str(tmp_path / "o")])
+    assert "need 0 < --rmin <= --rmax" in capsys.readouterr().err
+    Image.fromarray(np.zeros((80, 80, 3), np.uint8)).save(photos / "a.jpg")
+    with pytest.raises(SystemExit, match="two photos named a"):
+        make_heldout.main(["--photos", str(photos), "--crop", "64", "--short", "0", "--out", str(tmp_path / "o")])
+    (photos / "a.jpg").unlink()
+    (photos / "b.png").write_bytes(b"not an image")
+    with pytest.raises(SystemExit, match="b.png: cannot read it as an image"):
+        make_heldout.main(["--photos", str(photos), "--crop", "64", "--short", "0", "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()  # nothing half-made
