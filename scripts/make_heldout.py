@@ -10,7 +10,7 @@ development check, not a second model to keep in step: do not import it from hid
 name and, with --draws above 1, K, so a set is remade byte for byte by the same command):
 
   crop     short side area-downsampled to --short (0: as it is), the --crop² window of most gradient energy;
-  optics   decoded to linear light; per channel an aperture (a disk, or a 5–9-blade polygon, rotated, blended
+  optics   decoded to linear light (sRGB; gamma22: a 2.2 power); per channel an aperture (a disk, or a 5–9-blade polygon, rotated, blended
            with its circumscribed disk at a weight of 0–0.6) weighted by 1 + a ρ², a ∈ [−0.5, 1] (a < 0: soft
            edge, a > 0: bright rim), radius r (1 ± d) with a per-channel scale |d| ≤ 0.08 for red and blue,
            then a diffraction Gaussian of 0.3–0.8 px; convolved with reflected borders;
@@ -20,8 +20,8 @@ name and, with --draws above 1, K, so a set is remade byte for byte by the same 
   output   a tone curve (sRGB; gamma22: a 2.2 power; scurve: sRGB then v − 0.3 sin(2πv)/2π), with --sharpen
            in-camera sharpening (an unsharp mask), 8 bits, and JPEG at q drawn from --jpeg (default 80–95), read back.
 
-The sharp reference is the crop through the same tone curve (decoded as sRGB, encoded by --tone: the crop
-itself for srgb and gamma22), 8-bit. Radii are uniform in [--rmin, --rmax]. Writes the folder layout of
+The sharp reference is the crop decoded and re-encoded by --tone, 8-bit: the crop itself for srgb and gamma22,
+whose two directions are inverse; for scurve, the crop through the S-curve, as the photo is. Radii are uniform in [--rmin, --rmax]. Writes the folder layout of
 scripts/make_benchmark.py (blurred/, sharp/, meta.json with every draw's parameters), so that
 
   python scripts/make_heldout.py --photos /tmp/mate/usr/share/backgrounds/mate/nature --out data/heldout/set20 --seed 20
