@@ -1,10 +1,13 @@
 """The benchmark scripts on a small benchmark: bench_quality's subset selection and tables, plot_quality."""
+import ast
 import csv
 import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 sys.path.insert(0, str(SCRIPTS))  # make_benchmark imports its sibling prepare_corpus, as when run as a script
@@ -18,7 +21,8 @@ def load_script(name: str):
     return module
 
 
-make_benchmark, bench_quality, plot_quality = (load_script(n) for n in ("make_benchmark", "bench_quality", "plot_quality"))
+make_benchmark, bench_quality, plot_quality, make_heldout = (
+    load_script(n) for n in ("make_benchmark", "bench_quality", "plot_quality", "make_heldout"))
 
 
 @pytest.fixture(scope="module")
@@ -209,11 +213,7 @@ def test_check_sharp_reads_sharp_photos_in_focus_and_compares_the_result_with_th
 
 def test_make_heldout_renders_reproducible_blurred_pairs_apart_from_hidd(tmp_path):
     # the held-out simulator is a second camera: it must not lean on hidd, and it writes make_benchmark's layout
-    import ast
-    import numpy as np
-    from PIL import Image
     from skimage import data
-    make_heldout = load_script("make_heldout")
     tree = ast.parse((SCRIPTS / "make_heldout.py").read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
@@ -240,8 +240,6 @@ def test_make_heldout_renders_reproducible_blurred_pairs_apart_from_hidd(tmp_pat
 
 
 def test_make_heldout_apertures_and_colour_are_right():
-    import numpy as np
-    make_heldout = load_script("make_heldout")
     for blades in (0, 5, 6, 9):
         kernel = make_heldout.aperture(20.0, blades, 0.3, 0.0, 0.0)
         assert abs(kernel.sum() - 1) < 1e-12
@@ -260,9 +258,6 @@ def test_make_heldout_apertures_and_colour_are_right():
 
 
 def test_make_heldout_refuses_bad_input_in_one_line(tmp_path, capsys):
-    from PIL import Image
-    import numpy as np
-    make_heldout = load_script("make_heldout")
     photos = tmp_path / "photos"
     photos.mkdir()
     Image.fromarray(np.zeros((80, 80, 3), np.uint8)).save(photos / "a.png")
