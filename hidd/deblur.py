@@ -10,7 +10,8 @@ The sampler itself (hidd.sampling) sees network-shaped tensors only. This layer
   measurement, and reports the radius used;
 - with sampler.max_noise_gain, backs a result that amplified noise off towards its photo, and returns a photo
   unchanged where the blind estimate found it in focus (hidd.no_harm), without sampling at all where every
-  photo of the batch reads in focus (NFE 0); a half-trusted blind blur keeps at most its share of the result;
+  photo of the batch reads in focus (NFE 0); a half-trusted blind blur keeps at most its share of the result, and
+  a blind result whose model leaves a correlated misfit keeps sampler.hedge_share of it;
 - names, per image, any non-finite quantity (noise level, proximal weight, radius, output), so that a
   caller never writes NaN and can fail that image alone (the images of a batch are independent).
 """
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from hidd.precision import InferencePrecision
 from hidd.prior import Prior
 from hidd.measurement import measurement_model
-from hidd.no_harm import back_off
+from hidd.no_harm import back_off, hedge
 from hidd.sampling.blur_consistency import needs_operator
 from hidd.sampling.loops import check_settings, sample
 from hidd.tiling import ScoreTiler, TilingConfig
@@ -37,7 +38,8 @@ class DeblurResult:
     radius: torch.Tensor | None = None  # (B,) PSF radius used (map mean if spatially varying); None: no blur model
     at_bound: torch.Tensor | None = None  # (B,) the blind radius is the largest searched (the blur may be larger)
     noise_sigma: torch.Tensor | None = None  # (B,) RMS noise level of the measurement model; None: no blur model
-    share: torch.Tensor | None = None  # (B,) the share of the deblurring kept (no_harm): 1 all, 0 the input unchanged
+    share: torch.Tensor | None = None  # (B,) the share of the deblurring kept (no_harm, hedge included): 1 all, 0 the
+    # input unchanged
     noise_gain: torch.Tensor | None = None  # (B,) the full result's flat-patch noise over the input's (max_noise_gain;
     # NaN where read in focus: not measured)
     in_focus: torch.Tensor | None = None  # (B,) bool: the blind estimate read no blur, so the guard returned the photo
@@ -109,7 +111,8 @@ class Deblurrer:
         guarded = operator is not None and cfg.max_noise_gain > 0
         radius = None if operator is None else operator.radius.reshape(b, -1).mean(dim=1).cpu()  # one per photo
         in_focus = None  # a blind estimate of "in focus" leaves the photo as it is: denoising alone costs its detail
-        if guarded and cfg.radius <= 0 and not cfg.radius_map:
+        blind = guarded and cfg.radius <= 0 and not cfg.radius_map
+        if blind:
             in_focus = radius == 0
         if in_focus is not None and bool(in_focus.all()):  # nothing to deblur: no sampling either
             x, nfe = y_net, 0
@@ -126,9 +129,10 @@ class Deblurrer:
                              max_share=operator.max_share.reshape(b, -1).amin(dim=1).cpu())
         images = restore_layout(x)
         problems = [self._measurement_problem(operator, b, i) or _output_problem(images[i]) for i in range(b)]
-        if guarded:
+        if guarded:  # a blind result whose model leaves a correlated misfit is hedged towards its photo
+            hedged = hedge(operator.misfit_correlation.reshape(b, -1).amax(dim=1), cfg.hedge_share) if blind else None
             guard = back_off(y, images.nan_to_num(), operator.tone, cfg.max_noise_gain, in_focus,
-                             per_photo["max_share"])
+                             per_photo["max_share"], hedged)
             images, per_photo["noise_gain"], per_photo["share"] = guard.images, guard.noise_gain, guard.share
         return DeblurResult(images=images.clamp(0, 1), nfe=nfe, problems=problems, **per_photo)
 

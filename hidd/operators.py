@@ -49,6 +49,9 @@ class BlurOperator:
         # (B,) the share of each image's deblurring that may be kept: < 1 where its blur is half-trusted (a blind
         # reading from its edges alone, hidd.blind.defocus)
         self.max_share = torch.ones(radius.shape, dtype=torch.float64) if max_share is None else max_share
+        # (B,) the lag-1 autocorrelation of each image's misfit y − A x̂₀ when the data step calibrates its noise level
+        # (hidd.sampling.blur_consistency): low where the model explains the photo up to white noise; NaN: not measured
+        self.misfit_correlation = torch.full(radius.shape, float("nan"), dtype=torch.float64)
 
     def linear(self, u: torch.Tensor) -> torch.Tensor:
         """The blur k ∗ u of linear-light images (B, C, H, W)."""

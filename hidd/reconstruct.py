@@ -60,7 +60,8 @@ class Outcome:
     problem: str | None = None
     radius: float | str = ""  # PSF radius used; empty without a blur model
     at_bound: bool = False  # the blind radius is the largest searched: the blur may be larger
-    share: float | str = ""  # of the deblurring kept by the no-harm guard: 1 all, 0 the input; empty: guard off
+    share: float | str = ""  # of the deblurring kept by the no-harm guard, hedge included: 1 all, 0 the input;
+    # empty: guard off
     noise_gain: float | None = None  # the full result's flat-patch noise over the input's (guard on)
     in_focus: bool = False  # the blind estimate read no blur: the guard returned the input unchanged
     max_share: float = 1.0  # the most of the deblurring that could be kept (< 1: a blur read from the edges alone)
@@ -188,12 +189,19 @@ class Restorer:
 def _row(outcome: Outcome) -> dict:
     job, image = outcome.job, outcome.image
     row = {"name": job.pair.name, "input": str(job.pair.blurred), "height": image.shape[0], "width": image.shape[1],
-           "nfe": outcome.nfe, "seconds": round(outcome.seconds, 3), "radius": outcome.radius, "share": outcome.share,
+           "nfe": outcome.nfe, "seconds": round(outcome.seconds, 3), "radius": outcome.radius,
+           "share": outcome.share if outcome.share == "" else round(outcome.share, 3),
            "psnr_input": "", "ssim_input": "", "psnr": "", "ssim": ""}
     if job.sharp is not None:
         row.update(psnr_input=round(psnr(job.blurred, job.sharp), 4), ssim_input=round(ssim(job.blurred, job.sharp), 4),
                    psnr=round(psnr(image, job.sharp), 4), ssim=round(ssim(image, job.sharp), 4))
     return row
+
+
+def _backed_off(outcome: Outcome, limit: float) -> bool:
+    """Whether the no-harm guard (noise limit `limit`) kept less than the (hedged) result: read in focus, too noisy
+    (a NaN gain counts as such), or a half-trusted blur."""
+    return outcome.share != "" and (outcome.in_focus or not outcome.noise_gain <= limit or outcome.max_share < 1)
 
 
 def _back_off_note(outcome: Outcome, limit: float) -> str:
@@ -326,7 +334,7 @@ def run(args) -> list[str]:
             elif outcome.at_bound:
                 _say(f"{PROGRAM}: warning: {outcome.job.pair.blurred}: the blind radius estimate {outcome.radius} px "
                      "is the largest searched, so the blur may be larger; if so, give it: --set sampler.radius=R")
-            if outcome.share != "" and outcome.share < 1:
+            if _backed_off(outcome, config.sampler.max_noise_gain):
                 _say(f"{PROGRAM}: note: {outcome.job.pair.blurred}: "
                      f"{_back_off_note(outcome, config.sampler.max_noise_gain)}")
     bar.close()

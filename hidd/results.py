@@ -22,7 +22,8 @@ from hidd.text import printable
 
 FIELDS = ["name", "input", "height", "width", "nfe", "seconds", "radius", "share", "psnr_input", "ssim_input",
           "psnr", "ssim"]  # radius: PSF radius used (blind estimate unless given); empty without a blur model.
-# share: of the deblurring kept by the no-harm guard (hidd.no_harm): 1 all, 0 the input unchanged; empty: guard off
+# share: of the deblurring kept by the no-harm guard (hidd.no_harm), its hedge included: 1 all, 0 the input
+# unchanged; empty: guard off
 _ENCODING = dict(encoding="utf-8", errors="surrogateescape")
 
 

@@ -18,7 +18,8 @@ quality, paper, ablation-*) run with the checkpoint; the paper's learned compari
 the camera model it was trained on). Depth-varying images get the oracle PSF of their median radius.
 Groups: the camera benchmark's conditions, or the sRGB-disk set's radii.
 --include DIR adds an earlier run's rows (e.g. a GPU run of the paper preset) to the tables.
-Writes OUTPUT/per_image.csv and OUTPUT/summary.csv (and with --save-images OUTPUT/images/METHOD/NAME.png,
+Writes OUTPUT/per_image.csv (its `param`: an oracle's tuned parameter, or the share of its deblurring that a hidd
+preset's no-harm guard kept) and OUTPUT/summary.csv (and with --save-images OUTPUT/images/METHOD/NAME.png,
 for scripts/compare_figure.py) and prints Markdown tables: PSNR and SSIM per group, the mean and the
 smallest per-image gain over the input per group, and the paper's summary: how much higher (in %) each hidd
 preset's PSNR and SSIM are than each other method's.
@@ -126,7 +127,8 @@ def run_preset(preset: str, items, args):
         start = time.perf_counter()
         y = torch.from_numpy(blurred).permute(2, 0, 1)[None]
         out = deblur(y, seed=args.seed, radius_map=known)
-        results[name] = (out.images[0].permute(1, 2, 0).cpu().numpy(), out.nfe, time.perf_counter() - start, "")
+        kept = "" if out.share is None else round(out.share[0].item(), 3)  # the share of its deblurring kept
+        results[name] = (out.images[0].permute(1, 2, 0).cpu().numpy(), out.nfe, time.perf_counter() - start, kept)
     return results, prior.config
 
 

@@ -349,7 +349,7 @@ def test_a_partial_back_off_is_recorded_and_said(tiny_checkpoint, tmp_path, caps
     import hidd.deblur
     from hidd.no_harm import BackOff
 
-    def half_way(y, result, tone, limit, in_focus=None, max_share=None):  # as if only the ½ blend were clean enough
+    def half_way(y, result, tone, limit, in_focus=None, max_share=None, hedged=None):  # as if only the ½ blend were clean enough
         share = torch.full((len(y),), 0.5, dtype=torch.float64)
         return BackOff(torch.lerp(y.to(result), result, 0.5), torch.full_like(share, 2.5), share)
 
@@ -365,6 +365,32 @@ def test_a_partial_back_off_is_recorded_and_said(tiny_checkpoint, tmp_path, caps
     assert "cat.png: backed off to 50% of its deblurring (blended with the input); its deblurred result had 2.5×" \
         in printed.err
     assert any(line.startswith("cat ") and line.split()[4] == "0.5" for line in printed.out.splitlines())  # kept
+
+
+def test_a_blind_result_is_hedged_by_its_calibration_misfit_recorded_and_not_said(tiny_checkpoint, tmp_path, capsys,
+                                                                                   monkeypatch):
+    import hidd.deblur
+    from hidd.no_harm import hedge
+
+    seen = []
+
+    def recording_hedge(correlation, hedge_share):
+        seen.append((correlation.clone(), hedge_share))
+        return hedge(correlation, hedge_share)
+
+    monkeypatch.setattr(hidd.deblur, "hedge", recording_hedge)
+    blurred = Camera(psf=LensPSF(3.0), noise=PoissonGaussian(read=0.002)).render(
+        photo("chelsea", 64), generator=torch.Generator().manual_seed(0))
+    write_image(tmp_path / "in" / "cat.png", blurred[0].permute(1, 2, 0).numpy())
+    reconstruct_main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+                      "--checkpoint", str(tiny_checkpoint), "--set", "sampler.num_steps=4",
+                      "--set", "sampler.max_noise_gain=1000", "--set", "sampler.hedge_share=0.5"])
+    (correlation, hedge_share), = seen
+    assert hedge_share == 0.5 and correlation.shape == (1,) and torch.isfinite(correlation).all()  # calibrated
+    header, row = [line.split(",") for line in (tmp_path / "out" / "metrics.csv").read_text().splitlines()]
+    share = float(dict(zip(header, row))["share"])
+    assert 0.5 <= share <= 1 and share == pytest.approx(hedge(correlation, 0.5).item(), abs=1e-3)
+    assert "note:" not in capsys.readouterr().err  # hedged, not backed off: nothing to say
 
 
 def test_photos_read_in_focus_come_back_unmeasured_and_a_batch_of_them_unsampled(tiny_checkpoint):
@@ -393,26 +419,31 @@ def test_a_half_trusted_blur_is_kept_at_half_strength_and_said(tiny_checkpoint, 
     write_image(tmp_path / "in" / "cat.png", blurred[0].permute(1, 2, 0).numpy())
     reconstruct_main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
                       "--checkpoint", str(tiny_checkpoint), "--set", "sampler.num_steps=2",
-                      "--set", "sampler.prox_lambda_white=0", "--set", "sampler.max_noise_gain=1000"])
+                      "--set", "sampler.prox_lambda_white=0", "--set", "sampler.max_noise_gain=1000",
+                      "--set", "sampler.hedge_share=1"])
     header, row = [line.split(",") for line in (tmp_path / "out" / "metrics.csv").read_text().splitlines()]
     assert float(dict(zip(header, row))["share"]) == 0.5
     assert "cat.png: deblurred at 50% strength (blended with the input): its spectrum reads in focus and only its " \
            "edges show the blur (3.0 px)" in capsys.readouterr().err
 
 
-def test_the_edge_reading_is_refused_without_the_guard_and_out_of_range(tiny_checkpoint, tmp_path, capsys):
+def test_the_edge_reading_and_the_hedge_are_refused_without_the_guard_and_out_of_range(tiny_checkpoint):
     from hidd.deblur import Deblurrer
 
     y = Camera(psf=LensPSF(3.0)).render(photo("chelsea", 64), generator=torch.Generator().manual_seed(0))
-    for override, message in [("sampler.max_noise_gain=0", "edge_read_share keeps a share of a deblurring"),
-                              ("sampler.edge_read_share=1.5", "edge_read_share must be in [0, 1]"),
-                              ("sampler.shared_quantile=0.5", "shared_quantile must be in [0, 0.5)")]:
-        deblur = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=["sampler.num_steps=2", override]))
+    for overrides, message in [(["max_noise_gain=0"], "edge_read_share keeps a share of a deblurring"),
+                               (["max_noise_gain=0", "edge_read_share=0"], "hedge_share keeps a share of a deblurring"),
+                               (["edge_read_share=1.5"], "edge_read_share must be in [0, 1]"),
+                               (["hedge_share=0"], "hedge_share must be in (0, 1]"),
+                               (["hedge_share=1.1"], "hedge_share must be in (0, 1]"),
+                               (["shared_quantile=0.5"], "shared_quantile must be in [0, 0.5)")]:
+        deblur = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=[
+            "sampler.num_steps=2", *(f"sampler.{override}" for override in overrides)]))
         with pytest.raises(ValueError, match=re.escape(message)):
             deblur(y)
     deblur = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=[
-        "sampler.num_steps=2", "sampler.max_noise_gain=0", "sampler.edge_read_share=0"]))
-    assert deblur(y).share is None  # the guard off, with the edge reading off too
+        "sampler.num_steps=2", "sampler.max_noise_gain=0", "sampler.edge_read_share=0", "sampler.hedge_share=1"]))
+    assert deblur(y).share is None  # the guard off, with the edge reading and the hedge off too
 
 
 def test_the_edge_reading_stays_within_what_the_image_and_the_search_resolve():
@@ -439,7 +470,8 @@ def test_a_grey_prior_takes_the_edge_reading_per_channel_and_keeps_the_smallest_
 
     monkeypatch.setattr(hidd.measurement, "estimate_defocus", one_channel_edges_only)
     deblur = Deblurrer(load_prior(make_tiny_checkpoint(tmp_path / "grey.pt", "model.channels=1"), preset="fast",
-                                  overrides=["sampler.num_steps=2", "sampler.max_noise_gain=1000"]))
+                                  overrides=["sampler.num_steps=2", "sampler.max_noise_gain=1000",
+                                             "sampler.hedge_share=1"]))
     y = Camera(psf=LensPSF(3.0)).render(photo("chelsea", 64), generator=torch.Generator().manual_seed(0))
     result = deblur(y)
     assert len(calls) == 3 and result.max_share.tolist() == [0.5] and result.share.tolist() == [0.5]

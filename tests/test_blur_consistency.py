@@ -99,6 +99,8 @@ def test_lambda_follows_the_misfits_correlation_and_the_loop_restarts_once():
         step = ProxConsistency(op, prox_lambda=8.0, noise_calibration=0.05, prox_lambda_white=1.0)
         step.apply(x, x, blur(x, op.psf) + noise, torch.tensor([0.04]))
         assert step.prox_lambda.item() == pytest.approx(expected) and step.wants_restart == (expected == 1.0)
+        # recorded for the guard's hedge: the misfit of the true x is the noise
+        assert op.misfit_correlation.item() == pytest.approx(lag1_correlation(noise).item(), abs=1e-9)
     cfg = SamplerConfig(loop="tweedie", schedule="edm", num_steps=6, sigma_start=0.2, sigma_end=0.01,
                         consistency="prox", renoise=0.0, prox_lambda=8.0, noise_calibration=0.05,
                         prox_lambda_white=1.0)

@@ -5,7 +5,7 @@ import torch
 
 from conftest import synthetic_photo
 from hidd.camera import tone_curve
-from hidd.no_harm import BLEND_NOISE_GAIN, back_off, noise_gain
+from hidd.no_harm import BLEND_NOISE_GAIN, back_off, hedge, noise_gain
 
 SRGB = tone_curve("srgb")
 
@@ -70,3 +70,15 @@ def test_a_half_trusted_blur_keeps_at_most_its_share_and_its_blends_are_capped_t
     _, inputs, results = _photos(amplification=1.8)  # too noisy for the limit 1.7; a blend at 0.4: about 1.3×
     cap = torch.tensor([1.0, 0.4], dtype=torch.float64)
     assert back_off(inputs, results, SRGB, limit=1.7, max_share=cap).share.tolist() == [1.0, 0.4]  # the cap itself
+
+
+def test_a_result_whose_model_leaves_a_correlated_misfit_is_hedged_and_the_hedge_scales_every_share():
+    correlation = torch.tensor([0.1, 0.35, 0.45, 0.55, 0.9, float("nan")], dtype=torch.float64)
+    assert hedge(correlation, 0.9).tolist() == pytest.approx([1.0, 1.0, 0.95, 0.9, 0.9, 0.9])  # NaN: unmeasured
+    assert hedge(correlation, 1.0).tolist() == [1.0] * 6  # off
+    _, inputs, results = _photos(amplification=2.2)  # the first result clean, the second backed off to its ¼ blend
+    guarded = back_off(inputs, results, SRGB, limit=2.0, hedged=torch.tensor([0.9, 0.9], dtype=torch.float64))
+    assert guarded.share.tolist() == pytest.approx([0.9, 0.225])  # decided on the full result, then hedged
+    assert torch.allclose(guarded.images[0], inputs[0] + 0.9 * (results[0] - inputs[0]))
+    assert torch.allclose(guarded.images[1], inputs[1] + 0.225 * (results[1] - inputs[1]))
+    assert back_off(inputs, results, SRGB, limit=2.0).share.tolist() == [1.0, 0.25]  # no hedge given: none

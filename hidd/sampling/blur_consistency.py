@@ -91,12 +91,14 @@ class OperatorConsistency(Consistency):
         """σ_n ← max(RMS(y − A x̂₀), ½ σ_n) per image, and λ and the blind PSF's softening from the misfit's
         correlation (see the module docstring); sets operator.noise_sigma, prox_lambda and the operator's PSF."""
         residual = y - self.operator(estimate)
+        measured = lag1_correlation(residual)
+        self.operator.misfit_correlation = measured.cpu()  # also read by the no-harm guard (hidd.no_harm.hedge)
         if self.prox_lambda_white > 0:
-            correlation = lag1_correlation(residual).nan_to_num(1.0)  # a non-finite misfit keeps λ and the PSF
-            white = _ramp(correlation, WHITE_CORRELATION, CORRELATED_MISFIT).float()
+            correlation = measured.nan_to_num(1.0)  # a non-finite misfit keeps λ and the PSF
+            white = whiteness(correlation, WHITE_CORRELATION, CORRELATED_MISFIT).float()
             self.prox_lambda = self.prox_lambda_correlated + (self.prox_lambda_white - self.prox_lambda_correlated) * white
             self.wants_restart = bool((white > 0).any())
-            sharp_psf = _ramp(correlation, WHITE_CORRELATION, WHITE_PSF_CORRELATION)
+            sharp_psf = whiteness(correlation, WHITE_CORRELATION, WHITE_PSF_CORRELATION)
             self.operator.scale_softening(1 + (self.softening_white - 1) * sharp_psf)
         misfit = residual.double().square().flatten(1).mean(dim=1).sqrt()
         before = self.operator.noise_sigma
@@ -155,8 +157,9 @@ class GradientConsistency(OperatorConsistency):
         return x
 
 
-def _ramp(correlation: torch.Tensor, white: float, correlated: float) -> torch.Tensor:
-    """1 at or below `white`, 0 at or above `correlated`, linear in between."""
+def whiteness(correlation: torch.Tensor, white: float, correlated: float) -> torch.Tensor:
+    """How white a misfit of lag-1 autocorrelation `correlation` is: 1 at or below `white`, 0 at or above
+    `correlated`, linear in between."""
     return ((correlated - correlation) / (correlated - white)).clamp(0, 1)
 
 

@@ -36,6 +36,11 @@ def check_settings(cfg) -> None:
     if cfg.edge_read_share > 0 and cfg.max_noise_gain <= 0:
         raise ValueError("sampler.edge_read_share keeps a share of a deblurring, which is the no-harm guard's work: "
                          "with max_noise_gain 0 (guard off) set edge_read_share 0 too")
+    if not 0 < cfg.hedge_share <= 1:
+        raise ValueError(f"sampler.hedge_share must be in (0, 1], got {cfg.hedge_share}")
+    if cfg.hedge_share < 1 and cfg.max_noise_gain <= 0:
+        raise ValueError("sampler.hedge_share keeps a share of a deblurring, which is the no-harm guard's work: "
+                         "with max_noise_gain 0 (guard off) set hedge_share 1 too")
 
 
 def start_iterate(sde, y: torch.Tensor | None, sigma_start: float, shape, generator, device) -> torch.Tensor:
