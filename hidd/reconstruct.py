@@ -199,9 +199,9 @@ def _row(outcome: Outcome) -> dict:
 
 
 def _backed_off(outcome: Outcome, limit: float) -> bool:
-    """Whether the no-harm guard (noise limit `limit`) kept less than the (hedged) result: read in focus, too noisy
-    (a NaN gain counts as such), or a half-trusted blur."""
-    return outcome.share != "" and (outcome.in_focus or not outcome.noise_gain <= limit or outcome.max_share < 1)
+    """Whether the no-harm guard (on, with noise limit `limit`) kept less than the (hedged) result: read in focus,
+    too noisy (a NaN gain counts as such), or a half-trusted blur."""
+    return outcome.in_focus or not outcome.noise_gain <= limit or outcome.max_share < 1
 
 
 def _back_off_note(outcome: Outcome, limit: float) -> str:
@@ -334,7 +334,7 @@ def run(args) -> list[str]:
             elif outcome.at_bound:
                 _say(f"{PROGRAM}: warning: {outcome.job.pair.blurred}: the blind radius estimate {outcome.radius} px "
                      "is the largest searched, so the blur may be larger; if so, give it: --set sampler.radius=R")
-            if _backed_off(outcome, config.sampler.max_noise_gain):
+            if outcome.share != "" and _backed_off(outcome, config.sampler.max_noise_gain):  # "": guard off
                 _say(f"{PROGRAM}: note: {outcome.job.pair.blurred}: "
                      f"{_back_off_note(outcome, config.sampler.max_noise_gain)}")
     bar.close()
