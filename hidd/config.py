@@ -134,8 +134,9 @@ class SamplerConfig:
     max_noise_gain: float = 0.0  # blind deblurring: a result whose flat-patch noise exceeds this × the input's is
     # backed off to the blend y + w (x̂ − y) with the largest w of ¾, ½, ¼ whose noise is within 1.5× (and this), else
     # to the input unchanged; a photo the blind estimate reads in focus is returned unchanged (hidd.no_harm); 0: off
-    hedge_share: float = 1.0  # in (0, 1], with max_noise_gain and a blind PSF: the share of the result kept where the
-    # data step's calibration misfit is correlated (the model does not explain the photo), 1 where it is white (no_harm)
+    hedge_share: float = 1.0  # in (0, 1], with max_noise_gain and one blind PSF per photo (not a given radius, not a
+    # radius map): the share of the result kept where the data step's calibration misfit is correlated (the model does
+    # not explain the photo) or was never measured (noise_calibration 0), 1 where it is white (hidd.no_harm); 1: off
     boundary: str = "free"  # 'prox' image border: 'free' (scene beyond the frame unknown) or 'reflect' (synthetic)
     gradient_steps: int = 5  # descent steps per iteration of the 'gradient' consistency
     gradient_step: float = 1.0  # their step length, in units of 1 / Lipschitz constant (≤ 2)

@@ -46,6 +46,7 @@ class DeblurResult:
     # unchanged; None without the guard or with a given radius (map)
     max_share: torch.Tensor | None = None  # (B,) the most of the deblurring the guard may keep: < 1 where the blur
     # was half-trusted (read from the photo's edges alone); None without a blur model
+    hedge: torch.Tensor | None = None  # (B,) the hedge in share (sampler.hedge_share; 1: none); None: guard off
     problems: list[str | None] = field(default_factory=list)  # (B,) why an image's result is unusable, else None
 
     def __post_init__(self):
@@ -130,10 +131,11 @@ class Deblurrer:
         images = restore_layout(x)
         problems = [self._measurement_problem(operator, b, i) or _output_problem(images[i]) for i in range(b)]
         if guarded:  # a blind result whose model leaves a correlated misfit is hedged towards its photo
-            hedged = hedge(operator.misfit_correlation.reshape(b, -1).amax(dim=1), cfg.hedge_share) if blind else None
+            hedges = hedge(operator.misfit_correlation.reshape(b, -1).amax(dim=1), cfg.hedge_share) if blind else None
             guard = back_off(y, images.nan_to_num(), operator.tone, cfg.max_noise_gain, in_focus,
-                             per_photo["max_share"], hedged)
+                             per_photo["max_share"], hedges)
             images, per_photo["noise_gain"], per_photo["share"] = guard.images, guard.noise_gain, guard.share
+            per_photo["hedge"] = guard.hedge
         return DeblurResult(images=images.clamp(0, 1), nfe=nfe, problems=problems, **per_photo)
 
     def _measurement_problem(self, operator, batch_size: int, index: int) -> str | None:

@@ -30,11 +30,11 @@ A blind result is also hedged: where the model does not explain the photo, only 
 
 white 1 where the data step's calibration misfit y − A x̂₀ is white (its lag-1 autocorrelation c ≤ 0.35: the
 model explains the photo up to white noise), 0 where it is correlated (c ≥ 0.55: demosaicing, JPEG, a lens the
-PSF family does not match), linear in between (the ramp that sets λ, hidd.sampling.blur_consistency); a misfit
-never measured counts as correlated. Why: the error of y + h (x̂ − y) is quadratic in h, with its minimum at
+PSF family does not match), linear in between (hidd.misfit; the ramp that also sets λ); a misfit never
+measured (sampler.noise_calibration 0, or a σ grid that ends above it) counts as correlated. Why: the error of y + h (x̂ − y) is quadratic in h, with its minimum at
 h* = ⟨x − y, x̂ − y⟩ / ‖x̂ − y‖². Where the PSF is right, h* ≈ 1 and h = 0.9 costs (1 − h)² = 1 % of the MSE the
-deblurring removed (+3 dB → +2.96 dB); where it is wrong it overshoots, and h* falls to 0.43–0.66 (OpenCV's apple
-through soft-edged lenses that the disk family cannot fit: −0.45 / −0.68 dB at h = 1, +0.03 / −0.16 at 0.9).
+deblurring removed (+3 dB → +2.96 dB); where it is wrong it overshoots, and h* falls (0.45 and 0.43 on OpenCV's
+apple through soft-edged lenses that the disk family cannot fit: −0.45 / −0.68 dB at h = 1, +0.03 / −0.16 at 0.9).
 On the 162 held-out camera draws (BENCHMARKS, "The hedge"; their misfits correlated or nearly so) it gained +2.77 dB
 against +2.72, none worse against two; on the sRGB-disk set, exactly modelled, h* is 1.00–1.37 and the white
 misfits keep h = 1 (0.9 for all would have cost it 0.31 dB).
@@ -53,7 +53,7 @@ import torch
 
 from hidd.blind.noise import estimate_nlf
 from hidd.camera.tone import ToneCurve
-from hidd.sampling.blur_consistency import CORRELATED_MISFIT, WHITE_CORRELATION, whiteness
+from hidd.misfit import whiteness
 
 BLEND_SHARES = (0.75, 0.5, 0.25)  # the shares w of the deblurring tried, in turn, when the full result is too noisy
 BLEND_NOISE_GAIN = 1.5  # ... and the noise gain a blend may have (at most the limit): that of results better than y
@@ -76,7 +76,7 @@ def noise_gain(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve,
 def hedge(misfit_correlation: torch.Tensor, hedge_share: float) -> torch.Tensor:
     """Per image (B,): the share h of a blind result kept, hedge_share where the calibration misfit's lag-1
     autocorrelation (B,) is correlated or unmeasured (NaN), 1 where it is white, linear in between."""
-    white = whiteness(misfit_correlation.double().nan_to_num(1.0), WHITE_CORRELATION, CORRELATED_MISFIT)
+    white = whiteness(misfit_correlation.double().nan_to_num(1.0))
     return hedge_share + (1 - hedge_share) * white
 
 
@@ -87,20 +87,21 @@ class BackOff:
     images: torch.Tensor  # (B, C, H, W): y + share · (x̂ − y) per image
     noise_gain: torch.Tensor  # (B,) the full-strength result's flat-patch noise over the photo's; NaN: read in focus
     share: torch.Tensor  # (B,) the share of the deblurring kept, hedge included: 1 the result, 0 the photo unchanged
+    hedge: torch.Tensor  # (B,) the hedge h in it (1: none); share / hedge is the guard's own share w
 
 
 def back_off(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, limit: float,
              in_focus: torch.Tensor | None = None, max_share: torch.Tensor | None = None,
-             hedged: torch.Tensor | None = None) -> BackOff:
+             hedges: torch.Tensor | None = None) -> BackOff:
     """The result x̂ (B, C, H, W) where its noise gain over y is within `limit`; elsewhere the blend y + w (x̂ − y)
     at the largest w of BLEND_SHARES whose gain is within min(limit, BLEND_NOISE_GAIN), or y where none is; y where
     in_focus (B,) bool is set, whose result is not measured (its gain is NaN). max_share (B,): the most of each
     image's deblurring that may be kept (a half-trusted blur: 0.5), default 1. A gain that cannot be measured (NaN)
-    counts as too noisy. hedged (B,): each image's hedge h (see `hedge`), default 1; the share kept is h w."""
+    counts as too noisy. hedges (B,): each image's hedge h (see `hedge`), default 1; the share kept is h w."""
     y = y.to(result)
     in_focus = torch.zeros(len(y), dtype=torch.bool) if in_focus is None else in_focus.cpu()
     max_share = torch.ones(len(y), dtype=torch.float64) if max_share is None else max_share.cpu().double()
-    hedged = torch.ones(len(y), dtype=torch.float64) if hedged is None else hedged.cpu().double()
+    hedges = torch.ones(len(y), dtype=torch.float64) if hedges is None else hedges.cpu().double()
     gain = torch.full((len(y),), float("nan"), dtype=torch.float64)
     share = torch.zeros(len(y), dtype=torch.float64)
     bar = min(limit, BLEND_NOISE_GAIN)
@@ -110,8 +111,7 @@ def back_off(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, limit: floa
         gain[i] = noise_gain(photo, full, tone, photo_noise).item()
         cap = float(max_share[i])
         share[i] = cap if gain[i] <= limit else _largest_clean_share(photo, full, tone, photo_noise[0], bar, cap)
-    share = share * hedged
-    return BackOff(blend(y, result, share), gain, share)
+    return BackOff(blend(y, result, share * hedges), gain, share * hedges, hedges)
 
 
 def _largest_clean_share(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, photo_noise: float,

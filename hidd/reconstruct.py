@@ -65,6 +65,7 @@ class Outcome:
     noise_gain: float | None = None  # the full result's flat-patch noise over the input's (guard on)
     in_focus: bool = False  # the blind estimate read no blur: the guard returned the input unchanged
     max_share: float = 1.0  # the most of the deblurring that could be kept (< 1: a blur read from the edges alone)
+    hedge: float = 1.0  # the hedge in share (sampler.hedge_share: < 1 where the misfit was correlated)
     nfe: int = 0
     seconds: float = 0.0
 
@@ -178,12 +179,13 @@ class Restorer:
         gains = [None] * len(batch) if result.noise_gain is None else result.noise_gain.tolist()
         in_focus = [False] * len(batch) if result.in_focus is None else result.in_focus.tolist()
         caps = [1.0] * len(batch) if result.max_share is None else result.max_share.tolist()
+        hedges = [1.0] * len(batch) if result.hedge is None else result.hedge.tolist()
         images = result.images.permute(0, 2, 3, 1).cpu().numpy()
         return [Outcome(job, image=None if problem else image, radius=radius, at_bound=at_bound, share=share,
-                        noise_gain=gain, in_focus=focused, max_share=cap, nfe=result.nfe, seconds=seconds,
-                        problem=f"{job.pair.blurred}: {problem}" if problem else None)
-                for job, image, radius, at_bound, share, gain, focused, cap, problem
-                in zip(batch, images, radii, bounds, shares, gains, in_focus, caps, result.problems)]
+                        noise_gain=gain, in_focus=focused, max_share=cap, hedge=hedged, nfe=result.nfe,
+                        seconds=seconds, problem=f"{job.pair.blurred}: {problem}" if problem else None)
+                for job, image, radius, at_bound, share, gain, focused, cap, hedged, problem
+                in zip(batch, images, radii, bounds, shares, gains, in_focus, caps, hedges, result.problems)]
 
 
 def _row(outcome: Outcome) -> dict:
@@ -206,19 +208,22 @@ def _backed_off(outcome: Outcome, limit: float) -> bool:
 
 def _back_off_note(outcome: Outcome, limit: float) -> str:
     """What the no-harm guard (whose noise limit is `limit`) did to a photo it did not leave fully deblurred, and the
-    setting that made it."""
+    setting that made it; and the hedge on top, if any."""
     if outcome.in_focus:
         return "left unchanged; the blind estimate found no blur (sampler.max_noise_gain)"
+    kept = outcome.share / outcome.hedge  # the guard's own share w (the hedge h > 0)
     edges_only = (f"its spectrum reads in focus and only its edges show the blur ({outcome.radius} px), so at most "
                   f"{outcome.max_share:.0%} of its deblurring is kept (sampler.edge_read_share)")
+    hedged = (f"; hedged to {outcome.share:.0%} in all, its misfit being correlated (sampler.hedge_share)"
+              if outcome.hedge < 1 and outcome.share > 0 else "")
     if outcome.noise_gain <= limit:  # the result was clean: only the cap on a half-trusted blur held it back
-        return f"deblurred at {outcome.share:.0%} strength (blended with the input): {edges_only}"
+        return f"deblurred at {kept:.0%} strength (blended with the input): {edges_only}{hedged}"
     noisy = f"its deblurred result had {round(outcome.noise_gain, 2):g}× the input's noise in flat areas"
     if outcome.share == 0:
         said = f"left unchanged; {noisy}, and even its blends with the input stayed too noisy"
     else:
-        said = f"backed off to {outcome.share:.0%} of its deblurring (blended with the input); {noisy}"
-    return f"{said} (sampler.max_noise_gain)" + (f"; and {edges_only}" if outcome.max_share < 1 else "")
+        said = f"backed off to {kept:.0%} of its deblurring (blended with the input); {noisy}"
+    return f"{said} (sampler.max_noise_gain)" + (f"; and {edges_only}" if outcome.max_share < 1 else "") + hedged
 
 
 def _write_output(outcome: Outcome, out: Path) -> str | None:

@@ -349,9 +349,9 @@ def test_a_partial_back_off_is_recorded_and_said(tiny_checkpoint, tmp_path, caps
     import hidd.deblur
     from hidd.no_harm import BackOff
 
-    def half_way(y, result, tone, limit, in_focus=None, max_share=None, hedged=None):  # as if only the ½ blend were clean enough
+    def half_way(y, result, tone, limit, in_focus=None, max_share=None, hedges=None):  # only the ½ blend clean enough
         share = torch.full((len(y),), 0.5, dtype=torch.float64)
-        return BackOff(torch.lerp(y.to(result), result, 0.5), torch.full_like(share, 2.5), share)
+        return BackOff(torch.lerp(y.to(result), result, 0.5), torch.full_like(share, 2.5), share, torch.ones_like(share))
 
     monkeypatch.setattr(hidd.deblur, "back_off", half_way)
     blurred = Camera(psf=LensPSF(3.0)).render(photo("chelsea", 64), generator=torch.Generator().manual_seed(0))
@@ -370,6 +370,8 @@ def test_a_partial_back_off_is_recorded_and_said(tiny_checkpoint, tmp_path, caps
 def test_a_blind_result_is_hedged_by_its_calibration_misfit_recorded_and_not_said(tiny_checkpoint, tmp_path, capsys,
                                                                                    monkeypatch):
     import hidd.deblur
+    from conftest import make_tiny_checkpoint
+    from hidd.deblur import Deblurrer
     from hidd.no_harm import hedge
 
     seen = []
@@ -391,6 +393,14 @@ def test_a_blind_result_is_hedged_by_its_calibration_misfit_recorded_and_not_sai
     share = float(dict(zip(header, row))["share"])
     assert 0.5 <= share <= 1 and share == pytest.approx(hedge(correlation, 0.5).item(), abs=1e-3)
     assert "note:" not in capsys.readouterr().err  # hedged, not backed off: nothing to say
+    given = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=[
+        "sampler.num_steps=4", "sampler.max_noise_gain=1000", "sampler.radius=3"]))
+    assert given(blurred).share.tolist() == [1.0] and len(seen) == 1  # a given PSF is the user's: not hedged
+    grey = Deblurrer(load_prior(make_tiny_checkpoint(tmp_path / "grey.pt", "model.channels=1"), preset="fast",
+                                overrides=["sampler.num_steps=4", "sampler.max_noise_gain=1000"]))
+    result = grey(torch.cat([blurred, blurred.flip(-1)]))  # two photos, seen as three channel images each
+    correlation = seen[-1][0]
+    assert correlation.shape == (2,) and torch.allclose(result.share, hedge(correlation, 0.9))  # one hedge per photo
 
 
 def test_photos_read_in_focus_come_back_unmeasured_and_a_batch_of_them_unsampled(tiny_checkpoint):
@@ -419,12 +429,12 @@ def test_a_half_trusted_blur_is_kept_at_half_strength_and_said(tiny_checkpoint, 
     write_image(tmp_path / "in" / "cat.png", blurred[0].permute(1, 2, 0).numpy())
     reconstruct_main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
                       "--checkpoint", str(tiny_checkpoint), "--set", "sampler.num_steps=2",
-                      "--set", "sampler.prox_lambda_white=0", "--set", "sampler.max_noise_gain=1000",
-                      "--set", "sampler.hedge_share=1"])
+                      "--set", "sampler.prox_lambda_white=0", "--set", "sampler.max_noise_gain=1000"])
     header, row = [line.split(",") for line in (tmp_path / "out" / "metrics.csv").read_text().splitlines()]
-    assert float(dict(zip(header, row))["share"]) == 0.5
+    assert float(dict(zip(header, row))["share"]) == 0.45  # ½, and hedged by 0.9: the tiny model's misfit is correlated
     assert "cat.png: deblurred at 50% strength (blended with the input): its spectrum reads in focus and only its " \
-           "edges show the blur (3.0 px)" in capsys.readouterr().err
+           "edges show the blur (3.0 px), so at most 50% of its deblurring is kept (sampler.edge_read_share); hedged " \
+           "to 45% in all, its misfit being correlated (sampler.hedge_share)" in capsys.readouterr().err
 
 
 def test_the_edge_reading_and_the_hedge_are_refused_without_the_guard_and_out_of_range(tiny_checkpoint):

@@ -12,8 +12,8 @@ from hidd.camera.noise import NoiseLevelFunction
 from hidd.camera.psf import LensPSF, centre_pad, stack_psfs
 from hidd.measurement import measurement_model
 from hidd.operators import DepthVaryingBlur, UniformBlur, reflect_periodic
-from hidd.sampling.blur_consistency import (GradientConsistency, ProxConsistency, build_consistency,
-                                            lag1_correlation)
+from hidd.misfit import lag1_correlation
+from hidd.sampling.blur_consistency import GradientConsistency, ProxConsistency, build_consistency
 from hidd.sampling.ensemble import FlipEnsembleScore
 from hidd.sampling.loops import sample
 from hidd.sampling.schedules import sigma_grid

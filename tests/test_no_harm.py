@@ -77,8 +77,9 @@ def test_a_result_whose_model_leaves_a_correlated_misfit_is_hedged_and_the_hedge
     assert hedge(correlation, 0.9).tolist() == pytest.approx([1.0, 1.0, 0.95, 0.9, 0.9, 0.9])  # NaN: unmeasured
     assert hedge(correlation, 1.0).tolist() == [1.0] * 6  # off
     _, inputs, results = _photos(amplification=2.2)  # the first result clean, the second backed off to its ¼ blend
-    guarded = back_off(inputs, results, SRGB, limit=2.0, hedged=torch.tensor([0.9, 0.9], dtype=torch.float64))
+    guarded = back_off(inputs, results, SRGB, limit=2.0, hedges=torch.tensor([0.9, 0.9], dtype=torch.float64))
     assert guarded.share.tolist() == pytest.approx([0.9, 0.225])  # decided on the full result, then hedged
+    assert guarded.hedge.tolist() == [0.9, 0.9]
     assert torch.allclose(guarded.images[0], inputs[0] + 0.9 * (results[0] - inputs[0]))
     assert torch.allclose(guarded.images[1], inputs[1] + 0.225 * (results[1] - inputs[1]))
     assert back_off(inputs, results, SRGB, limit=2.0).share.tolist() == [1.0, 0.25]  # no hedge given: none

@@ -23,10 +23,10 @@ decide the fine detail, use it. The ½ guards against an over-fitted x̂₀ read
 Self-tuning λ (`prox_lambda_white`). White noise is averaged out by the data term; errors correlated
 between neighbouring pixels (demosaicing, JPEG, a PSF model that does not match the lens) look like
 image structure and are fitted as detail, so they need the stronger weight on the prior. The same misfit
-tells them apart by its lag-1 autocorrelation c (mean of horizontal and vertical neighbours): 0.13–0.41
-on white-noise photos, 0.57–0.62 on lens-PSF + demosaiced + JPEG ones (camera development set). From the
-calibration on, λ = prox_lambda_white for c ≤ WHITE_CORRELATION, prox_lambda for c ≥ CORRELATED_MISFIT,
-and linear in between. The levels before the calibration ran with prox_lambda and the blind σ_n, so when
+tells them apart by its lag-1 autocorrelation c (hidd.misfit): 0.13–0.41 on white-noise photos, 0.57–0.62
+on lens-PSF + demosaiced + JPEG ones (camera development set). From the calibration on, λ =
+prox_lambda_white for c ≤ WHITE_CORRELATION, prox_lambda for c ≥ CORRELATED_MISFIT, and linear in between
+(the operator keeps c, `misfit_correlation`, for the no-harm guard's hedge, hidd.no_harm). The levels before the calibration ran with prox_lambda and the blind σ_n, so when
 λ changed for any image the step asks the loop to start over (`wants_restart`, honoured once by the
 'tweedie' loop), now with the calibrated σ_n and λ at every level: 12 + 8 = 20 NFE for `fast` on such
 photos, 12 on camera photos.
@@ -46,21 +46,10 @@ from __future__ import annotations
 
 import torch
 
+from hidd.misfit import WHITE_PSF_CORRELATION, lag1_correlation, whiteness
 from hidd.sampling.base import CONSISTENCIES, Consistency
 
 RHO_FLOOR = 1e-6  # keeps the proximal solve finite at the OTF's zeros when ρ would underflow
-WHITE_CORRELATION = 0.35  # misfit lag-1 autocorrelation at or below which it counts as white noise
-CORRELATED_MISFIT = 0.55  # ... at or above which as correlated error (demosaicing, JPEG, PSF mismatch)
-WHITE_PSF_CORRELATION = 0.45  # ... at or above which the blind PSF keeps its softening
-
-
-def lag1_correlation(residual: torch.Tensor) -> torch.Tensor:
-    """Per image (B,): the mean of the horizontal and vertical lag-1 autocorrelations of residuals (B, C, H, W)."""
-    r = residual.double() - residual.double().mean(dim=(-2, -1), keepdim=True)
-    power = r.square().flatten(1).mean(dim=1).clamp_min(1e-30)
-    across = (r[..., 1:] * r[..., :-1]).flatten(1).mean(dim=1)
-    down = (r[..., 1:, :] * r[..., :-1, :]).flatten(1).mean(dim=1)
-    return 0.5 * (across + down) / power
 
 
 class OperatorConsistency(Consistency):
@@ -89,16 +78,17 @@ class OperatorConsistency(Consistency):
 
     def calibrate(self, estimate: torch.Tensor, y: torch.Tensor) -> None:
         """σ_n ← max(RMS(y − A x̂₀), ½ σ_n) per image, and λ and the blind PSF's softening from the misfit's
-        correlation (see the module docstring); sets operator.noise_sigma, prox_lambda and the operator's PSF."""
+        correlation (see the module docstring); sets operator.noise_sigma, operator.misfit_correlation, prox_lambda
+        and the operator's PSF."""
         residual = y - self.operator(estimate)
         measured = lag1_correlation(residual)
-        self.operator.misfit_correlation = measured.cpu()  # also read by the no-harm guard (hidd.no_harm.hedge)
+        self.operator.misfit_correlation = measured.cpu()
         if self.prox_lambda_white > 0:
             correlation = measured.nan_to_num(1.0)  # a non-finite misfit keeps λ and the PSF
-            white = whiteness(correlation, WHITE_CORRELATION, CORRELATED_MISFIT).float()
+            white = whiteness(correlation).float()
             self.prox_lambda = self.prox_lambda_correlated + (self.prox_lambda_white - self.prox_lambda_correlated) * white
             self.wants_restart = bool((white > 0).any())
-            sharp_psf = whiteness(correlation, WHITE_CORRELATION, WHITE_PSF_CORRELATION)
+            sharp_psf = whiteness(correlation, WHITE_PSF_CORRELATION)
             self.operator.scale_softening(1 + (self.softening_white - 1) * sharp_psf)
         misfit = residual.double().square().flatten(1).mean(dim=1).sqrt()
         before = self.operator.noise_sigma
@@ -155,12 +145,6 @@ class GradientConsistency(OperatorConsistency):
             grad = self.operator.data_gradient(x, y) + rho * (x - estimate)
             x = x - self.step / (1 + rho) * grad
         return x
-
-
-def whiteness(correlation: torch.Tensor, white: float, correlated: float) -> torch.Tensor:
-    """How white a misfit of lag-1 autocorrelation `correlation` is: 1 at or below `white`, 0 at or above
-    `correlated`, linear in between."""
-    return ((correlated - correlation) / (correlated - white)).clamp(0, 1)
 
 
 def needs_operator(name: str) -> bool:
