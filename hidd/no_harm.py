@@ -31,13 +31,15 @@ A blind result is also hedged: where the model does not explain the photo, only 
 white 1 where the data step's calibration misfit y − A x̂₀ is white (its lag-1 autocorrelation c ≤ 0.35: the
 model explains the photo up to white noise), 0 where it is correlated (c ≥ 0.55: demosaicing, JPEG, a lens the
 PSF family does not match), linear in between (hidd.misfit; the ramp that also sets λ); a misfit never
-measured (sampler.noise_calibration 0, or a σ grid that ends above it) counts as correlated. Why: the error of y + h (x̂ − y) is quadratic in h, with its minimum at
-h* = ⟨x − y, x̂ − y⟩ / ‖x̂ − y‖². Where the PSF is right, h* ≈ 1 and h = 0.9 costs (1 − h)² = 1 % of the MSE the
-deblurring removed (+3 dB → +2.96 dB); where it is wrong it overshoots, and h* falls (0.45 and 0.43 on OpenCV's
-apple through soft-edged lenses that the disk family cannot fit: −0.45 / −0.68 dB at h = 1, +0.03 / −0.16 at 0.9).
-On the 162 held-out camera draws (BENCHMARKS, "The hedge"; their misfits correlated or nearly so) it gained +2.77 dB
-against +2.72, none worse against two; on the sRGB-disk set, exactly modelled, h* is 1.00–1.37 and the white
-misfits keep h = 1 (0.9 for all would have cost it 0.31 dB).
+measured (sampler.noise_calibration 0, or a σ grid that ends above it) counts as correlated.
+
+Why: the error of y + h (x̂ − y) is quadratic in h, with its minimum at h* = ⟨x − y, x̂ − y⟩ / ‖x̂ − y‖². Where
+the PSF is right, h* ≈ 1 and h = 0.9 costs (1 − h)² = 1 % of the MSE the deblurring removed (+3 dB → +2.96 dB);
+where it is wrong it overshoots, and h* falls (0.45 and 0.43 on OpenCV's apple through soft-edged lenses that
+the disk family cannot fit: −0.45 / −0.68 dB at h = 1, +0.03 / −0.16 at 0.9). On the 162 held-out camera draws
+(BENCHMARKS, "The hedge"; their misfits correlated or nearly so) it gained +2.77 dB against +2.72, none worse
+against two; on the sRGB-disk set, exactly modelled, h* is 1.00–1.37 and the white misfits keep h = 1 (0.9 for
+all would have cost it 0.31 dB).
 The hedge multiplies the guard's share: y + h w (x̂ − y), w as above (decided on the full result: a hedged
 blend is only less noisy).
 

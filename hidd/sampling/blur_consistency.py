@@ -26,8 +26,9 @@ image structure and are fitted as detail, so they need the stronger weight on th
 tells them apart by its lag-1 autocorrelation c (hidd.misfit): 0.13–0.41 on white-noise photos, 0.57–0.62
 on lens-PSF + demosaiced + JPEG ones (camera development set). From the calibration on, λ =
 prox_lambda_white for c ≤ WHITE_CORRELATION, prox_lambda for c ≥ CORRELATED_MISFIT, and linear in between
-(the operator keeps c, `misfit_correlation`, for the no-harm guard's hedge, hidd.no_harm). The levels before the calibration ran with prox_lambda and the blind σ_n, so when
-λ changed for any image the step asks the loop to start over (`wants_restart`, honoured once by the
+(the operator keeps c, `misfit_correlation`, for the no-harm guard's hedge, hidd.no_harm). The levels
+before the calibration ran with prox_lambda and the blind σ_n, so when λ changed for any image the step
+asks the loop to start over (`wants_restart`, honoured once by the
 'tweedie' loop), now with the calibrated σ_n and λ at every level: 12 + 8 = 20 NFE for `fast` on such
 photos, 12 on camera photos.
 
