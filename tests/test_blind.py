@@ -331,15 +331,21 @@ def test_blind_fast_preset_is_the_cli_default_and_reports_the_radius(tiny_checkp
     assert read_image(tmp_path / "out" / "cat.png").pixels.shape == (128, 128, 3)
 
 
-def test_a_result_too_noisy_even_in_a_blend_leaves_the_photo_unchanged_and_says_so(tiny_checkpoint, tmp_path, capsys):
-    blurred = Camera(psf=LensPSF(3.0), noise=PoissonGaussian(read=0.002)).render(
-        photo("chelsea", 128), generator=torch.Generator().manual_seed(0))
+def _reconstruct_cat(checkpoint, tmp_path, size: int, *settings: str, noise: PoissonGaussian | None = None):
+    """Chelsea (size²) through a 3 px lens (and `noise`), written to tmp_path/in and deblurred by hidd-reconstruct
+    into tmp_path/out with these `--set` settings; (its metrics.csv row, the blurred photo)."""
+    camera = Camera(psf=LensPSF(3.0), noise=noise or PoissonGaussian())
+    blurred = camera.render(photo("chelsea", size), generator=torch.Generator().manual_seed(0))
     write_image(tmp_path / "in" / "cat.png", blurred[0].permute(1, 2, 0).numpy())
     reconstruct_main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
-                      "--checkpoint", str(tiny_checkpoint), "--set", "sampler.num_steps=2",
-                      "--set", "sampler.prox_lambda_white=0", "--set", "sampler.max_noise_gain=0.001"])
+                      "--checkpoint", str(checkpoint), *(arg for setting in settings for arg in ("--set", setting))])
     header, row = [line.split(",") for line in (tmp_path / "out" / "metrics.csv").read_text().splitlines()]
-    row = dict(zip(header, row))
+    return dict(zip(header, row)), blurred
+
+
+def test_a_result_too_noisy_even_in_a_blend_leaves_the_photo_unchanged_and_says_so(tiny_checkpoint, tmp_path, capsys):
+    row, _ = _reconstruct_cat(tiny_checkpoint, tmp_path, 128, "sampler.num_steps=2", "sampler.prox_lambda_white=0",
+                              "sampler.max_noise_gain=0.001", noise=PoissonGaussian(read=0.002))
     assert float(row["radius"]) > 0 and float(row["share"]) == 0.0  # no blend is that clean: the photo itself
     assert (read_image(tmp_path / "out" / "cat.png").pixels == read_image(tmp_path / "in" / "cat.png").pixels).all()
     assert "cat.png: left unchanged; its deblurred result had" in capsys.readouterr().err
@@ -351,16 +357,12 @@ def test_a_partial_back_off_is_recorded_and_said(tiny_checkpoint, tmp_path, caps
 
     def half_way(y, result, tone, limit, in_focus=None, max_share=None, hedges=None):  # only the ½ blend clean enough
         share = torch.full((len(y),), 0.5, dtype=torch.float64)
-        return BackOff(torch.lerp(y.to(result), result, 0.5), torch.full_like(share, 2.5), share, torch.ones_like(share))
+        unhedged = torch.ones_like(share)
+        return BackOff(torch.lerp(y.to(result), result, 0.5), torch.full_like(share, 2.5), share, unhedged)
 
     monkeypatch.setattr(hidd.deblur, "back_off", half_way)
-    blurred = Camera(psf=LensPSF(3.0)).render(photo("chelsea", 64), generator=torch.Generator().manual_seed(0))
-    write_image(tmp_path / "in" / "cat.png", blurred[0].permute(1, 2, 0).numpy())
-    reconstruct_main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
-                      "--checkpoint", str(tiny_checkpoint), "--set", "sampler.num_steps=2",
-                      "--set", "sampler.prox_lambda_white=0"])
-    header, row = [line.split(",") for line in (tmp_path / "out" / "metrics.csv").read_text().splitlines()]
-    assert float(dict(zip(header, row))["share"]) == 0.5
+    row, _ = _reconstruct_cat(tiny_checkpoint, tmp_path, 64, "sampler.num_steps=2", "sampler.prox_lambda_white=0")
+    assert float(row["share"]) == 0.5
     printed = capsys.readouterr()
     assert "cat.png: backed off to 50% of its deblurring (blended with the input); its deblurred result had 2.5×" \
         in printed.err
@@ -381,16 +383,11 @@ def test_a_blind_result_is_hedged_by_its_calibration_misfit_recorded_and_not_sai
         return hedge(correlation, hedge_share)
 
     monkeypatch.setattr(hidd.deblur, "hedge", recording_hedge)
-    blurred = Camera(psf=LensPSF(3.0), noise=PoissonGaussian(read=0.002)).render(
-        photo("chelsea", 64), generator=torch.Generator().manual_seed(0))
-    write_image(tmp_path / "in" / "cat.png", blurred[0].permute(1, 2, 0).numpy())
-    reconstruct_main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
-                      "--checkpoint", str(tiny_checkpoint), "--set", "sampler.num_steps=4",
-                      "--set", "sampler.max_noise_gain=1000", "--set", "sampler.hedge_share=0.5"])
+    row, blurred = _reconstruct_cat(tiny_checkpoint, tmp_path, 64, "sampler.num_steps=4", "sampler.max_noise_gain=1000",
+                                    "sampler.hedge_share=0.5", noise=PoissonGaussian(read=0.002))
     (correlation, hedge_share), = seen
     assert hedge_share == 0.5 and correlation.shape == (1,) and torch.isfinite(correlation).all()  # calibrated
-    header, row = [line.split(",") for line in (tmp_path / "out" / "metrics.csv").read_text().splitlines()]
-    share = float(dict(zip(header, row))["share"])
+    share = float(row["share"])
     assert 0.5 <= share <= 1 and share == pytest.approx(hedge(correlation, 0.5).item(), abs=1e-3)
     assert "note:" not in capsys.readouterr().err  # hedged, not backed off: nothing to say
     given = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=[
@@ -425,13 +422,9 @@ def test_a_half_trusted_blur_is_kept_at_half_strength_and_said(tiny_checkpoint, 
         return PSFEstimate(LensPSF(3.0, softening=0.35), 1, False, 1e-6, 0.0, fit_ratio=2.0, max_share=0.5)
 
     monkeypatch.setattr(hidd.measurement, "estimate_defocus", edges_only)
-    blurred = Camera(psf=LensPSF(3.0)).render(photo("chelsea", 64), generator=torch.Generator().manual_seed(0))
-    write_image(tmp_path / "in" / "cat.png", blurred[0].permute(1, 2, 0).numpy())
-    reconstruct_main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
-                      "--checkpoint", str(tiny_checkpoint), "--set", "sampler.num_steps=2",
-                      "--set", "sampler.prox_lambda_white=0", "--set", "sampler.max_noise_gain=1000"])
-    header, row = [line.split(",") for line in (tmp_path / "out" / "metrics.csv").read_text().splitlines()]
-    assert float(dict(zip(header, row))["share"]) == 0.45  # ½, and hedged by 0.9: the tiny model's misfit is correlated
+    row, _ = _reconstruct_cat(tiny_checkpoint, tmp_path, 64, "sampler.num_steps=2", "sampler.prox_lambda_white=0",
+                              "sampler.max_noise_gain=1000")
+    assert float(row["share"]) == 0.45  # ½, and hedged by 0.9: the tiny model's misfit is correlated
     assert "cat.png: deblurred at 50% strength (blended with the input): its spectrum reads in focus and only its " \
            "edges show the blur (3.0 px), so at most 50% of its deblurring is kept (sampler.edge_read_share); hedged " \
            "to 45% in all, its misfit being correlated (sampler.hedge_share)" in capsys.readouterr().err

@@ -30,17 +30,18 @@ from hidd.sampling.pc import CountingScore, SampleResult
 from hidd.sampling.schedules import sigma_grid
 
 
+GUARD_SHARES = {"edge_read_share": 0.0, "hedge_share": 1.0}  # the guard keeps these shares; their values when off
+
+
 def check_settings(cfg) -> None:
     """Refuse, in one line, blind-estimation settings out of range or without the guard that acts on them."""
     check_fallbacks(cfg.shared_quantile, cfg.edge_read_share)
-    if cfg.edge_read_share > 0 and cfg.max_noise_gain <= 0:
-        raise ValueError("sampler.edge_read_share keeps a share of a deblurring, which is the no-harm guard's work: "
-                         "with max_noise_gain 0 (guard off) set edge_read_share 0 too")
     if not 0 < cfg.hedge_share <= 1:
         raise ValueError(f"sampler.hedge_share must be in (0, 1], got {cfg.hedge_share}")
-    if cfg.hedge_share < 1 and cfg.max_noise_gain <= 0:
-        raise ValueError("sampler.hedge_share keeps a share of a deblurring, which is the no-harm guard's work: "
-                         "with max_noise_gain 0 (guard off) set hedge_share 1 too")
+    for key, off in GUARD_SHARES.items():
+        if getattr(cfg, key) != off and cfg.max_noise_gain <= 0:
+            raise ValueError(f"sampler.{key} keeps a share of a deblurring, which is the no-harm guard's work: "
+                             f"with max_noise_gain 0 (guard off) set {key} {off:g} too")
 
 
 def start_iterate(sde, y: torch.Tensor | None, sigma_start: float, shape, generator, device) -> torch.Tensor:
