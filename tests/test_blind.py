@@ -17,10 +17,10 @@ from hidd.blind import estimate_defocus, estimate_nlf, estimate_psf, estimate_ra
 import hidd.blind.defocus
 import hidd.blind.edge_bound
 from hidd.blind import PSFEstimate
-from hidd.blind.defocus import EDGE_READ_MIN_RADIUS, MAX_FINEST_FIT_RATIO, MAX_FIT_RATIO
+from hidd.blind.defocus import CORROBORATED_MARGIN, EDGE_READ_MIN_RADIUS, MAX_FINEST_FIT_RATIO, MAX_FIT_RATIO
 from hidd.blind.edge_bound import MAX_EDGE_SHARPNESS, edge_read_radius, edge_sharpness
 import hidd.blind.psf_fit
-from hidd.blind.psf_fit import MAX_LENS_SOFTENING, estimate_for_lens
+from hidd.blind.psf_fit import IN_FOCUS_MARGIN, MAX_LENS_SOFTENING, estimate_for_lens
 from hidd.blind.radius_map import tile_radius_quantiles
 from hidd.camera import Camera, LensPSF, PoissonGaussian, add_white_noise, blur, quantize, tone_curve
 from hidd.cli.reconstruct import main as reconstruct_main
@@ -478,6 +478,32 @@ def test_a_grey_prior_takes_the_edge_reading_per_channel_and_keeps_the_smallest_
     y = Camera(psf=LensPSF(3.0)).render(photo("chelsea", 64), generator=torch.Generator().manual_seed(0))
     result = deblur(y)
     assert len(calls) == 3 and result.max_share.tolist() == [0.5] and result.share.tolist() == [0.5]
+
+
+def test_a_blur_the_spectrum_prefers_unclearly_is_taken_where_the_tiles_and_the_edges_confirm_it(monkeypatch):
+    # a stripe texture blurred 8.2 px (plasma_Grey): the whole-photo fit preferred 8.0 px, but by a ratio of 0.79,
+    # short of IN_FOCUS_MARGIN; its tiles' quartiles, 6.1 and 8.2, bracket that blur, and its edges allow it
+    unclear = PSFEstimate(LensPSF(7.0, softening=0.5), 1, False, 1e-6, 0.0, fit_ratio=0.8)
+    in_focus = PSFEstimate(LensPSF(0.0), 1, False, 1e-6, 0.0, fit_ratio=0.8)
+    margins = []
+
+    def fit(linear, *, max_radius, in_focus_margin=IN_FOCUS_MARGIN):
+        margins.append(in_focus_margin)
+        return unclear if unclear.fit_ratio <= in_focus_margin else in_focus
+
+    quartiles = [6.0, 9.0]
+    monkeypatch.setattr(hidd.blind.defocus, "estimate_psf", fit)
+    monkeypatch.setattr(hidd.blind.defocus, "tile_radius_quantiles", lambda *args: np.array(quartiles))
+    monkeypatch.setattr(hidd.blind.defocus, "MAX_FIT_RATIO", math.inf)
+    blurred = linear(Camera(psf=LensPSF(7.0, softening=0.5), noise=PoissonGaussian(1e-4, 1e-3)).render(
+        photo("astronaut"), generator=torch.Generator().manual_seed(0)))
+    assert estimate_defocus(blurred) is in_focus and margins == [IN_FOCUS_MARGIN]  # the tiles not asked: alone
+    assert estimate_defocus(blurred, shared_quantile=0.25) is unclear and margins[-1] == CORROBORATED_MARGIN
+    assert estimate_defocus(linear(photo("astronaut")), shared_quantile=0.25) is in_focus  # sharp edges refuse it
+    quartiles[:] = [7.5, 10.0]  # the tiles read more than it: their shared blur instead
+    assert estimate_defocus(blurred, shared_quantile=0.25).lens.radius == pytest.approx(0.8 * 7.5)
+    quartiles[:] = [0.0, 9.0]  # more than a quarter of the photo sharp: nothing to confirm it
+    assert estimate_defocus(blurred, shared_quantile=0.25) is in_focus
 
 
 def test_the_tiles_shared_blur_comes_before_the_edge_reading(monkeypatch):

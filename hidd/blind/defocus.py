@@ -1,8 +1,8 @@
 """A photo's lens PSF for the sampler: the whole-photo spectral fit (hidd.blind.psf_fit), unless a blur
 that only a coarser scale saw is contradicted by the full-resolution spectrum or by the photo's own edges
-(hidd.blind.edge_bound: then it is in focus), and, where the photo reads "in focus", the blur that most
-of the photo shares (depth-varying defocus), if its edges allow it, and last the blur its edges alone
-read, half-trusted.
+(hidd.blind.edge_bound: then it is in focus), and, where the photo reads "in focus", a blur the spectrum
+preferred unclearly if the tiles and edges confirm it, else the blur that most of the photo shares
+(depth-varying defocus), if its edges allow it, and last the blur its edges alone read, half-trusted.
 
 A photo whose defocus varies with depth (part sharp, part blurred) has a whole-photo spectrum dominated by
 its sharp part, so the global fit reads it in focus (7 of the camera benchmark's 12 depth photos, one with a
@@ -33,6 +33,20 @@ the five photos the lower quartile reaches, a plain disk of radius r_q gained +0
 the softer smaller disk +0.29…+2.92 (mean +1.46). Its softening models the spread of radii, not the lens,
 so `softening_white` leaves it (PSFEstimate.softening_fitted). Note 0.8 · r_q can fall below
 IN_FOCUS_RADIUS (r_q 1.2–1.5): one such photo gained +2.9 dB, so the radius is not floored.
+
+Before the shared blur, the tiles are asked to confirm the whole-photo fit's own preference. A periodic
+texture's spectrum is a few peaks, not a power law, and fits neither hypothesis well: a stripe texture
+blurred by 8.2 px (plasma_Grey, JPEG q74) preferred 8.0 px to focus by a ratio of only 0.79, short of
+IN_FOCUS_MARGIN. Its tiles' shared blur, 0.8 · 6.1 px, was far too small: the stripes lie beyond that
+blur's first OTF zero, where the true OTF had inverted them, and deblurring boosted them in the wrong
+phase (−0.32 dB; 8.0 px: +5.5 dB). So a blur the whole-photo fit prefers at all (CORROBORATED_MARGIN) is
+taken where the tiles' quantiles q and 1 − q bracket it, at least the lower one reads a blur, and the
+edges allow it (a coarser scale's find must also fit the full-resolution spectrum, as below). Sharp
+photos whose fit prefers a blur unclearly (skimage's rocket 2.6 px at 0.77, the mate photos 1.3 px at
+0.95–0.99) have more than a quarter of sharp tiles; the depth-varying photos' preferences (1.3–1.5 px) lie
+below their tiles' lower quartiles (1.6–1.9). Of 643 development images (held-out sets 0 and 20–34, the
+camera and sRGB-disk benchmarks, blurred and sharp, the examples, the full-size corpus and mate photos;
+2026-11-27), the whole-photo fit reads 350 in focus, and the step takes one: that stripe texture.
 
 Where the spectrum alone is least sure, the photo is asked too. A blur that only a coarser scale saw
 (hidd.blind.psf_fit: the finest scale read in focus) must also fit the full-resolution spectrum (residual
@@ -75,6 +89,7 @@ from hidd.camera.psf import LensPSF
 
 SHARED_RADIUS_FACTOR = 0.8  # the PSF's radius over r_q
 SHARED_SOFTENING = 0.6  # px: its Gaussian softening (the spread of radii, and the lens's own)
+CORROBORATED_MARGIN = 1.0  # a blur the tiles and edges confirm need only fit better than in focus
 MIN_SPREAD = 1.25  # the tiles' radii must vary: quantile 1 − q at least this × quantile q
 MAX_FIT_RATIO = 2.0  # ... and the whole-photo spectrum must not contradict the PSF: its residual at most this ×
 # the in-focus one (depth-varying photos up to 1.43; a sharp lake at dusk whose flat sky tiles read 8–10 px: 3.6)
@@ -99,9 +114,10 @@ def estimate_defocus(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, sh
             return estimate
         estimate = estimate_for_lens(linear, LensPSF(0.0))  # a sharp photo whose coarse spectrum looks blurred
     if shared_quantile > 0:
-        shared = _shared_blur(linear, max_radius, shared_quantile)
-        if shared is not None:
-            return shared
+        low, high = tile_radius_quantiles(linear, (shared_quantile, 1 - shared_quantile))
+        blur = _corroborated_blur(linear, max_radius, low, high) or _shared_blur(linear, max_radius, low, high)
+        if blur is not None:
+            return blur
     if edge_read_share > 0:
         # read past the top, so that a photo with no edge to stop the reading is not taken for a blur at the top
         radius = edge_read_radius(linear, EDGE_READ_MAX_RADIUS + EDGE_READ_STEP)
@@ -120,9 +136,21 @@ def check_fallbacks(shared_quantile: float, edge_read_share: float) -> None:
         raise ValueError(f"sampler.edge_read_share must be in [0, 1], got {edge_read_share}")
 
 
-def _shared_blur(linear: torch.Tensor, max_radius: float, quantile: float) -> PSFEstimate | None:
-    """The PSF most of the image's tiles share (see the module docstring), or None."""
-    radius, upper = tile_radius_quantiles(linear, (quantile, 1 - quantile))
+def _corroborated_blur(linear: torch.Tensor, max_radius: float, low: float, high: float) -> PSFEstimate | None:
+    """The blur the whole-photo spectrum prefers to focus, though by less than IN_FOCUS_MARGIN, where the tiles'
+    quantiles q and 1 − q (low, high) bracket it and the image's edges allow it (see the module docstring), or None."""
+    if low < IN_FOCUS_RADIUS:
+        return None
+    estimate = estimate_psf(linear, max_radius=max_radius, in_focus_margin=CORROBORATED_MARGIN)
+    if not low <= estimate.lens.radius <= high:
+        return None
+    holds = _edges_allow(linear, estimate.lens) if estimate.found_scale == 1 else _coarse_blur_holds(linear, estimate.lens)
+    return estimate if holds else None
+
+
+def _shared_blur(linear: torch.Tensor, max_radius: float, radius: float, upper: float) -> PSFEstimate | None:
+    """The PSF most of the image's tiles share, given the tiles' quantiles q and 1 − q (see the module
+    docstring), or None."""
     if radius < IN_FOCUS_RADIUS or upper < MIN_SPREAD * radius:
         return None
     lens = LensPSF(SHARED_RADIUS_FACTOR * float(min(radius, max_radius)), softening=SHARED_SOFTENING)

@@ -175,13 +175,15 @@ def _spectrum(gray: torch.Tensor, tile: int) -> torch.Tensor:
 
 
 def estimate_psf(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, tile: int = 256,
-                 softenings=SOFTENINGS) -> PSFEstimate:
+                 softenings=SOFTENINGS, in_focus_margin: float = IN_FOCUS_MARGIN) -> PSFEstimate:
     """The lens PSF (a disk of some radius and Gaussian softening) of a uniformly defocused image (C, H, W) or
     (H, W) in LINEAR light (decode a photo with its tone curve first: blur acts there).
 
     tile: periodogram window; larger images average overlapping windows (stride tile/2), smaller ones use one
     window of their short side (at least 16). max_radius: the top of the search, in pixels. softenings: the
     refinement's grid, in pixels of the scale it runs at; only values up to MAX_LENS_SOFTENING full-res pixels.
+    in_focus_margin: how much better than in focus a blur must fit to be taken (IN_FOCUS_MARGIN, alone; a looser
+    one where other evidence must confirm the blur, hidd.blind.defocus).
     """
     gray = gray_linear(linear, "estimate_psf")
     # Coarse to fine would miss small blurs, fine only would miss large ones: a blur far beyond the finest
@@ -192,7 +194,7 @@ def estimate_psf(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, tile: 
     spectrum, size, scale, radius, ratio = finest, finest_size, 1, 0.0, 1.0
     while True:
         top = min(max_radius / scale, RESOLVED_RADIUS_FRACTION * size * (2 if scale > 1 else 1))
-        radius, ratio = (float(v) for v in best_radius(spectrum, size, top, in_focus_margin=IN_FOCUS_MARGIN))
+        radius, ratio = (float(v) for v in best_radius(spectrum, size, top, in_focus_margin=in_focus_margin))
         if radius >= IN_FOCUS_RADIUS or top * scale >= max_radius or min(gray.shape) // (2 * scale) < IN_FOCUS_WINDOW:
             break
         scale *= 2
