@@ -25,7 +25,7 @@ from tqdm import tqdm
 from hidd.baselines.restore import BaselineDeblurrer, load_baseline
 from hidd.config import save_config
 from hidd.deblur import Deblurrer
-from hidd.imageio import ImageError, read_image, write_image
+from hidd.imageio import ImageError, read_image, to_gray, to_rgb, write_image
 from hidd.metrics import psnr, ssim
 from hidd.paired import Pair, find_pairs
 from hidd.prior import DEFAULT_PRESET, load_prior
@@ -47,8 +47,13 @@ class Job:
     """One readable input with its target (if any), waiting to be batched."""
     pair: Pair
     blurred: np.ndarray  # H, W, C float in [0, 1], C matching the model (or 3 for a 1-channel model)
-    sharp: np.ndarray | None
+    sharp: np.ndarray | None  # the same shape as blurred
     bit_depth: int
+    gray: bool = False  # a 1-channel photo given to an RGB model as three equal channels: written back as one
+
+    def as_stored(self, pixels: np.ndarray) -> np.ndarray:
+        """An image of this job (H, W, C) as it is written and measured: one channel again for a gray photo."""
+        return to_gray(pixels) if self.gray else pixels
     metrics: dict = field(default_factory=dict)
 
 
@@ -91,15 +96,16 @@ def _load(pair: Pair, model_channels: int) -> Job:
     h, w, c = pixels.shape
     if min(h, w) < MIN_SIZE:
         raise ImageError(pair.blurred, f"is {w}x{h}; images must be at least {MIN_SIZE}x{MIN_SIZE} pixels")
-    if c == 1 and model_channels == 3:
-        raise ImageError(pair.blurred, "is grayscale (1 channel) but the model is RGB; convert it to RGB first")
     sharp = None
     if pair.sharp is not None:
         sharp = read_image(pair.sharp).pixels
         if sharp.shape != pixels.shape:
             raise ImageError(pair.sharp, f"target is {sharp.shape[1]}x{sharp.shape[0]}x{sharp.shape[2]} but "
                                          f"the input is {w}x{h}x{c}")
-    return Job(pair=pair, blurred=pixels, sharp=sharp, bit_depth=blurred.bit_depth)
+    gray = c == 1 and model_channels == 3  # R = G = B is a colour photo like any other to the prior
+    if gray:
+        pixels, sharp = to_rgb(pixels), None if sharp is None else to_rgb(sharp)
+    return Job(pair=pair, blurred=pixels, sharp=sharp, bit_depth=blurred.bit_depth, gray=gray)
 
 
 def _batches(jobs: list[Job], batch_size: int):
@@ -189,14 +195,16 @@ class Restorer:
 
 
 def _row(outcome: Outcome) -> dict:
-    job, image = outcome.job, outcome.image
+    job = outcome.job
+    image, blurred = job.as_stored(outcome.image), job.as_stored(job.blurred)
+    sharp = None if job.sharp is None else job.as_stored(job.sharp)
     row = {"name": job.pair.name, "input": str(job.pair.blurred), "height": image.shape[0], "width": image.shape[1],
            "nfe": outcome.nfe, "seconds": round(outcome.seconds, 3), "radius": outcome.radius,
            "share": outcome.share if outcome.share == "" else round(outcome.share, 3),
            "psnr_input": "", "ssim_input": "", "psnr": "", "ssim": ""}
-    if job.sharp is not None:
-        row.update(psnr_input=round(psnr(job.blurred, job.sharp), 4), ssim_input=round(ssim(job.blurred, job.sharp), 4),
-                   psnr=round(psnr(image, job.sharp), 4), ssim=round(ssim(image, job.sharp), 4))
+    if sharp is not None:
+        row.update(psnr_input=round(psnr(blurred, sharp), 4), ssim_input=round(ssim(blurred, sharp), 4),
+                   psnr=round(psnr(image, sharp), 4), ssim=round(ssim(image, sharp), 4))
     return row
 
 
@@ -230,7 +238,7 @@ def _write_output(outcome: Outcome, out: Path) -> str | None:
     """Write the restored PNG (atomically); the failure line if it cannot be."""
     path = out / f"{outcome.job.pair.name}.png"
     try:
-        write_image(path, outcome.image, bit_depth=outcome.job.bit_depth)
+        write_image(path, outcome.job.as_stored(outcome.image), bit_depth=outcome.job.bit_depth)
     except OSError as e:
         return f"{path}: cannot be written ({e.strerror or e})"
     return None

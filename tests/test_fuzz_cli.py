@@ -58,6 +58,7 @@ def truncated_png(path: Path) -> None:
 GOOD = {
     "photo.png": lambda p: write_image(p, photo(0)),
     "deep16.png": lambda p: write_image(p, photo(1), bit_depth=16),
+    "gray.png": lambda p: write_image(p, photo(13)[..., :1]),  # an RGB model takes it as three equal channels
     "noise.png": lambda p: write_image(p, rng(2).uniform(0, 1, (64, 64, 3))),  # the singular-fit image class
     "edge16.png": lambda p: write_image(p, photo(3)[8:24, 8:24]),  # exactly the minimum size
     "portrait.jpg": lambda p: exif_jpeg(p, 6),  # stored 48 wide x 32 high, shown 32 x 48
@@ -73,7 +74,6 @@ BAD = {
     "empty.png": (lambda p: p.write_bytes(b""), "empty (0 bytes)"),
     "alpha.png": (lambda p: save_u8(p, rng(11).integers(0, 256, (32, 32, 4), dtype=np.uint8)), "alpha channel"),
     "cmyk.jpg": (lambda p: PIL.Image.fromarray((photo(12) * 255).astype(np.uint8)).convert("CMYK").save(p), "CMYK"),
-    "gray.png": (lambda p: write_image(p, photo(13)[..., :1]), "grayscale"),
     "small8.png": (lambda p: write_image(p, photo(14)[:8, :8]), "at least 16x16"),
     "small15.png": (lambda p: write_image(p, photo(15, 40)[:15]), "at least 16x16"),
     "nan.tif": (lambda p: save_u8(p, np.where(photo(16) > 0.5, np.nan, photo(16)).astype(np.float32)), "NaN"),
@@ -132,6 +132,7 @@ def test_every_input_class_in_one_folder(tiny_checkpoint, tmp_path, capsys, boun
     non_utf8 = next(row for row in rows if row["name"] == Path(NON_UTF8).stem)
     assert os.fsencode(non_utf8["input"]) == os.fsencode(inputs / NON_UTF8)  # the file's own bytes
     assert read_image(out / "portrait.png").pixels.shape == (48, 32, 3)  # upright, as a viewer shows it
+    assert read_image(out / "gray.png").pixels.shape[-1] == 1  # written back gray
     assert read_image(out / "deep16.png").bit_depth == 16 and read_image(out / "float.png").bit_depth == 16
 
 

@@ -1,3 +1,4 @@
+import csv
 import os
 import subprocess
 import sys
@@ -8,9 +9,11 @@ import pytest
 import torch
 
 from conftest import make_tiny_checkpoint, synthetic_photo
+from hidd.camera import Camera, LensPSF
 from hidd.cli.reconstruct import main as reconstruct_main
 from hidd.deblur import Deblurrer, pad_to_multiple
 from hidd.imageio import read_image, write_image
+from hidd.metrics import psnr
 from hidd.prior import load_prior
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,7 +68,6 @@ def _pairs(folder: Path, n=2, size=32):
 def test_bad_inputs_are_reported_and_others_processed(tiny_checkpoint, tmp_path, capsys):
     inputs = tmp_path / "in"
     write_image(inputs / "good.png", synthetic_photo(0, 32))
-    write_image(inputs / "gray.png", synthetic_photo(1, 32)[..., :1])
     write_image(inputs / "tiny.png", synthetic_photo(2, 32)[:5, :5])
     (inputs / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
     from skimage.io import imsave
@@ -76,11 +78,30 @@ def test_bad_inputs_are_reported_and_others_processed(tiny_checkpoint, tmp_path,
     assert e.value.code == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    for name, problem in [("gray.png", "grayscale"), ("tiny.png", "at least 16x16"), ("corrupt.png", "cannot be decoded"),
+    for name, problem in [("tiny.png", "at least 16x16"), ("corrupt.png", "cannot be decoded"),
                           ("alpha.png", "alpha")]:
         assert any(name in line and problem in line for line in err.splitlines()), (name, err)
     assert (tmp_path / "out" / "good.png").is_file()
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["good.png"]
+
+
+def test_a_grayscale_photo_is_deblurred_by_an_rgb_model_and_written_back_gray(tiny_checkpoint, tmp_path):
+    sharp = synthetic_photo(1, 32)[..., :1]
+    blurred = Camera(psf=LensPSF(2.0)).render(torch.from_numpy(sharp).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
+    write_image(tmp_path / "sharp" / "gray.png", sharp)
+    write_image(tmp_path / "blurred" / "gray.png", blurred)
+    write_image(tmp_path / "blurred" / "colour.png", synthetic_photo(2, 32))  # batched with it
+    write_image(tmp_path / "sharp" / "colour.png", synthetic_photo(2, 32))
+    reconstruct_main(["--input", str(tmp_path / "blurred"), "--target", str(tmp_path / "sharp"), "--output",
+                      str(tmp_path / "out"), "--checkpoint", str(tiny_checkpoint), "--preset", "ablation-pdc",
+                      "--set", "sampler.num_steps=2", "--batch-size", "2"])
+    out = read_image(tmp_path / "out" / "gray.png").pixels
+    assert out.shape == (32, 32, 1) and read_image(tmp_path / "out" / "colour.png").pixels.shape == (32, 32, 3)
+    row = next(r for r in csv.DictReader(open(tmp_path / "out" / "metrics.csv")) if r["name"] == "gray")
+    stored, sharp = (read_image(tmp_path / folder / "gray.png").pixels for folder in ("blurred", "sharp"))  # 8 bits
+    assert float(row["psnr_input"]) == pytest.approx(psnr(stored, sharp), abs=1e-3)
+    assert float(row["psnr"]) == pytest.approx(psnr(out, sharp), abs=0.05)  # the gray result, as written
+    assert float(row["psnr"]) != pytest.approx(float(row["psnr_input"]), abs=0.05)  # and it was deblurred
 
 
 def test_output_folder_must_differ_from_input(tiny_checkpoint, tmp_path, capsys):
