@@ -122,8 +122,9 @@ class SamplerConfig:
     radius: float = 0.0  # PSF radius in pixels; 0: blind, radius and softening estimated per image (hidd.blind)
     softening: float = 0.0  # std (pixels) of a Gaussian softening of a given PSF (diffraction, sensor, demosaicing)
     max_radius: float = 30.0  # the blind radius search covers [0, max_radius] pixels
-    shared_quantile: float = 0.0  # in [0, 0.5): where the blind fit reads in focus but the tiles' radii vary, deblur
-    # by the radius all but this fraction of the photo's tiles reach (depth-varying defocus, hidd.blind.defocus); 0: off
+    shared_quantile: float = 0.0  # in [0, 0.5): where the blind fit reads in focus, a blur it preferred unclearly is
+    # taken if the tiles' quantiles q and 1 − q bracket it; else, where the tiles' radii vary, deblur by the radius all
+    # but this fraction of the photo's tiles reach (depth-varying defocus, hidd.blind.defocus); 0: off
     edge_read_share: float = 0.0  # in [0, 1]: where every blind reading says in focus but the photo's edges are no
     # sharper than a blur of 3–12 px leaves them (textureless photos), deblur by that blur and keep at most this share
     # of the result (hidd.blind.defocus); 0: off
