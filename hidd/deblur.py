@@ -12,12 +12,18 @@ The sampler itself (hidd.sampling) sees network-shaped tensors only. This layer
   unchanged where the blind estimate found it in focus (hidd.no_harm), without sampling at all where every
   photo of the batch reads in focus (NFE 0); a half-trusted blind blur keeps at most its share of the result, and
   a blind result whose model leaves a correlated misfit keeps sampler.hedge_share of it;
+- with sampler.noisy_retry_lambda, samples a photo whose result was too noisy for the guard, and whose misfit was
+  correlated (so that λ stayed prox_lambda), once more, trusting the prior more (λ × noisy_retry_lambda,
+  noisy_retry_steps levels, the σ_n the first run calibrated), and keeps that result where the guard keeps more
+  of it than of the first. A blend with the blurred photo keeps
+  its blur; the smoother second result keeps its sharpness: on five corpus photos at 6–10 px that the guard had
+  cut to a quarter, λ × 4 gained +0.76 … +2.92 dB against +0.78 … +1.14 (held-out set 34, 2026-11-27);
 - names, per image, any non-finite quantity (noise level, proximal weight, radius, output), so that a
   caller never writes NaN and can fail that image alone (the images of a batch are independent).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +31,8 @@ import torch.nn.functional as F
 from hidd.precision import InferencePrecision
 from hidd.prior import Prior
 from hidd.measurement import measurement_model
-from hidd.no_harm import back_off, hedge
+from hidd.misfit import whiteness
+from hidd.no_harm import BackOff, back_off, hedge
 from hidd.sampling.blur_consistency import needs_operator
 from hidd.sampling.loops import check_settings, sample
 from hidd.tiling import ScoreTiler, TilingConfig
@@ -47,6 +54,7 @@ class DeblurResult:
     max_share: torch.Tensor | None = None  # (B,) the most of the deblurring the guard may keep: < 1 where the blur
     # was half-trusted (read from the photo's edges alone); None without a blur model
     hedge: torch.Tensor | None = None  # (B,) the hedge in share (sampler.hedge_share; 1: none); None: guard off
+    retried: torch.Tensor | None = None  # (B,) bool: the result kept is the second sampling's (noisy_retry_lambda)
     problems: list[str | None] = field(default_factory=list)  # (B,) why an image's result is unusable, else None
 
     def __post_init__(self):
@@ -115,12 +123,16 @@ class Deblurrer:
         blind = guarded and cfg.radius <= 0 and not cfg.radius_map
         if blind:
             in_focus = radius == 0
+
+        def run(settings, callback=None):  # (the results, their NFE)
+            result = sample(self.prior.sde, score_fn, settings, y=y_net, operator=operator,
+                            images_per_photo=y_net.shape[0] // b, generator=generator, callback=callback)
+            return restore_layout(result.x), result.nfe
+
         if in_focus is not None and bool(in_focus.all()):  # nothing to deblur: no sampling either
-            x, nfe = y_net, 0
+            images, nfe = restore_layout(y_net), 0
         else:
-            result = sample(self.prior.sde, score_fn, cfg, y=y_net, operator=operator,
-                            images_per_photo=y_net.shape[0] // b, generator=generator, callback=step_callback)
-            x, nfe = result.x, result.nfe
+            images, nfe = run(cfg, step_callback)
         per_photo = {} if in_focus is None else dict(in_focus=in_focus)
         if operator is not None:  # one value per photo (a 1-channel prior sees its C channels as C images); the
             # sampler may have re-measured the noise level
@@ -128,15 +140,49 @@ class Deblurrer:
                              at_bound=operator.at_bound.reshape(b, -1).any(dim=1).cpu(),
                              noise_sigma=operator.noise_sigma.reshape(b, -1).double().square().mean(dim=1).sqrt().cpu(),
                              max_share=operator.max_share.reshape(b, -1).amin(dim=1).cpu())
-        images = restore_layout(x)
-        problems = [self._measurement_problem(operator, b, i) or _output_problem(images[i]) for i in range(b)]
-        if guarded:  # a blind result whose model leaves a correlated misfit is hedged towards its photo
-            hedges = hedge(operator.misfit_correlation.reshape(b, -1).amax(dim=1), cfg.hedge_share) if blind else None
-            guard = back_off(y, images.nan_to_num(), operator.tone, cfg.max_noise_gain, in_focus,
-                             per_photo["max_share"], hedges)
-            images, per_photo["noise_gain"], per_photo["share"] = guard.images, guard.noise_gain, guard.share
-            per_photo["hedge"] = guard.hedge
+        if guarded:
+            images, kept, retried, extra = self._guard(y, images, run, operator, in_focus, per_photo["max_share"], blind)
+            nfe += extra
+            problems = self._problems(operator, images, b)  # of the results, before any blend hides them
+            images = kept.images
+            per_photo.update(noise_gain=kept.noise_gain, share=kept.share, hedge=kept.hedge, retried=retried)
+        else:
+            problems = self._problems(operator, images, b)
         return DeblurResult(images=images.clamp(0, 1), nfe=nfe, problems=problems, **per_photo)
+
+    def _guard(self, y, images, run, operator, in_focus, max_share, blind):
+        """The no-harm guard's outcome (hidd.no_harm) for the results `images` of photos y (B, C, H, W), after a
+        second sampling `run(settings)` of those whose result was too noisy (sampler.noisy_retry_lambda): (the
+        results, the outcome, (B,) which are the second sampling's, its NFE). A blind result whose model leaves a
+        correlated misfit is hedged towards its photo."""
+        cfg = self.prior.config.sampler
+        b = y.shape[0]
+        hedges = hedge(operator.misfit_correlation.reshape(b, -1).amax(dim=1), cfg.hedge_share) if blind else None
+
+        def guard(results):
+            return back_off(y, results.nan_to_num(), operator.tone, cfg.max_noise_gain, in_focus, max_share, hedges)
+
+        kept, retried, extra = guard(images), torch.zeros(b, dtype=torch.bool), 0
+        too_noisy = ~(kept.noise_gain <= cfg.max_noise_gain)  # NaN too: a non-finite result, or read in focus
+        if in_focus is not None:
+            too_noisy &= ~in_focus
+        # only where the data step kept λ = prox_lambda: a misfit white in part set a smaller λ, which × 4 would not be
+        correlated = whiteness(operator.misfit_correlation.nan_to_num(1.0)).reshape(b, -1).amax(dim=1) == 0
+        too_noisy &= correlated
+        if cfg.noisy_retry_lambda > 0 and bool(too_noisy.any()):
+            again, extra = run(replace(cfg, prox_lambda=cfg.prox_lambda * cfg.noisy_retry_lambda,
+                                       noise_calibration=0.0, num_steps=cfg.noisy_retry_steps))
+            second = guard(again)
+            retried = (too_noisy & (second.share > kept.share)
+                       & torch.isfinite(again).flatten(1).all(dim=1).cpu())
+            images = torch.where(retried.to(images.device)[:, None, None, None], again, images)
+            kept = _choose(retried, second, kept)
+        return images, kept, retried, extra
+
+    def _problems(self, operator, images: torch.Tensor, batch_size: int) -> list[str | None]:
+        """Per photo, why its result (or measurement model) is unusable, else None."""
+        return [self._measurement_problem(operator, batch_size, i) or _output_problem(images[i])
+                for i in range(batch_size)]
 
     def _measurement_problem(self, operator, batch_size: int, index: int) -> str | None:
         """Why image `index`'s measurement model cannot give a finite result, or None."""
@@ -154,6 +200,13 @@ class Deblurrer:
         if not torch.isfinite(radius).all():
             return f"the PSF radius is not finite ({_first_non_finite(radius)}); nothing written"
         return None
+
+
+def _choose(where: torch.Tensor, first: BackOff, second: BackOff) -> BackOff:
+    """Per photo (B,) bool: the guard's outcome `first` where set, else `second`."""
+    def pick(a, b):
+        return torch.where(where.to(a.device).reshape(-1, *([1] * (a.ndim - 1))), a, b)
+    return BackOff(*(pick(getattr(first, f), getattr(second, f)) for f in ("images", "noise_gain", "share", "hedge")))
 
 
 def _output_problem(image: torch.Tensor) -> str | None:

@@ -21,6 +21,10 @@ lens_rocket_1; sRGB-disk set: chelsea_r5; the held-out simulator's photos: 5 of 
 2026-11-27), 6 now gain +0.98 … +5.00 dB and one, whose every blend is too noisy, stays unchanged (mean
 +2.08 dB); deblurred at full strength they had gained −1.13 … +4.25.
 
+Before it blends, hidd.deblur samples a photo whose result is too noisy once more, trusting the prior more
+(sampler.noisy_retry_lambda), and this guard then judges the second result the same way; the one it keeps
+more of is kept (BENCHMARKS: "A second sampling").
+
 A blur that the blind estimate only half trusts (read from the photo's edges alone, hidd.blind.defocus)
 caps the share: at most its `max_share` of the deblurring is kept, and the blends above are capped too.
 

@@ -71,6 +71,7 @@ class Outcome:
     in_focus: bool = False  # the blind estimate read no blur: the guard returned the input unchanged
     max_share: float = 1.0  # the most of the deblurring that could be kept (< 1: a blur read from the edges alone)
     hedge: float = 1.0  # the hedge in share (sampler.hedge_share: < 1 where the misfit was correlated)
+    retried: bool = False  # its first result was too noisy, and the second sampling's is kept (noisy_retry_lambda)
     nfe: int = 0
     seconds: float = 0.0
 
@@ -186,12 +187,13 @@ class Restorer:
         in_focus = [False] * len(batch) if result.in_focus is None else result.in_focus.tolist()
         caps = [1.0] * len(batch) if result.max_share is None else result.max_share.tolist()
         hedges = [1.0] * len(batch) if result.hedge is None else result.hedge.tolist()
+        retried = [False] * len(batch) if result.retried is None else result.retried.tolist()
         images = result.images.permute(0, 2, 3, 1).cpu().numpy()
         return [Outcome(job, image=None if problem else image, radius=radius, at_bound=at_bound, share=share,
-                        noise_gain=gain, in_focus=focused, max_share=cap, hedge=hedged, nfe=result.nfe,
+                        noise_gain=gain, in_focus=focused, max_share=cap, hedge=hedged, retried=again, nfe=result.nfe,
                         seconds=seconds, problem=f"{job.pair.blurred}: {problem}" if problem else None)
-                for job, image, radius, at_bound, share, gain, focused, cap, hedged, problem
-                in zip(batch, images, radii, bounds, shares, gains, in_focus, caps, hedges, result.problems)]
+                for job, image, radius, at_bound, share, gain, focused, cap, hedged, again, problem
+                in zip(batch, images, radii, bounds, shares, gains, in_focus, caps, hedges, retried, result.problems)]
 
 
 def _row(outcome: Outcome) -> dict:
@@ -209,9 +211,9 @@ def _row(outcome: Outcome) -> dict:
 
 
 def _backed_off(outcome: Outcome, limit: float) -> bool:
-    """Whether the no-harm guard (on, with noise limit `limit`) kept less than the (hedged) result: read in focus,
-    too noisy (a NaN gain counts as such), or a half-trusted blur."""
-    return outcome.in_focus or not outcome.noise_gain <= limit or outcome.max_share < 1
+    """Whether the no-harm guard (on, with noise limit `limit`) kept less than the (hedged) first result: read in
+    focus, too noisy (a NaN gain counts as such; its second sampling's result kept instead), or a half-trusted blur."""
+    return outcome.in_focus or outcome.retried or not outcome.noise_gain <= limit or outcome.max_share < 1
 
 
 def _back_off_note(outcome: Outcome, limit: float) -> str:
@@ -224,9 +226,15 @@ def _back_off_note(outcome: Outcome, limit: float) -> str:
                   f"{outcome.max_share:.0%} of its deblurring is kept (sampler.edge_read_share)")
     hedged = (f"; hedged to {outcome.share:.0%} in all, its misfit being correlated (sampler.hedge_share)"
               if outcome.hedge < 1 and outcome.share > 0 else "")
-    if outcome.noise_gain <= limit:  # the result was clean: only the cap on a half-trusted blur held it back
-        return f"deblurred at {kept:.0%} strength (blended with the input): {edges_only}{hedged}"
-    noisy = f"its deblurred result had {round(outcome.noise_gain, 2):g}× the input's noise in flat areas"
+    again = ("its first result was too noisy, so it was sampled again trusting the prior more "
+             "(sampler.noisy_retry_lambda)" if outcome.retried else "")
+    if outcome.noise_gain <= limit:  # the (second) result was clean
+        if outcome.max_share == 1:  # nothing else held it back
+            return f"{again}, and that result kept{hedged}"
+        return (f"{again}; " if again else "") + f"deblurred at {kept:.0%} strength (blended with the input): " \
+            f"{edges_only}{hedged}"
+    noisy = ((f"{again}; its second" if again else "its") + f" deblurred result had {round(outcome.noise_gain, 2):g}× "
+             "the input's noise in flat areas")
     if outcome.share == 0:
         said = f"left unchanged; {noisy}, and even its blends with the input stayed too noisy"
     else:

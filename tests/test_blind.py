@@ -361,12 +361,61 @@ def test_a_partial_back_off_is_recorded_and_said(tiny_checkpoint, tmp_path, caps
         return BackOff(torch.lerp(y.to(result), result, 0.5), torch.full_like(share, 2.5), share, unhedged)
 
     monkeypatch.setattr(hidd.deblur, "back_off", half_way)
-    row, _ = _reconstruct_cat(tiny_checkpoint, tmp_path, 64, "sampler.num_steps=2", "sampler.prox_lambda_white=0")
+    row, _ = _reconstruct_cat(tiny_checkpoint, tmp_path, 64, "sampler.num_steps=2", "sampler.prox_lambda_white=0",
+                              "sampler.noisy_retry_lambda=0")  # no second sampling (next test)
     assert float(row["share"]) == 0.5
     printed = capsys.readouterr()
     assert "cat.png: backed off to 50% of its deblurring (blended with the input); its deblurred result had 2.5×" \
         in printed.err
     assert any(line.startswith("cat ") and line.split()[4] == "0.5" for line in printed.out.splitlines())  # kept
+
+
+def _grainy_then_clean(monkeypatch, misfit_correlation: float = float("nan")) -> list:
+    """Replace the sampler by one whose first result is the photo under heavy grain and whose later ones are the
+    photo itself, and which records `misfit_correlation` as the data step's calibration would; returns the list of
+    the settings it is called with."""
+    import hidd.deblur
+    from hidd.sampling.pc import SampleResult
+
+    calls = []
+
+    def sample(sde, score_fn, cfg, *, y, operator, **kwargs):
+        calls.append(cfg)
+        operator.misfit_correlation = torch.full_like(operator.misfit_correlation, misfit_correlation)
+        grain = 0.3 * torch.randn(y.shape, generator=torch.Generator().manual_seed(0)) if len(calls) == 1 else 0
+        return SampleResult(x=(y + grain).clamp(0, 1), nfe=cfg.num_steps)
+
+    monkeypatch.setattr(hidd.deblur, "sample", sample)
+    return calls
+
+
+def test_a_result_too_noisy_is_sampled_again_trusting_the_prior_more(tiny_checkpoint, monkeypatch):
+    from hidd.deblur import Deblurrer
+
+    calls = _grainy_then_clean(monkeypatch)
+    y = Camera(psf=LensPSF(3.0)).render(photo("chelsea", 64), generator=torch.Generator().manual_seed(0))
+    result = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=["sampler.num_steps=3"]))(y)
+    first, second = calls
+    assert (second.prox_lambda, second.num_steps, second.noise_calibration) == (4 * first.prox_lambda, 8, 0.0)
+    assert result.retried.tolist() == [True] and result.nfe == 3 + 8 and result.noise_gain[0] <= 2.0
+    assert torch.allclose(result.images, y, atol=1e-6)  # the clean second result (here y itself), not a blend
+    calls.clear()
+    off = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=["sampler.num_steps=3",
+                                                                          "sampler.noisy_retry_lambda=0"]))(y)
+    assert len(calls) == 1 and off.retried.tolist() == [False] and off.nfe == 3 and off.noise_gain[0] > 2.0
+    assert off.share[0] < 0.9  # blended with the photo instead, or the photo itself
+    calls = _grainy_then_clean(monkeypatch, misfit_correlation=0.45)  # partly white: λ was lowered, not retried
+    white = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=["sampler.num_steps=3"]))(y)
+    assert len(calls) == 1 and white.retried.tolist() == [False] and white.noise_gain[0] > 2.0
+
+
+def test_a_second_sampling_is_recorded_and_said(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    _grainy_then_clean(monkeypatch)
+    row, _ = _reconstruct_cat(tiny_checkpoint, tmp_path, 64, "sampler.num_steps=3")
+    assert row["nfe"] == "11" and float(row["share"]) == 0.9  # the second result, hedged (its misfit unmeasured)
+    assert "cat.png: its first result was too noisy, so it was sampled again trusting the prior more " \
+           "(sampler.noisy_retry_lambda), and that result kept; hedged to 90% in all, its misfit being correlated " \
+           "(sampler.hedge_share)" in capsys.readouterr().err
 
 
 def test_a_blind_result_is_hedged_by_its_calibration_misfit_recorded_and_not_said(tiny_checkpoint, tmp_path, capsys,
@@ -439,14 +488,19 @@ def test_the_edge_reading_and_the_hedge_are_refused_without_the_guard_and_out_of
                                (["edge_read_share=1.5"], "edge_read_share must be in [0, 1]"),
                                (["hedge_share=0"], "hedge_share must be in (0, 1]"),
                                (["hedge_share=1.1"], "hedge_share must be in (0, 1]"),
-                               (["shared_quantile=0.5"], "shared_quantile must be in [0, 0.5)")]:
+                               (["shared_quantile=0.5"], "shared_quantile must be in [0, 0.5)"),
+                               (["noisy_retry_lambda=0.5"], "noisy_retry_lambda must be 0 (off) or > 1"),
+                               (["noisy_retry_steps=0"], "noisy_retry_steps ≥ 1"),
+                               (["max_noise_gain=0", "edge_read_share=0", "hedge_share=1"],
+                                "noisy_retry_lambda samples again what the no-harm guard finds too noisy")]:
         deblur = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=[
             "sampler.num_steps=2", *(f"sampler.{override}" for override in overrides)]))
         with pytest.raises(ValueError, match=re.escape(message)):
             deblur(y)
     deblur = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=[
-        "sampler.num_steps=2", "sampler.max_noise_gain=0", "sampler.edge_read_share=0", "sampler.hedge_share=1"]))
-    assert deblur(y).share is None  # the guard off, with the edge reading and the hedge off too
+        "sampler.num_steps=2", "sampler.max_noise_gain=0", "sampler.edge_read_share=0", "sampler.hedge_share=1",
+        "sampler.noisy_retry_lambda=0"]))
+    assert deblur(y).share is None  # the guard off, with the edge reading, the hedge and the retry off too
 
 
 def test_the_edge_reading_stays_within_what_the_image_and_the_search_resolve():

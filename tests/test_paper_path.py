@@ -103,7 +103,7 @@ def test_paper_loop_keeps_the_measurement_range():
 
 @pytest.mark.parametrize("key, value", [("score_ensemble", 2), ("zeta", 0.5), ("renoise", 0.0),
                                         ("sigma_end", 0.01), ("rho", 3.0), ("max_noise_gain", 2.0),
-                                        ("hedge_share", 0.9)])
+                                        ("hedge_share", 0.9), ("noisy_retry_lambda", 4.0)])
 def test_settings_of_the_other_loop_are_refused(key, value):
     cfg = SamplerConfig(consistency="none", num_steps=10, **{key: value})
     with pytest.raises(ValueError, match=f"{key}={value}.*loop tweedie"):

@@ -42,6 +42,13 @@ def check_settings(cfg) -> None:
         if getattr(cfg, key) != off and cfg.max_noise_gain <= 0:
             raise ValueError(f"sampler.{key} keeps a share of a deblurring, which is the no-harm guard's work: "
                              f"with max_noise_gain 0 (guard off) set {key} {off:g} too")
+    if cfg.noisy_retry_lambda != 0:
+        if cfg.noisy_retry_lambda <= 1 or cfg.noisy_retry_steps < 1:
+            raise ValueError(f"sampler.noisy_retry_lambda must be 0 (off) or > 1, and noisy_retry_steps ≥ 1; got "
+                             f"{cfg.noisy_retry_lambda} and {cfg.noisy_retry_steps}")
+        if cfg.max_noise_gain <= 0:
+            raise ValueError("sampler.noisy_retry_lambda samples again what the no-harm guard finds too noisy: with "
+                             "max_noise_gain 0 (guard off) set noisy_retry_lambda 0 too")
 
 
 def start_iterate(sde, y: torch.Tensor | None, sigma_start: float, shape, generator, device) -> torch.Tensor:
