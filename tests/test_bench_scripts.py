@@ -42,6 +42,7 @@ def test_bench_quality_runs_the_named_images_and_a_preset(small_benchmark, tiny_
     bench_quality.main(["--benchmark", str(small_benchmark), "--methods", "blurred", "fast",
                         "--images", "coffee_r2", "motorcycle_depth", "--checkpoint", str(tiny_checkpoint),
                         "--set", "sampler.num_steps=2", "--set", "sampler.prox_lambda_white=0",  # no restart
+                        "--set", "sampler.noisy_retry_lambda=0",  # and no second sampling: NFE 2
                         "--threads", "1", "--output", str(out)])
     rows = read_csv(out / "per_image.csv")
     assert sorted({r["image"] for r in rows}) == ["coffee_r2", "motorcycle_depth"]
@@ -127,6 +128,7 @@ def test_bench_quality_compares_networks_and_prints_the_papers_percentages(small
     bench_quality.main(["--benchmark", str(small_benchmark), "--methods", "blurred", f"dncnn@{small_dncnn}", "fast",
                         "--images", "coffee_r2", "camera_r2", "--checkpoint", str(tiny_checkpoint),
                         "--set", "sampler.num_steps=2", "--set", "sampler.prox_lambda_white=0",
+                        "--set", "sampler.noisy_retry_lambda=0",
                         "--threads", "1", "--save-images", "--output", str(out)])
     rows = read_csv(out / "per_image.csv")
     assert {(r["method"], r["nfe"]) for r in rows} == {("blurry input", "0"), ("DnCNN (trained on camera)", "1"),

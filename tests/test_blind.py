@@ -323,7 +323,8 @@ def test_blind_fast_preset_is_the_cli_default_and_reports_the_radius(tiny_checkp
     write_image(tmp_path / "sharp" / "small.png", synthetic_photo(0, 32) * 0.9)
     reconstruct_main(["--input", str(tmp_path / "in"), "--target", str(tmp_path / "sharp"),
                       "--output", str(tmp_path / "out"), "--checkpoint", str(tiny_checkpoint),
-                      "--set", "sampler.num_steps=2", "--set", "sampler.prox_lambda_white=0"])  # no --preset: fast
+                      "--set", "sampler.num_steps=2", "--set", "sampler.prox_lambda_white=0",  # no restart,
+                      "--set", "sampler.noisy_retry_lambda=0"])  # no second sampling; no --preset: fast
     header, *rows = [line.split(",") for line in (tmp_path / "out" / "metrics.csv").read_text().splitlines()]
     table = {row[0]: dict(zip(header, row)) for row in rows}
     assert float(table["cat"]["radius"]) == pytest.approx(3.0, rel=0.15)
