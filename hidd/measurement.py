@@ -49,7 +49,8 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
     spatially varying blur without estimation; it needs cfg.radius_map.
     cfg.radius > 0 is taken as known (one PSF for every image); otherwise each image's lens PSF (radius and
     softening) is estimated from its spectrum in linear light (hidd.blind.defocus: the whole-photo fit, with
-    cfg.shared_quantile the blur most of its tiles share where that reads in focus, and with cfg.edge_read_share
+    cfg.shared_quantile, where that reads in focus, a blur it preferred unclearly that the tiles confirm or else the
+    blur most of its tiles share, and with cfg.edge_read_share
     the blur its edges allow where even that does), or, with cfg.radius_map,
     a per-tile radius map (spatially varying blur). cfg.noise_sigma > 0 is taken as known; otherwise each
     image's noise-level function is estimated. The operator's `noise_sigma` is each image's RMS noise level.

@@ -46,15 +46,16 @@ KILL_AFTER_IMAGES_ENV = "HIDD_FAULT_KILL_AFTER_IMAGES"
 class Job:
     """One readable input with its target (if any), waiting to be batched."""
     pair: Pair
-    blurred: np.ndarray  # H, W, C float in [0, 1], C matching the model (or 3 for a 1-channel model)
+    blurred: np.ndarray  # H, W, C float in [0, 1], C matching the model (3 for a 1-channel model too; 3 for a gray
+    # photo and an RGB model, its value in each)
     sharp: np.ndarray | None  # the same shape as blurred
     bit_depth: int
     gray: bool = False  # a 1-channel photo given to an RGB model as three equal channels: written back as one
+    metrics: dict = field(default_factory=dict)
 
     def as_stored(self, pixels: np.ndarray) -> np.ndarray:
         """An image of this job (H, W, C) as it is written and measured: one channel again for a gray photo."""
         return to_gray(pixels) if self.gray else pixels
-    metrics: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -142,10 +143,11 @@ class CurveLogger:
             images = x.permute(0, 2, 3, 1).cpu().numpy()
             for job, image in zip(self.batch, images):
                 if np.isfinite(image).all():  # a non-finite image fails at the end, naming the cause
-                    write_image(self.out / "iterates" / job.pair.name / f"iter_{step:05d}.png", image)
+                    write_image(self.out / "iterates" / job.pair.name / f"iter_{step:05d}.png", job.as_stored(image))
         if self.curve_every and step % self.curve_every == 0 and self.batch[0].sharp is not None:
             images = x.permute(0, 2, 3, 1).cpu().numpy() if images is None else images
-            values = [(psnr(im, job.sharp), ssim(im, job.sharp)) for job, im in zip(self.batch, images)]
+            pairs = [(job.as_stored(image), job.as_stored(job.sharp)) for job, image in zip(self.batch, images)]
+            values = [(psnr(result, target), ssim(result, target)) for result, target in pairs]
             for job, (p, s) in zip(self.batch, values):
                 self.writer.add_scalar(f"psnr/{printable(job.pair.name)}", p, step)
                 self.writer.add_scalar(f"ssim/{printable(job.pair.name)}", s, step)
@@ -260,8 +262,8 @@ def _record(outcome: Outcome, table: MetricsTable, writer) -> str | None:
         return f"{table.path}: cannot be written for {outcome.job.pair.name} ({e.strerror or e})"
     job = outcome.job
     if job.sharp is not None:
-        writer.add_images(f"result/{printable(job.pair.name)}", np.stack([job.blurred, outcome.image, job.sharp]), 0,
-                          dataformats="NHWC")
+        trio = [job.as_stored(image) for image in (job.blurred, outcome.image, job.sharp)]
+        writer.add_images(f"result/{printable(job.pair.name)}", np.stack(trio), 0, dataformats="NHWC")
     return None
 
 

@@ -371,10 +371,10 @@ def test_a_partial_back_off_is_recorded_and_said(tiny_checkpoint, tmp_path, caps
     assert any(line.startswith("cat ") and line.split()[4] == "0.5" for line in printed.out.splitlines())  # kept
 
 
-def _grainy_then_clean(monkeypatch, misfit_correlation: float = float("nan")) -> list:
+def _grainy_then_clean(monkeypatch, misfit_correlation: float = float("nan"), grain_again: bool = False) -> list:
     """Replace the sampler by one whose first result is the photo under heavy grain and whose later ones are the
-    photo itself, and which records `misfit_correlation` as the data step's calibration would; returns the list of
-    the settings it is called with."""
+    photo brightened by 0.02 (or grainy again), and which records `misfit_correlation` as the data step's
+    calibration would; returns the list of the settings it is called with."""
     import hidd.deblur
     from hidd.sampling.pc import SampleResult
 
@@ -383,8 +383,9 @@ def _grainy_then_clean(monkeypatch, misfit_correlation: float = float("nan")) ->
     def sample(sde, score_fn, cfg, *, y, operator, **kwargs):
         calls.append(cfg)
         operator.misfit_correlation = torch.full_like(operator.misfit_correlation, misfit_correlation)
-        grain = 0.3 * torch.randn(y.shape, generator=torch.Generator().manual_seed(0)) if len(calls) == 1 else 0
-        return SampleResult(x=(y + grain).clamp(0, 1), nfe=cfg.num_steps)
+        grainy = len(calls) == 1 or grain_again
+        change = 0.3 * torch.randn(y.shape, generator=torch.Generator().manual_seed(0)) if grainy else 0.02
+        return SampleResult(x=(y + change).clamp(0, 1), nfe=cfg.num_steps)
 
     monkeypatch.setattr(hidd.deblur, "sample", sample)
     return calls
@@ -399,7 +400,8 @@ def test_a_result_too_noisy_is_sampled_again_trusting_the_prior_more(tiny_checkp
     first, second = calls
     assert (second.prox_lambda, second.num_steps, second.noise_calibration) == (4 * first.prox_lambda, 8, 0.0)
     assert result.retried.tolist() == [True] and result.nfe == 3 + 8 and result.noise_gain[0] <= 2.0
-    assert torch.allclose(result.images, y, atol=1e-6)  # the clean second result (here y itself), not a blend
+    second = (y + 0.02).clamp(0, 1)  # the clean second result, hedged (its misfit unmeasured: correlated)
+    assert result.share.tolist() == [0.9] and torch.allclose(result.images, y + 0.9 * (second - y), atol=1e-5)
     calls.clear()
     off = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=["sampler.num_steps=3",
                                                                           "sampler.noisy_retry_lambda=0"]))(y)
@@ -408,6 +410,9 @@ def test_a_result_too_noisy_is_sampled_again_trusting_the_prior_more(tiny_checkp
     calls = _grainy_then_clean(monkeypatch, misfit_correlation=0.45)  # partly white: λ was lowered, not retried
     white = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=["sampler.num_steps=3"]))(y)
     assert len(calls) == 1 and white.retried.tolist() == [False] and white.noise_gain[0] > 2.0
+    calls = _grainy_then_clean(monkeypatch, grain_again=True)  # as noisy again: the guard keeps as little of it
+    again = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=["sampler.num_steps=3"]))(y)
+    assert len(calls) == 2 and again.retried.tolist() == [False] and torch.equal(again.images, off.images)
 
 
 def test_a_second_sampling_is_recorded_and_said(tiny_checkpoint, tmp_path, capsys, monkeypatch):
@@ -491,7 +496,7 @@ def test_the_edge_reading_and_the_hedge_are_refused_without_the_guard_and_out_of
                                (["hedge_share=1.1"], "hedge_share must be in (0, 1]"),
                                (["shared_quantile=0.5"], "shared_quantile must be in [0, 0.5)"),
                                (["noisy_retry_lambda=0.5"], "noisy_retry_lambda must be 0 (off) or > 1"),
-                               (["noisy_retry_steps=0"], "noisy_retry_steps ≥ 1"),
+                               (["noisy_retry_steps=0"], "noisy_retry_steps must be at least 1"),
                                (["max_noise_gain=0", "edge_read_share=0", "hedge_share=1"],
                                 "noisy_retry_lambda samples again what the no-harm guard finds too noisy")]:
         deblur = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=[

@@ -85,7 +85,7 @@ def test_bad_inputs_are_reported_and_others_processed(tiny_checkpoint, tmp_path,
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["good.png"]
 
 
-def test_a_grayscale_photo_is_deblurred_by_an_rgb_model_and_written_back_gray(tiny_checkpoint, tmp_path):
+def test_a_grayscale_photo_is_deblurred_by_an_rgb_model_and_written_back_gray(tiny_checkpoint, tmp_path, capsys):
     sharp = synthetic_photo(1, 32)[..., :1]
     blurred = Camera(psf=LensPSF(2.0)).render(torch.from_numpy(sharp).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
     write_image(tmp_path / "sharp" / "gray.png", sharp)
@@ -102,6 +102,12 @@ def test_a_grayscale_photo_is_deblurred_by_an_rgb_model_and_written_back_gray(ti
     assert float(row["psnr_input"]) == pytest.approx(psnr(stored, sharp), abs=1e-3)
     assert float(row["psnr"]) == pytest.approx(psnr(out, sharp), abs=0.05)  # the gray result, as written
     assert float(row["psnr"]) != pytest.approx(float(row["psnr_input"]), abs=0.05)  # and it was deblurred
+    write_image(tmp_path / "sharp" / "gray.png", synthetic_photo(1, 32))  # a colour target for the gray photo
+    with pytest.raises(SystemExit) as exit_status:
+        reconstruct_main(["--input", str(tmp_path / "blurred"), "--target", str(tmp_path / "sharp"), "--output",
+                          str(tmp_path / "again"), "--checkpoint", str(tiny_checkpoint), "--preset", "ablation-pdc",
+                          "--set", "sampler.num_steps=2"])
+    assert exit_status.value.code == 1 and "target is 32x32x3 but the input is 32x32x1" in capsys.readouterr().err
 
 
 def test_output_folder_must_differ_from_input(tiny_checkpoint, tmp_path, capsys):

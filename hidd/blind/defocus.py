@@ -42,8 +42,8 @@ blur's first OTF zero, where the true OTF had inverted them, and deblurring boos
 phase (−0.32 dB; 8.0 px: +5.5 dB). So a blur the whole-photo fit prefers at all (CORROBORATED_MARGIN) is
 taken where the tiles' quantiles q and 1 − q bracket it, at least the lower one reads a blur, and the
 edges allow it (a coarser scale's find must also fit the full-resolution spectrum, as below). Sharp
-photos whose fit prefers a blur unclearly (skimage's rocket 2.6 px at 0.77, the mate photos 1.3 px at
-0.95–0.99) have more than a quarter of sharp tiles; the depth-varying photos' preferences (1.3–1.5 px) lie
+photos whose fit prefers a blur unclearly (the sRGB-disk set's sharp rocket, 256², 2.6 px at 0.77; the mate
+photos 1.3 px at 0.95–0.99) have more than a quarter of sharp tiles; the depth-varying photos' preferences (1.3–1.5 px) lie
 below their tiles' lower quartiles (1.6–1.9). Of 643 development images (held-out sets 0 and 20–34, the
 camera and sRGB-disk benchmarks, blurred and sharp, the examples, the full-size corpus and mate photos;
 2026-11-27), the whole-photo fit reads 350 in focus, and the step takes one: that stripe texture.
@@ -105,7 +105,8 @@ def estimate_defocus(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, sh
                      edge_read_share: float = 0.0) -> PSFEstimate:
     """The lens PSF of an image (C, H, W) or (H, W) in LINEAR light: estimate_psf (a blur that only a coarser
     scale saw must fit the full-resolution spectrum and the image's edges), and where the image reads in
-    focus: with shared_quantile > 0, the PSF most of its tiles share, if any; then, with edge_read_share > 0,
+    focus: with shared_quantile > 0, a blur the whole-photo fit preferred unclearly that the tiles' quantiles bracket,
+    or else the PSF most of its tiles share, if any; then, with edge_read_share > 0,
     the blur its edges allow, at most that share of it kept (see the module docstring)."""
     check_fallbacks(shared_quantile, edge_read_share)
     estimate = estimate_psf(linear, max_radius=max_radius)

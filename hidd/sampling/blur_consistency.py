@@ -29,7 +29,8 @@ prox_lambda_white for c ≤ WHITE_CORRELATION, prox_lambda for c ≥ CORRELATED_
 (the operator keeps c, `misfit_correlation`, for the no-harm guard's hedge, hidd.no_harm). The levels
 before the calibration ran with prox_lambda and the blind σ_n, so when λ changed for any image the step
 asks the loop to start over (`wants_restart`, honoured once by the 'tweedie' loop), now with the
-calibrated σ_n and λ at every level: 12 + 8 = 20 NFE for `fast` on such photos, 12 on camera photos.
+calibrated σ_n and λ at every level: 12 + 8 = 20 NFE for `fast` on such photos, 12 on camera photos (20
+where the no-harm guard has one sampled again, hidd.deblur).
 
 The same test rescales a blind PSF's Gaussian softening by `softening_white`: fully for c ≤
 WHITE_CORRELATION, not at all for c ≥ WHITE_PSF_CORRELATION, linear in between. The spectral fit

@@ -42,10 +42,11 @@ def check_settings(cfg) -> None:
         if getattr(cfg, key) != off and cfg.max_noise_gain <= 0:
             raise ValueError(f"sampler.{key} keeps a share of a deblurring, which is the no-harm guard's work: "
                              f"with max_noise_gain 0 (guard off) set {key} {off:g} too")
+    if not (cfg.noisy_retry_lambda == 0 or cfg.noisy_retry_lambda > 1):  # NaN too
+        raise ValueError(f"sampler.noisy_retry_lambda must be 0 (off) or > 1, got {cfg.noisy_retry_lambda}")
     if cfg.noisy_retry_lambda != 0:
-        if cfg.noisy_retry_lambda <= 1 or cfg.noisy_retry_steps < 1:
-            raise ValueError(f"sampler.noisy_retry_lambda must be 0 (off) or > 1, and noisy_retry_steps ≥ 1; got "
-                             f"{cfg.noisy_retry_lambda} and {cfg.noisy_retry_steps}")
+        if cfg.noisy_retry_steps < 1:
+            raise ValueError(f"sampler.noisy_retry_steps must be at least 1, got {cfg.noisy_retry_steps}")
         if cfg.max_noise_gain <= 0:
             raise ValueError("sampler.noisy_retry_lambda samples again what the no-harm guard finds too noisy: with "
                              "max_noise_gain 0 (guard off) set noisy_retry_lambda 0 too")
