@@ -173,6 +173,7 @@ class Deblurrer:
         # and × noisy_retry_lambda of the correlated λ would overshoot it many times
         correlated = whiteness(operator.misfit_correlation.nan_to_num(1.0)).reshape(b, -1).amax(dim=1) == 0
         too_noisy &= correlated & blind
+        too_noisy &= kept.share < max_share.to(kept.share) * kept.hedge  # else the guard cannot keep more of a second
         if cfg.noisy_retry_lambda > 0 and bool(too_noisy.any()):
             again, extra = run(replace(cfg, prox_lambda=cfg.prox_lambda * cfg.noisy_retry_lambda,
                                        noise_calibration=0.0, num_steps=cfg.noisy_retry_steps))

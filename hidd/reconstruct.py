@@ -30,6 +30,7 @@ from hidd.metrics import psnr, ssim
 from hidd.paired import Pair, find_pairs
 from hidd.prior import DEFAULT_PRESET, load_prior
 from hidd.results import MetricsTable, check_same_config, prepare_output
+from hidd.sampling.loops import check_settings
 from hidd.text import printable
 from hidd.tiling import TilingConfig
 
@@ -279,6 +280,7 @@ def _method(args, device: str):
         preset = args.preset if args.preset or args.config else DEFAULT_PRESET  # a --config alone keeps its sampler
         prior = load_prior(args.checkpoint, config_path=args.config, preset=preset, overrides=args.overrides,
                            device=device)
+        check_settings(prior.config.sampler)  # a refused setting is a usage error, before anything is written
         tiling = TilingConfig(tile=args.tile, overlap=args.tile_overlap, tile_batch=args.tile_batch,
                               max_memory_gb=args.max_memory)
         return Deblurrer(prior, tiling=tiling, precision=args.precision), prior.config

@@ -509,6 +509,17 @@ def test_the_edge_reading_and_the_hedge_are_refused_without_the_guard_and_out_of
     assert deblur(y).share is None  # the guard off, with the edge reading, the hedge and the retry off too
 
 
+def test_a_refused_sampler_setting_is_a_usage_error_before_anything_is_written(tiny_checkpoint, tmp_path, capsys):
+    write_image(tmp_path / "in" / "a.png", synthetic_photo(0, 32))
+    write_image(tmp_path / "in" / "b.png", synthetic_photo(1, 32))
+    with pytest.raises(SystemExit) as exit_status:
+        reconstruct_main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--checkpoint",
+                          str(tiny_checkpoint), "--set", "sampler.noisy_retry_lambda=0.5"])
+    err = capsys.readouterr().err
+    assert exit_status.value.code == 2 and err.count("\n") == 1 and "noisy_retry_lambda must be 0 (off) or > 1" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_edge_reading_stays_within_what_the_image_and_the_search_resolve():
     # a small photo reads long (coffee at 16 px, blurred by 3 px, read 8 px: a PSF larger than the photo); the
     # colour wheel, with no edge to stop the reading, must not pass as a blur at the top of a lower max_radius
