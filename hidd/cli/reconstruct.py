@@ -11,6 +11,9 @@ TensorBoard curves (PSNR/SSIM against iteration when targets are given) under OU
 Each image's PNG and metrics row are written (atomically) as soon as it is done; after a kill,
 the same command with --skip-existing finishes only the missing images.
 
+A grayscale photo is deblurred as three equal channels by an RGB model and written back gray.
+metrics.csv's NFE is the photo's batch's: 12 with the default preset, 20 where it restarts its
+schedule (a white misfit) or samples a too-noisy result again (sampler.noisy_retry_lambda).
 A bad input file, or an image whose deblurring fails, is reported in one line and skipped.
 Exit status: 0 all images written; 1 some inputs failed (the others were written);
 2 usage error (bad option, config, checkpoint, --input or --output; nothing processed); 130 interrupted.
