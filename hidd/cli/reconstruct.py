@@ -13,7 +13,7 @@ the same command with --skip-existing finishes only the missing images.
 
 A grayscale photo is deblurred as three equal channels by an RGB model and written back gray.
 metrics.csv's NFE is the photo's batch's: 12 with the default preset, 20 where it restarts its
-schedule (a white misfit) or samples a too-noisy result again (sampler.noisy_retry_lambda).
+schedule (a white misfit) or samples a too-noisy result again (sampler.noisy_retry_lambda), 28 if both.
 A bad input file, or an image whose deblurring fails, is reported in one line and skipped.
 Exit status: 0 all images written; 1 some inputs failed (the others were written);
 2 usage error (bad option, config, checkpoint, --input or --output; nothing processed); 130 interrupted.
