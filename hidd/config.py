@@ -139,10 +139,10 @@ class SamplerConfig:
     # radius map): the share of the result kept where the data step's calibration misfit is correlated (the model does
     # not explain the photo) or was never measured (noise_calibration 0), 1 where it is white (hidd.no_harm); 1: off
     noisy_retry_lambda: float = 0.0  # 0, or > 1 with max_noise_gain: where a blind result (one PSF per photo) is too
-    # noisy for the guard and its calibration misfit correlated, the batch is sampled once more, noisy_retry_steps levels
-    # with the calibrated σ_n and λ = prox_lambda × this, and that result is kept where the guard keeps more of it
-    # (hidd.deblur); 0: off
-    noisy_retry_steps: int = 8  # the levels of that second sampling (NFE: levels × score_ensemble, for the whole batch)
+    # noisy for the guard and its calibration misfit correlated, the batch is sampled once more, noisy_retry_steps
+    # levels with the calibrated σ_n and λ = prox_lambda × this, and that result is kept where the guard keeps more
+    # of it (hidd.deblur); 0: off
+    noisy_retry_steps: int = 8  # the levels of that second sampling (NFE: levels × score_ensemble, whole batch)
     boundary: str = "free"  # 'prox' image border: 'free' (scene beyond the frame unknown) or 'reflect' (synthetic)
     gradient_steps: int = 5  # descent steps per iteration of the 'gradient' consistency
     gradient_step: float = 1.0  # their step length, in units of 1 / Lipschitz constant (≤ 2)

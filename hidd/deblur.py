@@ -156,8 +156,8 @@ class Deblurrer:
     def _guard(self, y, images, run, operator, in_focus, max_share, blind):
         """The no-harm guard's outcome (hidd.no_harm) for the results `images` of photos y (B, C, H, W), after a
         second sampling `run(settings)` where a blind photo's result was too noisy and its misfit correlated
-        (sampler.noisy_retry_lambda): (the results, the outcome, (B,) which are the second sampling's, its NFE). A blind result whose model leaves a
-        correlated misfit is hedged towards its photo."""
+        (sampler.noisy_retry_lambda): (the results, the outcome, (B,) which are the second sampling's, its NFE).
+        A blind result whose model leaves a correlated misfit is hedged towards its photo."""
         cfg = self.prior.config.sampler
         b = y.shape[0]
         hedges = hedge(operator.misfit_correlation.reshape(b, -1).amax(dim=1), cfg.hedge_share) if blind else None

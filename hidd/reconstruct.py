@@ -234,8 +234,8 @@ def _back_off_note(outcome: Outcome, limit: float) -> str:
     if outcome.noise_gain <= limit:  # the (second) result was clean
         if outcome.max_share == 1:  # nothing else held it back
             return f"{again}, and that result kept{hedged}"
-        return (f"{again}; " if again else "") + f"deblurred at {kept:.0%} strength (blended with the input): " \
-            f"{edges_only}{hedged}"
+        return (f"{again}; " if again else "") + (f"deblurred at {kept:.0%} strength (blended with the input): "
+                                                  f"{edges_only}{hedged}")
     noisy = ((f"{again}; its second" if again else "its") + f" deblurred result had {round(outcome.noise_gain, 2):g}× "
              "the input's noise in flat areas")
     if outcome.share == 0:

@@ -43,8 +43,8 @@ phase (−0.32 dB; 8.0 px: +5.5 dB). So a blur the whole-photo fit prefers at al
 taken where the tiles' quantiles q and 1 − q bracket it, at least the lower one reads a blur, and the
 edges allow it (a coarser scale's find must also fit the full-resolution spectrum, as below). Sharp
 photos whose fit prefers a blur unclearly (the sRGB-disk set's sharp rocket, 256², 2.6 px at 0.77; the mate
-photos 1.3 px at 0.95–0.99) have more than a quarter of sharp tiles; the depth-varying photos' preferences (1.3–1.5 px) lie
-below their tiles' lower quartiles (1.6–1.9). Of 643 development images (held-out sets 0 and 20–34, the
+photos 1.3 px at 0.95–0.99) have more than a quarter of sharp tiles; the depth-varying photos' preferences
+(1.3–1.5 px) lie below their tiles' lower quartiles (1.6–1.9). Of 643 development images (held-out sets 0 and 20–34, the
 camera and sRGB-disk benchmarks, blurred and sharp, the examples, the full-size corpus and mate photos;
 2026-11-27), the whole-photo fit reads 350 in focus, and the step takes one: that stripe texture.
 
@@ -145,8 +145,9 @@ def _corroborated_blur(linear: torch.Tensor, max_radius: float, low: float, high
     estimate = estimate_psf(linear, max_radius=max_radius, in_focus_margin=CORROBORATED_MARGIN)
     if not low <= estimate.lens.radius <= high:
         return None
-    holds = _edges_allow(linear, estimate.lens) if estimate.found_scale == 1 else _coarse_blur_holds(linear, estimate.lens)
-    return estimate if holds else None
+    if estimate.found_scale == 1:  # unlike a clear blur, one the finest scale saw must fit the edges too
+        return estimate if _edges_allow(linear, estimate.lens) else None
+    return estimate if _coarse_blur_holds(linear, estimate.lens) else None
 
 
 def _shared_blur(linear: torch.Tensor, max_radius: float, radius: float, upper: float) -> PSFEstimate | None:
