@@ -117,18 +117,35 @@ def run_oracle(method: str, items):
 
 
 def run_preset(preset: str, items, args):
+    """Each image, or batches of up to --batch images of one size (one sampling each; a batch's time is shared)."""
     prior = load_prior(args.checkpoint, preset=preset, overrides=args.overrides, device=args.device)
     deblur = Deblurrer(prior, precision=args.precision)
+    oracle = {item[0]: args.oracle_map and item[1] == "depth" for item in items}  # the true radius map given
+
+    def key(item):
+        return item[3].shape, oracle[item[0]]
+
+    batches = []
+    for item in items:  # consecutive images of one size (and with or without a map) share a batch
+        if batches and len(batches[-1]) < args.batch and key(batches[-1][0]) == key(item):
+            batches[-1].append(item)
+        else:
+            batches.append([item])
     results = {}
-    for name, group, _, blurred, _, _ in tqdm(items, desc=preset):
-        known = None
-        if args.oracle_map and group == "depth":  # the true radius map instead of the estimate
-            known = torch.from_numpy(np.load(args.benchmark / "radius_maps" / f"{name}.npy")).float()[None]
-        start = time.perf_counter()
-        y = torch.from_numpy(blurred).permute(2, 0, 1)[None]
-        out = deblur(y, seed=args.seed, radius_map=known)
-        kept = "" if out.share is None else round(out.share[0].item(), 3)  # the share of its deblurring kept
-        results[name] = (out.images[0].permute(1, 2, 0).cpu().numpy(), out.nfe, time.perf_counter() - start, kept)
+    with tqdm(total=len(items), desc=preset) as bar:
+        for batch in batches:
+            known = None
+            if oracle[batch[0][0]]:  # the true radius maps instead of the estimate
+                known = torch.stack([torch.from_numpy(np.load(args.benchmark / "radius_maps" / f"{item[0]}.npy"))
+                                     .float() for item in batch])
+            start = time.perf_counter()
+            y = torch.stack([torch.from_numpy(item[3]).permute(2, 0, 1) for item in batch])
+            out = deblur(y, seed=args.seed, radius_map=known)
+            seconds = (time.perf_counter() - start) / len(batch)
+            for i, item in enumerate(batch):
+                kept = "" if out.share is None else round(out.share[i].item(), 3)  # the share of its deblurring kept
+                results[item[0]] = (out.images[i].permute(1, 2, 0).cpu().numpy(), out.nfe, seconds, kept)
+            bar.update(len(batch))
     return results, prior.config
 
 
@@ -169,6 +186,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, help="torch intra-op threads (CPU); default: torch's choice")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=int, default=1, metavar="N",
+                   help="hidd presets: deblur up to N images of one size together (a GPU's throughput; each image's "
+                        "seconds are the batch's over N, and its noise draws differ from a run of one)")
     p.add_argument("--oracle-map", action="store_true",
                    help="give the hidd presets the TRUE radius map of the depth-varying image (needs "
                         "sampler.radius_map=true and sampler.consistency=gradient): the solver without the estimator")
@@ -187,6 +207,8 @@ def main(argv=None):
         if unknown:
             raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from blurred, wiener, rl, bm3d, "
                              + ", ".join([*NETWORKS.names(), *preset_names()]))
+        if args.batch < 1:
+            raise ValueError(f"--batch {args.batch}: give 1 or more images per batch")
         if args.threads:
             torch.set_num_threads(args.threads)
         items = load_benchmark(args.benchmark, args.limit, args.images)

@@ -69,6 +69,22 @@ def test_bench_quality_oracle_map_feeds_the_true_map_to_the_depth_image(small_be
     assert row["method"] == "hidd fast (oracle map)" and int(row["nfe"]) == 2
 
 
+def test_bench_quality_batches_images_of_one_size_and_shares_their_time(small_benchmark, tiny_checkpoint, tmp_path,
+                                                                        capsys):
+    out = tmp_path / "bq"
+    names = ["coffee_r2", "motorcycle_r2", "rocket_r2"]
+    bench_quality.main(["--benchmark", str(small_benchmark), "--methods", "paper", "--images", *names, "--batch", "2",
+                        "--checkpoint", str(tiny_checkpoint), "--set", "sampler.num_steps=2", "--threads", "1",
+                        "--output", str(out)])
+    rows = {r["image"]: r for r in read_csv(out / "per_image.csv")}
+    assert sorted(rows) == names and {r["nfe"] for r in rows.values()} == {"8"}  # 4 per step (the paper's 4000 in 1000)
+    assert rows["coffee_r2"]["seconds"] == rows["motorcycle_r2"]["seconds"]  # one batch, its time shared
+    with pytest.raises(SystemExit):
+        bench_quality.main(["--benchmark", str(small_benchmark), "--methods", "paper", "--batch", "0",
+                            "--output", str(tmp_path / "none")])
+    assert "--batch 0: give 1 or more" in capsys.readouterr().err
+
+
 def fake_run(folder: Path, method: str, nfe: int, psnrs: dict[str, float]):
     folder.mkdir(parents=True)
     with open(folder / "per_image.csv", "w", newline="") as f:

@@ -2,7 +2,7 @@
 # One-call GPU job: the public-benchmark rows that are too slow for a CPU (scripts/bench_quality.py).
 #   OUT=/tmp/out bash scripts/gpu/bench_quality.sh
 # 1. fast, fp32 against precision auto (bf16 / fp16 + channels_last): the optimised path's accuracy cost;
-# 2. paper (4000 NFE per image) on all 19 images, one radius group per call so that a time limit keeps
+# 2. paper (4000 NFE per image) on all 19 images, one radius group (a batch of 6) per call so that a time limit keeps
 #    the groups already done; 3. the Table 1 ablation presets on one image per radius; 4. the paper's comparison
 #    on the camera benchmark: the learned baselines, fast and paper (paper on two images per condition).
 # Each run writes $OUT/NAME/{per_image,summary}.csv and $OUT/NAME.md (the printed table).
@@ -24,7 +24,7 @@ quality() {  # quality NAME ARGS...: one bench_quality run, also when an earlier
 quality fast_fp32 --methods blurred wiener rl fast quality
 quality fast_auto --methods fast quality --precision auto
 for r in 2 3.5 5; do
-  quality "paper_r$r" --methods paper --precision auto \
+  quality "paper_r$r" --methods paper --precision auto --batch 6 \
     --images astronaut_r$r camera_r$r chelsea_r$r coffee_r$r motorcycle_r$r rocket_r$r
 done
 quality paper_depth --methods paper --precision auto --images motorcycle_depth
