@@ -54,7 +54,23 @@ at most MAX_FINEST_FIT_RATIO × the in-focus one) and the photo's edges (hidd.bl
 the tiles' shared blur. Two sharp corpus photos were misread at a coarser scale and spoiled by the
 deblur: a moss macro (9.6 px; the full-resolution spectrum rejects it, 3.84) and a lake at dusk (8.4 and
 12.7 px; its reeds and horizon are far sharper than that, ρ 1.93–2.51, and so for its flat tiles' shared
-blur of 5.5 px, 1.65). Blurs the finest scale sees are trusted as before: bokeh discs of point lights
+blur of 5.5 px, 1.65). In the full-resolution fit the noise floor may fall as steeply as f^−2
+(FINE_BAND_NOISE_SLOPE; the search keeps f^−1, where steeper floors mimic blur): in a high-ISO photo of
+a dull scene the fine band is noise, which demosaicing, white balance and 4:2:0 JPEG make fall about as
+f^−2.7 (a fig on concrete, 6 px; fresh photos, 2026-11-27). With the search's floor, true blurs that the
+2× coarser scale read to within 10 % fitted 3.2–4.5× worse than focus and were refused: four high-ISO
+photos (4.1–6.0 px) came back unchanged, a fifth got the edges' half-trusted blur. With it they fit at
+1.5–2.2 and gain +0.57…+1.97 dB. On 1034 development and fresh images the change alters those five
+verdicts only; no sharp photo's coarse blur passes the spectrum and fails only there (the moss now
+fits at 1.73: its edges refuse it). A third test asks the photo's noise: beyond the blur's main lobe a
+blurred photo holds noise only, so that band's level (hidd.blind.noise.band_excess) may be at most
+MAX_BAND_EXCESS × the noise its flat patches show. On the 176 blurred photos whose blur only a coarser scale
+saw it is 0.5–3.4 (JPEG keeps noise around edges and wipes it out of flat patches), on sharp photos with
+flat regions 7.6–32 (skimage's astronaut, coffee, camera, rocket). It caught a lake at dusk (make_heldout's
+crop of the corpus photo, 256²) that the coarse scale read at 16.3 px and whose thin reeds and smooth
+sky passed the spectrum (0.68) and the edges (ρ 0.71): deblurred, 24.6 dB against itself; now returned as
+it came (band excess 17.9). A photo textured all over has no flat patch to compare with (chelsea: 2.0),
+and the first two tests must catch it. Blurs the finest scale sees are trusted as before: bokeh discs of point lights
 have steep rims that the edge test must leave out, and it can only do so approximately (dense,
 overlapping lights defeat it: such a photo whose blur only a coarser scale saw comes back unchanged).
 
@@ -82,10 +98,12 @@ from dataclasses import replace
 import torch
 
 from hidd.blind.edge_bound import EDGE_READ_STEP, MAX_EDGE_SHARPNESS, edge_read_radius, edge_sharpness
+from hidd.blind.noise import band_excess
 from hidd.blind.psf_fit import (IN_FOCUS_RADIUS, MAX_RADIUS, RESOLVED_RADIUS_FRACTION, PSFEstimate,
-                                 estimate_for_lens, estimate_psf)
+                                 estimate_for_lens, estimate_psf, lens_fit_ratio)
 from hidd.blind.radius_map import tile_radius_quantiles
 from hidd.camera.psf import LensPSF
+from hidd.camera.tone import tone_curve
 
 SHARED_RADIUS_FACTOR = 0.8  # the PSF's radius over r_q
 SHARED_SOFTENING = 0.6  # px: its Gaussian softening (the spread of radii, and the lens's own)
@@ -97,8 +115,12 @@ EDGE_READ_MIN_RADIUS = 3.0  # px: the least edge reading taken for a blur (sharp
 EDGE_READ_MAX_RADIUS = 12.0  # px: and the most (a photo with no sharp edge among its strongest ones reads anything:
 # skimage's colour wheel 28–30 px, whose half-strength deblur at 28 px ruined it, 19.2 dB against itself)
 EDGE_READ_SOFTENING = 0.35  # px: the Gaussian softening of its disk (a lens's typical 0.3–0.7)
+LINEAR = tone_curve("none")  # estimate_defocus works on linear light: its noise is measured there
 MAX_FINEST_FIT_RATIO = 3.0  # a blur only a coarser scale saw: the full-resolution spectrum's residual under it, over
-# the in-focus one, at most this (such blurred photos, 3–25 px: ≤ 2.49; a sharp moss macro read at 9.6 px: 3.84)
+# the in-focus one, at most this (see FINE_BAND_NOISE_SLOPE)
+FINE_BAND_NOISE_SLOPE = 2.0  # ... with a noise floor N f^−γ, γ ≤ this, under both hypotheses (the search: ≤ 1)
+MAX_BAND_EXCESS = 6.0  # ... and the band beyond its main lobe may hold at most this × the noise the flat patches
+# show (hidd.blind.noise.band_excess: blurred photos ≤ 3.4, sharp ones misread at a coarse scale 10.8–17.9)
 
 
 def estimate_defocus(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, shared_quantile: float = 0.0,
@@ -161,8 +183,10 @@ def _shared_blur(linear: torch.Tensor, max_radius: float, radius: float, upper: 
 
 
 def _coarse_blur_holds(linear: torch.Tensor, lens: LensPSF) -> bool:
-    """Whether a blur that only a coarser scale saw fits the full-resolution spectrum too, and the image's edges."""
-    return estimate_for_lens(linear, lens).fit_ratio <= MAX_FINEST_FIT_RATIO and _edges_allow(linear, lens)
+    """Whether a blur that only a coarser scale saw fits the full-resolution spectrum too, the image's edges, and
+    the noise its flat patches show."""
+    return (lens_fit_ratio(linear, lens, max_noise_slope=FINE_BAND_NOISE_SLOPE) <= MAX_FINEST_FIT_RATIO
+            and _edges_allow(linear, lens) and band_excess(linear, lens, LINEAR) <= MAX_BAND_EXCESS)
 
 
 def _edges_allow(linear: torch.Tensor, lens: LensPSF) -> bool:

@@ -109,14 +109,29 @@ def band_noise_level(encoded: torch.Tensor, lens: LensPSF, tile: int = 256) -> f
     return float(((counts * floor)[band].sum() / counts[band].sum()).sqrt())
 
 
+def band_excess(image: torch.Tensor, lens: LensPSF, tone: ToneCurve) -> float:
+    """How many times the noise that the flat patches of an image (C, H, W) show (weak_texture_bins, fitted through
+    `tone`) the band beyond `lens`'s main lobe holds (band_noise_level): about 1 on a photo that lens blurred, a
+    few where JPEG kept its noise around edges and wiped it out of flat patches, many where that band holds the
+    scene's own detail, which the blur would have removed (hidd.blind.defocus)."""
+    image = image.detach().cpu().to(torch.float64)
+    return band_noise_level(image, lens) / float(_flat_patch_nlf(image, tone).level(image[None]))
+
+
+def _flat_patch_nlf(image: torch.Tensor, tone: ToneCurve) -> NoiseLevelFunction:
+    """The noise-level function the weak-texture patches of a float64 image (C, H, W) show, at least 8-bit rounding."""
+    shot, read, floor = fit_nlf(*weak_texture_bins(image), tone)
+    return NoiseLevelFunction(tone, *(torch.tensor([v], dtype=torch.float64)
+                                      for v in (shot, read, max(floor, QUANTISATION))))
+
+
 def estimate_nlf(encoded: torch.Tensor, tone: ToneCurve, lens: LensPSF | None = None) -> NoiseLevelFunction:
     """The noise-level function of one photo (C, H, W) in [0, 1] (see the module docstring).
 
     lens: the photo's (estimated) blur, which defines the spectral noise band; None skips that measurement.
     """
     encoded = encoded.detach().cpu().to(torch.float64)
-    shot, read, floor = fit_nlf(*weak_texture_bins(encoded), tone)
-    nlf = NoiseLevelFunction(tone, *(torch.tensor([v], dtype=torch.float64) for v in (shot, read, max(floor, QUANTISATION))))
+    nlf = _flat_patch_nlf(encoded, tone)
     if lens is not None:
         level = float(nlf.level(encoded[None]))
         band = band_noise_level(encoded, lens)

@@ -67,11 +67,11 @@ class SpectrumFit:
 
 
 def fit_spectra(spectra: torch.Tensor, otf_power: torch.Tensor, tile: int, beta: float | None = None,
-                iterations: int = 40) -> SpectrumFit:
+                iterations: int = 40, max_noise_slope: float = MAX_NOISE_SLOPE) -> SpectrumFit:
     """Fit log(A f^−β |K|² + N f^−γ) to ring powers `spectra` (…, F) for each of R candidate |OTF|² (R, F).
 
     beta: a fixed spectral slope, or None to fit it too. Levenberg–Marquardt on θ from several β starts,
-    vectorised over (…, R); γ is kept in [0, MAX_NOISE_SLOPE]. A candidate whose every step met a singular
+    vectorised over (…, R); γ is kept in [0, max_noise_slope]. A candidate whose every step met a singular
     system (flat or pure-noise spectra) gets an infinite residual: it explains nothing.
     """
     rings = torch.arange(LOWEST_BIN, spectra.shape[-1])
@@ -109,7 +109,7 @@ def fit_spectra(spectra: torch.Tensor, otf_power: torch.Tensor, tile: int, beta:
             solved = info == 0  # a singular system is a rejected step, never an error
             solvable |= solved
             trial = theta - torch.where(solved[..., None], step, torch.nan)
-            trial[..., 3].clamp_(0.0, MAX_NOISE_SLOPE)  # a projected step: γ stays in its range
+            trial[..., 3].clamp_(0.0, max_noise_slope)  # a projected step: γ stays in its range
             trial_loss = loss(trial)
             better = trial_loss < current  # NaN trials are never better
             theta = torch.where(better[..., None], trial, theta)
@@ -222,10 +222,23 @@ def estimate_for_lens(linear: torch.Tensor, lens: LensPSF, *, tile: int = 256) -
     its tiles, hidd.blind.defocus): that lens, the noise floor it leaves in the image's spectrum, and how well
     it fits that spectrum (fit_ratio: its residual over the best in-focus residual; > 1: in focus fits better)."""
     spectrum, size = _spectrum(gray_linear(linear, "estimate_for_lens"), tile)
+    return PSFEstimate(lens, 1, False, *_floor(spectrum, size, lens), fit_ratio=_lens_ratio(spectrum, size, lens),
+                       softening_fitted=False)
+
+
+def lens_fit_ratio(linear: torch.Tensor, lens: LensPSF, *, tile: int = 256,
+                   max_noise_slope: float = MAX_NOISE_SLOPE) -> float:
+    """How well `lens` explains the spectrum of an image (C, H, W) or (H, W) in LINEAR light at full resolution:
+    its residual over the best in-focus residual (> 1: in focus fits better), the noise floor N f^−γ allowed
+    γ ≤ max_noise_slope under both hypotheses."""
+    spectrum, size = _spectrum(gray_linear(linear, "lens_fit_ratio"), tile)
+    return _lens_ratio(spectrum, size, lens, max_noise_slope)
+
+
+def _lens_ratio(spectrum: torch.Tensor, size: int, lens: LensPSF, max_noise_slope: float = MAX_NOISE_SLOPE) -> float:
     in_focus = [LensPSF(r) for r in _radius_grid(IN_FOCUS_RADIUS - COARSE_STEP)]
-    residual = fit_spectra(spectrum, _table([lens, *in_focus], size), size).residual
-    ratio = float(residual[0] / residual[1:].min())
-    return PSFEstimate(lens, 1, False, *_floor(spectrum, size, lens), fit_ratio=ratio, softening_fitted=False)
+    residual = fit_spectra(spectrum, _table([lens, *in_focus], size), size, max_noise_slope=max_noise_slope).residual
+    return float(residual[0] / residual[1:].min())
 
 
 def _refine(spectrum: torch.Tensor, size: int, radius: float, top: float, softenings) -> LensPSF:
