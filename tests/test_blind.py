@@ -198,7 +198,10 @@ def test_a_blur_only_a_coarser_scale_saw_must_fit_the_full_resolution_spectrum_a
         assert band_excess(sharp, LensPSF(9.0), tone_curve("none")) > MAX_BAND_EXCESS
         assert band_excess(blurred, LensPSF(9.0), tone_curve("none")) < MAX_BAND_EXCESS / 2
     monkeypatch.setattr(hidd.blind.defocus, "estimate_psf", lambda *args, **kwargs: misread(1))
-    assert estimate_defocus(sharp) == misread(1)  # what the finest scale saw is trusted as before
+    assert estimate_defocus(blurred) == misread(1)
+    assert estimate_defocus(sharp).lens.radius == 0.0  # what the finest scale saw is asked the noise alone
+    monkeypatch.setattr(hidd.blind.defocus, "MAX_BAND_EXCESS", math.inf)
+    assert estimate_defocus(sharp) == misread(1)
 
 
 @pytest.mark.parametrize("radius", [4.0, 8.0])
