@@ -125,12 +125,10 @@ def run_preset(preset: str, items, args):
     def key(item):
         return item[3].shape, oracle[item[0]]
 
-    batches = []
-    for item in items:  # consecutive images of one size (and with or without a map) share a batch
-        if batches and len(batches[-1]) < args.batch and key(batches[-1][0]) == key(item):
-            batches[-1].append(item)
-        else:
-            batches.append([item])
+    groups = defaultdict(list)  # images of one size (and with or without a map) share batches
+    for item in items:
+        groups[key(item)].append(item)
+    batches = [group[i:i + args.batch] for group in groups.values() for i in range(0, len(group), args.batch)]
     results = {}
     with tqdm(total=len(items), desc=preset) as bar:
         for batch in batches:
@@ -188,7 +186,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=1, metavar="N",
                    help="hidd presets: deblur up to N images of one size together (a GPU's throughput; each image's "
-                        "seconds are the batch's over N, and its noise draws differ from a run of one)")
+                        "seconds are the batch's over N, its NFE the batch's: a photo read in focus, or one not "
+                        "sampled again, is charged the batch's; its noise draws differ from a run of one)")
     p.add_argument("--oracle-map", action="store_true",
                    help="give the hidd presets the TRUE radius map of the depth-varying image (needs "
                         "sampler.radius_map=true and sampler.consistency=gradient): the solver without the estimator")

@@ -69,6 +69,17 @@ def test_bench_quality_oracle_map_feeds_the_true_map_to_the_depth_image(small_be
     assert row["method"] == "hidd fast (oracle map)" and int(row["nfe"]) == 2
 
 
+def _batched_with_the_depth_image(benchmark, checkpoint, tmp_path) -> Path:
+    """A --batch 3 --oracle-map run whose depth image (with a map) sorts between two without one."""
+    out = tmp_path / "bq_map"
+    bench_quality.main(["--benchmark", str(benchmark), "--methods", "fast", "--batch", "3", "--oracle-map",
+                        "--images", "coffee_r2", "motorcycle_depth", "rocket_r2", "--checkpoint", str(checkpoint),
+                        "--set", "sampler.num_steps=2", "--set", "sampler.prox_lambda_white=0",
+                        "--set", "sampler.noisy_retry_lambda=0", "--set", "sampler.radius_map=true",
+                        "--set", "sampler.consistency=gradient", "--threads", "1", "--output", str(out)])
+    return out / "per_image.csv"
+
+
 def test_bench_quality_batches_images_of_one_size_and_shares_their_time(small_benchmark, tiny_checkpoint, tmp_path,
                                                                         capsys):
     out = tmp_path / "bq"
@@ -79,6 +90,10 @@ def test_bench_quality_batches_images_of_one_size_and_shares_their_time(small_be
     rows = {r["image"]: r for r in read_csv(out / "per_image.csv")}
     assert sorted(rows) == names and {r["nfe"] for r in rows.values()} == {"8"}  # 4 per step (the paper's 4000 in 1000)
     assert rows["coffee_r2"]["seconds"] == rows["motorcycle_r2"]["seconds"]  # one batch, its time shared
+    depth = read_csv(_batched_with_the_depth_image(small_benchmark, tiny_checkpoint, tmp_path))
+    assert {r["image"] for r in depth} == {"coffee_r2", "motorcycle_depth", "rocket_r2"}
+    seconds = {r["image"]: r["seconds"] for r in depth if r["method"] == "hidd fast (oracle map)"}
+    assert seconds["coffee_r2"] == seconds["rocket_r2"] != seconds["motorcycle_depth"]  # the map's image apart
     with pytest.raises(SystemExit):
         bench_quality.main(["--benchmark", str(small_benchmark), "--methods", "paper", "--batch", "0",
                             "--output", str(tmp_path / "none")])

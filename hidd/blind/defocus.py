@@ -1,6 +1,7 @@
 """A photo's lens PSF for the sampler: the whole-photo spectral fit (hidd.blind.psf_fit), unless a blur
 that only a coarser scale saw is contradicted by the full-resolution spectrum or by the photo's own edges
-(hidd.blind.edge_bound: then it is in focus), and, where the photo reads "in focus", a blur the spectrum
+(hidd.blind.edge_bound), or any blur it reads by the photo's noise (hidd.blind.noise.band_excess: then it
+is in focus), and, where the photo reads "in focus", a blur the spectrum
 preferred unclearly if the tiles and edges confirm it, else the blur that most of the photo shares
 (depth-varying defocus), if its edges allow it, and last the blur its edges alone read, half-trusted.
 
@@ -52,19 +53,19 @@ Where the spectrum alone is least sure, the photo is asked too. A blur that only
 (hidd.blind.psf_fit: the finest scale read in focus) must also fit the full-resolution spectrum (residual at
 most MAX_FINEST_FIT_RATIO × the in-focus one) and the photo's edges (hidd.blind.edge_bound); so must the
 tiles' shared blur. Two sharp corpus photos were misread at a coarser scale and spoiled by the deblur: a moss
-macro (9.6 px; the full-resolution spectrum rejects it, 3.84) and a lake at dusk (8.4 and 12.7 px; its reeds
-and horizon are far sharper than that, ρ 1.93–2.51, and so for its flat tiles' shared blur of 5.5 px, 1.65).
-In the full-resolution fit the noise floor may fall as steeply as f^−2 (FINE_BAND_NOISE_SLOPE; the search
-keeps f^−1, where steeper floors mimic blur): in a high-ISO photo of a dull scene the fine band is noise,
-which demosaicing, white balance and 4:2:0 JPEG make fall about as f^−2.7 (a fig on concrete, 6 px; fresh
-photos, 2026-11-27). With the search's floor, true blurs that the 2× coarser scale read to within 10 % fitted
-3.2–4.5× worse than focus and were refused: four high-ISO photos (4.1–6.0 px) came back unchanged, a fifth got
-the edges' half-trusted blur. With it they fit at 1.5–2.2 and gain +0.57…+1.97 dB. On 1034 development and
-fresh images the change alters those five verdicts only; no sharp photo's coarse blur passes the spectrum and
-fails only there (the moss now fits at 1.73: its edges refuse it). Blurs the finest scale sees are not asked
-the edges: bokeh discs of point lights have steep rims that the edge test must leave out, and it can only do
-so approximately (dense, overlapping lights defeat it: such a photo whose blur only a coarser scale saw comes
-back unchanged).
+macro (9.6 px; the full-resolution spectrum rejected it, 3.84, under the floor below it fits, 1.73) and a lake
+at dusk (8.4 and 12.7 px; its reeds and horizon are far sharper than that, ρ 1.93–2.51, and so for its flat
+tiles' shared blur of 5.5 px, 1.65). In the full-resolution fit the noise floor may fall as steeply as f^−2
+(FINE_BAND_NOISE_SLOPE; the search keeps f^−1, where steeper floors mimic blur): in a high-ISO photo of a dull
+scene the fine band is noise, which demosaicing, white balance and 4:2:0 JPEG make fall about as f^−2.7 (a fig
+on concrete, 6 px; fresh photos, 2026-11-27). With the search's floor, true blurs that the 2× coarser scale
+read to within 10 % fitted 3.2–4.5× worse than focus and were refused: four high-ISO photos (4.1–6.0 px) came
+back unchanged, a fifth got the edges' half-trusted blur. With it they fit at 1.5–2.2 and gain +0.57…+1.97 dB.
+On 1034 development and fresh images the change alters those five verdicts only; no sharp photo's coarse blur
+passes the spectrum and fails only there (the moss now fits at 1.73: its edges refuse it). Blurs the finest
+scale sees are not asked the edges: bokeh discs of point lights have steep rims that the edge test must leave
+out, and it can only do so approximately (dense, overlapping lights defeat it: such a photo whose blur only a
+coarser scale saw comes back unchanged).
 
 Every blur the whole-photo fit reads, at any scale, must also fit the photo's noise: beyond the blur's main
 lobe a blurred photo holds noise only, so that band's level (hidd.blind.noise.band_excess) may be at most
@@ -122,20 +123,20 @@ EDGE_READ_MAX_RADIUS = 12.0  # px: and the most (a photo with no sharp edge amon
 EDGE_READ_SOFTENING = 0.35  # px: the Gaussian softening of its disk (a lens's typical 0.3–0.7)
 LINEAR = tone_curve("none")  # estimate_defocus works on linear light: its noise is measured there
 MAX_FINEST_FIT_RATIO = 3.0  # a blur only a coarser scale saw: the full-resolution spectrum's residual under it, over
-# the in-focus one, at most this (see FINE_BAND_NOISE_SLOPE)
+# the in-focus one, at most this (blurred photos' coarse finds ≤ 2.15 with FINE_BAND_NOISE_SLOPE's floor)
 FINE_BAND_NOISE_SLOPE = 2.0  # ... with a noise floor N f^−γ, γ ≤ this, under both hypotheses (the search: ≤ 1)
-MAX_BAND_EXCESS = 5.3  # any blur read: the band beyond its main lobe may hold at most this × the noise the flat
-# patches show (hidd.blind.noise.band_excess: 452 blurred photos ≤ 4.46, sharp photos read blurred 6.26–18.1)
+MAX_BAND_EXCESS = 5.3  # any blur the whole-photo fit reads: the band beyond its main lobe may hold at most this ×
+# the noise the flat patches show (hidd.blind.noise.band_excess: 452 blurred photos ≤ 4.46, sharp photos read
+# blurred 6.26–18.1)
 
 
 def estimate_defocus(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, shared_quantile: float = 0.0,
                      edge_read_share: float = 0.0) -> PSFEstimate:
     """The lens PSF of an image (C, H, W) or (H, W) in LINEAR light: estimate_psf (a blur that only a coarser
-    scale saw must fit the full-resolution spectrum and the image's edges; any blur, the image's noise), and where
-    the image reads in
-    focus: with shared_quantile > 0, a blur the whole-photo fit preferred unclearly that the tiles' quantiles bracket,
-    or else the PSF most of its tiles share, if any; then, with edge_read_share > 0,
-    the blur its edges allow, at most that share of it kept (see the module docstring)."""
+    scale saw must fit the full-resolution spectrum and the image's edges; any blur, the image's noise), and
+    where the image reads in focus: with shared_quantile > 0, a blur the whole-photo fit preferred unclearly
+    that the tiles' quantiles bracket, or else the PSF most of its tiles share, if any; then, with
+    edge_read_share > 0, the blur its edges allow, at most that share of it kept (see the module docstring)."""
     check_fallbacks(shared_quantile, edge_read_share)
     estimate = estimate_psf(linear, max_radius=max_radius)
     if estimate.lens.radius > 0:
@@ -168,15 +169,16 @@ def check_fallbacks(shared_quantile: float, edge_read_share: float) -> None:
 
 def _corroborated_blur(linear: torch.Tensor, max_radius: float, low: float, high: float) -> PSFEstimate | None:
     """The blur the whole-photo spectrum prefers to focus, though by less than IN_FOCUS_MARGIN, where the tiles'
-    quantiles q and 1 − q (low, high) bracket it and the image's edges allow it (see the module docstring), or None."""
+    quantiles q and 1 − q (low, high) bracket it and the image's edges and noise allow it (see the module
+    docstring), or None."""
     if low < IN_FOCUS_RADIUS:
         return None
     estimate = estimate_psf(linear, max_radius=max_radius, in_focus_margin=CORROBORATED_MARGIN)
     if not low <= estimate.lens.radius <= high:
         return None
-    # unlike a clear blur, one the finest scale saw must fit the edges too
-    seen = _edges_allow(linear, estimate.lens) if estimate.found_scale == 1 else _coarse_blur_holds(linear, estimate.lens)
-    return estimate if seen and _noise_allows(linear, estimate.lens) else None
+    lens = estimate.lens  # unlike a clear blur, one the finest scale saw must fit the edges too
+    seen = _edges_allow(linear, lens) if estimate.found_scale == 1 else _coarse_blur_holds(linear, lens)
+    return estimate if seen and _noise_allows(linear, lens) else None
 
 
 def _shared_blur(linear: torch.Tensor, max_radius: float, radius: float, upper: float) -> PSFEstimate | None:

@@ -110,11 +110,12 @@ def band_noise_level(encoded: torch.Tensor, lens: LensPSF, tile: int = 256) -> f
 
 
 def band_excess(image: torch.Tensor, lens: LensPSF, tone: ToneCurve) -> float:
-    """How many times the noise that the flat patches of an image (C, H, W) show (weak_texture_bins, fitted through
-    `tone`) the band beyond `lens`'s main lobe holds (band_noise_level): about 1 on a photo that lens blurred, a
-    few where JPEG kept its noise around edges and wiped it out of flat patches, many where that band holds the
-    scene's own detail, which the blur would have removed (hidd.blind.defocus)."""
+    """The noise level in the band beyond `lens`'s main lobe (band_noise_level) over the level the flat patches
+    of an image (C, H, W) or (H, W) show (weak_texture_bins, fitted through `tone`): about 1 on a photo that
+    lens blurred, a few where JPEG kept its noise around edges and wiped it out of flat patches, many where
+    that band holds the scene's own detail, which the blur would have removed (hidd.blind.defocus)."""
     image = image.detach().cpu().to(torch.float64)
+    image = image[None] if image.ndim == 2 else image
     return band_noise_level(image, lens) / float(_flat_patch_nlf(image, tone).level(image[None]))
 
 
