@@ -8,13 +8,8 @@
 # Each run writes $OUT/NAME/{per_image,summary}.csv and $OUT/NAME.md (the printed table).
 # Smoke test on a CPU: DEVICE=cpu EXTRA="--checkpoint tiny.pt --set sampler.num_steps=2" OUT=/tmp/q bash ...
 set -uo pipefail
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-OUT=${OUT:?set OUT to a results folder}
-PY=${PY:-python3}  # the interpreter that has torch
-DEVICE=${DEVICE:-cuda}
+source "$(dirname "$0")/env.sh"  # PYTHONPATH, OUT, PY, DEVICE, $OUT/env.txt
 EXTRA=${EXTRA:-}  # more bench_quality arguments for every run
-mkdir -p "$OUT"
-{ date -u; nvidia-smi -L || true; "$PY" -c "import torch; print('torch', torch.__version__)"; } | tee "$OUT/env.txt"
 test -f data/benchmark/meta.json || "$PY" scripts/make_benchmark.py --out data/benchmark
 quality() {  # quality NAME ARGS...: one bench_quality run, also when an earlier one failed
   "$PY" scripts/bench_quality.py --device "$DEVICE" --output "$OUT/$1" "${@:2}" $EXTRA > "$OUT/$1.md" 2> "$OUT/$1.err" \

@@ -5,13 +5,8 @@
 #   OUT=/tmp/out bash scripts/gpu/bench_speed.sh
 # Writes $OUT/env.txt and one Markdown table (+ raw JSON) per run; a few minutes on an H100.
 set -euo pipefail
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-OUT=${OUT:?set OUT to a results folder}
-DEVICE=${DEVICE:-cuda}
-PY=${PY:-python3}  # the interpreter that has torch
+source "$(dirname "$0")/env.sh"  # PYTHONPATH, OUT, PY, DEVICE, $OUT/env.txt
 ITERATIONS=${ITERATIONS:-10}  # sampler iterations per case; full-preset times are extrapolated
-mkdir -p "$OUT"
-{ date -u; nvidia-smi -L || true; "$PY" -c "import torch; print('torch', torch.__version__)"; } | tee "$OUT/env.txt"
 bench() {  # bench NAME ARGS...: one table, also when an earlier one failed
   "$PY" scripts/bench_speed.py --device "$DEVICE" --iterations "$ITERATIONS" --output "$OUT/$1.md" "${@:2}" \
     || echo "bench_speed $1 failed" | tee -a "$OUT/env.txt"

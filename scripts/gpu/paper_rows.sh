@@ -8,14 +8,9 @@
 # Each writes $OUT/NAME/{per_image,summary}.csv, $OUT/NAME.md (the printed table) and $OUT/NAME.err.
 # Smoke test on a CPU: DEVICE=cpu EXTRA="--checkpoint tiny.pt --set sampler.num_steps=2" OUT=/tmp/q bash ...
 set -uo pipefail
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-OUT=${OUT:?set OUT to a results folder}
-PY=${PY:-python3}  # the interpreter that has torch
-DEVICE=${DEVICE:-cuda}
+source "$(dirname "$0")/env.sh"  # PYTHONPATH, OUT, PY, DEVICE, $OUT/env.txt
 EXTRA=${EXTRA:-}  # more bench_quality arguments for every run
 LIMIT=${LIMIT:-0}  # seconds each run may take (0: no limit)
-mkdir -p "$OUT"
-{ date -u; nvidia-smi -L || true; "$PY" -c "import torch; print('torch', torch.__version__)"; } | tee "$OUT/env.txt"
 test -f data/benchmark/meta.json || "$PY" scripts/make_benchmark.py --out data/benchmark
 test -f data/camera/meta.json || "$PY" scripts/make_benchmark.py --kind camera
 quality() {  # quality NAME ARGS...: one bench_quality run, also when another failed

@@ -3,13 +3,8 @@
 # export the shipped checkpoint. Run from the repo root with the corpus at data/corpus/tiles:
 #   OUT=/tmp/out MINUTES=8 bash scripts/gpu/train_default.sh
 set -euo pipefail
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-OUT=${OUT:?set OUT to a results folder}
+source "$(dirname "$0")/env.sh"  # PYTHONPATH, OUT, PY, DEVICE, $OUT/env.txt
 MINUTES=${MINUTES:-8}
-DEVICE=${DEVICE:-cuda}
-PY=${PY:-python3}  # the interpreter that has torch
-mkdir -p "$OUT"
-{ date -u; nvidia-smi -L || true; "$PY" -c "import torch; print('torch', torch.__version__)"; } | tee "$OUT/env.txt"
 [ "${BENCH:-1}" = 1 ] && for cfg in default "rgb256 --set training.batch_size=8" "rgb256 --set model.nf=128 --set training.batch_size=8"; do
   "$PY" scripts/bench_train.py --config $cfg --device "$DEVICE" --steps 20 2>/dev/null | tee -a "$OUT/bench_train.txt"
 done
