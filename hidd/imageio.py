@@ -6,7 +6,10 @@ single line ``"{path}: {problem}"`` that a command-line tool can print as is.
 
 Decoding goes through ``skimage.io`` (Pillow for PNG/JPEG/BMP, tifffile for TIFF),
 except for 16-bit PNGs: Pillow silently truncates 16-bit RGB PNGs to 8 bits, so those
-are decoded with torchvision's libpng decoder instead. Truncated files are errors,
+are decoded with torchvision's libpng decoder instead. Palette images are expanded by Pillow:
+to one channel where every palette entry is gray (as some scanners and editors save grayscale), with
+their transparency as an alpha channel (skimage would drop it, and the grayness); a 1-bit (bilevel)
+image comes back as gray 0 or 1. Truncated files are errors,
 never partially decoded images (Pillow's ``LOAD_TRUNCATED_IMAGES`` is left False).
 An EXIF orientation tag (phones store portraits as rotated landscapes) is applied on read, so
 that pixels come out as a viewer shows them.
@@ -188,13 +191,35 @@ def _decode(path: Path) -> np.ndarray:
             # Deprecation notices about decoder internals (torchvision's codecs, imageio's legacy
             # plugins probed on unknown files) are nothing a user of hidd can act on.
             warnings.simplefilter("ignore", DeprecationWarning)
-            decoded = _decode_png_16(path) if _is_16_bit_png(path) else skimage.io.imread(path)
+            if _is_16_bit_png(path):
+                decoded = _decode_png_16(path)
+            elif palette_mode := _palette_mode(path):
+                # skimage expands a palette to RGB, dropping its transparency and its grayness
+                with PIL.Image.open(path) as image:
+                    decoded = np.asarray(image.convert(palette_mode))
+            else:
+                decoded = skimage.io.imread(path)
     except PermissionError as error:
         raise ImageError(path, "cannot be read (permission denied)") from error
     except Exception as error:  # decoders raise many unrelated types (OSError, SyntaxError, zlib.error, ...)
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ImageError(path, f"cannot be decoded (corrupt, truncated or not an image): {detail}") from error
     return _upright(decoded, _exif_orientation(path))
+
+
+def _palette_mode(path: Path) -> str | None:
+    """For a palette image, the Pillow mode that keeps what it holds: "L" where every entry is gray, "RGB"
+    otherwise, with "A" added where it has a transparent entry; None for any other file."""
+    try:
+        with PIL.Image.open(path) as image:
+            if image.mode != "P" or image.palette is None or image.palette.mode != "RGB":
+                return None
+            entries = np.frombuffer(image.palette.tobytes(), np.uint8)
+            transparent = "transparency" in image.info
+    except Exception:  # a file Pillow cannot open is decoded by another library: not a palette image
+        return None
+    entries = entries[: entries.size // 3 * 3].reshape(-1, 3)
+    return ("L" if (entries == entries[:, :1]).all() else "RGB") + ("A" if transparent else "")
 
 
 def _exif_orientation(path: Path) -> int:
@@ -246,6 +271,8 @@ def _to_unit_float(path: Path, raw: np.ndarray) -> tuple[np.ndarray, int]:
             f"has unsupported shape {raw.shape}; expected one H×W or H×W×C image "
             "(multi-page files are not supported)",
         )
+    if raw.dtype == np.bool_:  # a bilevel (1-bit) image: black and white
+        return raw.astype(np.float32), 8
     if raw.dtype == np.uint8:
         return raw.astype(np.float32) / 255, 8
     if raw.dtype == np.uint16:

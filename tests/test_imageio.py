@@ -106,6 +106,32 @@ def test_gray_is_returned_with_one_channel(tmp_path):
     assert image.pixels.shape == (4, 4, 1)
 
 
+def test_a_gray_palette_png_is_gray_and_a_colour_palette_png_rgb(tmp_path):
+    values = random_uint8((6, 5))
+    gray = PIL.Image.fromarray(values, "L").convert("P")  # a palette of 256 grays
+    gray.save(tmp_path / "gray_palette.png")
+    image = read_image(tmp_path / "gray_palette.png")
+    assert image.pixels.shape == (6, 5, 1)
+    np.testing.assert_array_equal(np.rint(image.pixels[..., 0] * 255).astype(np.uint8), values)
+    colour = PIL.Image.fromarray(random_uint8((6, 5, 3))).quantize(8)
+    colour.save(tmp_path / "colour_palette.png")
+    assert read_image(tmp_path / "colour_palette.png").pixels.shape == (6, 5, 3)
+    gray.save(tmp_path / "gray_palette_alpha.png", transparency=0)  # a transparent entry is an alpha channel
+    with pytest.raises(ImageError, match=r"alpha channel \(gray \+ alpha\)"):
+        read_image(tmp_path / "gray_palette_alpha.png")
+    colour.save(tmp_path / "colour_palette_alpha.png", transparency=0)
+    with pytest.raises(ImageError, match=r"alpha channel \(RGBA\)"):
+        read_image(tmp_path / "colour_palette_alpha.png")
+
+
+def test_a_bilevel_png_reads_as_gray_zeros_and_ones(tmp_path):
+    bits = random_uint8((5, 7)) > 127
+    PIL.Image.fromarray(bits).convert("1").save(tmp_path / "bilevel.png")
+    image = read_image(tmp_path / "bilevel.png")
+    assert image.pixels.shape == (5, 7, 1)
+    np.testing.assert_array_equal(image.pixels[..., 0], bits.astype(np.float32))
+
+
 def test_channel_mismatch_is_an_error_not_a_silent_conversion(tmp_path):
     gray = save(tmp_path / "g.png", random_uint8((4, 4)))
     rgb = save(tmp_path / "c.png", random_uint8((4, 4, 3)))
