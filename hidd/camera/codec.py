@@ -1,6 +1,8 @@
 """What a camera writes: quantisation to a bit depth, and JPEG compression (torchvision's libjpeg, 4:2:0)."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torchvision.io import decode_jpeg, encode_jpeg
 
@@ -22,5 +24,7 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
     if not 1 <= quality <= 100:
         raise ValueError(f"JPEG quality must be 1–100, got {quality}")
     pixels = (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-    decoded = [decode_jpeg(encode_jpeg(image, quality=int(quality))) for image in pixels]
+    with warnings.catch_warnings():  # torchvision 0.29 deprecates its codecs for torchcodec, not a hidd dependency;
+        warnings.simplefilter("ignore", DeprecationWarning)  # its libjpeg is what the benchmarks were made with
+        decoded = [decode_jpeg(encode_jpeg(image, quality=int(quality))) for image in pixels]
     return torch.stack(decoded).to(device=x.device, dtype=x.dtype) / 255
