@@ -11,7 +11,8 @@ The sampler itself (hidd.sampling) sees network-shaped tensors only. This layer
 - with sampler.max_noise_gain, backs a result that amplified noise off towards its photo, and returns a photo
   unchanged where the blind estimate found it in focus (hidd.no_harm), without sampling at all where every
   photo of the batch reads in focus (NFE 0); a half-trusted blind blur keeps at most its share of the result, and
-  a blind result whose model leaves a correlated misfit keeps sampler.hedge_share of it;
+  a blind result whose model leaves a correlated misfit keeps sampler.hedge_share of it, and one that rings at its
+  blur's first OTF notch at most sampler.ringing_share (hidd.ringing);
 - with sampler.noisy_retry_lambda, samples the batch once more where a blind photo's result was too noisy for
   the guard and its calibration misfit correlated (the model does not explain it up to white noise, and λ
   stayed prox_lambda), trusting the prior more (λ × noisy_retry_lambda, noisy_retry_steps levels, the σ_n the
@@ -56,6 +57,8 @@ class DeblurResult:
     max_share: torch.Tensor | None = None  # (B,) the most of the deblurring the guard may keep: < 1 where the blur
     # was half-trusted (read from the photo's edges alone); None without a blur model
     hedge: torch.Tensor | None = None  # (B,) the hedge in share (sampler.hedge_share; 1: none); None: guard off
+    notch_excess: torch.Tensor | None = None  # (B,) the full result's ringing at its blur's first OTF notch (nepers,
+    # hidd.ringing; above no_harm.MAX_NOTCH_EXCESS at most sampler.ringing_share is kept); NaN: not measured; None: guard off
     retried: torch.Tensor | None = None  # (B,) bool: the result kept is the second sampling's (noisy_retry_lambda)
     problems: list[str | None] = field(default_factory=list)  # (B,) why an image's result is unusable, else None
 
@@ -148,7 +151,8 @@ class Deblurrer:
             nfe += extra
             problems = self._problems(operator, images, b)  # of the results, before any blend hides them
             images = kept.images
-            per_photo.update(noise_gain=kept.noise_gain, share=kept.share, hedge=kept.hedge, retried=retried)
+            per_photo.update(noise_gain=kept.noise_gain, share=kept.share, hedge=kept.hedge,
+                             notch_excess=kept.notch_excess, retried=retried)
         else:
             problems = self._problems(operator, images, b)
         return DeblurResult(images=images.clamp(0, 1), nfe=nfe, problems=problems, **per_photo)
@@ -161,9 +165,12 @@ class Deblurrer:
         cfg = self.prior.config.sampler
         b = y.shape[0]
         hedges = hedge(operator.misfit_correlation.reshape(b, -1).amax(dim=1), cfg.hedge_share) if blind else None
+        lenses = operator.lenses  # one per network image: a 1-channel prior's photo is judged by its first channel's
+        lenses = None if lenses is None else lenses[::len(lenses) // b]
 
         def guard(results, skip=in_focus):
-            return back_off(y, results.nan_to_num(), operator.tone, cfg.max_noise_gain, skip, max_share, hedges)
+            return back_off(y, results.nan_to_num(), operator.tone, cfg.max_noise_gain, skip, max_share, hedges,
+                            lenses, cfg.ringing_share)
 
         kept, retried, extra = guard(images), torch.zeros(b, dtype=torch.bool), 0
         too_noisy = ~(kept.noise_gain <= cfg.max_noise_gain)  # a NaN gain is a photo read in focus, left out below
@@ -211,7 +218,8 @@ def _choose(where: torch.Tensor, first: BackOff, second: BackOff) -> BackOff:
     """Per photo (B,) bool: the guard's outcome `first` where set, else `second`."""
     def pick(a, b):
         return torch.where(where.to(a.device).reshape(-1, *([1] * (a.ndim - 1))), a, b)
-    return BackOff(*(pick(getattr(first, f), getattr(second, f)) for f in ("images", "noise_gain", "share", "hedge")))
+    return BackOff(*(pick(getattr(first, f), getattr(second, f))
+                     for f in ("images", "noise_gain", "share", "hedge", "notch_excess")))
 
 
 def _output_problem(image: torch.Tensor) -> str | None:

@@ -79,7 +79,7 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
     radii = torch.tensor([lens.radius for lens in lenses], device=y.device)
     return UniformBlur(lens_kernels(lenses, device=y.device), noise, radii, level,
                        boundary=cfg.boundary, at_bound=torch.tensor([bool(e and e.at_bound) for e in estimates]),
-                       estimated=None if given else lenses,
+                       estimated=None if given else lenses, given=lenses if given else None,
                        fitted=None if given else [estimate.softening_fitted for estimate in estimates],
                        max_share=None if given else torch.tensor([estimate.max_share for estimate in estimates],
                                                                  dtype=torch.float64))

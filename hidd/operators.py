@@ -65,6 +65,11 @@ class BlurOperator:
         """argmin_x ‖A x − y‖² + ρ ‖x − x0‖² with ρ (B,) per image; only where a closed form exists."""
         raise ValueError(f"{type(self).__name__} has no closed-form proximal step; use sampler.consistency gradient")
 
+    @property
+    def lenses(self) -> list[LensPSF] | None:
+        """Each image's lens PSF where its blur is one lens (given or estimated); None: it is not (a radius map)."""
+        return None
+
     def scale_softening(self, factor: torch.Tensor) -> bool:
         """Multiply the softening of each image's blindly estimated PSF by factor (B,); whether any PSF changed.
         Operators without estimated PSFs (given, or a radius map) keep theirs."""
@@ -98,7 +103,7 @@ class UniformBlur(BlurOperator):
     def __init__(self, psf: torch.Tensor, noise: NoiseLevelFunction, radius: torch.Tensor, noise_sigma: torch.Tensor,
                  *, boundary: str = "free", at_bound: torch.Tensor | None = None,
                  estimated: list[LensPSF] | None = None, fitted: list[bool] | None = None,
-                 max_share: torch.Tensor | None = None):
+                 max_share: torch.Tensor | None = None, given: list[LensPSF] | None = None):
         super().__init__(noise, radius, noise_sigma, at_bound, max_share)
         if boundary not in ("free", "reflect"):
             raise ValueError(f"sampler.boundary must be 'free' or 'reflect', got {boundary!r}")
@@ -107,9 +112,14 @@ class UniformBlur(BlurOperator):
         self.psf = psf  # (B, C or 1, K, K) PSFs summing to one, odd K
         self.boundary = boundary  # how the proximal step treats the image border (see the class docstring)
         self.estimated = estimated  # the blindly estimated lens of each image, its PSF drawn from it (None: given)
+        self.given = given  # the lens of each image where the config gives it (None: estimated, or only a PSF given)
         # per image, whether that lens's softening was fitted to the photo (scale_softening scales only those);
         # a softening set by a model (hidd.blind.defocus's spread of radii) is kept
         self.fitted = fitted if fitted is not None else [True] * len(estimated or [])
+
+    @property
+    def lenses(self):
+        return self.estimated if self.estimated is not None else self.given
 
     def scale_softening(self, factor):
         if self.estimated is None:

@@ -27,6 +27,7 @@ from hidd.config import save_config
 from hidd.deblur import Deblurrer
 from hidd.imageio import ImageError, read_image, to_gray, to_rgb, write_image
 from hidd.metrics import psnr, ssim
+from hidd.no_harm import MAX_NOTCH_EXCESS
 from hidd.paired import Pair, find_pairs
 from hidd.prior import DEFAULT_PRESET, load_prior
 from hidd.results import MetricsTable, check_same_config, prepare_output
@@ -73,6 +74,8 @@ class Outcome:
     in_focus: bool = False  # the blind estimate read no blur: the guard returned the input unchanged
     max_share: float = 1.0  # the most of the deblurring that could be kept (< 1: a blur read from the edges alone)
     hedge: float = 1.0  # the hedge in share (sampler.hedge_share: < 1 where the misfit was correlated)
+    notch_excess: float = float("nan")  # the full result's ringing at its blur's first OTF notch (nepers; hidd.ringing)
+    ringing_cap: float = 1.0  # the most of it kept for that ringing (sampler.ringing_share where it rang, else 1)
     retried: bool = False  # its first result was too noisy, and the second sampling's is kept (noisy_retry_lambda)
     nfe: int = 0
     seconds: float = 0.0
@@ -191,12 +194,19 @@ class Restorer:
         caps = [1.0] * len(batch) if result.max_share is None else result.max_share.tolist()
         hedges = [1.0] * len(batch) if result.hedge is None else result.hedge.tolist()
         retried = [False] * len(batch) if result.retried is None else result.retried.tolist()
+        excess, ringing_caps = [float("nan")] * len(batch), [1.0] * len(batch)
+        if result.notch_excess is not None:  # the guard was on
+            excess = result.notch_excess.tolist()
+            ringing_share = self.deblurrer.prior.config.sampler.ringing_share
+            ringing_caps = [ringing_share if e > MAX_NOTCH_EXCESS else 1.0 for e in excess]
         images = result.images.permute(0, 2, 3, 1).cpu().numpy()
         return [Outcome(job, image=None if problem else image, radius=radius, at_bound=at_bound, share=share,
-                        noise_gain=gain, in_focus=focused, max_share=cap, hedge=hedged, retried=again, nfe=result.nfe,
-                        seconds=seconds, problem=f"{job.pair.blurred}: {problem}" if problem else None)
-                for job, image, radius, at_bound, share, gain, focused, cap, hedged, again, problem
-                in zip(batch, images, radii, bounds, shares, gains, in_focus, caps, hedges, retried, result.problems)]
+                        noise_gain=gain, in_focus=focused, max_share=cap, hedge=hedged, notch_excess=rang,
+                        ringing_cap=ring_cap, retried=again, nfe=result.nfe, seconds=seconds,
+                        problem=f"{job.pair.blurred}: {problem}" if problem else None)
+                for job, image, radius, at_bound, share, gain, focused, cap, hedged, rang, ring_cap, again, problem
+                in zip(batch, images, radii, bounds, shares, gains, in_focus, caps, hedges, excess, ringing_caps,
+                       retried, result.problems)]
 
 
 def _row(outcome: Outcome) -> dict:
@@ -215,8 +225,10 @@ def _row(outcome: Outcome) -> dict:
 
 def _backed_off(outcome: Outcome, limit: float) -> bool:
     """Whether the no-harm guard (on, with noise limit `limit`) kept less than the (hedged) first result: read in
-    focus, too noisy (a NaN gain counts as such; its second sampling's result kept instead), or a half-trusted blur."""
-    return outcome.in_focus or outcome.retried or not outcome.noise_gain <= limit or outcome.max_share < 1
+    focus, too noisy (a NaN gain counts as such; its second sampling's result kept instead), a half-trusted blur, or
+    a result that rang."""
+    return (outcome.in_focus or outcome.retried or not outcome.noise_gain <= limit or outcome.max_share < 1
+            or outcome.ringing_cap < 1)
 
 
 def _back_off_note(outcome: Outcome, limit: float) -> str:
@@ -227,22 +239,26 @@ def _back_off_note(outcome: Outcome, limit: float) -> str:
     kept = outcome.share / outcome.hedge  # the guard's own share w (the hedge h > 0)
     edges_only = (f"its spectrum reads in focus and only its edges show the blur ({outcome.radius} px), so at most "
                   f"{outcome.max_share:.0%} of its deblurring is kept (sampler.edge_read_share)")
+    rings = (f"its deblurred result rings ({outcome.notch_excess:.1f} nepers of power above its spectrum's trend at its "
+             f"blur's first OTF notch), so at most {outcome.ringing_cap:.0%} of it is kept (sampler.ringing_share)")
+    held = "; and ".join([reason for reason, cap in ((edges_only, outcome.max_share), (rings, outcome.ringing_cap))
+                          if cap < 1])  # what capped the share
     hedged = (f"; hedged to {outcome.share:.0%} in all, its misfit being correlated (sampler.hedge_share)"
               if outcome.hedge < 1 and outcome.share > 0 else "")
     again = ("its first result was too noisy, so it was sampled again trusting the prior more "
              "(sampler.noisy_retry_lambda)" if outcome.retried else "")
     if outcome.noise_gain <= limit:  # the (second) result was clean
-        if outcome.max_share == 1:  # nothing else held it back
+        if not held:  # nothing else held it back
             return f"{again}, and that result kept{hedged}"
         return (f"{again}; " if again else "") + (f"deblurred at {kept:.0%} strength (blended with the input): "
-                                                  f"{edges_only}{hedged}")
+                                                  f"{held}{hedged}")
     noisy = ((f"{again}; its second" if again else "its") + f" deblurred result had {round(outcome.noise_gain, 2):g}× "
              "the input's noise in flat areas")
     if outcome.share == 0:
         said = f"left unchanged; {noisy}, and even its blends with the input stayed too noisy"
     else:
         said = f"backed off to {kept:.0%} of its deblurring (blended with the input); {noisy}"
-    return f"{said} (sampler.max_noise_gain)" + (f"; and {edges_only}" if outcome.max_share < 1 else "") + hedged
+    return f"{said} (sampler.max_noise_gain)" + (f"; and {held}" if held else "") + hedged
 
 
 def _write_output(outcome: Outcome, out: Path) -> str | None:

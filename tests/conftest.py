@@ -5,7 +5,11 @@ import os
 
 import numpy as np
 import pytest
+import skimage.data
+import torch
 
+from hidd.camera.optics import otf
+from hidd.camera.psf import LensPSF
 from hidd.imageio import write_image
 
 
@@ -20,6 +24,25 @@ def synthetic_photo(seed: int, size: int = 48) -> np.ndarray:
         h, w = rng.integers(4, size // 2, 2)
         image[y0:y0 + h, x0:x0 + w] = rng.uniform(0, 1, 3)
     return image.clip(0, 1).astype(np.float32)
+
+
+def gray_crop(name: str) -> torch.Tensor:
+    """A 128² gray crop of a skimage photo, (H, W) in [0, 1]."""
+    image = torch.from_numpy(getattr(skimage.data, name)()).double() / 255
+    image = image.mean(dim=-1) if image.ndim == 3 else image
+    return image[100:228, 100:228]
+
+
+def lens_filter(image: torch.Tensor, lens: LensPSF) -> torch.Tensor:
+    """(H, W) blurred by `lens` with circular boundaries."""
+    return torch.fft.ifft2(torch.fft.fft2(image) * otf(lens.channel(1.0, dtype=torch.float64), image.shape,
+                                                       full=True)).real
+
+
+def wiener(image: torch.Tensor, lens: LensPSF, regularisation: float = 1e-3) -> torch.Tensor:
+    """(H, W) deconvolved by `lens` (Wiener filter, circular boundaries): it rings where the blur was another."""
+    k = otf(lens.channel(1.0, dtype=torch.float64), image.shape, full=True)
+    return torch.fft.ifft2(torch.fft.fft2(image) * k.conj() / (k.abs() ** 2 + regularisation)).real
 
 
 @pytest.fixture

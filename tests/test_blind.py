@@ -375,10 +375,12 @@ def test_a_partial_back_off_is_recorded_and_said(tiny_checkpoint, tmp_path, caps
     import hidd.deblur
     from hidd.no_harm import BackOff
 
-    def half_way(y, result, tone, limit, in_focus=None, max_share=None, hedges=None):  # only the ½ blend clean enough
+    def half_way(y, result, tone, limit, in_focus=None, max_share=None, hedges=None, lenses=None,
+                 ringing_share=1.0):  # only the ½ blend clean enough
         share = torch.full((len(y),), 0.5, dtype=torch.float64)
         unhedged = torch.ones_like(share)
-        return BackOff(torch.lerp(y.to(result), result, 0.5), torch.full_like(share, 2.5), share, unhedged)
+        return BackOff(torch.lerp(y.to(result), result, 0.5), torch.full_like(share, 2.5), share, unhedged,
+                       torch.full_like(share, float("nan")))
 
     monkeypatch.setattr(hidd.deblur, "back_off", half_way)
     row, _ = _reconstruct_cat(tiny_checkpoint, tmp_path, 64, "sampler.num_steps=2", "sampler.prox_lambda_white=0",
@@ -504,6 +506,28 @@ def test_a_half_trusted_blur_is_kept_at_half_strength_and_said(tiny_checkpoint, 
            "to 45% in all, its misfit being correlated (sampler.hedge_share)" in capsys.readouterr().err
 
 
+def test_a_result_that_rings_is_kept_at_the_ringing_share_and_said(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    import hidd.no_harm
+
+    measured = []
+
+    def ringing(image, lens):  # as if the deblurred result piled power up at its blur's first notch
+        measured.append(lens)
+        return 2.0
+
+    monkeypatch.setattr(hidd.no_harm, "notch_excess", ringing)
+    row, _ = _reconstruct_cat(tiny_checkpoint, tmp_path, 64, "sampler.num_steps=2", "sampler.prox_lambda_white=0",
+                              "sampler.max_noise_gain=1000", "sampler.noisy_retry_lambda=0")
+    assert float(row["share"]) == 0.45 and measured and measured[0].radius > 0  # ½ of it, hedged by 0.9
+    assert "cat.png: deblurred at 50% strength (blended with the input): its deblurred result rings (2.0 nepers of " \
+           "power above its spectrum's trend at its blur's first OTF notch), so at most 50% of it is kept " \
+           "(sampler.ringing_share); hedged to 45% in all" in capsys.readouterr().err
+    row, _ = _reconstruct_cat(tiny_checkpoint, tmp_path / "off", 64, "sampler.num_steps=2",
+                              "sampler.prox_lambda_white=0", "sampler.max_noise_gain=1000",
+                              "sampler.noisy_retry_lambda=0", "sampler.ringing_share=1")
+    assert float(row["share"]) == 0.9 and "rings" not in capsys.readouterr().err  # off: measured, not acted on
+
+
 def test_the_edge_reading_and_the_hedge_are_refused_without_the_guard_and_out_of_range(tiny_checkpoint):
     from hidd.deblur import Deblurrer
 
@@ -513,10 +537,13 @@ def test_the_edge_reading_and_the_hedge_are_refused_without_the_guard_and_out_of
                                (["edge_read_share=1.5"], "edge_read_share must be in [0, 1]"),
                                (["hedge_share=0"], "hedge_share must be in (0, 1]"),
                                (["hedge_share=1.1"], "hedge_share must be in (0, 1]"),
+                               (["ringing_share=0"], "ringing_share must be in (0, 1]"),
+                               (["max_noise_gain=0", "edge_read_share=0", "hedge_share=1"],
+                                "ringing_share keeps a share of a deblurring"),
                                (["shared_quantile=0.5"], "shared_quantile must be in [0, 0.5)"),
                                (["noisy_retry_lambda=0.5"], "noisy_retry_lambda must be 0 (off) or > 1"),
                                (["noisy_retry_steps=0"], "noisy_retry_steps must be at least 1"),
-                               (["max_noise_gain=0", "edge_read_share=0", "hedge_share=1"],
+                               (["max_noise_gain=0", "edge_read_share=0", "hedge_share=1", "ringing_share=1"],
                                 "noisy_retry_lambda samples again what the no-harm guard finds too noisy")]:
         deblur = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=[
             "sampler.num_steps=2", *(f"sampler.{override}" for override in overrides)]))
@@ -524,8 +551,9 @@ def test_the_edge_reading_and_the_hedge_are_refused_without_the_guard_and_out_of
             deblur(y)
     deblur = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=[
         "sampler.num_steps=2", "sampler.max_noise_gain=0", "sampler.edge_read_share=0", "sampler.hedge_share=1",
-        "sampler.noisy_retry_lambda=0"]))
-    assert deblur(y).share is None  # the guard off, with the edge reading, the hedge and the retry off too
+        "sampler.ringing_share=1", "sampler.noisy_retry_lambda=0"]))
+    result = deblur(y)  # the guard off, with the edge reading, the hedge, the ringing cap and the retry off too
+    assert result.share is None and result.notch_excess is None
 
 
 def test_a_refused_sampler_setting_is_a_usage_error_before_anything_is_written(tiny_checkpoint, tmp_path, capsys):

@@ -3,9 +3,10 @@ in focus is returned unchanged."""
 import pytest
 import torch
 
-from conftest import synthetic_photo
+from conftest import gray_crop, lens_filter, synthetic_photo, wiener
 from hidd.camera import tone_curve
-from hidd.no_harm import BLEND_NOISE_GAIN, back_off, hedge, noise_gain
+from hidd.camera.psf import LensPSF
+from hidd.no_harm import BLEND_NOISE_GAIN, MAX_NOTCH_EXCESS, back_off, hedge, noise_gain
 
 SRGB = tone_curve("srgb")
 
@@ -83,3 +84,23 @@ def test_a_result_whose_model_leaves_a_correlated_misfit_is_hedged_and_the_hedge
     assert torch.allclose(guarded.images[0], inputs[0] + 0.9 * (results[0] - inputs[0]))
     assert torch.allclose(guarded.images[1], inputs[1] + 0.225 * (results[1] - inputs[1]))
     assert back_off(inputs, results, SRGB, limit=2.0).share.tolist() == [1.0, 0.25]  # no hedge given: none
+
+
+def test_a_result_that_rings_at_its_blurs_notch_keeps_at_most_the_ringing_share():
+    sharp = gray_crop("camera")
+    photo = lens_filter(sharp, LensPSF(0.0, softening=2.0))  # a soft blur, which a disk's deconvolution rings on
+    inputs = torch.stack([photo, photo])[:, None].expand(-1, 3, -1, -1)
+    results = torch.stack([sharp, wiener(photo, LensPSF(4.0))])[:, None].expand(-1, 3, -1, -1)
+    lenses = [LensPSF(4.0), LensPSF(4.0)]
+    guarded = back_off(inputs, results, SRGB, limit=1e6, lenses=lenses, ringing_share=0.5)  # noise: no limit
+    assert guarded.notch_excess[0] < MAX_NOTCH_EXCESS < guarded.notch_excess[1]
+    assert guarded.share.tolist() == [1.0, 0.5]
+    assert torch.allclose(guarded.images[1], inputs[1] + 0.5 * (results[1] - inputs[1]))
+    cap = torch.tensor([1.0, 0.4], dtype=torch.float64)  # a lower cap stands; the hedge scales what is kept
+    hedges = torch.tensor([0.9, 0.9], dtype=torch.float64)
+    assert back_off(inputs, results, SRGB, limit=1e6, max_share=cap, hedges=hedges, lenses=lenses,
+                    ringing_share=0.5).share.tolist() == pytest.approx([0.9, 0.36])
+    off = back_off(inputs, results, SRGB, limit=1e6, lenses=lenses)  # ringing_share 1: measured, not acted on
+    assert off.share.tolist() == [1.0, 1.0] and torch.equal(off.notch_excess, guarded.notch_excess)
+    unknown = back_off(inputs, results, SRGB, limit=1e6, lenses=[None, None], ringing_share=0.5)  # e.g. a radius map
+    assert unknown.share.tolist() == [1.0, 1.0] and unknown.notch_excess.isnan().all()

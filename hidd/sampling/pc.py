@@ -36,7 +36,7 @@ ORDERS = ("predictor_first", "corrector_first")
 # settings of the 'tweedie' loop, with the values under which they do nothing in this one
 TWEEDIE_ONLY = {"schedule": "linear_t", "sigma_start": 0.0, "sigma_end": 0.0, "rho": 7.0, "zeta": 1.0,
                 "renoise": 1.0, "score_ensemble": 1, "max_noise_gain": 0.0, "shared_quantile": 0.0,
-                "edge_read_share": 0.0, "hedge_share": 1.0, "noisy_retry_lambda": 0.0}
+                "edge_read_share": 0.0, "hedge_share": 1.0, "ringing_share": 1.0, "noisy_retry_lambda": 0.0}
 
 
 @dataclass

@@ -30,14 +30,16 @@ from hidd.sampling.pc import CountingScore, SampleResult
 from hidd.sampling.schedules import sigma_grid
 
 
-GUARD_SHARES = {"edge_read_share": 0.0, "hedge_share": 1.0}  # the guard keeps these shares; their values when off
+GUARD_SHARES = {"edge_read_share": 0.0, "hedge_share": 1.0, "ringing_share": 1.0}  # the guard keeps these shares;
+# their values when off
 
 
 def check_settings(cfg) -> None:
     """Refuse, in one line, blind-estimation settings out of range or without the guard that acts on them."""
     check_fallbacks(cfg.shared_quantile, cfg.edge_read_share)
-    if not 0 < cfg.hedge_share <= 1:
-        raise ValueError(f"sampler.hedge_share must be in (0, 1], got {cfg.hedge_share}")
+    for key in ("hedge_share", "ringing_share"):
+        if not 0 < getattr(cfg, key) <= 1:  # NaN too
+            raise ValueError(f"sampler.{key} must be in (0, 1], got {getattr(cfg, key)}")
     for key, off in GUARD_SHARES.items():
         if getattr(cfg, key) != off and cfg.max_noise_gain <= 0:
             raise ValueError(f"sampler.{key} keeps a share of a deblurring, which is the no-harm guard's work: "

@@ -1,0 +1,74 @@
+"""Ringing of a deblurred image: power piled up at its blur's OTF notches.
+
+A deconvolution divides the photo's spectrum by the blur's OTF K. Where |K| is near a zero (a disk's notches
+at |f| ≈ 0.61/r, 1.12/r, …) the photo holds almost nothing of the scene, and whatever it does hold there (noise,
+JPEG error, or the scene itself where the real blur is not the PSF assumed: another lens shape, motion, a blur
+that acted on other values than the model's) is amplified most. It comes back as ripples of period ≈ 1.6 r
+along every edge and around every point light: ringing. In the spectrum of the result that is a bump at the
+first notch. A natural image's radially averaged power falls smoothly with frequency (about as a power law),
+and so does a correctly deblurred one's, so
+
+    notch_excess = max over the first notch's rings of  log P(f) − T(f),
+
+P the result's Welch power spectrum (Hann-windowed tiles, averaged over rings: hidd.blind.spectrum), T a
+quadratic in log f fitted to log P away from every notch, measures the bump in nepers (1: the power there is
+e ≈ 2.7 × the trend). It cannot see ringing that falls between notches, nor judge blurs under about 2 px (their
+first notch lies where JPEG's blocks and the finest texture make bumps of their own), and it reads a periodic
+texture whose period happens to lie at the notch as ringing too. So the no-harm guard (hidd.no_harm) only halves
+a result that shows it: that costs a wrongly flagged result part of its gain, and a result better than its photo
+stays better (the error of y + w (x̂ − y) is quadratic in w, and lower at ½ than at 0 wherever it is at 1).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from hidd.blind.spectrum import otf_power, tile_spectra
+from hidd.camera.psf import LensPSF
+
+NOTCH_POWER = 0.01  # a notch: a local minimum of the blur's radially averaged |OTF|² below this
+HIGHEST_NOTCH = 0.3  # cycles/px: a first notch above this (blurs under ~2 px) is not judged: there JPEG's 8-px blocks
+# (harmonics at 0.25, 0.375) and the sampler's finest texture make bumps of their own (results that gained, 0.78–1.27)
+HIGHEST_FREQUENCY = 0.45  # cycles/px: the trend stops here (demosaicing owns the corner)
+NOTCH_EXCLUSION = 0.12  # the trend leaves out rings within this fraction of a notch's frequency
+NOTCH_WIDTH = 0.06  # the bump is looked for within this fraction of the first notch's frequency (and one ring)
+TILE = 256  # the Welch tiles' side (smaller images: their short side)
+MIN_TREND_RINGS = 6  # fewer rings to fit the trend to: no judgement
+
+
+def notch_excess(image: torch.Tensor, lens: LensPSF, tile: int = TILE) -> float:
+    """The bump (nepers) of an image's (C, H, W) or (H, W) radially averaged power spectrum at `lens`'s first OTF
+    notch above the spectrum's smooth trend; NaN where the lens has no notch below HIGHEST_FREQUENCY that the
+    image's tiles resolve (in focus, very soft blurs, a PSF wider than a tile), none below HIGHEST_NOTCH (blurs under
+    about 2 px), or too few rings are left to fit the trend."""
+    gray = image.detach().cpu().to(torch.float64)
+    gray = gray.mean(dim=0) if gray.ndim == 3 else gray
+    size = min(tile, *gray.shape) // 2 * 2
+    if lens.radius <= 0 or size < 16 or lens.channel(1.0).shape[-1] > size:  # no notch, or not within a tile
+        return math.nan
+    spectrum = tile_spectra(gray, size, size // 2).mean(dim=(0, 1))
+    power = otf_power(lens, size)
+    frequency = torch.arange(len(power), dtype=torch.float64) / size
+    inner = (frequency > 0) & (frequency <= HIGHEST_FREQUENCY)
+    minimum = torch.zeros_like(inner)
+    minimum[1:-1] = (power[1:-1] <= power[:-2]) & (power[1:-1] <= power[2:])
+    notches = frequency[minimum & inner & (power < NOTCH_POWER)]
+    if len(notches) == 0 or notches[0] > HIGHEST_NOTCH:
+        return math.nan
+    first = float(notches[0])
+    near = torch.zeros_like(inner)
+    for notch in notches.tolist():
+        near |= (frequency - notch).abs() < NOTCH_EXCLUSION * notch
+    trend_rings = inner & (frequency >= 0.3 * first) & ~near & (spectrum > 0)
+    if int(trend_rings.sum()) < MIN_TREND_RINGS:
+        return math.nan
+    log_f, log_p = frequency[trend_rings].log(), spectrum[trend_rings].log()
+    design = torch.stack([torch.ones_like(log_f), log_f, log_f**2], dim=1)
+    coefficients = torch.linalg.lstsq(design, log_p[:, None]).solution[:, 0]
+    at_notch = ((frequency - first).abs() <= NOTCH_WIDTH * first + 1 / size) & (spectrum > 0)
+    if not bool(at_notch.any()):
+        return math.nan
+    log_f = frequency[at_notch].log()
+    trend = coefficients[0] + coefficients[1] * log_f + coefficients[2] * log_f**2
+    return float((spectrum[at_notch].log() - trend).max())
