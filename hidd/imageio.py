@@ -6,10 +6,10 @@ single line ``"{path}: {problem}"`` that a command-line tool can print as is.
 
 Decoding goes through ``skimage.io`` (Pillow for PNG/JPEG/BMP, tifffile for TIFF),
 except for 16-bit PNGs: Pillow silently truncates 16-bit RGB PNGs to 8 bits, so those
-are decoded with torchvision's libpng decoder instead. Palette images are expanded by Pillow:
+are decoded with torchvision's libpng decoder instead. Palette images (PNG, TIFF, BMP) are expanded by Pillow:
 to one channel where every palette entry is gray (as some scanners and editors save grayscale), with
-their transparency as an alpha channel (skimage would drop it, and the grayness); a 1-bit (bilevel)
-image comes back as gray 0 or 1. Truncated files are errors,
+their transparency as an alpha channel where a pixel uses it (skimage would drop it and the grayness, and
+reads a palette TIFF as its indices); a 1-bit (bilevel) image comes back as gray 0 or 1. Truncated files are errors,
 never partially decoded images (Pillow's ``LOAD_TRUNCATED_IMAGES`` is left False).
 An EXIF orientation tag (phones store portraits as rotated landscapes) is applied on read, so
 that pixels come out as a viewer shows them.
@@ -194,9 +194,12 @@ def _decode(path: Path) -> np.ndarray:
             if _is_16_bit_png(path):
                 decoded = _decode_png_16(path)
             elif palette_mode := _palette_mode(path):
-                # skimage expands a palette to RGB, dropping its transparency and its grayness
+                # skimage expands a palette to RGB, dropping its transparency and its grayness (and returns a
+                # TIFF's palette indices as gray)
                 with PIL.Image.open(path) as image:
                     decoded = np.asarray(image.convert(palette_mode))
+                if palette_mode.endswith("A") and decoded[..., -1].min() == 255:
+                    decoded = decoded[..., :-1]  # a transparent entry no pixel uses (common after GIF → PNG)
             else:
                 decoded = skimage.io.imread(path)
     except PermissionError as error:
@@ -208,17 +211,20 @@ def _decode(path: Path) -> np.ndarray:
 
 
 def _palette_mode(path: Path) -> str | None:
-    """For a palette image, the Pillow mode that keeps what it holds: "L" where every entry is gray, "RGB"
-    otherwise, with "A" added where it has a transparent entry; None for any other file."""
+    """For a single-frame palette image, the Pillow mode that keeps what it holds: "L" where every entry is gray,
+    "RGB" otherwise, with "A" added where it has a transparent entry; None for any other file (a multi-frame one
+    goes to skimage, which refuses it)."""
     try:
         with PIL.Image.open(path) as image:
-            if image.mode != "P" or image.palette is None or image.palette.mode != "RGB":
+            if image.mode != "P" or getattr(image, "n_frames", 1) > 1:
                 return None
-            entries = np.frombuffer(image.palette.tobytes(), np.uint8)
+            entries = image.getpalette("RGB")  # (reads a TIFF's or BMP's raw palette too)
             transparent = "transparency" in image.info
-    except Exception:  # a file Pillow cannot open is decoded by another library: not a palette image
+    except (OSError, ValueError, SyntaxError):  # a file Pillow cannot read is decoded by another library
         return None
-    entries = entries[: entries.size // 3 * 3].reshape(-1, 3)
+    if not entries:
+        return None
+    entries = np.asarray(entries, np.uint8).reshape(-1, 3)
     return ("L" if (entries == entries[:, :1]).all() else "RGB") + ("A" if transparent else "")
 
 

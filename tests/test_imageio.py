@@ -116,12 +116,38 @@ def test_a_gray_palette_png_is_gray_and_a_colour_palette_png_rgb(tmp_path):
     colour = PIL.Image.fromarray(random_uint8((6, 5, 3))).quantize(8)
     colour.save(tmp_path / "colour_palette.png")
     assert read_image(tmp_path / "colour_palette.png").pixels.shape == (6, 5, 3)
-    gray.save(tmp_path / "gray_palette_alpha.png", transparency=0)  # a transparent entry is an alpha channel
+    gray.save(tmp_path / "gray_palette_alpha.png", transparency=int(values[0, 0]))  # a pixel uses it: alpha
     with pytest.raises(ImageError, match=r"alpha channel \(gray \+ alpha\)"):
         read_image(tmp_path / "gray_palette_alpha.png")
-    colour.save(tmp_path / "colour_palette_alpha.png", transparency=0)
+    colour.save(tmp_path / "colour_palette_alpha.png", transparency=int(np.asarray(colour)[0, 0]))
     with pytest.raises(ImageError, match=r"alpha channel \(RGBA\)"):
         read_image(tmp_path / "colour_palette_alpha.png")
+    unused = int(np.setdiff1d(np.arange(256), np.asarray(gray)).min())  # an entry no pixel has
+    gray.save(tmp_path / "unused_transparent.png", transparency=unused)
+    assert read_image(tmp_path / "unused_transparent.png").pixels.shape == (6, 5, 1)  # opaque: no alpha
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".bmp"])
+def test_palette_tiffs_and_bmps_read_as_their_colours(tmp_path, suffix):
+    values = random_uint8((6, 5))
+    inverted = PIL.Image.fromarray(values, "P")
+    inverted.putpalette([255 - i for i in range(256) for _ in range(3)])  # gray, but not the indices
+    inverted.save(tmp_path / f"gray{suffix}")
+    image = read_image(tmp_path / f"gray{suffix}")
+    assert image.pixels.shape == (6, 5, 1)
+    np.testing.assert_array_equal(np.rint(image.pixels[..., 0] * 255).astype(np.uint8), 255 - values)
+    colour = PIL.Image.fromarray(random_uint8((6, 5, 3))).quantize(8)
+    colour.save(tmp_path / f"colour{suffix}")
+    expected = np.asarray(colour.convert("RGB"))
+    np.testing.assert_array_equal(np.rint(read_image(tmp_path / f"colour{suffix}").pixels * 255).astype(np.uint8),
+                                  expected)
+
+
+def test_an_animated_palette_png_is_refused_as_multi_frame(tmp_path):
+    frames = [PIL.Image.fromarray(random_uint8((6, 5), seed), "L").convert("P") for seed in (1, 2)]
+    frames[0].save(tmp_path / "animated.png", save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageError, match="multi-page"):
+        read_image(tmp_path / "animated.png")
 
 
 def test_a_bilevel_png_reads_as_gray_zeros_and_ones(tmp_path):
