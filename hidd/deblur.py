@@ -26,7 +26,7 @@ The sampler itself (hidd.sampling) sees network-shaped tensors only. This layer
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -57,8 +57,9 @@ class DeblurResult:
     max_share: torch.Tensor | None = None  # (B,) the most of the deblurring the guard may keep: < 1 where the blur
     # was half-trusted (read from the photo's edges alone); None without a blur model
     hedge: torch.Tensor | None = None  # (B,) the hedge in share (sampler.hedge_share; 1: none); None: guard off
-    notch_excess: torch.Tensor | None = None  # (B,) the full result's ringing at its blur's first OTF notch (nepers,
-    # hidd.ringing; above no_harm.MAX_NOTCH_EXCESS at most sampler.ringing_share is kept); NaN: not measured; None: guard off
+    notch_excess: torch.Tensor | None = None  # (B,) the full result's ringing at its blur's first OTF notch (log power
+    # ratio, hidd.ringing); NaN: not measured; None: guard off
+    rang: torch.Tensor | None = None  # (B,) bool: that ringing capped the share at sampler.ringing_share; None: guard off
     retried: torch.Tensor | None = None  # (B,) bool: the result kept is the second sampling's (noisy_retry_lambda)
     problems: list[str | None] = field(default_factory=list)  # (B,) why an image's result is unusable, else None
 
@@ -152,7 +153,7 @@ class Deblurrer:
             problems = self._problems(operator, images, b)  # of the results, before any blend hides them
             images = kept.images
             per_photo.update(noise_gain=kept.noise_gain, share=kept.share, hedge=kept.hedge,
-                             notch_excess=kept.notch_excess, retried=retried)
+                             notch_excess=kept.notch_excess, rang=kept.rang, retried=retried)
         else:
             problems = self._problems(operator, images, b)
         return DeblurResult(images=images.clamp(0, 1), nfe=nfe, problems=problems, **per_photo)
@@ -165,8 +166,9 @@ class Deblurrer:
         cfg = self.prior.config.sampler
         b = y.shape[0]
         hedges = hedge(operator.misfit_correlation.reshape(b, -1).amax(dim=1), cfg.hedge_share) if blind else None
-        lenses = operator.lenses  # one per network image: a 1-channel prior's photo is judged by its first channel's
-        lenses = None if lenses is None else lenses[::len(lenses) // b]
+        lenses = operator.lenses  # one per network image: a 1-channel prior sees a photo's channels as images
+        lenses = None if lenses is None else [tuple(lenses[i:i + len(lenses) // b])
+                                              for i in range(0, len(lenses), len(lenses) // b)]
 
         def guard(results, skip=in_focus):
             return back_off(y, results.nan_to_num(), operator.tone, cfg.max_noise_gain, skip, max_share, hedges,
@@ -218,8 +220,7 @@ def _choose(where: torch.Tensor, first: BackOff, second: BackOff) -> BackOff:
     """Per photo (B,) bool: the guard's outcome `first` where set, else `second`."""
     def pick(a, b):
         return torch.where(where.to(a.device).reshape(-1, *([1] * (a.ndim - 1))), a, b)
-    return BackOff(*(pick(getattr(first, f), getattr(second, f))
-                     for f in ("images", "noise_gain", "share", "hedge", "notch_excess")))
+    return BackOff(*(pick(getattr(first, f.name), getattr(second, f.name)) for f in fields(BackOff)))
 
 
 def _output_problem(image: torch.Tensor) -> str | None:

@@ -53,11 +53,12 @@ like `max_share`, that the noise blends respect). Deconvolution ringing lies whe
 vanishes, which the data step cannot see and the flat-patch noise above does not reach (it rings along edges
 and around lights, and the flattest patches lie elsewhere). On the development results (held-out sets 20–34,
 the camera and sRGB-disk benchmarks: 293 results of fast, 2026-11-28; docs/BENCHMARKS.md, "Ringing") no
-result that gained more than it lost (h* ≥ 0.6, none below −0.2 dB) read above 1.05 with a share above ½, the
-sharp references themselves 0.89 at the 95th percentile (1.81 at most), and the six results above 1.2 were all
-among those the blur model did not explain (blur on sRGB values, a motion-blurred reference's stripes): halved
-they went from −1.59 … +0.01 dB to −0.21 … +1.21. The measure sees ringing at the first notch only, and takes a
-periodic texture whose period lies there for ringing; halving costs such a photo part of its gain, not more.
+result that gained (h* ≥ 0.6, none below −0.2 dB) read above 1.12 where more than half of it was kept, the
+sharp references themselves 0.94 at the 95th percentile (1.81 at most), and the seven results above 1.2 were
+all among those the blur model did not explain (blur on sRGB values, a stripe texture); the six of them not
+already at ½ went from −1.59 … +0.01 dB to −0.21 … +1.21. The measure sees ringing at the first notch only, and
+takes a periodic texture whose period lies there for ringing; halving costs such a photo part of its gain, not
+more. A photo a 1-channel prior deblurs channel by channel is judged by its worst channel, each at its own lens.
 
 A photo that the blind PSF estimate finds in focus is returned unchanged, unmeasured: there the sampler would
 only denoise, which on the benchmark's camera photos cost 0.2–0.4 dB of detail (so hidd.deblur does not run it
@@ -77,9 +78,9 @@ from hidd.ringing import notch_excess
 
 BLEND_SHARES = (0.75, 0.5, 0.25)  # the shares w of the deblurring tried, in turn, when the full result is too noisy
 BLEND_NOISE_GAIN = 1.5  # ... and the noise gain a blend may have (at most the limit): that of results better than y
-MAX_NOTCH_EXCESS = 1.2  # nepers: a result whose power at its blur's first OTF notch exceeds its spectrum's trend by more
-# rings (hidd.ringing; results that gained ≤ 1.05 where not already halved, sharp references ≤ 0.89 at the 95th
-# percentile, results the blur model did not explain up to 3.3)
+MAX_NOTCH_EXCESS = 1.2  # a result whose power at its blur's first OTF notch exceeds its spectrum's trend by more (natural
+# log of the ratio: 3.3×) rings (hidd.ringing; development results that gained ≤ 1.12 where more than half was kept,
+# sharp references ≤ 0.94 at the 95th percentile, results the blur model did not explain up to 3.29)
 
 
 def flat_noise_level(image: torch.Tensor, tone: ToneCurve) -> float:
@@ -111,20 +112,22 @@ class BackOff:
     noise_gain: torch.Tensor  # (B,) the full-strength result's flat-patch noise over the photo's; NaN: read in focus
     share: torch.Tensor  # (B,) the share of the deblurring kept, hedge included: 1 the result, 0 the photo unchanged
     hedge: torch.Tensor  # (B,) the hedge h in it (1: none); share / hedge is the guard's own share w
-    notch_excess: torch.Tensor  # (B,) the full result's ringing (hidd.ringing, nepers); NaN: not measured
+    notch_excess: torch.Tensor  # (B,) the full result's ringing (hidd.ringing, log power ratio); NaN: not measured
+    rang: torch.Tensor  # (B,) bool: the ringing capped the share at ringing_share
 
 
 def back_off(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, limit: float,
              in_focus: torch.Tensor | None = None, max_share: torch.Tensor | None = None,
-             hedges: torch.Tensor | None = None, lenses: list[LensPSF | None] | None = None,
+             hedges: torch.Tensor | None = None, lenses: list[tuple[LensPSF, ...] | None] | None = None,
              ringing_share: float = 1.0) -> BackOff:
     """The result x̂ (B, C, H, W) where its noise gain over y is within `limit`; elsewhere the blend y + w (x̂ − y)
     at the largest w of BLEND_SHARES whose gain is within min(limit, BLEND_NOISE_GAIN), or y where none is; y where
     in_focus (B,) bool is set, whose result is not measured (its gain is NaN). max_share (B,): the most of each
     image's deblurring that may be kept (a half-trusted blur: 0.5), default 1. A gain that cannot be measured (NaN)
     counts as too noisy. hedges (B,): each image's hedge h (see `hedge`), default 1; the share kept is h w.
-    lenses: each image's lens PSF (None: one the blur is not, e.g. a radius map), at whose first OTF notch the result's
-    ringing is measured; where it exceeds MAX_NOTCH_EXCESS, w is capped at ringing_share (1: no cap)."""
+    lenses: each image's lens PSF, one for all its channels or one per channel (a 1-channel prior's), at whose first
+    OTF notch the result's ringing is measured (the worst channel's); None: its blur is not one lens (a radius map).
+    Where it exceeds MAX_NOTCH_EXCESS, w is capped at ringing_share (1: no cap)."""
     y = y.to(result)
     in_focus = torch.zeros(len(y), dtype=torch.bool) if in_focus is None else in_focus.cpu()
     max_share = torch.ones(len(y), dtype=torch.float64) if max_share is None else max_share.cpu().double()
@@ -132,6 +135,7 @@ def back_off(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, limit: floa
     lenses = lenses or [None] * len(y)
     gain = torch.full((len(y),), float("nan"), dtype=torch.float64)
     ringing = torch.full((len(y),), float("nan"), dtype=torch.float64)
+    rang = torch.zeros(len(y), dtype=torch.bool)
     share = torch.zeros(len(y), dtype=torch.float64)
     bar = min(limit, BLEND_NOISE_GAIN)
     for i in torch.nonzero(~in_focus).flatten().tolist():
@@ -140,11 +144,21 @@ def back_off(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, limit: floa
         gain[i] = noise_gain(photo, full, tone, photo_noise).item()
         cap = float(max_share[i])
         if lenses[i] is not None:
-            ringing[i] = notch_excess(full[0], lenses[i])
-            if ringing[i] > MAX_NOTCH_EXCESS:
+            ringing[i] = _worst_notch_excess(full[0], lenses[i])
+            rang[i] = bool(ringing[i] > MAX_NOTCH_EXCESS) and ringing_share < 1
+            if rang[i]:
                 cap = min(cap, ringing_share)
         share[i] = cap if gain[i] <= limit else _largest_clean_share(photo, full, tone, photo_noise[0], bar, cap)
-    return BackOff(blend(y, result, share * hedges), gain, share * hedges, hedges, ringing)
+    return BackOff(blend(y, result, share * hedges), gain, share * hedges, hedges, ringing, rang)
+
+
+def _worst_notch_excess(image: torch.Tensor, lenses: tuple[LensPSF, ...]) -> float:
+    """hidd.ringing.notch_excess of an image (C, H, W) under its one lens, or its largest over channels with one lens
+    each; NaN where none is measured."""
+    if len(lenses) == 1:
+        return notch_excess(image, lenses[0])
+    values = torch.tensor([notch_excess(channel, lens) for channel, lens in zip(image, lenses)], dtype=torch.float64)
+    return float(values.nan_to_num(float("-inf")).max()) if not values.isnan().all() else float("nan")
 
 
 def _largest_clean_share(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, photo_noise: float,

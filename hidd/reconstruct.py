@@ -9,6 +9,7 @@ metrics.csv is written atomically as soon as its image is done, so a killed run 
 """
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -27,7 +28,6 @@ from hidd.config import save_config
 from hidd.deblur import Deblurrer
 from hidd.imageio import ImageError, read_image, to_gray, to_rgb, write_image
 from hidd.metrics import psnr, ssim
-from hidd.no_harm import MAX_NOTCH_EXCESS
 from hidd.paired import Pair, find_pairs
 from hidd.prior import DEFAULT_PRESET, load_prior
 from hidd.results import MetricsTable, check_same_config, prepare_output
@@ -74,7 +74,7 @@ class Outcome:
     in_focus: bool = False  # the blind estimate read no blur: the guard returned the input unchanged
     max_share: float = 1.0  # the most of the deblurring that could be kept (< 1: a blur read from the edges alone)
     hedge: float = 1.0  # the hedge in share (sampler.hedge_share: < 1 where the misfit was correlated)
-    notch_excess: float = float("nan")  # the full result's ringing at its blur's first OTF notch (nepers; hidd.ringing)
+    notch_excess: float = float("nan")  # the full result's ringing at its blur's first OTF notch (hidd.ringing)
     ringing_cap: float = 1.0  # the most of it kept for that ringing (sampler.ringing_share where it rang, else 1)
     retried: bool = False  # its first result was too noisy, and the second sampling's is kept (noisy_retry_lambda)
     nfe: int = 0
@@ -195,10 +195,10 @@ class Restorer:
         hedges = [1.0] * len(batch) if result.hedge is None else result.hedge.tolist()
         retried = [False] * len(batch) if result.retried is None else result.retried.tolist()
         excess, ringing_caps = [float("nan")] * len(batch), [1.0] * len(batch)
-        if result.notch_excess is not None:  # the guard was on
+        if result.rang is not None:  # the guard was on
             excess = result.notch_excess.tolist()
             ringing_share = self.deblurrer.prior.config.sampler.ringing_share
-            ringing_caps = [ringing_share if e > MAX_NOTCH_EXCESS else 1.0 for e in excess]
+            ringing_caps = [ringing_share if rang else 1.0 for rang in result.rang.tolist()]
         images = result.images.permute(0, 2, 3, 1).cpu().numpy()
         return [Outcome(job, image=None if problem else image, radius=radius, at_bound=at_bound, share=share,
                         noise_gain=gain, in_focus=focused, max_share=cap, hedge=hedged, notch_excess=rang,
@@ -239,8 +239,8 @@ def _back_off_note(outcome: Outcome, limit: float) -> str:
     kept = outcome.share / outcome.hedge  # the guard's own share w (the hedge h > 0)
     edges_only = (f"its spectrum reads in focus and only its edges show the blur ({outcome.radius} px), so at most "
                   f"{outcome.max_share:.0%} of its deblurring is kept (sampler.edge_read_share)")
-    rings = (f"its deblurred result rings ({outcome.notch_excess:.1f} nepers of power above its spectrum's trend at its "
-             f"blur's first OTF notch), so at most {outcome.ringing_cap:.0%} of it is kept (sampler.ringing_share)")
+    rings = (f"its deblurred result rings (its power at its blur's first OTF notch is {math.exp(outcome.notch_excess):.1f}× "
+             f"its spectrum's trend), so at most {outcome.ringing_cap:.0%} of it is kept (sampler.ringing_share)")
     held = "; and ".join([reason for reason, cap in ((edges_only, outcome.max_share), (rings, outcome.ringing_cap))
                           if cap < 1])  # what capped the share
     hedged = (f"; hedged to {outcome.share:.0%} in all, its misfit being correlated (sampler.hedge_share)"

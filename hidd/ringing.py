@@ -11,8 +11,9 @@ and so does a correctly deblurred one's, so
     notch_excess = max over the first notch's rings of  log P(f) − T(f),
 
 P the result's Welch power spectrum (Hann-windowed tiles, averaged over rings: hidd.blind.spectrum), T a
-quadratic in log f fitted to log P away from every notch, measures the bump in nepers (1: the power there is
-e ≈ 2.7 × the trend). It cannot see ringing that falls between notches, nor judge blurs under about 2 px (their
+quadratic in log f fitted to log P away from every notch, measures the bump as the natural log of a power ratio
+(1: the power there is e ≈ 2.7 × the trend). The notches are the aperture's: a Gaussian softening only
+multiplies the OTF by a positive factor, so they are found with the softening left out. It cannot see ringing that falls between notches, nor judge blurs under about 2 px (their
 first notch lies where JPEG's blocks and the finest texture make bumps of their own), and it reads a periodic
 texture whose period happens to lie at the notch as ringing too. So the no-harm guard (hidd.no_harm) only halves
 a result that shows it: that costs a wrongly flagged result part of its gain, and a result better than its photo
@@ -21,6 +22,7 @@ stays better (the error of y + w (x̂ − y) is quadratic in w, and lower at ½ 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 
@@ -29,7 +31,8 @@ from hidd.camera.psf import LensPSF
 
 NOTCH_POWER = 0.01  # a notch: a local minimum of the blur's radially averaged |OTF|² below this
 HIGHEST_NOTCH = 0.3  # cycles/px: a first notch above this (blurs under ~2 px) is not judged: there JPEG's 8-px blocks
-# (harmonics at 0.25, 0.375) and the sampler's finest texture make bumps of their own (results that gained, 0.78–1.27)
+# (their harmonics crowd the upper band) and the sampler's finest texture make bumps of their own (results that
+# gained read 0.78–1.27 there, sharp references at most 0.41)
 HIGHEST_FREQUENCY = 0.45  # cycles/px: the trend stops here (demosaicing owns the corner)
 NOTCH_EXCLUSION = 0.12  # the trend leaves out rings within this fraction of a notch's frequency
 NOTCH_WIDTH = 0.06  # the bump is looked for within this fraction of the first notch's frequency (and one ring)
@@ -38,7 +41,7 @@ MIN_TREND_RINGS = 6  # fewer rings to fit the trend to: no judgement
 
 
 def notch_excess(image: torch.Tensor, lens: LensPSF, tile: int = TILE) -> float:
-    """The bump (nepers) of an image's (C, H, W) or (H, W) radially averaged power spectrum at `lens`'s first OTF
+    """The bump (natural log of a power ratio) of an image's (C, H, W) or (H, W) radially averaged power spectrum at `lens`'s first OTF
     notch above the spectrum's smooth trend; NaN where the lens has no notch below HIGHEST_FREQUENCY that the
     image's tiles resolve (in focus, very soft blurs, a PSF wider than a tile), none below HIGHEST_NOTCH (blurs under
     about 2 px), or too few rings are left to fit the trend."""
@@ -48,7 +51,7 @@ def notch_excess(image: torch.Tensor, lens: LensPSF, tile: int = TILE) -> float:
     if lens.radius <= 0 or size < 16 or lens.channel(1.0).shape[-1] > size:  # no notch, or not within a tile
         return math.nan
     spectrum = tile_spectra(gray, size, size // 2).mean(dim=(0, 1))
-    power = otf_power(lens, size)
+    power = otf_power(replace(lens, softening=0.0), size)  # the aperture's zeros (a truncated Gaussian adds false ones)
     frequency = torch.arange(len(power), dtype=torch.float64) / size
     inner = (frequency > 0) & (frequency <= HIGHEST_FREQUENCY)
     minimum = torch.zeros_like(inner)

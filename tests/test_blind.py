@@ -380,7 +380,7 @@ def test_a_partial_back_off_is_recorded_and_said(tiny_checkpoint, tmp_path, caps
         share = torch.full((len(y),), 0.5, dtype=torch.float64)
         unhedged = torch.ones_like(share)
         return BackOff(torch.lerp(y.to(result), result, 0.5), torch.full_like(share, 2.5), share, unhedged,
-                       torch.full_like(share, float("nan")))
+                       torch.full_like(share, float("nan")), torch.zeros(len(y), dtype=torch.bool))
 
     monkeypatch.setattr(hidd.deblur, "back_off", half_way)
     row, _ = _reconstruct_cat(tiny_checkpoint, tmp_path, 64, "sampler.num_steps=2", "sampler.prox_lambda_white=0",
@@ -468,7 +468,9 @@ def test_a_blind_result_is_hedged_by_its_calibration_misfit_recorded_and_not_sai
     assert "note:" not in capsys.readouterr().err  # hedged, not backed off: nothing to say
     given = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=[
         "sampler.num_steps=4", "sampler.max_noise_gain=1000", "sampler.radius=3"]))
-    assert given(blurred).share.tolist() == [1.0] and len(seen) == 1  # a given PSF is the user's: not hedged
+    result = given(blurred)
+    assert result.share.tolist() == [1.0] and len(seen) == 1  # a given PSF is the user's: not hedged
+    assert torch.isfinite(result.notch_excess).all()  # but its result is judged for ringing, at the given lens
     grey = Deblurrer(load_prior(make_tiny_checkpoint(tmp_path / "grey.pt", "model.channels=1"), preset="fast",
                                 overrides=["sampler.num_steps=4", "sampler.max_noise_gain=1000"]))
     result = grey(torch.cat([blurred, blurred.flip(-1)]))  # two photos, seen as three channel images each
@@ -519,8 +521,8 @@ def test_a_result_that_rings_is_kept_at_the_ringing_share_and_said(tiny_checkpoi
     row, _ = _reconstruct_cat(tiny_checkpoint, tmp_path, 64, "sampler.num_steps=2", "sampler.prox_lambda_white=0",
                               "sampler.max_noise_gain=1000", "sampler.noisy_retry_lambda=0")
     assert float(row["share"]) == 0.45 and measured and measured[0].radius > 0  # ½ of it, hedged by 0.9
-    assert "cat.png: deblurred at 50% strength (blended with the input): its deblurred result rings (2.0 nepers of " \
-           "power above its spectrum's trend at its blur's first OTF notch), so at most 50% of it is kept " \
+    assert "cat.png: deblurred at 50% strength (blended with the input): its deblurred result rings (its power at " \
+           "its blur's first OTF notch is 7.4× its spectrum's trend), so at most 50% of it is kept " \
            "(sampler.ringing_share); hedged to 45% in all" in capsys.readouterr().err
     row, _ = _reconstruct_cat(tiny_checkpoint, tmp_path / "off", 64, "sampler.num_steps=2",
                               "sampler.prox_lambda_white=0", "sampler.max_noise_gain=1000",

@@ -7,6 +7,7 @@ from conftest import gray_crop, lens_filter, synthetic_photo, wiener
 from hidd.camera import tone_curve
 from hidd.camera.psf import LensPSF
 from hidd.no_harm import BLEND_NOISE_GAIN, MAX_NOTCH_EXCESS, back_off, hedge, noise_gain
+from hidd.ringing import notch_excess
 
 SRGB = tone_curve("srgb")
 
@@ -91,7 +92,7 @@ def test_a_result_that_rings_at_its_blurs_notch_keeps_at_most_the_ringing_share(
     photo = lens_filter(sharp, LensPSF(0.0, softening=2.0))  # a soft blur, which a disk's deconvolution rings on
     inputs = torch.stack([photo, photo])[:, None].expand(-1, 3, -1, -1)
     results = torch.stack([sharp, wiener(photo, LensPSF(4.0))])[:, None].expand(-1, 3, -1, -1)
-    lenses = [LensPSF(4.0), LensPSF(4.0)]
+    lenses = [(LensPSF(4.0),), (LensPSF(4.0),)]  # one lens for all channels of each
     guarded = back_off(inputs, results, SRGB, limit=1e6, lenses=lenses, ringing_share=0.5)  # noise: no limit
     assert guarded.notch_excess[0] < MAX_NOTCH_EXCESS < guarded.notch_excess[1]
     assert guarded.share.tolist() == [1.0, 0.5]
@@ -104,3 +105,15 @@ def test_a_result_that_rings_at_its_blurs_notch_keeps_at_most_the_ringing_share(
     assert off.share.tolist() == [1.0, 1.0] and torch.equal(off.notch_excess, guarded.notch_excess)
     unknown = back_off(inputs, results, SRGB, limit=1e6, lenses=[None, None], ringing_share=0.5)  # e.g. a radius map
     assert unknown.share.tolist() == [1.0, 1.0] and unknown.notch_excess.isnan().all()
+    assert guarded.rang.tolist() == [False, True] and not off.rang.any()
+
+
+def test_a_photo_deblurred_channel_by_channel_is_judged_by_its_worst_channel():
+    sharp = gray_crop("camera")
+    photo = lens_filter(sharp, LensPSF(0.0, softening=2.0))
+    inputs = photo.expand(1, 3, -1, -1)
+    result = torch.stack([sharp, wiener(photo, LensPSF(4.0)), sharp])[None]  # the middle channel rings
+    per_channel = [(LensPSF(4.0), LensPSF(4.0), LensPSF(0.0))]  # each channel its own lens; the last in focus
+    guarded = back_off(inputs, result, SRGB, limit=1e6, lenses=per_channel, ringing_share=0.5)
+    assert guarded.notch_excess.item() == pytest.approx(notch_excess(result[0, 1], LensPSF(4.0)))
+    assert guarded.share.tolist() == [0.5]

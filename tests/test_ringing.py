@@ -32,3 +32,9 @@ def test_no_notch_or_too_small_an_image_gives_no_judgement():
     assert math.isnan(notch_excess(sharp, LensPSF(0.0, softening=2.0)))  # a Gaussian has no zero
     assert math.isnan(notch_excess(sharp[:12, :12], DISK))  # too few frequencies
     assert math.isnan(notch_excess(sharp[:32, :32], LensPSF(16.0)))  # its notch below the tiles' lowest ring
+    assert math.isnan(notch_excess(sharp, LensPSF(1.5)))  # first notch at 0.41 cycles/px: JPEG's and texture's band
+
+
+def test_the_notches_are_the_apertures_whatever_its_softening():
+    sharp = gray_crop("camera")  # a truncated Gaussian's OTF has near-zeros of its own, which are not the lens's
+    assert notch_excess(sharp, LensPSF(3.0, softening=3.0)) == notch_excess(sharp, LensPSF(3.0))
