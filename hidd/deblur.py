@@ -59,7 +59,7 @@ class DeblurResult:
     hedge: torch.Tensor | None = None  # (B,) the hedge in share (sampler.hedge_share; 1: none); None: guard off
     notch_excess: torch.Tensor | None = None  # (B,) the full result's ringing at its blur's first OTF notch (log power
     # ratio, hidd.ringing); NaN: not measured; None: guard off
-    rang: torch.Tensor | None = None  # (B,) bool: that ringing capped the share at sampler.ringing_share; None: guard off
+    rang: torch.Tensor | None = None  # (B,) bool: that ringing capped the share (sampler.ringing_share); None: no guard
     retried: torch.Tensor | None = None  # (B,) bool: the result kept is the second sampling's (noisy_retry_lambda)
     problems: list[str | None] = field(default_factory=list)  # (B,) why an image's result is unusable, else None
 

@@ -78,9 +78,9 @@ from hidd.ringing import notch_excess
 
 BLEND_SHARES = (0.75, 0.5, 0.25)  # the shares w of the deblurring tried, in turn, when the full result is too noisy
 BLEND_NOISE_GAIN = 1.5  # ... and the noise gain a blend may have (at most the limit): that of results better than y
-MAX_NOTCH_EXCESS = 1.2  # a result whose power at its blur's first OTF notch exceeds its spectrum's trend by more (natural
-# log of the ratio: 3.3×) rings (hidd.ringing; development results that gained ≤ 1.12 where more than half was kept,
-# sharp references ≤ 0.94 at the 95th percentile, results the blur model did not explain up to 3.29)
+MAX_NOTCH_EXCESS = 1.2  # a result whose power at its blur's first OTF notch exceeds its spectrum's trend by more
+# (natural log of the ratio: 3.3×) rings (hidd.ringing; development results that gained ≤ 1.12 where more than half
+# was kept, sharp references ≤ 0.94 at the 95th percentile, results the blur model did not explain up to 3.29)
 
 
 def flat_noise_level(image: torch.Tensor, tone: ToneCurve) -> float:

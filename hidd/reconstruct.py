@@ -239,7 +239,8 @@ def _back_off_note(outcome: Outcome, limit: float) -> str:
     kept = outcome.share / outcome.hedge  # the guard's own share w (the hedge h > 0)
     edges_only = (f"its spectrum reads in focus and only its edges show the blur ({outcome.radius} px), so at most "
                   f"{outcome.max_share:.0%} of its deblurring is kept (sampler.edge_read_share)")
-    rings = (f"its deblurred result rings (its power at its blur's first OTF notch is {math.exp(outcome.notch_excess):.1f}× "
+    ratio = math.exp(outcome.notch_excess)
+    rings = (f"its deblurred result rings (its power at its blur's first OTF notch is {ratio:.1f}× "
              f"its spectrum's trend), so at most {outcome.ringing_cap:.0%} of it is kept (sampler.ringing_share)")
     held = "; and ".join([reason for reason, cap in ((edges_only, outcome.max_share), (rings, outcome.ringing_cap))
                           if cap < 1])  # what capped the share

@@ -10,14 +10,15 @@ and so does a correctly deblurred one's, so
 
     notch_excess = max over the first notch's rings of  log P(f) − T(f),
 
-P the result's Welch power spectrum (Hann-windowed tiles, averaged over rings: hidd.blind.spectrum), T a
-quadratic in log f fitted to log P away from every notch, measures the bump as the natural log of a power ratio
-(1: the power there is e ≈ 2.7 × the trend). The notches are the aperture's: a Gaussian softening only
-multiplies the OTF by a positive factor, so they are found with the softening left out. It cannot see ringing that falls between notches, nor judge blurs under about 2 px (their
-first notch lies where JPEG's blocks and the finest texture make bumps of their own), and it reads a periodic
-texture whose period happens to lie at the notch as ringing too. So the no-harm guard (hidd.no_harm) only halves
-a result that shows it: that costs a wrongly flagged result part of its gain, and a result better than its photo
-stays better (the error of y + w (x̂ − y) is quadratic in w, and lower at ½ than at 0 wherever it is at 1).
+P the result's Welch power spectrum (Hann-windowed tiles, averaged over rings: hidd.blind.spectrum), T a quadratic
+in log f fitted to log P away from every notch, measures the bump as the natural log of a power ratio (1: the power
+there is e ≈ 2.7 × the trend). The notches are the aperture's: a Gaussian softening only multiplies the OTF by a
+positive factor, so they are found with the softening left out. It cannot see ringing that falls between notches,
+nor judge blurs under about 2 px (their first notch lies where JPEG's blocks and the finest texture make bumps of
+their own), and it reads a periodic texture whose period happens to lie at the notch as ringing too. So the no-harm
+guard (hidd.no_harm) only caps the share of a result that shows it (`fast`: ½): that costs a wrongly flagged result
+part of its gain, and a result better than its photo stays better at ½ (the error of y + w (x̂ − y) is quadratic in
+w, and lower at ½ than at 0 wherever it is at 1).
 """
 from __future__ import annotations
 
@@ -41,10 +42,10 @@ MIN_TREND_RINGS = 6  # fewer rings to fit the trend to: no judgement
 
 
 def notch_excess(image: torch.Tensor, lens: LensPSF, tile: int = TILE) -> float:
-    """The bump (natural log of a power ratio) of an image's (C, H, W) or (H, W) radially averaged power spectrum at `lens`'s first OTF
-    notch above the spectrum's smooth trend; NaN where the lens has no notch below HIGHEST_FREQUENCY that the
-    image's tiles resolve (in focus, very soft blurs, a PSF wider than a tile), none below HIGHEST_NOTCH (blurs under
-    about 2 px), or too few rings are left to fit the trend."""
+    """The bump (natural log of a power ratio) of an image's (C, H, W) or (H, W) radially averaged power spectrum at
+    `lens`'s first OTF notch above the spectrum's smooth trend; NaN where the lens has no notch below HIGHEST_FREQUENCY
+    that the image's tiles resolve (in focus, a PSF wider than a tile), none below HIGHEST_NOTCH (blurs under about
+    2 px), or too few rings are left to fit the trend."""
     gray = image.detach().cpu().to(torch.float64)
     gray = gray.mean(dim=0) if gray.ndim == 3 else gray
     size = min(tile, *gray.shape) // 2 * 2

@@ -18,7 +18,7 @@ def test_a_deconvolution_by_the_wrong_psf_rings_at_its_notch_and_one_by_the_righ
     sharp = gray_crop(name)
     noise = 0.002 * torch.randn(sharp.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     assert notch_excess(sharp, DISK) < 0.6  # a photo's spectrum falls smoothly through the notch's frequency
-    right = wiener(lens_filter(sharp, DISK) + noise, DISK)  # the notch holds nothing, and the Wiener filter adds nothing
+    right = wiener(lens_filter(sharp, DISK) + noise, DISK)  # the notch holds nothing, and Wiener adds nothing there
     assert notch_excess(right, DISK) < 0.6
     wrong = wiener(lens_filter(sharp, LensPSF(0.0, softening=2.0)) + noise, DISK)  # a soft blur taken for a disk
     assert notch_excess(wrong, DISK) > MAX_NOTCH_EXCESS + 0.8
