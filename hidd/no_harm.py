@@ -66,6 +66,7 @@ on a batch that reads in focus throughout).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -157,8 +158,8 @@ def _worst_notch_excess(image: torch.Tensor, lenses: tuple[LensPSF, ...]) -> flo
     each; NaN where none is measured."""
     if len(lenses) == 1:
         return notch_excess(image, lenses[0])
-    values = torch.tensor([notch_excess(channel, lens) for channel, lens in zip(image, lenses)], dtype=torch.float64)
-    return float(values.nan_to_num(float("-inf")).max()) if not values.isnan().all() else float("nan")
+    measured = [value for channel, lens in zip(image, lenses) if not math.isnan(value := notch_excess(channel, lens))]
+    return max(measured, default=math.nan)
 
 
 def _largest_clean_share(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, photo_noise: float,

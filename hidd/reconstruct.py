@@ -201,10 +201,10 @@ class Restorer:
             ringing_caps = [ringing_share if rang else 1.0 for rang in result.rang.tolist()]
         images = result.images.permute(0, 2, 3, 1).cpu().numpy()
         return [Outcome(job, image=None if problem else image, radius=radius, at_bound=at_bound, share=share,
-                        noise_gain=gain, in_focus=focused, max_share=cap, hedge=hedged, notch_excess=rang,
+                        noise_gain=gain, in_focus=focused, max_share=cap, hedge=hedged, notch_excess=ringing,
                         ringing_cap=ring_cap, retried=again, nfe=result.nfe, seconds=seconds,
                         problem=f"{job.pair.blurred}: {problem}" if problem else None)
-                for job, image, radius, at_bound, share, gain, focused, cap, hedged, rang, ring_cap, again, problem
+                for job, image, radius, at_bound, share, gain, focused, cap, hedged, ringing, ring_cap, again, problem
                 in zip(batch, images, radii, bounds, shares, gains, in_focus, caps, hedges, excess, ringing_caps,
                        retried, result.problems)]
 
