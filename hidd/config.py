@@ -20,6 +20,8 @@ from hidd.atomic import write_text_atomic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "configs"
+PRESET_DIR = CONFIG_DIR / "presets"  # named sampler settings (hidd-reconstruct --preset)
+DEFAULT_PRESET = "fast"  # hidd-reconstruct's sampler when neither --preset nor --config is given
 
 
 class ConfigError(ValueError):
@@ -145,6 +147,8 @@ class SamplerConfig:
     # levels with the calibrated σ_n and λ = prox_lambda × this, and that result is kept where the guard keeps more
     # of it (hidd.deblur); 0: off
     noisy_retry_steps: int = 8  # the levels of that second sampling (NFE: levels × score_ensemble, whole batch)
+    gray_photos: bool = False  # a colour photo whose chroma is at most its noise level is deblurred as gray and comes
+    # back gray (a black-and-white photo saved as RGB; hidd.colour)
     boundary: str = "free"  # 'prox' image border: 'free' (scene beyond the frame unknown) or 'reflect' (synthetic)
     gradient_steps: int = 5  # descent steps per iteration of the 'gradient' consistency
     gradient_step: float = 1.0  # their step length, in units of 1 / Lipschitz constant (≤ 2)
@@ -313,6 +317,17 @@ def apply_overrides(cfg: Config, overrides) -> Config:
     return cfg
 
 
+def in_repository(path: str | Path) -> Path:
+    """`path` as given where it exists or is absolute; else, where the repository holds it (a shipped checkpoint,
+    config or example named from another folder: `checkpoints/ffdnet.pt`), that; else as given, for its reader to
+    name as missing."""
+    given = Path(path)
+    if given.exists() or given.is_absolute():
+        return given
+    shipped = REPO_ROOT / given
+    return shipped if shipped.exists() else given
+
+
 def resolve_config_path(name: str) -> Path:
     """A config given as a path, or by name from configs/ ('tiny' -> configs/tiny.yaml)."""
     p = Path(name)
@@ -327,3 +342,19 @@ def resolve_config_path(name: str) -> Path:
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved config next to a run's outputs (atomically: a kill never leaves half of it)."""
     write_text_atomic(path, cfg.to_yaml())
+
+
+SUMMARY = "# Summary: "  # a preset file's first line: what it is, in one line (hidd-reconstruct --help lists them)
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def preset_summaries() -> dict[str, str]:
+    """Each preset's one-line summary (its file's first line), by name, the default first."""
+    summaries = {}
+    for name in sorted(preset_names(), key=lambda n: (n != DEFAULT_PRESET, n)):
+        first = (PRESET_DIR / f"{name}.yaml").read_text(encoding="utf-8").splitlines()[:1]
+        summaries[name] = first[0].removeprefix(SUMMARY) if first and first[0].startswith(SUMMARY) else ""
+    return summaries

@@ -18,6 +18,7 @@ import skimage.transform
 import torch
 from torch.utils.data import Dataset
 
+from hidd.config import DataConfig, in_repository
 from hidd.imageio import Image, ImageError, list_images, read_image, to_gray, to_rgb
 
 logger = logging.getLogger(__name__)
@@ -36,9 +37,11 @@ def resolve_root(root: PathLike, split: str = "train") -> Path:
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
-    root = Path(root)
+    root = in_repository(root)
     if not root.is_dir():
-        raise ValueError(f"{root}: no such folder")
+        hint = (" (the shipped configs train on data/corpus/tiles: make it with python scripts/prepare_corpus.py, "
+                "or set data.roots)") if Path(root) == Path(DataConfig().roots[0]) else " (data.roots)"
+        raise ValueError(f"{root}: no such folder{hint}")
     if (root / "train_c" / "target").is_dir():
         sharp_folder = root / f"{split}_c" / "target"
         if not sharp_folder.is_dir():

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from hidd.devices import resolve_device
+
 
 @dataclass
 class DistInfo:
@@ -26,10 +28,10 @@ class DistInfo:
 
 def setup(device: str | None = None) -> DistInfo:
     """Join the process group that torchrun describes in the environment (NCCL on GPU, gloo on CPU)."""
-    want_cuda = torch.cuda.is_available() if device in (None, "auto") else device.startswith("cuda")
+    dev = resolve_device(device)
+    want_cuda = dev.type == "cuda"
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
-        dev = torch.device(device if device not in (None, "auto") else ("cuda" if want_cuda else "cpu"))
         return DistInfo(device=dev)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if want_cuda:

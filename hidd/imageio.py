@@ -22,6 +22,7 @@ import struct
 import uuid
 import warnings
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,8 +72,9 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def list_images(root: str | os.PathLike) -> list[Path]:
-    """All image files under ``root``, recursively and sorted; hidden files and folders are skipped.
+def list_images(root: str | os.PathLike, exclude: Iterable[str | os.PathLike] = ()) -> list[Path]:
+    """All image files under ``root``, recursively and sorted; hidden files and folders are skipped, and so are the
+    folders ``exclude`` with everything under them (a run's output folder inside its input folder).
 
     Symlinked sub-folders are followed, since datasets are often linked into a data folder, but each
     real folder is visited once (the first path to it in sorted order): a link back up the tree
@@ -82,9 +84,10 @@ def list_images(root: str | os.PathLike) -> list[Path]:
     if not root.is_dir():
         raise ValueError(f"{root}: no such folder")
     found, visited = [], set()
+    visited.update(_folder_identity(str(folder)) for folder in exclude if Path(folder).is_dir())  # as if listed
     for folder, subfolders, files in os.walk(root, followlinks=True):
         identity = _folder_identity(folder)
-        if identity in visited:  # reached again through a link: its files are listed already
+        if identity in visited:  # reached again through a link (its files are listed already), or excluded
             subfolders[:] = []
             continue
         visited.add(identity)
@@ -205,9 +208,23 @@ def _decode(path: Path) -> np.ndarray:
     except PermissionError as error:
         raise ImageError(path, "cannot be read (permission denied)") from error
     except Exception as error:  # decoders raise many unrelated types (OSError, SyntaxError, zlib.error, ...)
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ImageError(path, f"cannot be decoded (corrupt, truncated or not an image): {detail}") from error
+        # told in hidd's words from the file's first bytes: the decoders' own ("no backend ... iomode r") mislead
+        kind = _format_of(path)
+        problem = (f"a truncated or corrupt {kind} file" if kind else
+                   "its contents are not a PNG, JPEG, TIFF or BMP image, whatever its name says")
+        raise ImageError(path, f"cannot be decoded: {problem}") from error
     return _upright(decoded, _exif_orientation(path))
+
+
+_SIGNATURES = {_PNG_SIGNATURE: "PNG", b"\xff\xd8\xff": "JPEG", b"II*\x00": "TIFF", b"MM\x00*": "TIFF",
+               b"II+\x00": "TIFF", b"MM\x00+": "TIFF", b"BM": "BMP"}  # first bytes → format
+
+
+def _format_of(path: Path) -> str | None:
+    """The image format that the file's first bytes announce, or None for none of PNG, JPEG, TIFF and BMP."""
+    with path.open("rb") as file:
+        head = file.read(8)
+    return next((kind for signature, kind in _SIGNATURES.items() if head.startswith(signature)), None)
 
 
 def _palette_mode(path: Path) -> str | None:

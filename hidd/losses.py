@@ -5,6 +5,8 @@ import torch
 
 from hidd.sde import SDE, _expand
 
+REDUCTIONS = ("sum", "mean")  # training.loss_reduction
+
 
 def score_matching_loss(model, sde: SDE, x0: torch.Tensor, *, t_min: float = 1e-5, reduction: str = "sum",
                         generator: torch.Generator | None = None) -> torch.Tensor:
@@ -21,10 +23,7 @@ def score_matching_loss(model, sde: SDE, x0: torch.Tensor, *, t_min: float = 1e-
     score = model(mean + _expand(std, x0) * z, std)
     per_pixel = (score.float() * _expand(std, x0) + z) ** 2
     dims = tuple(range(1, x0.dim()))
-    if reduction == "sum":
-        per_image = per_pixel.sum(dim=dims)
-    elif reduction == "mean":
-        per_image = per_pixel.mean(dim=dims)
-    else:
-        raise ValueError(f"training.loss_reduction: expected 'sum' or 'mean', got '{reduction}'")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"training.loss_reduction: expected one of {', '.join(REDUCTIONS)}, got '{reduction}'")
+    per_image = per_pixel.sum(dim=dims) if reduction == "sum" else per_pixel.mean(dim=dims)
     return per_image.mean()

@@ -21,6 +21,7 @@ from hidd.camera.noise import NoiseLevelFunction
 from hidd.camera.optics import blur, blur_depth_varying, layer_radii, layer_weights, otf
 from hidd.camera.psf import LensPSF, lens_kernels
 
+BOUNDARIES = ("free", "reflect")  # sampler.boundary: the scene beyond the frame unknown, or mirrored
 FREE_BOUNDARY_ITERATIONS = 15  # fill-in rounds of the 'free' boundary (3 left visible ringing on 64–128 px crops)
 
 
@@ -105,8 +106,8 @@ class UniformBlur(BlurOperator):
                  estimated: list[LensPSF] | None = None, fitted: list[bool] | None = None,
                  max_share: torch.Tensor | None = None, given: list[LensPSF] | None = None):
         super().__init__(noise, radius, noise_sigma, at_bound, max_share)
-        if boundary not in ("free", "reflect"):
-            raise ValueError(f"sampler.boundary must be 'free' or 'reflect', got {boundary!r}")
+        if boundary not in BOUNDARIES:
+            raise ValueError(f"sampler.boundary must be one of {', '.join(BOUNDARIES)}, got {boundary!r}")
         if psf.ndim == 3:
             psf = psf[:, None]
         self.psf = psf  # (B, C or 1, K, K) PSFs summing to one, odd K

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+TRAINING_PRECISIONS = ("fp32", "bf16")  # training.precision: bf16 autocasts the forward pass (CUDA)
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 

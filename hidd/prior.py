@@ -8,13 +8,11 @@ from pathlib import Path
 import torch
 
 from hidd import checkpoint
-from hidd.config import CONFIG_DIR, Config, ConfigError, apply_overrides, load_config
+from hidd.config import PRESET_DIR, Config, ConfigError, apply_overrides, in_repository, load_config, preset_names
 from hidd.models import build_model
 from hidd.sde import SDE, build_sde
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "hidd-default.pt"
-PRESET_DIR = CONFIG_DIR / "presets"
-DEFAULT_PRESET = "fast"  # hidd-reconstruct's sampler when neither --preset nor --config is given
 
 
 @dataclass
@@ -23,10 +21,6 @@ class Prior:
     config: Config  # the checkpoint's config with any overrides applied
     sde: SDE
     device: torch.device
-
-
-def preset_names() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
 def apply_preset(cfg: Config, name: str) -> Config:
@@ -39,7 +33,7 @@ def apply_preset(cfg: Config, name: str) -> Config:
 
 def resolve_checkpoint(path: str | Path | None) -> Path:
     if path is not None:
-        return Path(path)
+        return in_repository(path)
     if not DEFAULT_CHECKPOINT.is_file():
         raise checkpoint.CheckpointError(
             f"{DEFAULT_CHECKPOINT}: no default checkpoint is shipped yet; train one with hidd-train "

@@ -63,6 +63,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--abs-threshold", type=float, default=2e-3,
                    help="absolute floor on the focus measure (variance of the Laplacian, intensities in [0, 1])")
     p.add_argument("--overwrite", action="store_true", help="replace existing photos/ and tiles/ in OUT")
+    p.add_argument("--smoke-set", type=Path, metavar="DIR",
+                   help="also write the middle kept tile of each Plasma photo, halved to 64x64, to DIR (the committed "
+                        "examples/train that configs/tiny.yaml trains on, so a smoke run needs no corpus)")
     args = p.parse_args(argv)
     for name in ("tile", "stride", "plasma_scale", "min_short_side", "max_opencv_scale"):
         if getattr(args, name) < 1:
@@ -169,6 +172,12 @@ def main(argv=None) -> None:
                           img8[y : y + args.tile, x : x + args.tile], check_contrast=False)
                 boxes.append([y, x, args.tile, args.tile])
             total_tiles += fm.size
+            if args.smoke_set and boxes and src["package"] == PACKAGES["plasma"]:
+                y, x, h, w = boxes[len(boxes) // 2]
+                half = transform.rescale(img[y:y + h, x:x + w], 0.5, anti_aliasing=True, channel_axis=-1)
+                args.smoke_set.mkdir(parents=True, exist_ok=True)
+                io.imsave(args.smoke_set / f"{src['name']}.png", img_as_ubyte(np.clip(half, 0, 1)),
+                          check_contrast=False)
             tqdm.write(f"{src['name']}: kept {len(boxes)}/{fm.size} tiles (downscale {scale}x)")
         else:
             tqdm.write(f"{src['name']}: smaller than one tile, no tiles")

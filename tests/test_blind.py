@@ -536,15 +536,18 @@ def test_the_edge_reading_and_the_hedge_are_refused_without_the_guard_and_out_of
     y = Camera(psf=LensPSF(3.0)).render(photo("chelsea", 64), generator=torch.Generator().manual_seed(0))
     for overrides, message in [(["max_noise_gain=0"], "edge_read_share keeps a share of a deblurring"),
                                (["max_noise_gain=0", "edge_read_share=0"], "hedge_share keeps a share of a deblurring"),
-                               (["edge_read_share=1.5"], "edge_read_share must be in [0, 1]"),
-                               (["hedge_share=0"], "hedge_share must be in (0, 1]"),
-                               (["hedge_share=1.1"], "hedge_share must be in (0, 1]"),
-                               (["ringing_share=0"], "ringing_share must be in (0, 1]"),
+                               (["edge_read_share=1.5"],
+                                "edge_read_share: 1.5 is not valid; it must be a number in [0, 1]"),
+                               (["hedge_share=0"], "hedge_share: 0.0 is not valid; it must be a number in (0, 1]"),
+                               (["hedge_share=1.1"], "hedge_share: 1.1 is not valid"),
+                               (["ringing_share=0"], "ringing_share: 0.0 is not valid; it must be a number in (0, 1]"),
                                (["max_noise_gain=0", "edge_read_share=0", "hedge_share=1"],
                                 "ringing_share keeps a share of a deblurring"),
-                               (["shared_quantile=0.5"], "shared_quantile must be in [0, 0.5)"),
-                               (["noisy_retry_lambda=0.5"], "noisy_retry_lambda must be 0 (off) or > 1"),
-                               (["noisy_retry_steps=0"], "noisy_retry_steps must be at least 1"),
+                               (["shared_quantile=0.5"],
+                                "shared_quantile: 0.5 is not valid; it must be a number in [0, 0.5)"),
+                               (["noisy_retry_lambda=0.5"],
+                                "noisy_retry_lambda: 0.5 is not valid; it must be 0 or a number > 1"),
+                               (["noisy_retry_steps=0"], "noisy_retry_steps: 0 is not valid; it must be a number ≥ 1"),
                                (["max_noise_gain=0", "edge_read_share=0", "hedge_share=1", "ringing_share=1"],
                                 "noisy_retry_lambda samples again what the no-harm guard finds too noisy")]:
         deblur = Deblurrer(load_prior(tiny_checkpoint, preset="fast", overrides=[
@@ -565,7 +568,8 @@ def test_a_refused_sampler_setting_is_a_usage_error_before_anything_is_written(t
         reconstruct_main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--checkpoint",
                           str(tiny_checkpoint), "--set", "sampler.noisy_retry_lambda=0.5"])
     err = capsys.readouterr().err
-    assert exit_status.value.code == 2 and err.count("\n") == 1 and "noisy_retry_lambda must be 0 (off) or > 1" in err
+    assert exit_status.value.code == 2 and err.count("\n") == 1
+    assert "noisy_retry_lambda: 0.5 is not valid; it must be 0 or a number > 1" in err
     assert not (tmp_path / "out").exists()
 
 

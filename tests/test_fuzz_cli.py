@@ -261,10 +261,12 @@ def usage_cases(tmp_path: Path, checkpoint: Path) -> dict[str, tuple[list, str]]
     return {
         "output is a file": (["--output", tmp_path / "a_file"], "is a file, not a folder"),
         "output below a file": (["--output", tmp_path / "a_file" / "sub"], "cannot be written"),
-        "output inside the input": (["--output", tmp_path / "in" / "out"], "never overwritten"),
+        "output is the input": (["--output", tmp_path / "in"], "is the --input folder itself"),
         "missing input": (["--output", tmp_path / "o", "--input", tmp_path / "nope"], "no such file or folder"),
         "malicious checkpoint": (["--output", tmp_path / "o", "--checkpoint", evil], "refused"),
         "non-finite setting": (["--output", tmp_path / "o", "--set", "sampler.prox_lambda=nan"], "finite number"),
+        "misspelt value": (["--output", tmp_path / "o", "--set", "sampler.tone_curve=srgbb"], "did you mean 'srgb'?"),
+        "device it lacks": (["--output", tmp_path / "o", "--device", "cuda:99"], "--device cuda:99: "),
         "foreign metrics.csv": (["--output", tmp_path / "foreign", "--skip-existing"], "not a hidd metrics table"),
         "earlier metrics.csv": (["--output", tmp_path / "earlier", "--skip-existing"], "written by an earlier hidd"),
     }
@@ -280,9 +282,9 @@ class Evil:
         return os.system, (f"touch '{self.marker}'",)
 
 
-@pytest.mark.parametrize("case", ["output is a file", "output below a file", "output inside the input",
-                                  "missing input", "malicious checkpoint", "non-finite setting",
-                                  "foreign metrics.csv", "earlier metrics.csv"])
+@pytest.mark.parametrize("case", ["output is a file", "output below a file", "output is the input",
+                                  "missing input", "malicious checkpoint", "non-finite setting", "misspelt value",
+                                  "device it lacks", "foreign metrics.csv", "earlier metrics.csv"])
 def test_usage_errors_are_one_line_with_status_2(tiny_checkpoint, tmp_path, capsys, case):
     write_image(tmp_path / "in" / "a.png", photo(30))
     extra, phrase = usage_cases(tmp_path, tiny_checkpoint)[case]
@@ -291,6 +293,38 @@ def test_usage_errors_are_one_line_with_status_2(tiny_checkpoint, tmp_path, caps
     assert code == 2 and text.count("\n") == 1 and phrase in text and "Traceback" not in text, text
     assert not (tmp_path / "pwned").exists()
     assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png")] == ["in/a.png"]  # nothing written
+
+
+@pytest.mark.parametrize("argv, phrase", [
+    (["--config", "tiny", "--workdir", "a_file"], "--workdir a_file: is a file, not a folder"),
+    (["--workdir", "nope", "--resume"], "--workdir nope: no run to resume there (no checkpoints/latest.pt)"),
+    (["--workdir", "fresh"], "--config is required to start a run"),
+    (["--config", "tiny", "--workdir", "fresh", "--device", "cuda:99"], "--device cuda:99: "),
+    (["--config", "tiny", "--workdir", "fresh", "--device", "gpu"], "--device gpu: not a device"),
+])
+def test_training_usage_errors_are_one_line_in_hidds_words(tmp_path, monkeypatch, capsys, argv, phrase):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("x")
+    code, text = run(train_main, argv, capsys)
+    assert code == 2 and text.count("\n") == 1 and text.startswith("hidd-train: error: ") and phrase in text, text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # nothing made
+
+
+def test_a_shipped_checkpoint_is_found_from_any_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_image(tmp_path / "photo.png", photo(31))
+    code, text = run(reconstruct_main, ["--input", "photo.png", "--output", "out", "--method", "ffdnet",
+                                        "--checkpoint", "checkpoints/ffdnet.pt"], capsys)
+    assert code == 0 and (tmp_path / "out" / "photo.png").is_file(), text
+
+
+def test_an_interrupted_run_says_how_to_finish_it(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hidd.reconstruct, "run", interrupted)
+    code, text = run(reconstruct_main, ["--input", tmp_path, "--output", tmp_path / "o"], capsys)
+    assert code == 130 and text.count("\n") == 1 and "run the same command with --skip-existing" in text
 
 
 def test_training_survives_an_unreadable_first_file(sharp_folder, tmp_path, capsys):

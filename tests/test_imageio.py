@@ -207,7 +207,7 @@ def test_file_problems_give_one_line_errors_naming_the_file(tmp_path):
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "folder.png").mkdir()
     expected = {
-        "notes.png": "cannot be decoded",
+        "notes.png": "cannot be decoded: its contents are not a PNG, JPEG, TIFF or BMP image",
         "empty.jpg": "is empty",
         "folder.png": "is not a file",
         "missing.png": "file not found",

@@ -30,6 +30,7 @@ from hidd.baselines.pairs import synthesize
 from hidd.config import save_config
 from hidd.data import train_val_datasets
 from hidd.data_stream import ResumableSampler, SeededItems, fixed_items
+from hidd.devices import resolve_device
 from hidd.metrics import psnr
 from hidd.train import KILL_AT_STEP_ENV, RunExistsError
 
@@ -80,7 +81,7 @@ def train_baseline(cfg, workdir: str | Path, *, resume: bool = False, device: st
         raise RunExistsError(f"{latest}: nothing to resume")
     if tc.threads > 0:
         torch.set_num_threads(tc.threads)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = resolve_device(device)
     torch.manual_seed(tc.seed)
     network = build_network(cfg.model).to(dev)
     multiple = 2 * network.size_multiple

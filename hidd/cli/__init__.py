@@ -1,6 +1,7 @@
 """Command-line entry points (installed as hidd-train, hidd-reconstruct)."""
 from __future__ import annotations
 
+import argparse
 import sys
 from contextlib import contextmanager
 
@@ -14,13 +15,27 @@ from hidd.text import printable
 USER_ERRORS = (ConfigError, CheckpointError, ImageError, OSError, ValueError)
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """--help keeps the description's own line breaks and shows each option's default (where it has a value and its
+    help does not say it already)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default is None or action.default is False or action.default == [] or "default" in text \
+                or action.default == argparse.SUPPRESS:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 @contextmanager
-def one_line_errors(program: str):
+def one_line_errors(program: str, interrupted: str = ""):
+    """User errors as one line and exit status 2; Ctrl-C as one line (with `interrupted` after it: how to go on)
+    and exit status 130."""
     try:
         yield
     except USER_ERRORS as e:
         print(f"{program}: error: {printable(str(e))}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print(f"{program}: interrupted", file=sys.stderr)
+        print(f"{program}: interrupted" + (f"; {interrupted}" if interrupted else ""), file=sys.stderr)
         sys.exit(130)

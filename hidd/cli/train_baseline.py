@@ -15,6 +15,7 @@ import argparse
 
 from hidd.cli import one_line_errors
 from hidd.cli.train import stored_config, training_parser
+from hidd.devices import resolve_device
 
 
 def parser() -> argparse.ArgumentParser:
@@ -26,14 +27,18 @@ def main(argv=None):
     with one_line_errors("hidd-train-baseline"):
         from hidd.baselines.config import load_baseline_config
 
+        from hidd.settings import check_values
+
         config = stored_config(args, "dncnn, ffdnet, cyclegan or a YAML file") or args.config
         cfg = load_baseline_config(config, args.overrides)
+        check_values(cfg)
         if args.dry_run:
             print(cfg.to_yaml(), end="")
             return
+        device = resolve_device(args.device)
         from hidd.baselines.train import train_baseline  # heavy imports only when training
 
-        latest = train_baseline(cfg, args.workdir, resume=args.resume, device=args.device)
+        latest = train_baseline(cfg, args.workdir, resume=args.resume, device=str(device))
         print(f"hidd-train-baseline: done; latest checkpoint {latest}")
 
 

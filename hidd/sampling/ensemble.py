@@ -12,14 +12,15 @@ import torch
 from hidd.sampling.base import ScoreFn
 
 FLIPS = [(), (-1,), (-2,), (-2, -1)]  # flipped dims, in the order used: k = 1, 2, 4 take the first k
+ENSEMBLE_SIZES = (1, 2, 4)  # sampler.score_ensemble
 
 
 class FlipEnsembleScore:
     """score_fn averaged over the first `size` of FLIPS (size 1: score_fn itself)."""
 
     def __init__(self, score_fn: ScoreFn, size: int):
-        if size not in (1, 2, 4):
-            raise ValueError(f"sampler.score_ensemble must be 1, 2 or 4, got {size}")
+        if size not in ENSEMBLE_SIZES:
+            raise ValueError(f"sampler.score_ensemble must be one of {ENSEMBLE_SIZES}, got {size}")
         self.score_fn = score_fn  # s_θ(x, σ); called `size` times per call of the ensemble
         self.flips = FLIPS[:size]
 

@@ -23,6 +23,7 @@ def _edm(start: float, end: float, n: int, rho: float) -> torch.Tensor:
 
 
 SCHEDULES = {"geometric": _geometric, "edm": _edm}
+SCHEDULE_NAMES = ("linear_t", *SCHEDULES)  # sampler.schedule
 
 
 def sigma_grid(cfg, sde) -> torch.Tensor:
@@ -37,7 +38,7 @@ def sigma_grid(cfg, sde) -> torch.Tensor:
         return sde.sigma(torch.linspace(1.0, cfg.t_end, n, dtype=torch.float64))
     if cfg.schedule not in SCHEDULES:
         raise ValueError(f"sampler.schedule: unknown schedule '{cfg.schedule}' "
-                         f"(choose from linear_t, {', '.join(SCHEDULES)})")
+                         f"(choose from {', '.join(SCHEDULE_NAMES)})")
     start = cfg.sigma_start if cfg.sigma_start > 0 else float(sde.sigma(torch.tensor(1.0)))
     end = cfg.sigma_end if cfg.sigma_end > 0 else float(sde.sigma(torch.tensor(0.0)))
     if not end <= start:
