@@ -21,23 +21,29 @@ The sampler itself (hidd.sampling) sees network-shaped tensors only. This layer
   five corpus photos at 6–10 px that the guard had cut to a quarter, the second sampling (λ × 4, 8 levels)
   gained +0.64 … +2.41 dB, mean +1.40, against +0.78 … +1.14, mean +0.97 (held-out set 34, 2026-11-27). The
   whole batch is sampled again, and its NFE counts for every photo of it;
+- with sampler.gray_photos, deblurs a colour photo whose colour is at its noise level as gray and returns it gray
+  (hidd.colour: a black-and-white photo saved as RGB would otherwise come back tinted);
 - names, per image, any non-finite quantity (noise level, proximal weight, radius, output), so that a
   caller never writes NaN and can fail that image alone (the images of a batch are independent).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 
 import torch
 import torch.nn.functional as F
 
+from hidd.camera.tone import tone_curve
+from hidd.colour import colourless, gray
 from hidd.precision import InferencePrecision
 from hidd.prior import Prior
 from hidd.measurement import measurement_model
 from hidd.misfit import whiteness
 from hidd.no_harm import BackOff, back_off, hedge
 from hidd.sampling.blur_consistency import needs_operator
-from hidd.sampling.loops import check_settings, sample
+from hidd.sampling.loops import sample
+from hidd.settings import check_sampler
 from hidd.tiling import ScoreTiler, TilingConfig
 
 
@@ -61,10 +67,34 @@ class DeblurResult:
     # ratio, hidd.ringing); NaN: not measured; None: guard off
     rang: torch.Tensor | None = None  # (B,) bool: that ringing capped the share (sampler.ringing_share); None: no guard
     retried: torch.Tensor | None = None  # (B,) bool: the result kept is the second sampling's (noisy_retry_lambda)
+    gray: torch.Tensor | None = None  # (B,) bool: its colour was at its noise level, so it was deblurred as gray and
+    # comes back gray (sampler.gray_photos, hidd.colour); None: not tested
     problems: list[str | None] = field(default_factory=list)  # (B,) why an image's result is unusable, else None
 
     def __post_init__(self):
         self.problems = self.problems or [None] * self.images.shape[0]
+
+
+class Progress:
+    """Tells `report(stage, nfe)` what a batch is doing and how many network evaluations it has made so far."""
+
+    def __init__(self, report: Callable[[str, int], None] | None):
+        self.report, self.current, self.nfe = report, "", 0
+
+    def stage(self, name: str) -> None:
+        self.current = name
+        if self.report is not None:
+            self.report(name, self.nfe)
+
+    def counting(self, score_fn):
+        """score_fn, counting its calls (one per network evaluation) and reporting each."""
+        def counted(x, sigma):
+            out = score_fn(x, sigma)
+            self.nfe += 1
+            if self.report is not None:
+                self.report(self.current, self.nfe)
+            return out
+        return counted
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -102,11 +132,21 @@ class Deblurrer:
             return y.reshape(b * c, 1, h, w)
         raise ValueError(f"the model expects {self.model_channels}-channel images, got {c} channels")
 
-    def __call__(self, y: torch.Tensor, *, seed: int = 0, callback=None,
-                 radius_map: torch.Tensor | None = None) -> DeblurResult:
+    def __call__(self, y: torch.Tensor, *, seed: int = 0, callback=None, radius_map: torch.Tensor | None = None,
+                 progress: Callable[[str, int], None] | None = None) -> DeblurResult:
         """callback(iteration, images) receives the current iterate, cropped and in the input's layout.
-        radius_map: a known per-pixel defocus radius (B, H, W) instead of the estimate (needs sampler.radius_map)."""
+        radius_map: a known per-pixel defocus radius (B, H, W) instead of the estimate (needs sampler.radius_map).
+        progress(stage, nfe) is told, as it goes, what the batch is doing (reading colour, estimating the blur,
+        sampling, checking the results, sampling again) and its network evaluations so far."""
         b, c, h, w = y.shape
+        cfg = self.prior.config.sampler
+        check_sampler(cfg)  # before the blind estimates, which a refused setting would waste
+        report = Progress(progress)
+        gray_photos = None  # (B,) bool: photos whose colour is at their noise level, deblurred as gray (hidd.colour)
+        if cfg.gray_photos and c == 3:
+            report.stage("reading colour")
+            gray_photos = colourless(y, tone_curve(cfg.tone_curve, cfg.gamma))
+        y_kept = y if gray_photos is None else gray(y, gray_photos)  # what a result is compared and blended with
         y_net, _ = pad_to_multiple(self._to_network(y.to(self.prior.device)), self.multiple)
         if radius_map is not None:  # padded like y; one map per network image (a 1-channel prior sees C per photo)
             if not needs_operator(self.prior.config.sampler.consistency):
@@ -114,14 +154,15 @@ class Deblurrer:
             radius_map = pad_to_multiple(radius_map.to(y_net.device, torch.float32)[:, None], self.multiple)[0]
             radius_map = radius_map.repeat_interleave(y_net.shape[0] // b, dim=0)[:, 0]
 
-        def restore_layout(x):
-            return x[..., :h, :w].reshape(b, c, h, w)
+        def restore_layout(x):  # (a gray photo's result is gray again: the prior may tint it)
+            x = x[..., :h, :w].reshape(b, c, h, w)
+            return x if gray_photos is None else gray(x, gray_photos)
 
         step_callback = None if callback is None else (lambda i, x: callback(i, restore_layout(x)))
         generator = torch.Generator(device=self.prior.device).manual_seed(seed)
-        score_fn = self.tiler.wrap(self.score, y_net.shape)  # the score on tiles when the image is too large
-        cfg = self.prior.config.sampler
-        check_settings(cfg)  # before the blind estimates, which a refused setting would waste
+        score_fn = report.counting(self.tiler.wrap(self.score, y_net.shape))  # on tiles when the image is too large
+        if needs_operator(cfg.consistency):
+            report.stage("estimating the blur")
         operator = measurement_model(y_net, cfg, radius_map) if needs_operator(cfg.consistency) else None
         guarded = operator is not None and cfg.max_noise_gain > 0
         radius = None if operator is None else operator.radius.reshape(b, -1).mean(dim=1).cpu()  # one per photo
@@ -130,7 +171,8 @@ class Deblurrer:
         if blind:
             in_focus = radius == 0
 
-        def run(settings, callback=None):  # (the results, their NFE)
+        def run(settings, callback=None, stage="sampling"):  # (the results, their NFE)
+            report.stage(stage)
             result = sample(self.prior.sde, score_fn, settings, y=y_net, operator=operator,
                             images_per_photo=y_net.shape[0] // b, generator=generator, callback=callback)
             return restore_layout(result.x), result.nfe
@@ -147,8 +189,8 @@ class Deblurrer:
                              noise_sigma=operator.noise_sigma.reshape(b, -1).double().square().mean(dim=1).sqrt().cpu(),
                              max_share=operator.max_share.reshape(b, -1).amin(dim=1).cpu())
         if guarded:
-            images, kept, retried, extra = self._guard(y, images, run, operator, in_focus, per_photo["max_share"],
-                                                       blind)
+            images, kept, retried, extra = self._guard(y_kept.to(images.device), images, run, operator, in_focus,
+                                                       per_photo["max_share"], blind, report)
             nfe += extra
             problems = self._problems(operator, images, b)  # of the results, before any blend hides them
             images = kept.images
@@ -156,9 +198,9 @@ class Deblurrer:
                              notch_excess=kept.notch_excess, rang=kept.rang, retried=retried)
         else:
             problems = self._problems(operator, images, b)
-        return DeblurResult(images=images.clamp(0, 1), nfe=nfe, problems=problems, **per_photo)
+        return DeblurResult(images=images.clamp(0, 1), nfe=nfe, problems=problems, gray=gray_photos, **per_photo)
 
-    def _guard(self, y, images, run, operator, in_focus, max_share, blind):
+    def _guard(self, y, images, run, operator, in_focus, max_share, blind, report):
         """The no-harm guard's outcome (hidd.no_harm) for the results `images` of photos y (B, C, H, W), after a
         second sampling `run(settings)` where a blind photo's result was too noisy and its misfit correlated
         (sampler.noisy_retry_lambda): (the results, the outcome, (B,) which are the second sampling's, its NFE).
@@ -171,6 +213,7 @@ class Deblurrer:
                                               for i in range(0, len(lenses), len(lenses) // b)]
 
         def guard(results, skip=in_focus):
+            report.stage("checking the results")
             return back_off(y, results.nan_to_num(), operator.tone, cfg.max_noise_gain, skip, max_share, hedges,
                             lenses, cfg.ringing_share)
 
@@ -185,7 +228,7 @@ class Deblurrer:
         too_noisy &= kept.share < max_share.to(kept.share) * kept.hedge  # else the guard cannot keep more of a second
         if cfg.noisy_retry_lambda > 0 and bool(too_noisy.any()):
             again, extra = run(replace(cfg, prox_lambda=cfg.prox_lambda * cfg.noisy_retry_lambda,
-                                       noise_calibration=0.0, num_steps=cfg.noisy_retry_steps))
+                                       noise_calibration=0.0, num_steps=cfg.noisy_retry_steps), stage="sampling again")
             second = guard(again, skip=~too_noisy)  # only the photos it may replace are measured
             retried = (too_noisy & (second.share > kept.share)
                        & torch.isfinite(again).flatten(1).all(dim=1).cpu())

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +49,7 @@ def find_pairs(
     target: str | os.PathLike | None = None,  # folder (or file) of sharp images, matched by file name
     dataset: str | None = None,  # one of DATASETS: read a benchmark layout instead of plain folders
     skipped: list[ImageError] | None = None,  # if given, inputs whose names clash are left out and reported here
+    exclude: Iterable[str | os.PathLike] = (),  # folders not to search (an output folder inside an input folder)
 ) -> list[Pair]:
     """The images under ``input``, each with its sharp counterpart when one is known.
 
@@ -57,7 +58,7 @@ def find_pairs(
     ValueError with a one-line message naming the folder or file. Files that cannot be told apart
     by name (``x.png`` next to ``x.jpg``, on either side, or two paths that give one output name)
     raise too, unless ``skipped`` is given: then each such input is an ImageError there and the
-    others are paired.
+    others are paired. The folders ``exclude`` are not searched, on either side.
     """
     input = Path(input)
     if not input.exists():
@@ -68,7 +69,7 @@ def find_pairs(
         if dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, not {dataset!r}")
         layout = detect_dataset(input) if dataset == "auto" else dataset
-        return {"dpdd": _dpdd_pairs, "realblur": _realblur_pairs, "ded": _ded_pairs}[layout](input, skipped)
+        return {"dpdd": _dpdd_pairs, "realblur": _realblur_pairs, "ded": _ded_pairs}[layout](input, skipped, exclude)
 
     if input.is_file():
         if not is_image_file(input):
@@ -77,11 +78,11 @@ def find_pairs(
             return [Pair(input.stem, input, Path(target))]
         blurred_root, blurred = input.parent, {input.stem: input}
     else:
-        blurred_root, blurred = input, _keyed_images(input, _relative_stem, skipped)
+        blurred_root, blurred = input, _keyed_images(input, _relative_stem, skipped, exclude)
     if target is None:
         entries = [(_relative_stem(path.relative_to(blurred_root)), path, None) for path in blurred.values() if path]
         return _named(entries, input, skipped)
-    return _match(blurred, blurred_root, Path(target), _relative_stem, input, skipped)
+    return _match(blurred, blurred_root, Path(target), _relative_stem, input, skipped, exclude)
 
 
 def detect_dataset(root: str | os.PathLike) -> str:
@@ -101,21 +102,21 @@ def detect_dataset(root: str | os.PathLike) -> str:
     )
 
 
-def _dpdd_pairs(root: Path, skipped: list | None) -> list[Pair]:
+def _dpdd_pairs(root: Path, skipped: list | None, exclude=()) -> list[Pair]:
     for base in (root / "test_c", root):
         if (base / "source").is_dir():
             source = base / "source"
-            blurred = _keyed_images(source, _relative_stem, skipped)
-            return _match(blurred, source, base / "target", _relative_stem, root, skipped)
+            blurred = _keyed_images(source, _relative_stem, skipped, exclude)
+            return _match(blurred, source, base / "target", _relative_stem, root, skipped, exclude)
     raise ValueError(f"{root}: not a DPDD folder (expected test_c/source and test_c/target, or source/ and target/)")
 
 
-def _ded_pairs(root: Path, skipped: list | None) -> list[Pair]:
+def _ded_pairs(root: Path, skipped: list | None, exclude=()) -> list[Pair]:
     blurred_folder = _ded_blurred_folder(root)
     if blurred_folder is None:
         raise ValueError(f"{root}: not a DED folder (expected image/ and sharp/, or blur/ and sharp/)")
-    blurred = _keyed_images(blurred_folder, _frame_key, skipped)
-    return _match(blurred, blurred_folder, root / "sharp", _frame_key, root, skipped)
+    blurred = _keyed_images(blurred_folder, _frame_key, skipped, exclude)
+    return _match(blurred, blurred_folder, root / "sharp", _frame_key, root, skipped, exclude)
 
 
 def _ded_blurred_folder(root: Path) -> Path | None:
@@ -124,7 +125,7 @@ def _ded_blurred_folder(root: Path) -> Path | None:
     return next((root / name for name in ("image", "blur") if (root / name).is_dir()), None)
 
 
-def _realblur_pairs(input: Path, skipped: list | None) -> list[Pair]:
+def _realblur_pairs(input: Path, skipped: list | None, exclude=()) -> list[Pair]:  # (a list names its files)
     listing = input if input.is_file() else _realblur_list(input)
     # Listed paths are relative to the dataset root: the folder holding the list, or holding its datalist/.
     root = listing.parent.parent if listing.parent.name == "datalist" else listing.parent
@@ -173,11 +174,12 @@ def _frame_key(relative: Path) -> str:
     return (relative.parent / relative.stem.rsplit("_", 1)[-1]).as_posix()
 
 
-def _keyed_images(folder: Path, key: Callable[[Path], str], skipped: list | None) -> dict[str, Path | None]:
+def _keyed_images(folder: Path, key: Callable[[Path], str], skipped: list | None,
+                  exclude=()) -> dict[str, Path | None]:
     """The images under ``folder`` by matching key. Two files with one key are an error, or, with
     ``skipped``, both are reported there and the key maps to None (neither can be used)."""
     groups: dict[str, list[Path]] = defaultdict(list)
-    for path in list_images(folder):
+    for path in list_images(folder, exclude):
         groups[key(path.relative_to(folder))].append(path)
     if not groups:
         raise ValueError(f"{folder}: no images found")
@@ -200,11 +202,12 @@ def _match(
     key: Callable[[Path], str],  # matching key of a sharp image from its path relative to target
     where: Path,  # what to name in error messages
     skipped: list | None,  # where inputs are reported that cannot be paired by name (else: an error)
+    exclude=(),  # folders not to search for targets
 ) -> list[Pair]:
     """Pairs of the blurred images with the images of ``target`` under the same key; all must match."""
     if not target.is_dir():
         raise ValueError(f"{target}: no such folder")
-    sharp = _keyed_images(target, key, None if skipped is None else [])  # a clash there is reported per input
+    sharp = _keyed_images(target, key, None if skipped is None else [], exclude)  # a clash there is reported per input
     ambiguous = {matching for matching in blurred if matching in sharp and sharp[matching] is None}  # two targets
     for matching in sorted(ambiguous):  # (keys are ambiguous only where `skipped` is given)
         if blurred[matching] is not None:

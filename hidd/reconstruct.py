@@ -24,14 +24,17 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from hidd.baselines.restore import BaselineDeblurrer, load_baseline
-from hidd.config import save_config
+from hidd.config import DEFAULT_PRESET, save_config
 from hidd.deblur import Deblurrer
+from hidd.devices import resolve_device
 from hidd.imageio import ImageError, read_image, to_gray, to_rgb, write_image
 from hidd.metrics import psnr, ssim
+from hidd.monitor import CURVE_BUDGET, CURVE_POINTS, BatchProgress, CurveLogger, log_mean_curves
 from hidd.paired import Pair, find_pairs
-from hidd.prior import DEFAULT_PRESET, load_prior
-from hidd.results import MetricsTable, check_same_config, prepare_output
-from hidd.sampling.loops import check_settings
+from hidd.prior import load_prior
+from hidd.report import compare_path, side_by_side, write_index
+from hidd.results import INDEX, TB, MetricsTable, check_same_config, prepare_output, result_path
+from hidd.settings import check_sampler
 from hidd.text import printable
 from hidd.tiling import TilingConfig
 
@@ -42,6 +45,7 @@ MIN_SIZE = 16
 # Fault injection for the resume test: SIGKILL the process right after its N-th output image is written,
 # before that image's metrics row (the worst moment to die).
 KILL_AFTER_IMAGES_ENV = "HIDD_FAULT_KILL_AFTER_IMAGES"
+AUTO_GPU_BATCH = 4  # --batch-size auto on a GPU: same-size photos sampled together
 
 
 @dataclass
@@ -77,22 +81,37 @@ class Outcome:
     notch_excess: float = float("nan")  # the full result's ringing at its blur's first OTF notch (hidd.ringing)
     ringing_cap: float = 1.0  # the most of it kept for that ringing (sampler.ringing_share where it rang, else 1)
     retried: bool = False  # its first result was too noisy, and the second sampling's is kept (noisy_retry_lambda)
+    gray: bool = False  # its colour was at its noise level: deblurred and written as gray (sampler.gray_photos)
     nfe: int = 0
     seconds: float = 0.0
 
 
 def _check_paths(args) -> tuple[Path, Path]:
+    """The input and the output folder, resolved; ValueError in one line where the output is a file or is the input
+    (or target) folder itself, where results would mix with the images read. An output folder inside an input
+    folder is fine: it is left out of the search (hidd.paired.find_pairs' exclude)."""
     source, out = Path(args.input).resolve(), Path(args.output).resolve()
     if not source.exists():
         raise FileNotFoundError(f"{args.input}: no such file or folder")
-    folder = source if source.is_dir() else source.parent
-    for guarded in filter(None, [folder, Path(args.target).resolve() if args.target else None]):
-        if out == guarded or guarded in out.parents:
-            raise ValueError(f"--output {args.output}: is (inside) an input folder; choose another so "
-                             "that inputs are never overwritten")
     if out.exists() and not out.is_dir():
         raise ValueError(f"--output {args.output}: is a file, not a folder; choose a folder for the results")
+    for flag, given in (("--input", args.input), ("--target", args.target)):
+        if given and Path(given).resolve() == out:
+            raise ValueError(f"--output {args.output}: is the {flag} folder itself, where the results would mix with "
+                             "the images read; choose another folder (a new one inside it is fine)")
     return source, out
+
+
+def _check_overwrites(pairs: list[Pair], out: Path, compare: bool) -> None:
+    """ValueError in one line, before anything is written, where an image the run writes (a result, or with
+    --compare its picture) is one it reads: an input or a target."""
+    read = {path.resolve() for pair in pairs for path in (pair.blurred, pair.sharp) if path is not None}
+    for pair in pairs:
+        written = [result_path(out, pair.name)] + ([compare_path(out, pair.name)] if compare else [])
+        clash = next((path for path in written if path.resolve() in read), None)
+        if clash is not None:
+            raise ValueError(f"--output {out}: the result {clash} would overwrite an input or target; choose "
+                             "another folder")
 
 
 def _load(pair: Pair, model_channels: int) -> Job:
@@ -132,52 +151,25 @@ def _first_line(error: BaseException) -> str:
     return next((line.strip() for line in str(error).splitlines() if line.strip()), "")
 
 
-class CurveLogger:
-    """PSNR/SSIM against iteration (paper Fig. 1 v–w) and intermediate iterates (Fig. 1 a–g)."""
-
-    def __init__(self, writer, batch: list[Job], out: Path, *, curve_every: int, save_every: int):
-        self.writer, self.batch, self.out = writer, batch, out
-        self.curve_every, self.save_every = curve_every, save_every
-        self.curves: dict[int, list[tuple[float, float]]] = {}
-
-    def __call__(self, iteration: int, x: torch.Tensor) -> None:
-        step = iteration + 1
-        images = None
-        if self.save_every and step % self.save_every == 0:
-            images = x.permute(0, 2, 3, 1).cpu().numpy()
-            for job, image in zip(self.batch, images):
-                if np.isfinite(image).all():  # a non-finite image fails at the end, naming the cause
-                    write_image(self.out / "iterates" / job.pair.name / f"iter_{step:05d}.png", job.as_stored(image))
-        if self.curve_every and step % self.curve_every == 0 and self.batch[0].sharp is not None:
-            images = x.permute(0, 2, 3, 1).cpu().numpy() if images is None else images
-            pairs = [(job.as_stored(image), job.as_stored(job.sharp)) for job, image in zip(self.batch, images)]
-            values = [(psnr(result, target), ssim(result, target)) for result, target in pairs]
-            for job, (p, s) in zip(self.batch, values):
-                self.writer.add_scalar(f"psnr/{printable(job.pair.name)}", p, step)
-                self.writer.add_scalar(f"ssim/{printable(job.pair.name)}", s, step)
-            self.curves[step] = values
-
-
-def _log_mean_curves(writer, curves: dict[int, list[list[tuple[float, float]]]]) -> None:
-    for step in sorted(curves):
-        values = np.array([v for batch in curves[step] for v in batch])
-        writer.add_scalar("psnr/mean", values[:, 0].mean(), step)
-        writer.add_scalar("ssim/mean", values[:, 1].mean(), step)
-
-
 class Restorer:
     """Deblurs batches so that whatever goes wrong with one image becomes that image's Outcome.problem."""
 
-    def __init__(self, deblurrer: Deblurrer, writer, out: Path, *, seed: int, curve_every: int, save_every: int):
+    def __init__(self, deblurrer: Deblurrer, writer, out: Path, *, seed: int, curve_every: int, save_every: int,
+                 bar: tqdm | None = None, levels: int = 0, curve_budget: float | None = None):
         self.deblurrer, self.writer, self.out, self.seed = deblurrer, writer, out, seed
-        self.curve_every, self.save_every = curve_every, save_every
+        self.curve_every, self.save_every, self.curve_budget = curve_every, save_every, curve_budget
+        self.bar, self.levels = bar, levels  # the progress bar whose postfix shows the batch's stage; its levels
         self.curves = defaultdict(list)  # step → per-batch PSNR/SSIM lists of the batches that succeeded
+        self.curved = 0  # the batches that succeeded with curve points
 
     def __call__(self, batch: list[Job]) -> list[Outcome]:
-        logger = CurveLogger(self.writer, batch, self.out, curve_every=self.curve_every, save_every=self.save_every)
+        progress = BatchProgress(self.bar, len(batch), self.levels) if self.bar is not None else None
+        logger = CurveLogger(self.writer, batch, self.out, curve_every=self.curve_every, save_every=self.save_every,
+                             budget=self.curve_budget, **({"level": progress.level} if progress else {}))
         start = time.perf_counter()
         try:
-            result = self.deblurrer(_tensor([j.blurred for j in batch]), seed=self.seed, callback=logger)
+            result = self.deblurrer(_tensor([j.blurred for j in batch]), seed=self.seed, callback=logger,
+                                    progress=progress)
         except Exception as error:  # any failure inside estimation or sampling (KeyboardInterrupt still stops)
             if len(batch) > 1:  # one at a time, only the image(s) at fault fail
                 return [outcome for job in batch for outcome in self([job])]
@@ -186,6 +178,7 @@ class Restorer:
         seconds = (time.perf_counter() - start) / len(batch)
         for step, values in logger.curves.items():
             self.curves[step].append(values)
+        self.curved += bool(logger.curves)
         radii = [""] * len(batch) if result.radius is None else [round(r, 3) for r in result.radius.tolist()]
         bounds = [False] * len(batch) if result.at_bound is None else result.at_bound.tolist()
         shares = [""] * len(batch) if result.share is None else result.share.tolist()
@@ -194,6 +187,7 @@ class Restorer:
         caps = [1.0] * len(batch) if result.max_share is None else result.max_share.tolist()
         hedges = [1.0] * len(batch) if result.hedge is None else result.hedge.tolist()
         retried = [False] * len(batch) if result.retried is None else result.retried.tolist()
+        grays = [False] * len(batch) if result.gray is None else result.gray.tolist()
         excess, ringing_caps = [float("nan")] * len(batch), [1.0] * len(batch)
         if result.rang is not None:  # the guard was on
             excess = result.notch_excess.tolist()
@@ -202,11 +196,11 @@ class Restorer:
         images = result.images.permute(0, 2, 3, 1).cpu().numpy()
         return [Outcome(job, image=None if problem else image, radius=radius, at_bound=at_bound, share=share,
                         noise_gain=gain, in_focus=focused, max_share=cap, hedge=hedged, notch_excess=ringing,
-                        ringing_cap=ring_cap, retried=again, nfe=result.nfe, seconds=seconds,
+                        ringing_cap=ring_cap, retried=again, gray=grayed, nfe=result.nfe, seconds=seconds,
                         problem=f"{job.pair.blurred}: {problem}" if problem else None)
-                for job, image, radius, at_bound, share, gain, focused, cap, hedged, ringing, ring_cap, again, problem
-                in zip(batch, images, radii, bounds, shares, gains, in_focus, caps, hedges, excess, ringing_caps,
-                       retried, result.problems)]
+                for job, image, radius, at_bound, share, gain, focused, cap, hedged, ringing, ring_cap, again, grayed,
+                problem in zip(batch, images, radii, bounds, shares, gains, in_focus, caps, hedges, excess,
+                               ringing_caps, retried, grays, result.problems)]
 
 
 def _row(outcome: Outcome) -> dict:
@@ -262,11 +256,17 @@ def _back_off_note(outcome: Outcome, limit: float) -> str:
     return f"{said} (sampler.max_noise_gain)" + (f"; and {held}" if held else "") + hedged
 
 
-def _write_output(outcome: Outcome, out: Path) -> str | None:
-    """Write the restored PNG (atomically); the failure line if it cannot be."""
-    path = out / f"{outcome.job.pair.name}.png"
+def _write_output(outcome: Outcome, out: Path, compare: bool) -> str | None:
+    """Write the restored PNG and, with `compare`, its side-by-side picture (atomically); the failure line if they
+    cannot be."""
+    job = outcome.job
+    path = result_path(out, job.pair.name)
     try:
-        write_image(path, outcome.job.as_stored(outcome.image), bit_depth=outcome.job.bit_depth)
+        write_image(path, job.as_stored(outcome.image), bit_depth=job.bit_depth)
+        if compare:
+            path = compare_path(out, job.pair.name)
+            panels = [job.blurred, outcome.image] + ([] if job.sharp is None else [job.sharp])
+            write_image(path, side_by_side([job.as_stored(panel) for panel in panels]))
     except OSError as e:
         return f"{path}: cannot be written ({e.strerror or e})"
     return None
@@ -297,7 +297,7 @@ def _method(args, device: str):
         preset = args.preset if args.preset or args.config else DEFAULT_PRESET  # a --config alone keeps its sampler
         prior = load_prior(args.checkpoint, config_path=args.config, preset=preset, overrides=args.overrides,
                            device=device)
-        check_settings(prior.config.sampler)  # a refused setting is a usage error, before anything is written
+        check_sampler(prior.config.sampler)  # a refused value is a usage error, before anything is read
         tiling = TilingConfig(tile=args.tile, overlap=args.tile_overlap, tile_batch=args.tile_batch,
                               max_memory_gb=args.max_memory)
         return Deblurrer(prior, tiling=tiling, precision=args.precision), prior.config
@@ -311,16 +311,31 @@ def _method(args, device: str):
     return BaselineDeblurrer(baseline), baseline.config
 
 
+def batch_size(given: str | int, device: torch.device) -> int:
+    """--batch-size: a count, or 'auto': 1 on a CPU (batching gains it nothing, and each photo is written as soon as
+    it is done) and AUTO_GPU_BATCH on a GPU."""
+    if given == "auto":
+        return AUTO_GPU_BATCH if device.type == "cuda" else 1
+    try:
+        size = int(given)
+    except ValueError:
+        raise ValueError(f"--batch-size {given}: expected a whole number or auto") from None
+    if size < 1:
+        raise ValueError(f"--batch-size {given}: must be at least 1")
+    return size
+
+
 def run(args) -> list[str]:
     """Reconstruct every input of `args` (see hidd.cli.reconstruct); returns the failures, one line each
     (each already printed on stderr as it happened)."""
     source, out = _check_paths(args)
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size {args.batch_size}: must be at least 1")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
+    size = batch_size(args.batch_size, device)
+    compare = getattr(args, "compare", False)
     deblurrer, config = _method(args, device)
     skipped: list[ImageError] = []
-    pairs = find_pairs(args.input, target=args.target, dataset=args.dataset, skipped=skipped)
+    pairs = find_pairs(args.input, target=args.target, dataset=args.dataset, skipped=skipped, exclude=[out])
+    _check_overwrites(pairs, out, compare)
     prepare_output(out, args.output)
     table = MetricsTable(out / "metrics.csv", [pair.name for pair in pairs])
     if getattr(args, "skip_existing", False):
@@ -328,6 +343,14 @@ def run(args) -> list[str]:
         table.read_existing()
     save_config(config, out / "config.yaml")
     table.write()
+    title = f"{PROGRAM} {printable(str(args.input))}"
+    if compare:
+        write_index(out, table.ordered(), title)
+    inside = [flag for flag, given in (("--input", args.input), ("--target", args.target))
+              if given and Path(given).resolve() in out.parents]
+    if inside:
+        _say(f"{PROGRAM}: note: --output {args.output} lies inside {inside[0]} {getattr(args, inside[0][2:])}; "
+             "the images in it are not read as inputs or targets")
 
     failures = []
 
@@ -347,13 +370,14 @@ def run(args) -> list[str]:
     if already:
         _say(f"{PROGRAM}: {already} image(s) already done in {out} (--skip-existing)")
 
-    writer = SummaryWriter(out / "tb")
+    writer = SummaryWriter(out / TB)
     iterations = config.sampler.num_steps if args.method == "hidd" else 1
-    restore = Restorer(deblurrer, writer, out, seed=args.seed, save_every=args.save_every,
-                       curve_every=args.curve_every or max(1, iterations // 100))
-    kill_after, written = int(os.environ.get(KILL_AFTER_IMAGES_ENV, "0")), 0
     bar = tqdm(total=len(jobs), initial=already, desc="deblur", unit="img", dynamic_ncols=True)
-    for batch in _batches(jobs, args.batch_size):
+    restore = Restorer(deblurrer, writer, out, seed=args.seed, save_every=args.save_every,
+                       curve_every=args.curve_every or max(1, iterations // CURVE_POINTS), bar=bar, levels=iterations,
+                       curve_budget=None if args.curve_every else CURVE_BUDGET)
+    kill_after, written = int(os.environ.get(KILL_AFTER_IMAGES_ENV, "0")), 0
+    for batch in _batches(jobs, size):
         # Batches are formed over all inputs, done or not, and a partly done one runs whole: the noise of a
         # batch depends on its members, so this is what keeps a resumed run equal to an uninterrupted one.
         pending = {job.pair.name for job in batch if not table.done(job.pair.name)}
@@ -362,8 +386,9 @@ def run(args) -> list[str]:
         for outcome in restore(batch):
             if outcome.job.pair.name not in pending:  # done before a resume: recomputed identically, left alone
                 continue
+            bar.set_postfix_str("", refresh=False)  # (the next batch says its stage)
             bar.update(1)
-            problem = outcome.problem or _write_output(outcome, out)
+            problem = outcome.problem or _write_output(outcome, out, compare)
             if problem:
                 fail(problem)
                 continue
@@ -373,17 +398,30 @@ def run(args) -> list[str]:
             problem = _record(outcome, table, writer)
             if problem:
                 fail(problem)
-            elif outcome.at_bound:
-                _say(f"{PROGRAM}: warning: {outcome.job.pair.blurred}: the blind radius estimate {outcome.radius} px "
-                     "is the largest searched, so the blur may be larger; if so, give it: --set sampler.radius=R")
-            if outcome.share != "" and _backed_off(outcome, config.sampler.max_noise_gain):  # "": guard off
-                _say(f"{PROGRAM}: note: {outcome.job.pair.blurred}: "
-                     f"{_back_off_note(outcome, config.sampler.max_noise_gain)}")
+            elif compare:
+                write_index(out, table.ordered(), title)
+            for note in _notes(outcome, config):
+                _say(f"{PROGRAM}: {note}")
     bar.close()
-    _log_mean_curves(writer, restore.curves)
+    log_mean_curves(writer, restore.curves, restore.curved)
     writer.close()
     if table.rows:
         print(table.summary())  # names in it are printable already
     print(printable(f"{PROGRAM}: {written} image(s) written to {out}"
-                    + (f" ({already} done before)" if already else "")))
+                    + (f" ({already} done before)" if already else "")
+                    + (f"; pictures in {out / INDEX}" if compare and table.rows else "")))
     return failures
+
+
+def _notes(outcome: Outcome, config) -> list[str]:
+    """What a user should know of a photo written: a blur at the search's edge, the guard's back-off, a gray photo."""
+    notes, source = [], outcome.job.pair.blurred
+    if outcome.at_bound:
+        notes.append(f"warning: {source}: the blind radius estimate {outcome.radius} px is the largest searched, so "
+                     "the blur may be larger; if so, give it: --set sampler.radius=R")
+    if outcome.share != "" and _backed_off(outcome, config.sampler.max_noise_gain):  # "": guard off
+        notes.append(f"note: {source}: {_back_off_note(outcome, config.sampler.max_noise_gain)}")
+    if outcome.gray:
+        notes.append(f"note: {source}: its colour is at its noise level (a black-and-white photo), so it was "
+                     "deblurred as gray and written gray (sampler.gray_photos)")
+    return notes

@@ -25,6 +25,15 @@ FIELDS = ["name", "input", "height", "width", "nfe", "seconds", "radius", "share
 # share: of the deblurring kept by the no-harm guard (hidd.no_harm), its hedge included: 1 all, 0 the input
 # unchanged; empty: guard off
 _ENCODING = dict(encoding="utf-8", errors="surrogateescape")
+# What a run writes beside its results (OUTPUT/NAME.png): folders that hold no results (hidd.report's pictures,
+# --save-every's iterates, TensorBoard events), and the page of pictures
+COMPARE, ITERATES, TB = "compare", "iterates", "tb"
+INDEX = "index.html"
+
+
+def result_path(out: Path, name: str) -> Path:
+    """Where the result of photo `name` goes in output folder `out`."""
+    return out / f"{name}.png"
 
 
 def prepare_output(out: Path, given: str) -> None:
@@ -90,7 +99,7 @@ class MetricsTable:
 
     def done(self, name: str) -> bool:
         """Whether image `name` is finished: its row is here and its output PNG exists."""
-        return name in self.rows and (self.path.parent / f"{name}.png").is_file()
+        return name in self.rows and result_path(self.path.parent, name).is_file()
 
     def add(self, row: dict) -> None:
         """Record one finished image and rewrite the file (atomically)."""

@@ -19,7 +19,8 @@ the camera model it was trained on). Depth-varying images get the oracle PSF of 
 Groups: the camera benchmark's conditions, or the sRGB-disk set's radii.
 --include DIR adds an earlier run's rows (e.g. a GPU run of the paper preset) to the tables.
 Writes OUTPUT/per_image.csv (its `param`: an oracle's tuned parameter, or the share of its deblurring that a hidd
-preset's no-harm guard kept) and OUTPUT/summary.csv (and with --save-images OUTPUT/images/METHOD/NAME.png,
+preset's no-harm guard kept; its chroma_*: the RMS chroma of photo, result and target, colour in and out)
+and OUTPUT/summary.csv (and with --save-images OUTPUT/images/METHOD/NAME.png,
 for scripts/compare_figure.py) and prints Markdown tables: PSNR and SSIM per group, the mean and the
 smallest per-image gain over the input per group, and the paper's summary: how much higher (in %) each hidd
 preset's PSNR and SSIM are than each other method's.
@@ -46,6 +47,7 @@ from hidd.cli import one_line_errors
 from hidd.config import save_config
 from hidd.deblur import Deblurrer
 from hidd.camera import LensPSF, tone_curve
+from hidd.colour import chroma_rms
 from hidd.imageio import read_image, write_image
 from hidd.metrics import psnr, ssim
 from hidd.precision import PRECISIONS
@@ -57,6 +59,7 @@ ORACLE_GRIDS = {"wiener": [0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.
 ORACLE_FUNCTIONS = {"wiener": wiener_deblur, "rl": richardson_lucy_deblur, "bm3d": bm3d_deblur}
 ORACLE_NAMES = {"wiener": "Wiener", "rl": "Richardson–Lucy", "bm3d": "BM3D deblurring"}
 NETWORK_NAMES = {"dncnn": "DnCNN", "ffdnet": "FFDNet", "cyclegan": "CycleGAN"}
+CHROMA = ("chroma_in", "chroma_out", "chroma_true")  # per_image.csv: RMS chroma of the photo, the result, the target
 
 
 def true_camera(info: dict, radius: float):
@@ -240,7 +243,8 @@ def main(argv=None):
                 rows.append({"method": label, "image": name, "group": group, "radius": round(radius, 3),
                              "psnr": psnr(out, sharp), "ssim": ssim(out, sharp),
                              "gain": psnr(out, sharp) - psnr(blurred, sharp), "nfe": nfe,
-                             "seconds": round(seconds, 3), "param": param})
+                             "seconds": round(seconds, 3), "param": param, "chroma_in": chroma(blurred),
+                             "chroma_out": chroma(out), "chroma_true": chroma(sharp)})
         for folder in args.include:
             extra = included_rows(folder, items)
             clash = {r["method"] for r in extra} & {r["method"] for r in rows}
@@ -248,6 +252,14 @@ def main(argv=None):
                 raise ValueError(f"--include {folder}: {sorted(clash)[0]} is in this run already")
             rows += extra
         write_tables(rows, args)
+
+
+def chroma(image: np.ndarray) -> float:
+    """RMS chroma of an H×W×C image (hidd.colour.chroma_rms; 0 for one channel): colour a result has, against what
+    its photo and its target have."""
+    if image.shape[2] == 1:
+        return 0.0
+    return float(chroma_rms(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None])[0])
 
 
 def included_rows(folder: Path, items) -> list[dict]:
@@ -264,8 +276,8 @@ def included_rows(folder: Path, items) -> list[dict]:
         missing = wanted - {r["image"] for r in rows if r["method"] == method}
         if missing:
             raise ValueError(f"{path}: {method} has no row for {', '.join(sorted(missing)[:3])}")
-    numeric = ("radius", "psnr", "ssim", "gain", "nfe", "seconds")
-    return [{**r, **{k: float(r[k]) for k in numeric}, "nfe": int(float(r["nfe"]))} for r in rows]
+    numeric = ("radius", "psnr", "ssim", "gain", "nfe", "seconds", *CHROMA)
+    return [{**r, **{k: float(r.get(k) or "nan") for k in numeric}, "nfe": int(float(r["nfe"]))} for r in rows]
 
 
 def write_tables(rows, args):
@@ -313,7 +325,24 @@ def write_tables(rows, args):
     print("|" + "---|" * (head.count("|") - 1))
     for e in summary:
         print(f"| {e['method']} | " + " | ".join(f"{e[f'ssim_{g}']:.4f}" for g in groups) + " |")
+    print_chroma(rows, methods, groups)
     print_percentages(summary)
+
+
+def print_chroma(rows, methods, groups) -> None:
+    """Colour in and out: the mean RMS chroma of the results per group, next to the photos' and the targets'."""
+    print("\nRMS chroma (each pixel's channels about their mean), mean per group: the results' (the photos' → "
+          "the targets')\n")
+    head = "| method | " + " | ".join(groups) + " |"
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for method in methods:
+        cells = []
+        for group in groups:
+            mine = [r for r in rows if r["method"] == method and r["group"] == group]
+            mean = {k: np.mean([r[k] for r in mine]) for k in CHROMA}
+            cells.append(f"{mean['chroma_out']:.4f} ({mean['chroma_in']:.4f} → {mean['chroma_true']:.4f})")
+        print(f"| {method} | " + " | ".join(cells) + " |")
 
 
 def print_percentages(summary) -> None:

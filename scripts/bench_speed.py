@@ -12,6 +12,9 @@ the table says how. Each case runs in its own subprocess, so peak RSS is per cas
 A preset of more than --iterations sampler iterations is run for --iterations only; its full
 time is extrapolated from the measured time per iteration (the NFE per iteration is constant)
 and marked "(extrapolated)". ms/NFE is wall time over network evaluations, sampler included.
+"curve point" is what one point of hidd-reconstruct's PSNR/SSIM-vs-iteration curves (with --target) costs for
+the batch on the CPU, and its share of one sampler iteration (hidd-reconstruct keeps the points within 10 % of
+the sampling time: hidd.reconstruct.CurveLogger).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ import torch
 from hidd.camera import Camera, LensPSF
 from hidd.deblur import Deblurrer
 from hidd.memory import peak_rss_bytes
+from hidd.metrics import psnr, ssim
 from hidd.prior import load_prior, preset_names
 from hidd.tiling import TilingConfig, round_up
 
@@ -98,12 +102,18 @@ def run_case(case: dict) -> dict:
     plan = deblurrer.tiler.plan((case["batch"] * 3 // channels, channels,
                                  *(round_up(s, deblurrer.multiple) for s in y.shape[-2:])))
     full_seconds = seconds * full_steps / steps
+    start = time.perf_counter()  # one PSNR/SSIM-vs-iteration point (hidd-reconstruct --target): the batch's metrics
+    images = result.images.permute(0, 2, 3, 1).cpu().numpy()
+    for image, reference in zip(images, y.permute(0, 2, 3, 1).cpu().numpy()):
+        psnr(image, reference), ssim(image, reference)
+    curve_point = time.perf_counter() - start
     return {**case, "precision": deblurrer.precision.name, "channels_last": deblurrer.precision.channels_last,
             "steps_run": steps, "full_steps": full_steps, "nfe": result.nfe,
             "nfe_full": result.nfe * full_steps // steps, "seconds": seconds,
             "ms_per_nfe": 1000 * seconds / result.nfe if result.nfe else float("nan"),
             "seconds_per_image_full": full_seconds / case["batch"], "images_per_s_full": case["batch"] / full_seconds,
-            "extrapolated": steps < full_steps, "peak_bytes": peak,
+            "extrapolated": steps < full_steps, "peak_bytes": peak, "curve_point_s": curve_point,
+            "curve_point_share": curve_point / (seconds / steps),
             "tiling": "none" if plan is None else f"{plan.num_tiles} tiles {plan.tile_h}x{plan.tile_w}, "
                                                   f"overlap {plan.overlap}, {plan.batch}/call"}
 
@@ -116,8 +126,8 @@ def markdown(rows: list[dict], command: str, device: torch.device) -> str:
             f"Peak memory: {'torch.cuda.max_memory_allocated' if device.type == 'cuda' else 'process peak RSS'}.",
             "",
             "| preset | size × batch | mode | tiling | iterations run / full | NFE / image | ms / NFE | "
-            "s / image (full) | images / s (full) | peak memory |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "s / image (full) | images / s (full) | peak memory | curve point: s (of an iteration) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     lines = []
     for r in rows:
         mark = " (extrapolated)" if r["extrapolated"] else ""
@@ -126,7 +136,7 @@ def markdown(rows: list[dict], command: str, device: torch.device) -> str:
         lines.append(f"| {r['preset']} | {r['width']}×{r['height']} × {r['batch']} | {mode} | {r['tiling']} | "
                      f"{r['steps_run']} / {r['full_steps']} | {r['nfe_full']} | {r['ms_per_nfe']:.1f} | "
                      f"{r['seconds_per_image_full']:.1f}{mark} | {r['images_per_s_full']:.4g}{mark} | "
-                     f"{r['peak_bytes'] / 2**30:.2f} GiB |")
+                     f"{r['peak_bytes'] / 2**30:.2f} GiB | {r['curve_point_s']:.2f} ({r['curve_point_share']:.0%}) |")
     return "\n".join(head + lines)
 
 

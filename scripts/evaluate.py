@@ -36,6 +36,7 @@ from hidd.cli import one_line_errors
 from hidd.imageio import ImageError, read_image, write_image
 from hidd.metrics import psnr, ssim
 from hidd.paired import Pair, find_pairs
+from hidd.results import COMPARE, ITERATES, TB
 
 PROGRAM = "evaluate"
 
@@ -116,6 +117,14 @@ def write_profile(path: Path, line: Line, result: np.ndarray, target: np.ndarray
             writer.writerow([i] + [f"{v:.6f}" for v in (*r, *t)])
 
 
+def not_results(result_folder: Path, error_maps: Path | None) -> list[Path]:
+    """The folders under RESULT that hold no results: --error-maps, and hidd-reconstruct's side folders."""
+    folders = [error_maps] if error_maps else []
+    if (result_folder / "metrics.csv").is_file():  # a hidd-reconstruct output folder
+        folders += [result_folder / name for name in (COMPARE, ITERATES, TB)]
+    return folders
+
+
 def read_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
     """Result and target pixels; ImageError (one line, naming the file) if unreadable or of different sizes."""
     # find_pairs names the side being scored 'blurred': here it is the deblurred result.
@@ -150,11 +159,11 @@ def evaluate(args) -> list[str]:
     """Score every pair, write the outputs; returns the failures, one line each."""
     if args.error_max <= 0:
         raise ValueError(f"--error-max {args.error_max}: must be positive")
-    pairs = find_pairs(args.result, target=args.target)
     result_folder = args.result if args.result.is_dir() else args.result.parent
-    if args.error_maps and result_folder.resolve() in [args.error_maps.resolve(), *args.error_maps.resolve().parents]:
-        raise ValueError(f"--error-maps {args.error_maps}: is inside the result folder, where the maps would be "
-                         "taken for results next time; choose another folder")
+    if args.error_maps and args.error_maps.resolve() == result_folder.resolve():
+        raise ValueError(f"--error-maps {args.error_maps}: is the result folder itself, where the maps would mix "
+                         "with the results; choose a folder inside it or elsewhere")
+    pairs = find_pairs(args.result, target=args.target, exclude=not_results(result_folder, args.error_maps))
     csv_path = args.csv or result_folder / "evaluation.csv"
     colour, colormap_used = error_colours(args.colormap) if args.error_maps else (None, None)
 

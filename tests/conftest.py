@@ -1,7 +1,11 @@
 """Shared fixtures: tiny synthetic sharp images (never skimage's photos, which are the test set)."""
 from __future__ import annotations
 
+import csv
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +15,25 @@ import torch
 from hidd.camera.optics import otf
 from hidd.camera.psf import LensPSF
 from hidd.imageio import write_image
+
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+sys.path.insert(0, str(SCRIPTS))  # make_benchmark imports its sibling prepare_corpus, as when run as a script
+
+
+def load_script(name: str):
+    """scripts/NAME.py as a module (registered, so that its dataclasses find it)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_script", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def read_csv(path) -> list[dict]:
+    """The rows of a CSV file (metrics.csv, per_image.csv, ...) as dicts of strings."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def synthetic_photo(seed: int, size: int = 48) -> np.ndarray:

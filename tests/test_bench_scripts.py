@@ -1,24 +1,14 @@
 """The benchmark scripts on a small benchmark: bench_quality's subset selection and tables, plot_quality."""
 import ast
 import csv
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-sys.path.insert(0, str(SCRIPTS))  # make_benchmark imports its sibling prepare_corpus, as when run as a script
+from conftest import SCRIPTS, load_script, read_csv
 
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_script", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 make_benchmark, bench_quality, plot_quality, make_heldout = (
@@ -30,11 +20,6 @@ def small_benchmark(tmp_path_factory):
     root = tmp_path_factory.mktemp("benchmark")
     make_benchmark.main(["--out", str(root), "--size", "48", "--radii", "2", "--levels", "3"])
     return root
-
-
-def read_csv(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def test_bench_quality_runs_the_named_images_and_a_preset(small_benchmark, tiny_checkpoint, tmp_path, capsys):

@@ -1,6 +1,4 @@
 """Tests for scripts/evaluate.py on tiny result/target folders written into tmp_path."""
-import csv
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -9,25 +7,16 @@ import pytest
 import skimage.io
 from skimage.metrics import structural_similarity
 
-from conftest import synthetic_photo
+from conftest import load_script, read_csv, synthetic_photo
 from hidd.imageio import read_image, write_image
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "evaluate.py"
-spec = importlib.util.spec_from_file_location("evaluate_script", SCRIPT)
-evaluate = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = evaluate  # dataclasses look their module up there
-spec.loader.exec_module(evaluate)
+evaluate = load_script("evaluate")
 
 
 def write_float_tiff(path: Path, pixels: np.ndarray) -> None:
     """Float TIFFs keep values like 0.1 (nearly) exact, which 8-bit PNGs cannot."""
     path.parent.mkdir(parents=True, exist_ok=True)
     skimage.io.imsave(path, pixels.astype(np.float32), check_contrast=False)
-
-
-def read_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_tiny_checkpoint, synthetic_photo
+from conftest import make_tiny_checkpoint, read_csv, synthetic_photo
 from hidd.camera import Camera, LensPSF
 from hidd.cli.reconstruct import main as reconstruct_main
 from hidd.deblur import Deblurrer, pad_to_multiple
@@ -110,14 +110,36 @@ def test_a_grayscale_photo_is_deblurred_by_an_rgb_model_and_written_back_gray(ti
     assert exit_status.value.code == 1 and "target is 32x32x3 but the input is 32x32x1" in capsys.readouterr().err
 
 
-def test_output_folder_must_differ_from_input(tiny_checkpoint, tmp_path, capsys):
+def test_the_output_may_not_be_the_input_folder_but_may_lie_inside_it_and_is_never_read(tiny_checkpoint, tmp_path,
+                                                                                        capsys):
     _pairs(tmp_path)
-    for out in (tmp_path / "blurred", tmp_path / "blurred" / "sub"):
+    for out, flag in ((tmp_path / "blurred", "--input"), (tmp_path / "sharp", "--target")):
         with pytest.raises(SystemExit) as e:
-            reconstruct_main(["--input", str(tmp_path / "blurred"), "--output", str(out),
-                              "--checkpoint", str(tiny_checkpoint)])
-        assert e.value.code == 2 and "never overwritten" in capsys.readouterr().err
-    assert sorted(p.name for p in (tmp_path / "blurred").iterdir()) == ["im0.png", "im1.png"]
+            reconstruct_main(["--input", str(tmp_path / "blurred"), "--target", str(tmp_path / "sharp"),
+                              "--output", str(out), "--checkpoint", str(tiny_checkpoint)])
+        assert e.value.code == 2 and f"is the {flag} folder itself" in capsys.readouterr().err
+    inside = tmp_path / "blurred" / "results"
+    for _ in range(2):  # the second run finds the first one's outputs inside its input folder and leaves them out
+        reconstruct_main(["--input", str(tmp_path / "blurred"), "--target", str(tmp_path / "sharp"), "--output",
+                          str(inside), "--checkpoint", str(tiny_checkpoint), "--set", "sampler.num_steps=2"])
+        assert "are not read as inputs or targets" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "blurred").iterdir()) == ["im0.png", "im1.png", "results"]
+    assert sorted(row["name"] for row in read_csv(inside / "metrics.csv")) == ["im0", "im1"]
+
+
+def test_a_single_photo_may_be_deblurred_next_to_itself_but_never_over_itself(tiny_checkpoint, tmp_path, capsys):
+    write_image(tmp_path / "photos" / "photo.png", synthetic_photo(0, 32))
+    write_image(tmp_path / "photos" / "other.png", synthetic_photo(1, 32))
+    with pytest.raises(SystemExit) as e:  # photos/photo.png would be its own result
+        reconstruct_main(["--input", str(tmp_path / "photos" / "photo.png"), "--output", str(tmp_path / "photos"),
+                          "--checkpoint", str(tiny_checkpoint)])
+    assert e.value.code == 2 and "would overwrite an input or target" in capsys.readouterr().err
+    # the README's first command: a photo in the current folder, results in a folder below it
+    reconstruct_main(["--input", str(tmp_path / "photos" / "photo.png"), "--output",
+                      str(tmp_path / "photos" / "results" / "one"), "--checkpoint", str(tiny_checkpoint),
+                      "--set", "sampler.num_steps=2"])
+    assert (tmp_path / "photos" / "results" / "one" / "photo.png").is_file()
+    assert read_csv(tmp_path / "photos" / "results" / "one" / "metrics.csv")[0]["name"] == "photo"
 
 
 def test_missing_default_checkpoint_or_unknown_preset_is_one_line(tiny_checkpoint, tmp_path, capsys):
@@ -179,3 +201,30 @@ def test_train_then_reconstruct_end_to_end(sharp_folder, tmp_path):
     tags = set(events.Tags()["scalars"])
     assert {"psnr/im0", "ssim/im1", "psnr/mean", "ssim/mean"} <= tags
     assert [e.step for e in events.Scalars("psnr/mean")] == [5, 10, 15, 20]
+
+
+class ScalarLog:
+    def __init__(self):
+        self.scalars = []
+
+    def add_scalar(self, tag, value, step):
+        self.scalars.append((tag, step))
+
+
+def test_curve_points_keep_within_their_share_of_the_sampling_time(tmp_path):
+    from hidd.paired import Pair
+    from hidd.monitor import CurveLogger
+    from hidd.reconstruct import Job
+
+    sharp = synthetic_photo(0, 32)
+    job = Job(pair=Pair("a", tmp_path / "a.png", tmp_path / "b.png"), blurred=sharp, sharp=sharp, bit_depth=8)
+    x = torch.from_numpy(sharp).permute(2, 0, 1)[None]
+    steps = {}
+    for budget in (None, 0.0):  # no limit: every point due; none to spend: the first point only
+        writer = ScalarLog()
+        logger = CurveLogger(writer, [job], tmp_path, curve_every=2, save_every=0, budget=budget)
+        for iteration in range(8):
+            logger(iteration, x)
+        steps[budget] = sorted(logger.curves)
+        assert sorted({step for _, step in writer.scalars}) == steps[budget]
+    assert steps == {None: [2, 4, 6, 8], 0.0: [2]}

@@ -19,7 +19,7 @@ from hidd import checkpoint
 from hidd.baselines.config import BaselineConfig, baseline_config_from_dict
 from hidd.baselines.networks import NETWORKS, BaselineNetwork, build_network
 from hidd.camera.tone import tone_curve
-from hidd.config import ConfigError
+from hidd.config import ConfigError, in_repository
 from hidd.deblur import DeblurResult, pad_to_multiple
 from hidd.no_harm import flat_noise_level
 
@@ -41,7 +41,7 @@ class Baseline:
 def load_baseline(method: str, path: str | Path | None = None, device: str | torch.device = "cpu") -> Baseline:
     """The trained `method` network (dncnn, ffdnet, cyclegan) from `path` (default: its shipped checkpoint)."""
     NETWORKS.get(method)  # an unknown method names the valid ones
-    path = Path(path) if path is not None else default_checkpoint(method)
+    path = in_repository(path) if path is not None else default_checkpoint(method)
     state = checkpoint.load(path)
     stored = state.get("baseline")
     if stored is None:
@@ -83,9 +83,10 @@ class BaselineDeblurrer:
         self.needs_noise_level = baseline.config.model.name == "ffdnet"
 
     @torch.no_grad()
-    def __call__(self, y: torch.Tensor, *, seed: int = 0, callback=None, radius_map=None) -> DeblurResult:
-        """seed, callback and radius_map are accepted for Deblurrer's signature: a single forward pass has no
-        randomness, no iterates and no blur model."""
+    def __call__(self, y: torch.Tensor, *, seed: int = 0, callback=None, radius_map=None,
+                 progress=None) -> DeblurResult:
+        """seed, callback, radius_map and progress are accepted for Deblurrer's signature: a single forward pass has
+        no randomness, no iterates, no blur model and no stages to report."""
         network = self.baseline.network
         y = y.to(self.baseline.device, torch.float32)
         if y.shape[1] != self.baseline.config.model.channels:

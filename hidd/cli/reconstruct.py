@@ -1,17 +1,22 @@
 """hidd-reconstruct: deblur defocused photos with a trained score prior.
 
   hidd-reconstruct --input photo.jpg --output results/one
-  hidd-reconstruct --input blurred/ --target sharp/ --output results/run1 --preset paper
+  hidd-reconstruct --input blurred/ --target sharp/ --output results/run1 --compare
+  hidd-reconstruct --input blurred/ --target sharp/ --output results/paper --preset paper
   hidd-reconstruct --input data/DPDD --dataset dpdd --output results/dpdd --checkpoint runs/x/checkpoints/latest.pt
   hidd-reconstruct --input blurred/ --target sharp/ --output results/dncnn --method dncnn
   python scripts/reconstruct.py ...   (the same command, as the paper's code spells it)
 
 Writes one PNG per input (same stem; 16-bit when the input was), config.yaml, metrics.csv,
-TensorBoard curves (PSNR/SSIM against iteration when targets are given) under OUTPUT/tb.
+TensorBoard curves (PSNR/SSIM against iteration when targets are given) under OUTPUT/tb, and with
+--compare a side-by-side picture per photo (input | output | target) in OUTPUT/compare/ and a page
+showing them all with their metrics, OUTPUT/index.html. An output folder inside the input folder
+is left out of the search for inputs.
 Each image's PNG and metrics row are written (atomically) as soon as it is done; after a kill,
 the same command with --skip-existing finishes only the missing images.
 
-A grayscale photo is deblurred as three equal channels by an RGB model and written back gray.
+A grayscale photo is deblurred as three equal channels by an RGB model and written back gray; with
+the default preset, so is a colour photo whose colour is at its noise level (written back as RGB).
 metrics.csv's NFE is the photo's batch's: 12 with the default preset, 20 where it restarts its
 schedule (a white misfit) or samples a too-noisy result again (sampler.noisy_retry_lambda), 28 if both.
 A bad input file, or an image whose deblurring fails, is reported in one line and skipped.
@@ -23,14 +28,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hidd.cli import one_line_errors
+from hidd.cli import HelpFormatter, one_line_errors
+
+
+def presets_help() -> str:
+    """The --help epilog: each sampler preset in one line."""
+    from hidd.config import preset_summaries
+
+    lines = [f"  {name:<14} {summary}" for name, summary in preset_summaries().items()]
+    return "presets (--preset NAME; configs/presets/NAME.yaml):\n" + "\n".join(lines)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hidd-reconstruct", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="hidd-reconstruct", description=__doc__, epilog=presets_help(),
+                                formatter_class=HelpFormatter)
     p.add_argument("--input", required=True, help="a defocused image, a folder of them, or a dataset root")
-    p.add_argument("--output", required=True, help="folder for the results (never the input folder)")
+    p.add_argument("--output", required=True, help="folder for the results (not the input folder itself)")
     p.add_argument("--target", help="folder of sharp images matched to the inputs by file stem")
     p.add_argument("--dataset", choices=["dpdd", "realblur", "ded", "auto"],
                    help="read --input as the root of a paired test set of this layout")
@@ -40,17 +53,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="trained model (default: checkpoints/hidd-default.pt, or checkpoints/METHOD.pt "
                                         "with --method)")
     p.add_argument("--config", help="YAML applied on top of the checkpoint's config (usually a sampler section)")
-    p.add_argument("--preset", help="named sampler preset from configs/presets/ (e.g. paper, ablation-pdc)")
+    p.add_argument("--preset", help="named sampler preset from configs/presets/, listed below (default: fast, unless "
+                                    "--config gives a sampler)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config value, e.g. --set sampler.num_steps=200 (repeatable)")
     p.add_argument("--save-every", type=int, default=0, metavar="K",
                    help="also save every K-th intermediate iterate under OUTPUT/iterates/NAME/")
     p.add_argument("--curve-every", type=int, default=0, metavar="K",
-                   help="PSNR/SSIM-vs-iteration resolution with targets (default: about 100 points)")
+                   help="PSNR/SSIM-vs-iteration resolution with targets (default: about 100 points, fewer where "
+                        "they would cost more than 10%% of the sampling time)")
+    p.add_argument("--compare", action="store_true",
+                   help="also write OUTPUT/compare/NAME.png (input | output | target) and OUTPUT/index.html, a page "
+                        "showing every photo's picture with its metrics")
     p.add_argument("--skip-existing", action="store_true",
                    help="resume: keep the images already in OUTPUT (PNG and metrics.csv row) and do only the others; "
                         "use the same options as the interrupted run")
-    p.add_argument("--batch-size", type=int, default=4, help="same-size images sampled together")
+    p.add_argument("--batch-size", default="auto",
+                   help="same-size images sampled together; auto: 1 on a CPU (each photo written as soon as it is "
+                        "done), 4 on a GPU")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--seed", type=int, default=0, help="sampler noise seed")
     p.add_argument("--tile", type=int, default=None, metavar="N",
@@ -70,7 +90,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    with one_line_errors("hidd-reconstruct"):
+    with one_line_errors("hidd-reconstruct", interrupted="the images written so far are complete; run the same "
+                                             "command with --skip-existing to do only the rest"):
         from hidd.reconstruct import run  # heavy imports only when needed
 
         failures = run(args)

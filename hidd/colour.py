@@ -1,0 +1,48 @@
+"""Whether a colour photo has any colour: a black-and-white photo saved as RGB is restored as gray.
+
+A gray scene photographed in colour carries chroma c = y − ȳ (ȳ the mean of the three channels) made of nothing
+but noise and what the lens does differently to each channel (lateral colour). Deblurring such a photo colours
+it: the data step deconvolves each channel on its own and amplifies whatever differs between them, the noise
+first, so the gray trees of an aerial photo came back with blue and green tints (issue 29). The test is
+
+    colourless  ⇔  RMS(c) ≤ σ,
+
+σ the photo's RMS noise level per channel (its weak-texture patches, hidd.no_harm.flat_noise_level). A colourless
+photo is replaced by ȳ (the nearest gray image, in every channel), deblurred, and its result projected onto gray
+again: the channel mean, written back in the photo's three channels.
+
+The bound is physical rather than tuned: replacing y by ȳ moves the photo by RMS(c) ≤ σ, no more than its noise
+already does, so a colour photo taken for gray loses at most a noise level's worth of colour, and a gray one with
+independent channel noise reads RMS(c) = √(2/3) σ ≈ 0.82 σ (demosaicing and JPEG's chroma subsampling make it
+less). A gray scene whose lateral colour fringes rise above its noise keeps them: its colour is not at its noise
+level. Measured in docs/BENCHMARKS.md ("Black-and-white photos").
+"""
+from __future__ import annotations
+
+import torch
+
+from hidd.camera.tone import ToneCurve
+from hidd.no_harm import flat_noise_level
+
+
+def chroma_rms(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) → (B,) RMS of the chroma y − ȳ, ȳ each pixel's mean over its channels."""
+    images = images.double()
+    return (images - images.mean(dim=1, keepdim=True)).square().mean(dim=(1, 2, 3)).sqrt()
+
+
+def colourless(photos: torch.Tensor, tone: ToneCurve) -> torch.Tensor:
+    """(B, 3, H, W) photos in [0, 1] → (B,) bool: its chroma is at most its noise level (see the module docstring)."""
+    chroma = chroma_rms(photos).cpu()
+    noise = torch.tensor([flat_noise_level(photo, tone) for photo in photos], dtype=torch.float64)
+    return chroma <= noise
+
+
+def gray(images: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
+    """Images (B, C, H, W) projected onto gray (each pixel's channel mean in every channel) where `where` (B,) is
+    set (everywhere when None); the others as they are."""
+    projected = images.mean(dim=1, keepdim=True).expand_as(images)
+    projected = torch.where((images == images[:, :1]).all(dim=1, keepdim=True), images, projected)  # gray stays exact
+    if where is None:
+        return projected.contiguous()
+    return torch.where(where.to(images.device)[:, None, None, None], projected, images)
