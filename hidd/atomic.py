@@ -23,10 +23,17 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", **open_args):
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # as open() would make it: mkstemp's are private (0600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # (the only way to read it is to set it)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: str | os.PathLike, text: str, *, errors: str = "strict") -> None:

@@ -27,6 +27,11 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used, reported as one line."""
 
 
+def latest_path(workdir: str | Path) -> Path:
+    """A training run's rolling checkpoint, the one --resume continues from."""
+    return Path(workdir) / "checkpoints" / "latest.pt"
+
+
 def save_atomic(obj, path: str | Path) -> None:
     """torch.save to a temp file in the same folder, then rename: a kill never leaves half a file."""
     with atomic_write(path, "wb") as f:

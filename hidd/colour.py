@@ -1,4 +1,4 @@
-"""Whether a colour photo has any colour: a black-and-white photo saved as RGB is restored as gray.
+"""Whether a colour photo has any colour: a black-and-white photo saved as RGB comes back gray.
 
 A gray scene photographed in colour carries chroma c = y − ȳ (ȳ the mean of the three channels) made of nothing
 but noise and what the lens does differently to each channel (lateral colour). Deblurring such a photo colours
@@ -8,16 +8,20 @@ first, so the gray trees of an aerial photo came back with blue and green tints 
     colourless  ⇔  RMS(c) ≤ σ,
 
 σ the photo's RMS noise level per channel (its weak-texture patches, hidd.no_harm.flat_noise_level). A colourless
-photo is replaced by ȳ (the nearest gray image, in every channel), deblurred, and its result projected onto gray
-again: the channel mean, written back in the photo's three channels.
+photo is deblurred as it is, and its result, and the photo the no-harm guard blends it with, are projected onto
+gray: the channel mean (the nearest gray image), written back in the photo's three channels. Deblurring the
+gray photo itself would be noisier: its measured noise is lower than the channels' (about √3 for independent
+noise), the data step deconvolves harder for it, and on a real JPEG the guard then kept half the result.
 
-The bound is physical rather than tuned: replacing y by ȳ moves the photo by RMS(c) ≤ σ, no more than its noise
+The bound is physical rather than tuned: projecting y onto gray moves it by RMS(c) ≤ σ, no more than its noise
 already does, so a colour photo taken for gray loses at most a noise level's worth of colour, and a gray one with
 independent channel noise reads RMS(c) = √(2/3) σ ≈ 0.82 σ (demosaicing and JPEG's chroma subsampling make it
 less). A gray scene whose lateral colour fringes rise above its noise keeps them: its colour is not at its noise
 level. Measured in docs/BENCHMARKS.md ("Black-and-white photos").
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -31,11 +35,14 @@ def chroma_rms(images: torch.Tensor) -> torch.Tensor:
     return (images - images.mean(dim=1, keepdim=True)).square().mean(dim=(1, 2, 3)).sqrt()
 
 
-def colourless(photos: torch.Tensor, tone: ToneCurve) -> torch.Tensor:
-    """(B, 3, H, W) photos in [0, 1] → (B,) bool: its chroma is at most its noise level (see the module docstring)."""
+def colourless(photos: torch.Tensor, tone: ToneCurve) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 3, H, W) photos in [0, 1] → ((B,) bool: its chroma is at most its noise level (see the module
+    docstring), (B,) its noise level, float64, NaN where not measured: a photo whose channels are equal already is
+    colourless without it)."""
     chroma = chroma_rms(photos).cpu()
-    noise = torch.tensor([flat_noise_level(photo, tone) for photo in photos], dtype=torch.float64)
-    return chroma <= noise
+    noise = torch.tensor([math.nan if c == 0 else flat_noise_level(photo, tone) for photo, c in zip(photos, chroma)],
+                         dtype=torch.float64)
+    return (chroma == 0) | (chroma <= noise), noise
 
 
 def gray(images: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:

@@ -147,8 +147,8 @@ class SamplerConfig:
     # levels with the calibrated σ_n and λ = prox_lambda × this, and that result is kept where the guard keeps more
     # of it (hidd.deblur); 0: off
     noisy_retry_steps: int = 8  # the levels of that second sampling (NFE: levels × score_ensemble, whole batch)
-    gray_photos: bool = False  # a colour photo whose chroma is at most its noise level is deblurred as gray and comes
-    # back gray (a black-and-white photo saved as RGB; hidd.colour)
+    gray_photos: bool = False  # a colour photo whose chroma is at most its noise level (a black-and-white photo saved
+    # as RGB) comes back gray: its result, and the photo the guard blends it with, projected onto gray (hidd.colour)
     boundary: str = "free"  # 'prox' image border: 'free' (scene beyond the frame unknown) or 'reflect' (synthetic)
     gradient_steps: int = 5  # descent steps per iteration of the 'gradient' consistency
     gradient_step: float = 1.0  # their step length, in units of 1 / Lipschitz constant (≤ 2)
@@ -328,15 +328,18 @@ def in_repository(path: str | Path) -> Path:
     return shipped if shipped.exists() else given
 
 
-def resolve_config_path(name: str) -> Path:
-    """A config given as a path, or by name from configs/ ('tiny' -> configs/tiny.yaml)."""
-    p = Path(name)
+def resolve_config_path(name: str, folder: Path = CONFIG_DIR) -> Path:
+    """A config given as a path (one the repository ships, from any folder: in_repository), or by name from `folder`
+    ('tiny' -> configs/tiny.yaml); ConfigError naming the configs there where it is neither."""
+    p = in_repository(name)
     if p.is_file():
         return p
-    candidate = CONFIG_DIR / (name if name.endswith(".yaml") else f"{name}.yaml")
+    candidate = folder / (name if name.endswith(".yaml") else f"{name}.yaml")
     if candidate.is_file():
         return candidate
-    raise ConfigError(f"{name}: config file not found (nor in {CONFIG_DIR})")
+    named = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+    raise ConfigError(f"{name}: no such config file, nor a config named so in {folder.relative_to(REPO_ROOT)}/ "
+                      f"({named})")
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

@@ -21,8 +21,9 @@ The sampler itself (hidd.sampling) sees network-shaped tensors only. This layer
   five corpus photos at 6–10 px that the guard had cut to a quarter, the second sampling (λ × 4, 8 levels)
   gained +0.64 … +2.41 dB, mean +1.40, against +0.78 … +1.14, mean +0.97 (held-out set 34, 2026-11-27). The
   whole batch is sampled again, and its NFE counts for every photo of it;
-- with sampler.gray_photos, deblurs a colour photo whose colour is at its noise level as gray and returns it gray
-  (hidd.colour: a black-and-white photo saved as RGB would otherwise come back tinted);
+- with sampler.gray_photos, returns a colour photo whose colour is at its noise level gray: its result, and the
+  photo the guard blends it with, projected onto gray (hidd.colour: a black-and-white photo saved as RGB would
+  otherwise come back tinted);
 - names, per image, any non-finite quantity (noise level, proximal weight, radius, output), so that a
   caller never writes NaN and can fail that image alone (the images of a batch are independent).
 """
@@ -43,7 +44,7 @@ from hidd.misfit import whiteness
 from hidd.no_harm import BackOff, back_off, hedge
 from hidd.sampling.blur_consistency import needs_operator
 from hidd.sampling.loops import sample
-from hidd.settings import check_sampler
+from hidd.sampling.settings import check_sampler
 from hidd.tiling import ScoreTiler, TilingConfig
 
 
@@ -67,8 +68,8 @@ class DeblurResult:
     # ratio, hidd.ringing); NaN: not measured; None: guard off
     rang: torch.Tensor | None = None  # (B,) bool: that ringing capped the share (sampler.ringing_share); None: no guard
     retried: torch.Tensor | None = None  # (B,) bool: the result kept is the second sampling's (noisy_retry_lambda)
-    gray: torch.Tensor | None = None  # (B,) bool: its colour was at its noise level, so it was deblurred as gray and
-    # comes back gray (sampler.gray_photos, hidd.colour); None: not tested
+    gray: torch.Tensor | None = None  # (B,) bool: its colour was at its noise level, so its result was projected onto
+    # gray (sampler.gray_photos, hidd.colour); None: not tested
     problems: list[str | None] = field(default_factory=list)  # (B,) why an image's result is unusable, else None
 
     def __post_init__(self):
@@ -142,10 +143,12 @@ class Deblurrer:
         cfg = self.prior.config.sampler
         check_sampler(cfg)  # before the blind estimates, which a refused setting would waste
         report = Progress(progress)
-        gray_photos = None  # (B,) bool: photos whose colour is at their noise level, deblurred as gray (hidd.colour)
+        gray_photos = None  # (B,) bool: photos whose colour is at their noise level, returned gray (hidd.colour)
+        photo_noise = None  # (B,) their flat-patch noise where the colour test measured it (NaN: not measured)
         if cfg.gray_photos and c == 3:
             report.stage("reading colour")
-            gray_photos = colourless(y, tone_curve(cfg.tone_curve, cfg.gamma))
+            gray_photos, photo_noise = colourless(y, tone_curve(cfg.tone_curve, cfg.gamma))
+            photo_noise = torch.where(gray_photos, torch.nan, photo_noise)  # a gray photo's differs from its colour's
         y_kept = y if gray_photos is None else gray(y, gray_photos)  # what a result is compared and blended with
         y_net, _ = pad_to_multiple(self._to_network(y.to(self.prior.device)), self.multiple)
         if radius_map is not None:  # padded like y; one map per network image (a 1-channel prior sees C per photo)
@@ -190,7 +193,7 @@ class Deblurrer:
                              max_share=operator.max_share.reshape(b, -1).amin(dim=1).cpu())
         if guarded:
             images, kept, retried, extra = self._guard(y_kept.to(images.device), images, run, operator, in_focus,
-                                                       per_photo["max_share"], blind, report)
+                                                       per_photo["max_share"], blind, report, photo_noise)
             nfe += extra
             problems = self._problems(operator, images, b)  # of the results, before any blend hides them
             images = kept.images
@@ -200,7 +203,7 @@ class Deblurrer:
             problems = self._problems(operator, images, b)
         return DeblurResult(images=images.clamp(0, 1), nfe=nfe, problems=problems, gray=gray_photos, **per_photo)
 
-    def _guard(self, y, images, run, operator, in_focus, max_share, blind, report):
+    def _guard(self, y, images, run, operator, in_focus, max_share, blind, report, photo_noise=None):
         """The no-harm guard's outcome (hidd.no_harm) for the results `images` of photos y (B, C, H, W), after a
         second sampling `run(settings)` where a blind photo's result was too noisy and its misfit correlated
         (sampler.noisy_retry_lambda): (the results, the outcome, (B,) which are the second sampling's, its NFE).
@@ -215,7 +218,7 @@ class Deblurrer:
         def guard(results, skip=in_focus):
             report.stage("checking the results")
             return back_off(y, results.nan_to_num(), operator.tone, cfg.max_noise_gain, skip, max_share, hedges,
-                            lenses, cfg.ringing_share)
+                            lenses, cfg.ringing_share, photo_noise=photo_noise)
 
         kept, retried, extra = guard(images), torch.zeros(b, dtype=torch.bool), 0
         too_noisy = ~(kept.noise_gain <= cfg.max_noise_gain)  # a NaN gain is a photo read in focus, left out below

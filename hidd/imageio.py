@@ -22,7 +22,7 @@ import struct
 import uuid
 import warnings
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,9 +72,10 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def list_images(root: str | os.PathLike, exclude: Iterable[str | os.PathLike] = ()) -> list[Path]:
+def list_images(root: str | os.PathLike, exclude: Callable[[Path], bool] | None = None) -> list[Path]:
     """All image files under ``root``, recursively and sorted; hidden files and folders are skipped, and so are the
-    folders ``exclude`` with everything under them (a run's output folder inside its input folder).
+    folders below ``root`` for which ``exclude(folder)`` is true, with everything under them (a run's output folder
+    inside its input folder).
 
     Symlinked sub-folders are followed, since datasets are often linked into a data folder, but each
     real folder is visited once (the first path to it in sorted order): a link back up the tree
@@ -84,11 +85,10 @@ def list_images(root: str | os.PathLike, exclude: Iterable[str | os.PathLike] = 
     if not root.is_dir():
         raise ValueError(f"{root}: no such folder")
     found, visited = [], set()
-    visited.update(_folder_identity(str(folder)) for folder in exclude if Path(folder).is_dir())  # as if listed
     for folder, subfolders, files in os.walk(root, followlinks=True):
         identity = _folder_identity(folder)
-        if identity in visited:  # reached again through a link (its files are listed already), or excluded
-            subfolders[:] = []
+        if identity in visited or (exclude is not None and folder != str(root) and exclude(Path(folder))):
+            subfolders[:] = []  # reached again through a link (its files are listed already), or excluded
             continue
         visited.add(identity)
         subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
@@ -208,9 +208,11 @@ def _decode(path: Path) -> np.ndarray:
     except PermissionError as error:
         raise ImageError(path, "cannot be read (permission denied)") from error
     except Exception as error:  # decoders raise many unrelated types (OSError, SyntaxError, zlib.error, ...)
-        # told in hidd's words from the file's first bytes: the decoders' own ("no backend ... iomode r") mislead
+        # what the file's first bytes say it is: for a file that is no image, the decoders' words ("no backend ...
+        # iomode r") mislead; for one that is, their first line says what they could not read
         kind = _format_of(path)
-        problem = (f"a truncated or corrupt {kind} file" if kind else
+        detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:100]
+        problem = (f"a truncated, corrupt or unsupported {kind} file ({detail})" if kind else
                    "its contents are not a PNG, JPEG, TIFF or BMP image, whatever its name says")
         raise ImageError(path, f"cannot be decoded: {problem}") from error
     return _upright(decoded, _exif_orientation(path))

@@ -6,11 +6,10 @@ import torch
 
 from hidd.blind import estimate_defocus, estimate_nlf, estimate_radius_map
 from hidd.camera.noise import NoiseLevelFunction
-from hidd.camera.psf import LensPSF, lens_kernels
+from hidd.camera.psf import PSF_FAMILIES, LensPSF, lens_kernels
 from hidd.camera.tone import tone_curve
 from hidd.operators import BlurOperator, DepthVaryingBlur, UniformBlur
 
-PSF_FAMILIES = ("disk", "polygon", "gaussian")  # sampler.psf: the shape of a given PSF (gaussian: radius is its std)
 
 
 def known_lens(cfg) -> LensPSF | None:

@@ -7,6 +7,7 @@ With targets, PSNR and SSIM against iteration (paper Fig. 1 v–w) go to TensorB
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,30 +22,57 @@ from hidd.results import ITERATES
 from hidd.text import printable
 
 CURVE_POINTS = 100  # PSNR/SSIM-vs-iteration points of a run with targets (without --curve-every) at most ...
-CURVE_BUDGET = 0.1  # ... and at most this share of the sampling time (CurveLogger)
+CURVE_BUDGET = 0.1  # ... and costing at most this share of the sampling time (CurveSchedule)
+
+
+class CurveSchedule:
+    """Which levels of a run get a PSNR/SSIM point: every `every`-th; with a `budget`, every stride-th, the stride the
+    smallest multiple of `every` whose point costs at most `budget` of the sampling time between two points.
+
+    A point costs a PSNR and an SSIM per image on the CPU (about half a second at 1680×1120 on 2 cores), which on a
+    GPU can outlast a level of sampling by far. Its cost is predicted per pixel from one point on a CROP² crop of the
+    first target, a level's time from the first level sampled; the stride, once found, holds for the whole run, so
+    every batch has points at the same levels (and the mean curve all of them)."""
+
+    CROP = 256
+
+    def __init__(self, every: int, budget: float | None):
+        self.every, self.budget = every, budget
+        self.stride = every if budget is None else None  # None: not decided yet
+        self.seconds_per_value = None  # a point's cost per pixel value (H × W × C), predicted
+
+    def decide(self, batch: list, level_seconds: float) -> None:
+        """Fix the stride (once) from a level's time and the predicted cost of a point for `batch`'s images."""
+        if self.stride is not None:
+            return
+        if self.seconds_per_value is None:
+            target = batch[0].as_stored(batch[0].sharp)[:self.CROP, :self.CROP]
+            began = time.monotonic()
+            psnr(np.clip(target + 0.01, 0, 1), target), ssim(np.clip(target + 0.01, 0, 1), target)
+            self.seconds_per_value = (time.monotonic() - began) / target.size
+        cost = self.seconds_per_value * sum(job.as_stored(job.sharp).size for job in batch)
+        levels = math.ceil(cost / (self.budget * max(level_seconds, 1e-9)) / self.every)
+        self.stride = self.every * max(1, levels)
+
+    def due(self, step: int) -> bool:
+        return self.stride is not None and step % self.stride == 0
 
 
 class CurveLogger:
-    """PSNR/SSIM against iteration (paper Fig. 1 v–w) and intermediate iterates (Fig. 1 a–g).
+    """PSNR/SSIM against iteration (paper Fig. 1 v–w) at the levels `schedule` says, and every `save_every`-th
+    intermediate iterate (Fig. 1 a–g), of one batch."""
 
-    A curve point costs a PSNR and an SSIM per image on the CPU (about a second at 1680×1120 on 2 cores), which on a
-    GPU can outlast the sampling itself. With `budget`, a point due every `curve_every` iterations is taken only
-    while the points so far, and one more at the last one's cost, stay within that share of the time spent
-    sampling since the batch began (the first point is always taken); without it, every point due is taken."""
-
-    def __init__(self, writer, batch: list, out: Path, *, curve_every: int, save_every: int,
-                 level: Callable[[int], None] = lambda step: None, budget: float | None = None):
-        self.writer, self.out = writer, out
+    def __init__(self, writer, batch: list, out: Path, *, schedule: CurveSchedule, save_every: int,
+                 level: Callable[[int], None] = lambda step: None):
+        self.writer, self.out, self.schedule, self.save_every = writer, out, schedule, save_every
         self.batch = batch  # hidd.reconstruct.Job's: pair, sharp, as_stored
-        self.curve_every, self.save_every = curve_every, save_every
         self.level = level  # told each iteration's number (1, 2, ...) as it ends
-        self.budget = budget  # the most of the sampling time the curve points may cost (None: no limit)
         self.curves: dict[int, list[tuple[float, float]]] = {}
-        self.start, self.spent, self.last_cost = time.monotonic(), 0.0, 0.0
+        self.sampling_began = None  # when the batch's sampling began (stage): a level's time, for the schedule
 
-    def _affordable(self) -> bool:
-        sampling = time.monotonic() - self.start - self.spent
-        return self.budget is None or self.spent + self.last_cost <= self.budget * sampling
+    def stage(self, name: str, nfe: int) -> None:  # hidd.deblur.Deblurrer's progress
+        if name == "sampling" and self.sampling_began is None:
+            self.sampling_began = time.monotonic()
 
     def __call__(self, iteration: int, x: torch.Tensor) -> None:
         step = iteration + 1
@@ -55,18 +83,17 @@ class CurveLogger:
             for job, image in zip(self.batch, images):
                 if np.isfinite(image).all():  # a non-finite image fails at the end, naming the cause
                     write_image(self.out / ITERATES / job.pair.name / f"iter_{step:05d}.png", job.as_stored(image))
-        if (self.curve_every and step % self.curve_every == 0 and self.batch[0].sharp is not None
-                and self._affordable()):
-            began = time.monotonic()
-            images = x.permute(0, 2, 3, 1).cpu().numpy() if images is None else images
-            pairs = [(job.as_stored(image), job.as_stored(job.sharp)) for job, image in zip(self.batch, images)]
-            values = [(psnr(result, target), ssim(result, target)) for result, target in pairs]
-            for job, (p, s) in zip(self.batch, values):
-                self.writer.add_scalar(f"psnr/{printable(job.pair.name)}", p, step)
-                self.writer.add_scalar(f"ssim/{printable(job.pair.name)}", s, step)
-            self.curves[step] = values
-            self.last_cost = time.monotonic() - began
-            self.spent += self.last_cost
+        if self.schedule.every and self.batch[0].sharp is not None:
+            if self.schedule.stride is None:  # the run's first level sampled: its time decides the stride
+                self.schedule.decide(self.batch, time.monotonic() - (self.sampling_began or time.monotonic()))
+            if self.schedule.due(step):
+                images = x.permute(0, 2, 3, 1).cpu().numpy() if images is None else images
+                pairs = [(job.as_stored(image), job.as_stored(job.sharp)) for job, image in zip(self.batch, images)]
+                values = [(psnr(result, target), ssim(result, target)) for result, target in pairs]
+                for job, (p, s) in zip(self.batch, values):
+                    self.writer.add_scalar(f"psnr/{printable(job.pair.name)}", p, step)
+                    self.writer.add_scalar(f"ssim/{printable(job.pair.name)}", s, step)
+                self.curves[step] = values
 
 
 def log_mean_curves(writer, curves: dict[int, list[list[tuple[float, float]]]], batches: int) -> None:
@@ -90,10 +117,11 @@ class BatchProgress:
         self.stage, self.nfe, self.step, self.drawn = "reading", 0, 0, 0.0
 
     def __call__(self, stage: str, nfe: int) -> None:  # hidd.deblur.Deblurrer's progress
-        if stage != self.stage:
+        changed = stage != self.stage
+        if changed:
             self.step = 0  # a new stage starts its levels again
         self.stage, self.nfe = stage, nfe
-        self.draw(force=nfe == 0)
+        self.draw(force=changed)
 
     def level(self, step: int) -> None:  # the sampler's iterations, through CurveLogger
         self.step = step

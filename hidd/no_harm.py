@@ -120,7 +120,7 @@ class BackOff:
 def back_off(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, limit: float,
              in_focus: torch.Tensor | None = None, max_share: torch.Tensor | None = None,
              hedges: torch.Tensor | None = None, lenses: list[tuple[LensPSF, ...] | None] | None = None,
-             ringing_share: float = 1.0) -> BackOff:
+             ringing_share: float = 1.0, photo_noise: torch.Tensor | None = None) -> BackOff:
     """The result x̂ (B, C, H, W) where its noise gain over y is within `limit`; elsewhere the blend y + w (x̂ − y)
     at the largest w of BLEND_SHARES whose gain is within min(limit, BLEND_NOISE_GAIN), or y where none is; y where
     in_focus (B,) bool is set, whose result is not measured (its gain is NaN). max_share (B,): the most of each
@@ -128,7 +128,8 @@ def back_off(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, limit: floa
     counts as too noisy. hedges (B,): each image's hedge h (see `hedge`), default 1; the share kept is h w.
     lenses: each image's lens PSF, one for all its channels or one per channel (a 1-channel prior's), at whose first
     OTF notch the result's ringing is measured (the worst channel's); None: its blur is not one lens (a radius map).
-    Where it exceeds MAX_NOTCH_EXCESS, w is capped at ringing_share (1: no cap)."""
+    Where it exceeds MAX_NOTCH_EXCESS, w is capped at ringing_share (1: no cap). photo_noise (B,): each photo's
+    flat_noise_level where measured already (NaN: measure it here)."""
     y = y.to(result)
     in_focus = torch.zeros(len(y), dtype=torch.bool) if in_focus is None else in_focus.cpu()
     max_share = torch.ones(len(y), dtype=torch.float64) if max_share is None else max_share.cpu().double()
@@ -141,15 +142,16 @@ def back_off(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, limit: floa
     bar = min(limit, BLEND_NOISE_GAIN)
     for i in torch.nonzero(~in_focus).flatten().tolist():
         photo, full = y[i:i + 1], result[i:i + 1]
-        photo_noise = [flat_noise_level(photo[0], tone)]  # measured once: every blend is compared with it
-        gain[i] = noise_gain(photo, full, tone, photo_noise).item()
+        known = math.nan if photo_noise is None else float(photo_noise[i])
+        level = [known if math.isfinite(known) else flat_noise_level(photo[0], tone)]  # every blend is compared with it
+        gain[i] = noise_gain(photo, full, tone, level).item()
         cap = float(max_share[i])
         if lenses[i] is not None:
             ringing[i] = _worst_notch_excess(full[0], lenses[i])
             rang[i] = bool(ringing[i] > MAX_NOTCH_EXCESS) and ringing_share < 1
             if rang[i]:
                 cap = min(cap, ringing_share)
-        share[i] = cap if gain[i] <= limit else _largest_clean_share(photo, full, tone, photo_noise[0], bar, cap)
+        share[i] = cap if gain[i] <= limit else _largest_clean_share(photo, full, tone, level[0], bar, cap)
     return BackOff(blend(y, result, share * hedges), gain, share * hedges, hedges, ringing, rang)
 
 

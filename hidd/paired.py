@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +49,7 @@ def find_pairs(
     target: str | os.PathLike | None = None,  # folder (or file) of sharp images, matched by file name
     dataset: str | None = None,  # one of DATASETS: read a benchmark layout instead of plain folders
     skipped: list[ImageError] | None = None,  # if given, inputs whose names clash are left out and reported here
-    exclude: Iterable[str | os.PathLike] = (),  # folders not to search (an output folder inside an input folder)
+    exclude: Callable[[Path], bool] | None = None,  # folders not to search (an output folder inside the input)
 ) -> list[Pair]:
     """The images under ``input``, each with its sharp counterpart when one is known.
 
@@ -58,7 +58,7 @@ def find_pairs(
     ValueError with a one-line message naming the folder or file. Files that cannot be told apart
     by name (``x.png`` next to ``x.jpg``, on either side, or two paths that give one output name)
     raise too, unless ``skipped`` is given: then each such input is an ImageError there and the
-    others are paired. The folders ``exclude`` are not searched, on either side.
+    others are paired. Folders for which ``exclude(folder)`` is true are not searched, on either side.
     """
     input = Path(input)
     if not input.exists():
@@ -102,7 +102,7 @@ def detect_dataset(root: str | os.PathLike) -> str:
     )
 
 
-def _dpdd_pairs(root: Path, skipped: list | None, exclude=()) -> list[Pair]:
+def _dpdd_pairs(root: Path, skipped: list | None, exclude=None) -> list[Pair]:
     for base in (root / "test_c", root):
         if (base / "source").is_dir():
             source = base / "source"
@@ -111,7 +111,7 @@ def _dpdd_pairs(root: Path, skipped: list | None, exclude=()) -> list[Pair]:
     raise ValueError(f"{root}: not a DPDD folder (expected test_c/source and test_c/target, or source/ and target/)")
 
 
-def _ded_pairs(root: Path, skipped: list | None, exclude=()) -> list[Pair]:
+def _ded_pairs(root: Path, skipped: list | None, exclude=None) -> list[Pair]:
     blurred_folder = _ded_blurred_folder(root)
     if blurred_folder is None:
         raise ValueError(f"{root}: not a DED folder (expected image/ and sharp/, or blur/ and sharp/)")
@@ -125,7 +125,7 @@ def _ded_blurred_folder(root: Path) -> Path | None:
     return next((root / name for name in ("image", "blur") if (root / name).is_dir()), None)
 
 
-def _realblur_pairs(input: Path, skipped: list | None, exclude=()) -> list[Pair]:  # (a list names its files)
+def _realblur_pairs(input: Path, skipped: list | None, exclude=None) -> list[Pair]:  # (a list names its files)
     listing = input if input.is_file() else _realblur_list(input)
     # Listed paths are relative to the dataset root: the folder holding the list, or holding its datalist/.
     root = listing.parent.parent if listing.parent.name == "datalist" else listing.parent
@@ -175,7 +175,7 @@ def _frame_key(relative: Path) -> str:
 
 
 def _keyed_images(folder: Path, key: Callable[[Path], str], skipped: list | None,
-                  exclude=()) -> dict[str, Path | None]:
+                  exclude=None) -> dict[str, Path | None]:
     """The images under ``folder`` by matching key. Two files with one key are an error, or, with
     ``skipped``, both are reported there and the key maps to None (neither can be used)."""
     groups: dict[str, list[Path]] = defaultdict(list)
@@ -202,9 +202,11 @@ def _match(
     key: Callable[[Path], str],  # matching key of a sharp image from its path relative to target
     where: Path,  # what to name in error messages
     skipped: list | None,  # where inputs are reported that cannot be paired by name (else: an error)
-    exclude=(),  # folders not to search for targets
+    exclude=None,  # which folders not to search for targets
 ) -> list[Pair]:
     """Pairs of the blurred images with the images of ``target`` under the same key; all must match."""
+    if target.is_file():
+        raise ValueError(f"{target}: is a file; with a folder of inputs give a folder of sharp images as --target")
     if not target.is_dir():
         raise ValueError(f"{target}: no such folder")
     sharp = _keyed_images(target, key, None if skipped is None else [], exclude)  # a clash there is reported per input

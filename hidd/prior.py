@@ -8,11 +8,13 @@ from pathlib import Path
 import torch
 
 from hidd import checkpoint
-from hidd.config import PRESET_DIR, Config, ConfigError, apply_overrides, in_repository, load_config, preset_names
+from hidd.config import (PRESET_DIR, Config, ConfigError, apply_overrides, in_repository, load_config, preset_names,
+                         resolve_config_path)
 from hidd.models import build_model
 from hidd.sde import SDE, build_sde
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "hidd-default.pt"
+TRAINING_ONLY = ("data", "training")  # config sections that sampling a trained model never reads
 
 
 @dataclass
@@ -52,12 +54,18 @@ def load_prior(path: str | Path | None = None, *, config_path: str | Path | None
     if "baseline" in state:
         raise checkpoint.CheckpointError(f"{path}: a {state['baseline']} baseline checkpoint, not a score prior; "
                                          f"run it with --method {state['baseline']}")
-    cfg = checkpoint.config_of(state, path)
+    cfg = stored = checkpoint.config_of(state, path)
     if config_path is not None:
-        cfg = load_config(config_path, base=cfg)
+        cfg = load_config(resolve_config_path(str(config_path)), base=cfg)
     if preset is not None:
         cfg = apply_preset(cfg, preset)
     cfg = apply_overrides(cfg, overrides)
+    for section in TRAINING_ONLY:  # a setting that would change nothing is refused, as a typo is
+        before, after = dataclasses.asdict(getattr(stored, section)), dataclasses.asdict(getattr(cfg, section))
+        changed = next((key for key in after if after[key] != before[key]), None)
+        if changed is not None:
+            raise ConfigError(f"{section}.{changed}: the {section} section is the checkpoint's training record and "
+                              "changes nothing when sampling; set sampler (or sde) keys")
     model = build_model(cfg)
     weights = state["ema"]["weights"] if "ema" in state else state["model"]
     checkpoint.load_weights_strict(model, weights, str(path))

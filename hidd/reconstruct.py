@@ -9,6 +9,7 @@ metrics.csv is written atomically as soon as its image is done, so a killed run 
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import signal
@@ -23,18 +24,20 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from hidd.baselines.restore import BaselineDeblurrer, load_baseline
+from hidd.baselines.restore import BaselineDeblurrer, baseline_checkpoint, load_baseline
 from hidd.config import DEFAULT_PRESET, save_config
 from hidd.deblur import Deblurrer
 from hidd.devices import resolve_device
 from hidd.imageio import ImageError, read_image, to_gray, to_rgb, write_image
 from hidd.metrics import psnr, ssim
-from hidd.monitor import CURVE_BUDGET, CURVE_POINTS, BatchProgress, CurveLogger, log_mean_curves
+from hidd.monitor import CURVE_BUDGET, CURVE_POINTS, BatchProgress, CurveLogger, CurveSchedule, log_mean_curves
 from hidd.paired import Pair, find_pairs
-from hidd.prior import load_prior
-from hidd.report import compare_path, side_by_side, write_index
-from hidd.results import INDEX, TB, MetricsTable, check_same_config, prepare_output, result_path
-from hidd.settings import check_sampler
+from hidd.prior import load_prior, resolve_checkpoint
+from hidd.report import side_by_side, write_index
+from hidd.results import (INDEX, RUN_FILE, TB, MetricsTable, check_replaceable, check_same_config, check_same_run,
+                          compare_path, is_run_output, prepare_output, result_path, save_run)
+from hidd.sampling.settings import check_sampler
+from hidd.settings import check_values
 from hidd.text import printable
 from hidd.tiling import TilingConfig
 
@@ -81,7 +84,7 @@ class Outcome:
     notch_excess: float = float("nan")  # the full result's ringing at its blur's first OTF notch (hidd.ringing)
     ringing_cap: float = 1.0  # the most of it kept for that ringing (sampler.ringing_share where it rang, else 1)
     retried: bool = False  # its first result was too noisy, and the second sampling's is kept (noisy_retry_lambda)
-    gray: bool = False  # its colour was at its noise level: deblurred and written as gray (sampler.gray_photos)
+    gray: bool = False  # its colour was at its noise level: its result projected onto gray (sampler.gray_photos)
     nfe: int = 0
     seconds: float = 0.0
 
@@ -89,7 +92,7 @@ class Outcome:
 def _check_paths(args) -> tuple[Path, Path]:
     """The input and the output folder, resolved; ValueError in one line where the output is a file or is the input
     (or target) folder itself, where results would mix with the images read. An output folder inside an input
-    folder is fine: it is left out of the search (hidd.paired.find_pairs' exclude)."""
+    folder is fine: it is left out of the search, and so are earlier runs' output folders (run())."""
     source, out = Path(args.input).resolve(), Path(args.output).resolve()
     if not source.exists():
         raise FileNotFoundError(f"{args.input}: no such file or folder")
@@ -154,18 +157,24 @@ def _first_line(error: BaseException) -> str:
 class Restorer:
     """Deblurs batches so that whatever goes wrong with one image becomes that image's Outcome.problem."""
 
-    def __init__(self, deblurrer: Deblurrer, writer, out: Path, *, seed: int, curve_every: int, save_every: int,
-                 bar: tqdm | None = None, levels: int = 0, curve_budget: float | None = None):
+    def __init__(self, deblurrer: Deblurrer, writer, out: Path, *, seed: int, curves: CurveSchedule, save_every: int,
+                 bar: tqdm | None = None, levels: int = 0):
         self.deblurrer, self.writer, self.out, self.seed = deblurrer, writer, out, seed
-        self.curve_every, self.save_every, self.curve_budget = curve_every, save_every, curve_budget
+        self.schedule, self.save_every = curves, save_every
         self.bar, self.levels = bar, levels  # the progress bar whose postfix shows the batch's stage; its levels
         self.curves = defaultdict(list)  # step → per-batch PSNR/SSIM lists of the batches that succeeded
         self.curved = 0  # the batches that succeeded with curve points
 
     def __call__(self, batch: list[Job]) -> list[Outcome]:
-        progress = BatchProgress(self.bar, len(batch), self.levels) if self.bar is not None else None
-        logger = CurveLogger(self.writer, batch, self.out, curve_every=self.curve_every, save_every=self.save_every,
-                             budget=self.curve_budget, **({"level": progress.level} if progress else {}))
+        shown = BatchProgress(self.bar, len(batch), self.levels) if self.bar is not None else None
+        logger = CurveLogger(self.writer, batch, self.out, schedule=self.schedule, save_every=self.save_every,
+                             **({"level": shown.level} if shown else {}))
+
+        def progress(stage: str, nfe: int) -> None:
+            logger.stage(stage, nfe)
+            if shown is not None:
+                shown(stage, nfe)
+
         start = time.perf_counter()
         try:
             result = self.deblurrer(_tensor([j.blurred for j in batch]), seed=self.seed, callback=logger,
@@ -290,17 +299,20 @@ def _say(line: str) -> None:
     tqdm.write(printable(line), file=sys.stderr)
 
 
-def _method(args, device: str):
-    """The deblurrer of --method and the config written next to the results: the score prior's sampler
-    (checkpoint, --config, --preset, --set) or a learned baseline (hidd.baselines: its checkpoint alone)."""
+def _method(args, device: torch.device):
+    """The deblurrer of --method, the config written next to the results and the checkpoint file it was loaded from:
+    the score prior's sampler (checkpoint, --config, --preset, --set) or a learned baseline (hidd.baselines: its
+    checkpoint alone)."""
     if args.method == "hidd":
         preset = args.preset if args.preset or args.config else DEFAULT_PRESET  # a --config alone keeps its sampler
         prior = load_prior(args.checkpoint, config_path=args.config, preset=preset, overrides=args.overrides,
                            device=device)
         check_sampler(prior.config.sampler)  # a refused value is a usage error, before anything is read
+        check_values(prior.config, ["sde"])  # (the model's keys the strict load checks)
         tiling = TilingConfig(tile=args.tile, overlap=args.tile_overlap, tile_batch=args.tile_batch,
                               max_memory_gb=args.max_memory)
-        return Deblurrer(prior, tiling=tiling, precision=args.precision), prior.config
+        deblurrer = Deblurrer(prior, tiling=tiling, precision=args.precision)
+        return deblurrer, prior.config, resolve_checkpoint(args.checkpoint)
     given = [flag for flag, value in (("--config", args.config), ("--preset", args.preset), ("--set", args.overrides),
                                       ("--save-every", args.save_every), ("--tile", args.tile is not None),
                                       ("--precision", args.precision != "fp32")) if value]
@@ -308,7 +320,16 @@ def _method(args, device: str):
         raise ValueError(f"{given[0]} configures the diffusion sampler; --method {args.method} is a single network "
                          "pass with nothing to configure")
     baseline = load_baseline(args.method, args.checkpoint, device=device)
-    return BaselineDeblurrer(baseline), baseline.config
+    return BaselineDeblurrer(baseline), baseline.config, baseline_checkpoint(args.method, args.checkpoint)
+
+
+def _run_options(args, checkpoint: Path, batch: int, device: torch.device) -> dict:
+    """What decides a run's outputs besides its config: written as run.yaml, compared on --skip-existing."""
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    return {"method": args.method, "checkpoint": str(checkpoint.resolve()), "checkpoint_sha256": digest,
+            "seed": args.seed, "batch_size": batch, "device": device.type, "precision": args.precision,
+            "tile": args.tile, "tile_overlap": args.tile_overlap, "tile_batch": args.tile_batch,
+            "max_memory": args.max_memory}
 
 
 def batch_size(given: str | int, device: torch.device) -> int:
@@ -328,20 +349,36 @@ def batch_size(given: str | int, device: torch.device) -> int:
 def run(args) -> list[str]:
     """Reconstruct every input of `args` (see hidd.cli.reconstruct); returns the failures, one line each
     (each already printed on stderr as it happened)."""
+    for flag, value in (("--save-every", args.save_every), ("--curve-every", args.curve_every)):
+        if value < 0:
+            raise ValueError(f"{flag} {value}: give 0 (off, or the default) or a number of iterations")
     source, out = _check_paths(args)
     device = resolve_device(args.device)
     size = batch_size(args.batch_size, device)
     compare = getattr(args, "compare", False)
-    deblurrer, config = _method(args, device)
+    deblurrer, config, checkpoint = _method(args, device)
+    options = _run_options(args, checkpoint, size, device)
     skipped: list[ImageError] = []
-    pairs = find_pairs(args.input, target=args.target, dataset=args.dataset, skipped=skipped, exclude=[out])
+    left_out: list[Path] = []  # output folders inside the input or target folder: not searched
+
+    def not_searched(folder: Path) -> bool:
+        if folder.resolve() == out or is_run_output(folder):
+            left_out.append(folder)
+            return True
+        return False
+
+    pairs = find_pairs(args.input, target=args.target, dataset=args.dataset, skipped=skipped, exclude=not_searched)
     _check_overwrites(pairs, out, compare)
+    resuming = getattr(args, "skip_existing", False)
+    check_replaceable(out, [pair.name for pair in pairs], compare, resuming)
     prepare_output(out, args.output)
     table = MetricsTable(out / "metrics.csv", [pair.name for pair in pairs])
-    if getattr(args, "skip_existing", False):
+    if resuming:
         check_same_config(config, out / "config.yaml")
+        check_same_run(options, out / RUN_FILE)
         table.read_existing()
     save_config(config, out / "config.yaml")
+    save_run(options, out / RUN_FILE)
     table.write()
     title = f"{PROGRAM} {printable(str(args.input))}"
     if compare:
@@ -351,6 +388,9 @@ def run(args) -> list[str]:
     if inside:
         _say(f"{PROGRAM}: note: --output {args.output} lies inside {inside[0]} {getattr(args, inside[0][2:])}; "
              "the images in it are not read as inputs or targets")
+    for folder in dict.fromkeys(folder for folder in left_out if folder.resolve() != out):
+        _say(f"{PROGRAM}: note: {folder} holds an earlier run's outputs (metrics.csv, config.yaml); its images are "
+             "not read as inputs or targets")
 
     failures = []
 
@@ -373,36 +413,39 @@ def run(args) -> list[str]:
     writer = SummaryWriter(out / TB)
     iterations = config.sampler.num_steps if args.method == "hidd" else 1
     bar = tqdm(total=len(jobs), initial=already, desc="deblur", unit="img", dynamic_ncols=True)
-    restore = Restorer(deblurrer, writer, out, seed=args.seed, save_every=args.save_every,
-                       curve_every=args.curve_every or max(1, iterations // CURVE_POINTS), bar=bar, levels=iterations,
-                       curve_budget=None if args.curve_every else CURVE_BUDGET)
+    curves = CurveSchedule(args.curve_every or max(1, iterations // CURVE_POINTS),
+                           None if args.curve_every else CURVE_BUDGET)
+    restore = Restorer(deblurrer, writer, out, seed=args.seed, curves=curves, save_every=args.save_every, bar=bar,
+                       levels=iterations)
     kill_after, written = int(os.environ.get(KILL_AFTER_IMAGES_ENV, "0")), 0
-    for batch in _batches(jobs, size):
-        # Batches are formed over all inputs, done or not, and a partly done one runs whole: the noise of a
-        # batch depends on its members, so this is what keeps a resumed run equal to an uninterrupted one.
-        pending = {job.pair.name for job in batch if not table.done(job.pair.name)}
-        if not pending:
-            continue
-        for outcome in restore(batch):
-            if outcome.job.pair.name not in pending:  # done before a resume: recomputed identically, left alone
+    try:
+        for batch in _batches(jobs, size):
+            # Batches are formed over all inputs, done or not, and a partly done one runs whole: the noise of a
+            # batch depends on its members, so this is what keeps a resumed run equal to an uninterrupted one.
+            pending = {job.pair.name for job in batch if not table.done(job.pair.name)}
+            if not pending:
                 continue
-            bar.set_postfix_str("", refresh=False)  # (the next batch says its stage)
-            bar.update(1)
-            problem = outcome.problem or _write_output(outcome, out, compare)
-            if problem:
-                fail(problem)
-                continue
-            written += 1
-            if written == kill_after:
-                os.kill(os.getpid(), signal.SIGKILL)
-            problem = _record(outcome, table, writer)
-            if problem:
-                fail(problem)
-            elif compare:
-                write_index(out, table.ordered(), title)
-            for note in _notes(outcome, config):
-                _say(f"{PROGRAM}: {note}")
-    bar.close()
+            for outcome in restore(batch):
+                if outcome.job.pair.name not in pending:  # done before a resume: recomputed identically, left alone
+                    continue
+                bar.set_postfix_str("", refresh=False)  # (the next batch says its stage)
+                bar.update(1)
+                problem = outcome.problem or _write_output(outcome, out, compare)
+                if problem:
+                    fail(problem)
+                    continue
+                written += 1
+                if written == kill_after:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                problem = _record(outcome, table, writer)
+                if problem:
+                    fail(problem)
+                elif compare:
+                    write_index(out, table.ordered(), title)
+                for note in _notes(outcome, config):
+                    _say(f"{PROGRAM}: {note}")
+    finally:  # (a Ctrl-C's line then starts on a line of its own)
+        bar.close()
     log_mean_curves(writer, restore.curves, restore.curved)
     writer.close()
     if table.rows:
@@ -421,7 +464,7 @@ def _notes(outcome: Outcome, config) -> list[str]:
                      "the blur may be larger; if so, give it: --set sampler.radius=R")
     if outcome.share != "" and _backed_off(outcome, config.sampler.max_noise_gain):  # "": guard off
         notes.append(f"note: {source}: {_back_off_note(outcome, config.sampler.max_noise_gain)}")
-    if outcome.gray:
-        notes.append(f"note: {source}: its colour is at its noise level (a black-and-white photo), so it was "
-                     "deblurred as gray and written gray (sampler.gray_photos)")
+    if outcome.gray and not outcome.job.gray:  # (a 1-channel photo is written back as one channel anyway)
+        notes.append(f"note: {source}: its colour is at its noise level (a black-and-white photo), so its result "
+                     "was made gray (sampler.gray_photos)")
     return notes

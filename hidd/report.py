@@ -15,7 +15,7 @@ from urllib.parse import quote
 import numpy as np
 
 from hidd.atomic import write_text_atomic
-from hidd.results import COMPARE, INDEX
+from hidd.results import COMPARE, INDEX, compare_path
 from hidd.text import printable
 
 GAP = 4  # white pixels between panels
@@ -29,11 +29,6 @@ def side_by_side(panels: list[np.ndarray]) -> np.ndarray:
     gap = np.ones((height, GAP, 3), np.float32)
     row = [p if p.shape[2] == 3 else np.repeat(p, 3, axis=2) for p in panels]
     return np.concatenate([x for p in row for x in (p, gap)][:-1], axis=1)
-
-
-def compare_path(out: Path, name: str) -> Path:
-    """Where the side-by-side picture of photo `name` goes in output folder `out`."""
-    return out / COMPARE / f"{name}.png"
 
 
 def _cell(value) -> str:

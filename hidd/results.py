@@ -23,17 +23,63 @@ from hidd.text import printable
 FIELDS = ["name", "input", "height", "width", "nfe", "seconds", "radius", "share", "psnr_input", "ssim_input",
           "psnr", "ssim"]  # radius: PSF radius used (blind estimate unless given); empty without a blur model.
 # share: of the deblurring kept by the no-harm guard (hidd.no_harm), its hedge included: 1 all, 0 the input
-# unchanged; empty: guard off
+# unchanged (made gray where it is a black-and-white photo, hidd.colour); empty: guard off
 _ENCODING = dict(encoding="utf-8", errors="surrogateescape")
 # What a run writes beside its results (OUTPUT/NAME.png): folders that hold no results (hidd.report's pictures,
 # --save-every's iterates, TensorBoard events), and the page of pictures
 COMPARE, ITERATES, TB = "compare", "iterates", "tb"
 INDEX = "index.html"
+RUN_FILE = "run.yaml"  # the run's options beside config.yaml: method, checkpoint, seed, batch size, device, precision
 
 
 def result_path(out: Path, name: str) -> Path:
     """Where the result of photo `name` goes in output folder `out`."""
     return out / f"{name}.png"
+
+
+def compare_path(out: Path, name: str) -> Path:
+    """Where the side-by-side picture of photo `name` goes in output folder `out` (--compare, hidd.report)."""
+    return out / COMPARE / f"{name}.png"
+
+
+def is_run_output(folder: Path) -> bool:
+    """Whether a folder holds a reconstruction run's outputs (its metrics.csv and config.yaml)."""
+    return (folder / "metrics.csv").is_file() and (folder / "config.yaml").is_file()
+
+
+def check_replaceable(out: Path, names: list[str], pictures: bool, resuming: bool) -> None:
+    """ValueError in one line, before anything is written, where a new run would replace files in `out`: an earlier
+    run's results (finish it with --skip-existing, or choose another folder: results are never mixed or lost), or
+    files no hidd run wrote (a metrics.csv that is not hidd's; a config.yaml, index.html or result-named image with
+    no hidd metrics.csv beside it). A resumed run (`resuming`) checks the table itself (MetricsTable.read_existing)."""
+    if not out.is_dir() or resuming:
+        return
+    if _hidd_table(out / "metrics.csv"):
+        raise ValueError(f"--output {out}: holds an earlier run's results (metrics.csv); finish that run with "
+                         "--skip-existing and the same options, or choose another --output")
+    stray = [out / "config.yaml", out / INDEX, out / RUN_FILE]
+    for name in names:
+        stray += [result_path(out, name)] + ([compare_path(out, name)] if pictures else [])
+    found = next((path for path in stray if path.is_file()), None)
+    if found is not None:
+        raise ValueError(f"{found}: --output holds it but no hidd metrics.csv, so no hidd run wrote it; hidd replaces "
+                         "no file it did not write: choose another --output")
+
+
+def _hidd_table(path: Path) -> bool:
+    """Whether `path` is a hidd metrics.csv (of this hidd or an earlier one); False where there is none; ValueError
+    where the file is not hidd's."""
+    if not path.is_file():
+        return False
+    try:
+        with open(path, newline="", **_ENCODING) as f:
+            fields = csv.DictReader(f).fieldnames
+    except (OSError, csv.Error) as e:
+        raise ValueError(f"{path}: cannot be read ({e}); move it away or choose another --output") from None
+    if fields not in (FIELDS, [f for f in FIELDS if f != "share"]):
+        raise ValueError(f"{path}: not a hidd metrics table (columns {fields}), so hidd will not replace it; move it "
+                         "away or choose another --output")
+    return True
 
 
 def prepare_output(out: Path, given: str) -> None:
@@ -48,17 +94,35 @@ def prepare_output(out: Path, given: str) -> None:
 
 def check_same_config(config, path: Path) -> None:
     """For --skip-existing: the results already in the folder must come from the same config."""
+    check_same(path, yaml.safe_load(config.to_yaml()), "config")
+
+
+def check_same_run(options: dict, path: Path) -> None:
+    """For --skip-existing: the results already in the folder must come from the same run options (RUN_FILE)."""
+    check_same(path, options, "run options")
+
+
+def save_run(options: dict, path: Path) -> None:
+    """Write the options of a run that are not in its config (method, checkpoint, seed, batch size, ...)."""
+    write_text_atomic(path, yaml.safe_dump(options, sort_keys=False))
+
+
+def check_same(path: Path, current: dict, what: str) -> None:
+    """ValueError in one line where the YAML at `path` (if any) differs from `current`, naming the first key."""
     if not path.is_file():
         return
     try:
         stored = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise ValueError(f"{path}: cannot be read to resume ({type(e).__name__})") from None
-    stored, current = _flat(stored), _flat(yaml.safe_load(config.to_yaml()))
+    if isinstance(stored, dict) and set(stored) != set(current):
+        raise ValueError(f"{path}: the results there come from another method (its {what} have the sections "
+                         f"{', '.join(map(str, stored))}); resume with the same options, or choose another --output")
+    stored, current = _flat(stored), _flat(current)
     differences = sorted(key for key in stored.keys() | current.keys() if stored.get(key) != current.get(key))
     if differences:
         key = differences[0]
-        raise ValueError(f"{path}: the results there come from another config ({key}: {stored.get(key)!r} there, "
+        raise ValueError(f"{path}: the results there come from other {what} ({key}: {stored.get(key)!r} there, "
                          f"{current.get(key)!r} now); resume with the same options, or choose another --output")
 
 
@@ -118,12 +182,12 @@ class MetricsTable:
         return [self.rows[name] for name in names]
 
     def summary(self) -> str:
-        """The printed table: one line per image (kept: the share of the deblurring the no-harm guard kept) and, with
-        targets, the mean."""
+        """The printed table: one line per image (share: of the deblurring the no-harm guard kept) and, with targets,
+        the mean."""
         rows = [{key: value if key in ("name", "input") else _number(value) for key, value in row.items()}
                 for row in self.ordered()]
         scored = [r for r in rows if r["psnr"] != ""]
-        head = f"{'image':<28} {'NFE':>6} {'sec':>8} {'radius':>7} {'kept':>5}"  # kept: the no-harm guard's share
+        head = f"{'image':<28} {'NFE':>6} {'sec':>8} {'radius':>7} {'share':>5}"
         head += f" {'PSNR in':>8} {'PSNR':>7} {'SSIM in':>8} {'SSIM':>6}" if scored else ""
         lines = [head, "-" * len(head)]
         for r in rows:

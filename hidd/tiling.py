@@ -24,6 +24,7 @@ from hidd.memory import activation_bytes_per_pixel, default_budget_bytes
 from hidd.sampling.base import ScoreFn
 
 MAX_DEFAULT_OVERLAP = 64  # px; a quarter of the tile up to this
+MIN_MEMORY_GB = 1 / 16  # --max-memory below this would cut even a small photo into a crowd of tiny tiles
 
 
 @dataclass
@@ -120,8 +121,11 @@ class ScoreTiler:
     @classmethod
     def for_prior(cls, config: TilingConfig, prior) -> "ScoreTiler":
         """The tiler of a loaded `hidd.prior.Prior`: its network's multiple, estimate and device budget."""
-        budget = (int(config.max_memory_gb * 2**30) if config.max_memory_gb is not None
-                  else default_budget_bytes(prior.device))
+        given = config.max_memory_gb
+        if given is not None and not (math.isfinite(given) and given >= MIN_MEMORY_GB):
+            raise ValueError(f"--max-memory {given:g}: give a budget of at least {MIN_MEMORY_GB:g} GiB (default: 4 on a "
+                             "CPU, 80% of the free GPU memory)")
+        budget = int(given * 2**30) if given is not None else default_budget_bytes(prior.device)
         return cls(config, multiple=prior.model.size_multiple,
                    bytes_per_pixel=activation_bytes_per_pixel(prior.config.model), budget_bytes=budget)
 

@@ -58,8 +58,8 @@ def _checkpoint_state(cfg, model, ema, optimizer, step) -> dict:
 def train(cfg: Config, workdir: str | Path, *, resume: bool = False, device: str | None = None) -> TrainResult:
     """Train (or resume) the score network described by `cfg` in `workdir`."""
     workdir = Path(workdir)
-    ckpt_dir = workdir / "checkpoints"
-    latest = ckpt_dir / "latest.pt"
+    latest = checkpoint.latest_path(workdir)
+    ckpt_dir = latest.parent
     info = distributed.setup(device)
     tc = cfg.training
     if tc.batch_size % info.world_size:
@@ -112,56 +112,58 @@ def train(cfg: Config, workdir: str | Path, *, resume: bool = False, device: str
     bar = tqdm(total=tc.steps, initial=step, desc="train", disable=not info.is_main, dynamic_ncols=True)
     batches = iter(loader)
     tick, images_seen = time.perf_counter(), 0
-    while step < tc.steps:
-        final = step + 1 == tc.steps or _out_of_time(deadline, info, step)
-        x0 = next(batches).to(dev, non_blocking=True)
-        if tc.channels_last:
-            x0 = x0.contiguous(memory_format=torch.channels_last)
-        for group in optimizer.param_groups:  # linear warm-up
-            group["lr"] = tc.lr * min(1.0, (step + 1) / max(tc.warmup, 1))
-        noise = torch.Generator(device=dev).manual_seed(hash((tc.seed, step, info.rank)) & 0x7FFF_FFFF)
-        with autocast:
-            loss = score_matching_loss(net, sde, x0, t_min=tc.t_min, reduction=tc.loss_reduction, generator=noise)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        max_norm = tc.grad_clip if tc.grad_clip > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-        optimizer.step()
-        ema.update(model)
-        step += 1
-        images_seen += x0.shape[0] * info.world_size
-        bar.update(1)
-
-        if step % tc.log_every == 0 or final:
-            loss_value = loss.detach()
-            if info.enabled:
-                torch.distributed.all_reduce(loss_value, op=torch.distributed.ReduceOp.AVG)
-            if info.is_main:
-                elapsed = time.perf_counter() - tick
-                writer.add_scalar("train/loss", loss_value.item(), step)
-                writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
-                writer.add_scalar("train/grad_norm", grad_norm.item(), step)
-                writer.add_scalar("train/images_per_sec", images_seen / max(elapsed, 1e-9), step)
-                bar.set_postfix(loss=f"{loss_value.item():.4g}")
-            tick, images_seen = time.perf_counter(), 0
-        if info.is_main and tc.eval_every and (step % tc.eval_every == 0 or final):
+    try:
+        while step < tc.steps:
+            final = step + 1 == tc.steps or _out_of_time(deadline, info, step)
+            x0 = next(batches).to(dev, non_blocking=True)
+            if tc.channels_last:
+                x0 = x0.contiguous(memory_format=torch.channels_last)
+            for group in optimizer.param_groups:  # linear warm-up
+                group["lr"] = tc.lr * min(1.0, (step + 1) / max(tc.warmup, 1))
+            noise = torch.Generator(device=dev).manual_seed(hash((tc.seed, step, info.rank)) & 0x7FFF_FFFF)
             with autocast:
-                scores = denoising_psnr(ema.model, eval_images, tc.eval_sigmas, seed=tc.seed)
-            for sigma, value in scores.items():
-                writer.add_scalar(f"eval/denoise_psnr_sigma_{sigma:g}", value, step)
-        if info.is_main and tc.sample_every and step % tc.sample_every == 0:
-            _log_samples(writer, ema.model, sde, cfg, eval_images, step)
-        if info.is_main and (step % tc.latest_every == 0 or step % tc.checkpoint_every == 0 or final):
-            state = _checkpoint_state(cfg, model, ema, optimizer, step)
-            checkpoint.save_atomic(state, latest)
-            if step % tc.checkpoint_every == 0:
-                checkpoint.save_atomic(state, ckpt_dir / f"ckpt_{step:07d}.pt")
-            writer.flush()
-        if step == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-        if final:
-            break
-    bar.close()
+                loss = score_matching_loss(net, sde, x0, t_min=tc.t_min, reduction=tc.loss_reduction, generator=noise)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            max_norm = tc.grad_clip if tc.grad_clip > 0 else float("inf")
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+            optimizer.step()
+            ema.update(model)
+            step += 1
+            images_seen += x0.shape[0] * info.world_size
+            bar.update(1)
+
+            if step % tc.log_every == 0 or final:
+                loss_value = loss.detach()
+                if info.enabled:
+                    torch.distributed.all_reduce(loss_value, op=torch.distributed.ReduceOp.AVG)
+                if info.is_main:
+                    elapsed = time.perf_counter() - tick
+                    writer.add_scalar("train/loss", loss_value.item(), step)
+                    writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
+                    writer.add_scalar("train/grad_norm", grad_norm.item(), step)
+                    writer.add_scalar("train/images_per_sec", images_seen / max(elapsed, 1e-9), step)
+                    bar.set_postfix(loss=f"{loss_value.item():.4g}")
+                tick, images_seen = time.perf_counter(), 0
+            if info.is_main and tc.eval_every and (step % tc.eval_every == 0 or final):
+                with autocast:
+                    scores = denoising_psnr(ema.model, eval_images, tc.eval_sigmas, seed=tc.seed)
+                for sigma, value in scores.items():
+                    writer.add_scalar(f"eval/denoise_psnr_sigma_{sigma:g}", value, step)
+            if info.is_main and tc.sample_every and step % tc.sample_every == 0:
+                _log_samples(writer, ema.model, sde, cfg, eval_images, step)
+            if info.is_main and (step % tc.latest_every == 0 or step % tc.checkpoint_every == 0 or final):
+                state = _checkpoint_state(cfg, model, ema, optimizer, step)
+                checkpoint.save_atomic(state, latest)
+                if step % tc.checkpoint_every == 0:
+                    checkpoint.save_atomic(state, ckpt_dir / f"ckpt_{step:07d}.pt")
+                writer.flush()
+            if step == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if final:
+                break
+    finally:  # (a Ctrl-C's line then starts on a line of its own)
+        bar.close()
     if writer is not None:
         writer.close()
     distributed.barrier(info)

@@ -8,19 +8,19 @@ side-by-side pictures (input | output [| target]) and a page showing them, index
 """
 from __future__ import annotations
 
-import argparse
+import shutil
 from pathlib import Path
 
-from hidd.cli import HelpFormatter, one_line_errors
+from hidd.cli import ArgumentParser, one_line_errors
 from hidd.cli.reconstruct import parser as reconstruct_parser
 from hidd.reconstruct import run
-from hidd.results import INDEX
+from hidd.results import INDEX, is_run_output
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--output", default="results/demo", help="folder for the results")
     p.add_argument("--preset", default="fast", help="sampler preset of the synthetic pairs")
     p.add_argument("--real-preset", default="fast", help="sampler preset of the real photo")
@@ -34,6 +34,9 @@ def main(argv=None):
              "--compare", *device]]
     failures = []
     with one_line_errors("demo"):
+        if is_run_output(out):  # the demo's own earlier results: a new run replaces them
+            print(f"demo: replacing the earlier results in {out}")
+            shutil.rmtree(out)
         for job in jobs:
             failures += run(reconstruct_parser().parse_args(job))
     print(f"demo: open {out / INDEX} and {out / 'real' / INDEX} in a browser to compare (input | output | target)")

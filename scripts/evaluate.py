@@ -32,7 +32,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from hidd.cli import one_line_errors
+from hidd.cli import ArgumentParser, one_line_errors
 from hidd.imageio import ImageError, read_image, write_image
 from hidd.metrics import psnr, ssim
 from hidd.paired import Pair, find_pairs
@@ -62,8 +62,7 @@ def parse_line(text: str) -> Line:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="evaluate.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="evaluate.py", description=__doc__)
     p.add_argument("result", type=Path, help="folder (or file) of deblurred images")
     p.add_argument("--target", type=Path, required=True, help="folder (or file) of sharp images, matched by stem")
     p.add_argument("--csv", type=Path, help="per-image CSV to write (default: RESULT/evaluation.csv)")
@@ -118,8 +117,16 @@ def write_profile(path: Path, line: Line, result: np.ndarray, target: np.ndarray
 
 
 def not_results(result_folder: Path, error_maps: Path | None) -> list[Path]:
-    """The folders under RESULT that hold no results: --error-maps, and hidd-reconstruct's side folders."""
+    """The folders under RESULT that hold no results: --error-maps and the error maps of an earlier evaluation of it
+    (its evaluation.yaml names them), and hidd-reconstruct's side folders."""
     folders = [error_maps] if error_maps else []
+    earlier = result_folder / "evaluation.yaml"
+    if earlier.is_file():
+        try:
+            named = (yaml.safe_load(earlier.read_text(encoding="utf-8")) or {}).get("error_maps")
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+            named = None
+        folders += [Path(named)] if named else []
     if (result_folder / "metrics.csv").is_file():  # a hidd-reconstruct output folder
         folders += [result_folder / name for name in (COMPARE, ITERATES, TB)]
     return folders
@@ -163,7 +170,8 @@ def evaluate(args) -> list[str]:
     if args.error_maps and args.error_maps.resolve() == result_folder.resolve():
         raise ValueError(f"--error-maps {args.error_maps}: is the result folder itself, where the maps would mix "
                          "with the results; choose a folder inside it or elsewhere")
-    pairs = find_pairs(args.result, target=args.target, exclude=not_results(result_folder, args.error_maps))
+    left_out = {folder.resolve() for folder in not_results(result_folder, args.error_maps)}
+    pairs = find_pairs(args.result, target=args.target, exclude=lambda folder: folder.resolve() in left_out)
     csv_path = args.csv or result_folder / "evaluation.csv"
     colour, colormap_used = error_colours(args.colormap) if args.error_maps else (None, None)
 
@@ -196,7 +204,7 @@ def evaluate(args) -> list[str]:
     settings = {
         "result": str(args.result), "target": str(args.target), "csv": str(csv_path),
         "metrics": "hidd.metrics (skimage PSNR/SSIM, RGB, data_range 1, no border crop)",
-        "error_maps": str(args.error_maps) if args.error_maps else None,
+        "error_maps": str(args.error_maps.resolve()) if args.error_maps else None,  # (not read as results next time)
         "error_max": args.error_max, "colormap": colormap_used,
         "profile": str(args.profile) if args.profile else None,
         "images": scored, "failed": len(failures),

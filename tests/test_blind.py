@@ -376,7 +376,7 @@ def test_a_partial_back_off_is_recorded_and_said(tiny_checkpoint, tmp_path, caps
     from hidd.no_harm import BackOff
 
     def half_way(y, result, tone, limit, in_focus=None, max_share=None, hedges=None, lenses=None,
-                 ringing_share=1.0):  # only the ½ blend clean enough
+                 ringing_share=1.0, photo_noise=None):  # only the ½ blend clean enough
         share = torch.full((len(y),), 0.5, dtype=torch.float64)
         unhedged = torch.ones_like(share)
         return BackOff(torch.lerp(y.to(result), result, 0.5), torch.full_like(share, 2.5), share, unhedged,

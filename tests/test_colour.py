@@ -29,7 +29,9 @@ def photo_of(sharp: torch.Tensor, seed: int = 0, read: float = 0.01) -> torch.Te
 def test_a_gray_scene_with_channel_noise_reads_colourless_and_a_colour_one_does_not():
     gray_photo, colour_photo = photo_of(scene(False)), photo_of(scene(True))
     assert 0 < chroma_rms(gray_photo)[0] < 0.02  # noise makes the channels differ
-    assert colourless(torch.cat([gray_photo, colour_photo]), SRGB).tolist() == [True, False]
+    exact = gray_photo.mean(dim=1, keepdim=True).expand_as(gray_photo)  # channels equal: no noise to measure
+    found, noise = colourless(torch.cat([gray_photo, colour_photo, exact]), SRGB)
+    assert found.tolist() == [True, False, True] and noise[:2].isfinite().all() and noise[2].isnan()
 
 
 def test_the_gray_projection_is_the_channel_mean_and_leaves_gray_pixels_exact():
@@ -60,10 +62,14 @@ def test_the_gray_test_can_be_turned_off(tiny_checkpoint):
 def test_reconstruct_writes_a_black_and_white_photo_gray_in_the_channels_it_came_in(tiny_checkpoint, tmp_path,
                                                                                   capsys):
     write_image(tmp_path / "in" / "bw.png", photo_of(scene(False))[0].permute(1, 2, 0).numpy())
+    write_image(tmp_path / "in" / "one_channel.png", photo_of(scene(False))[0, :1].permute(1, 2, 0).numpy())
     reconstruct_main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--checkpoint",
                       str(tiny_checkpoint), "--set", "sampler.num_steps=2"])
+    assert read_image(tmp_path / "out" / "one_channel.png").pixels.shape[2] == 1
     written = read_image(tmp_path / "out" / "bw.png").pixels
     assert written.shape[2] == 3 and np.array_equal(written[..., 0], written[..., 1])
     assert np.array_equal(written[..., 1], written[..., 2])
-    assert "its colour is at its noise level (a black-and-white photo)" in capsys.readouterr().err
-    assert read_csv(tmp_path / "out" / "metrics.csv")[0]["name"] == "bw"
+    err = capsys.readouterr().err
+    assert "bw.png: its colour is at its noise level (a black-and-white photo), so its result was made gray" in err
+    assert "one_channel.png: its colour" not in err  # a 1-channel photo comes back as one channel: nothing to say
+    assert [row["name"] for row in read_csv(tmp_path / "out" / "metrics.csv")] == ["bw", "one_channel"]

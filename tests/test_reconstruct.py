@@ -119,9 +119,9 @@ def test_the_output_may_not_be_the_input_folder_but_may_lie_inside_it_and_is_nev
                               "--output", str(out), "--checkpoint", str(tiny_checkpoint)])
         assert e.value.code == 2 and f"is the {flag} folder itself" in capsys.readouterr().err
     inside = tmp_path / "blurred" / "results"
-    for _ in range(2):  # the second run finds the first one's outputs inside its input folder and leaves them out
+    for again in ([], ["--skip-existing"]):  # the second finds the first's outputs inside its input and leaves them out
         reconstruct_main(["--input", str(tmp_path / "blurred"), "--target", str(tmp_path / "sharp"), "--output",
-                          str(inside), "--checkpoint", str(tiny_checkpoint), "--set", "sampler.num_steps=2"])
+                          str(inside), "--checkpoint", str(tiny_checkpoint), "--set", "sampler.num_steps=2", *again])
         assert "are not read as inputs or targets" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "blurred").iterdir()) == ["im0.png", "im1.png", "results"]
     assert sorted(row["name"] for row in read_csv(inside / "metrics.csv")) == ["im0", "im1"]
@@ -211,20 +211,69 @@ class ScalarLog:
         self.scalars.append((tag, step))
 
 
-def test_curve_points_keep_within_their_share_of_the_sampling_time(tmp_path):
+def test_curve_points_are_spaced_to_cost_at_most_their_share_of_the_sampling_time(tmp_path):
+    from hidd.monitor import CurveLogger, CurveSchedule
     from hidd.paired import Pair
-    from hidd.monitor import CurveLogger
     from hidd.reconstruct import Job
 
     sharp = synthetic_photo(0, 32)
     job = Job(pair=Pair("a", tmp_path / "a.png", tmp_path / "b.png"), blurred=sharp, sharp=sharp, bit_depth=8)
-    x = torch.from_numpy(sharp).permute(2, 0, 1)[None]
-    steps = {}
-    for budget in (None, 0.0):  # no limit: every point due; none to spend: the first point only
-        writer = ScalarLog()
-        logger = CurveLogger(writer, [job], tmp_path, curve_every=2, save_every=0, budget=budget)
-        for iteration in range(8):
-            logger(iteration, x)
-        steps[budget] = sorted(logger.curves)
-        assert sorted({step for _, step in writer.scalars}) == steps[budget]
-    assert steps == {None: [2, 4, 6, 8], 0.0: [2]}
+    given = CurveSchedule(2, None)  # --curve-every 2: every second level, whatever it costs
+    writer = ScalarLog()
+    logger = CurveLogger(writer, [job], tmp_path, schedule=given, save_every=0)
+    for iteration in range(8):
+        logger(iteration, torch.from_numpy(sharp).permute(2, 0, 1)[None])
+    assert sorted(logger.curves) == [2, 4, 6, 8] == sorted({step for _, step in writer.scalars})
+    budgeted = CurveSchedule(1, 0.1)
+    budgeted.seconds_per_value = 1.0 / sharp.size  # a point of this image: 1 s
+    budgeted.decide([job], level_seconds=1.0)  # a level: 1 s; at most 10 % for points: one every 10 levels
+    budgeted.decide([job, job], level_seconds=100.0)  # decided once, for the whole run
+    assert budgeted.stride == 10 and [step for step in range(1, 31) if budgeted.due(step)] == [10, 20, 30]
+    cheap = CurveSchedule(3, 0.1)
+    cheap.seconds_per_value = 1e-3 / sharp.size
+    cheap.decide([job], level_seconds=1.0)
+    assert cheap.stride == 3  # never denser than asked
+
+
+def test_an_earlier_runs_outputs_inside_the_input_folder_are_not_read_as_inputs(tiny_checkpoint, tmp_path, capsys):
+    write_image(tmp_path / "photos" / "a.png", synthetic_photo(0, 32))
+    common = ["--input", str(tmp_path / "photos"), "--checkpoint", str(tiny_checkpoint), "--set",
+              "sampler.num_steps=2", "--compare"]
+    reconstruct_main([*common, "--output", str(tmp_path / "photos" / "first")])
+    capsys.readouterr()
+    reconstruct_main([*common, "--output", str(tmp_path / "photos" / "second")])
+    assert [row["name"] for row in read_csv(tmp_path / "photos" / "second" / "metrics.csv")] == ["a"]
+    assert "first holds an earlier run's outputs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stray, phrase", [
+    ("a.png", "no hidd metrics.csv, so no hidd run wrote it"),  # a photo of the user's, named as a result would be
+    ("config.yaml", "no hidd metrics.csv, so no hidd run wrote it"),  # e.g. a training run's folder
+    ("metrics.csv", "not a hidd metrics table"),
+])
+def test_hidd_replaces_no_file_it_did_not_write(tiny_checkpoint, tmp_path, capsys, stray, phrase):
+    write_image(tmp_path / "in" / "a.png", synthetic_photo(0, 32))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / stray).write_text("the user's own file\n")
+    argv = ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--checkpoint", str(tiny_checkpoint),
+            "--set", "sampler.num_steps=2"]
+    with pytest.raises(SystemExit) as e:
+        reconstruct_main(argv)
+    assert e.value.code == 2 and phrase in capsys.readouterr().err
+    assert (tmp_path / "out" / stray).read_text() == "the user's own file\n"
+
+
+def test_a_new_run_does_not_mix_with_an_earlier_one_and_a_resume_must_match_it(tiny_checkpoint, tmp_path, capsys):
+    write_image(tmp_path / "in" / "a.png", synthetic_photo(0, 32))
+    folders = ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")]
+    argv = [*folders, "--checkpoint", str(tiny_checkpoint), "--set", "sampler.num_steps=2"]
+    reconstruct_main(argv)
+    assert "seed: 0" in (tmp_path / "out" / "run.yaml").read_text()
+    for again, phrase in ((argv, "holds an earlier run's results (metrics.csv); finish that run with --skip-existing"),
+                          ([*argv, "--skip-existing", "--seed", "5"], "come from other run options (seed: 0 there, 5 now)"),
+                          ([*folders, "--skip-existing", "--method", "dncnn"], "come from another method")):
+        with pytest.raises(SystemExit) as e:
+            reconstruct_main(again)
+        assert e.value.code == 2 and phrase in capsys.readouterr().err
+    reconstruct_main([*argv, "--skip-existing"])  # the same options: nothing left to do
+    assert "1 image(s) already done" in capsys.readouterr().err

@@ -10,7 +10,8 @@ from hidd.cli.train import main as train_main
 from hidd.config import Config, ConfigError, apply_overrides
 from hidd.imageio import write_image
 from hidd.registry import Registry
-from hidd.settings import RULES, check_values, one_of
+from hidd.rules import one_of
+from hidd.settings import RULES, check_values
 
 
 def test_every_key_of_every_section_has_a_rule_and_the_defaults_pass_it():

@@ -63,8 +63,7 @@ def load_baseline_config(name_or_path: str | Path | None, overrides=()) -> Basel
     """A baseline config by path or by name from configs/baselines/, with `--set` overrides, strictly checked."""
     path = None
     if name_or_path is not None:
-        candidate = BASELINE_CONFIG_DIR / f"{name_or_path}.yaml"
-        path = candidate if candidate.is_file() else resolve_config_path(str(name_or_path))
+        path = resolve_config_path(str(name_or_path), BASELINE_CONFIG_DIR)
     return load_config(path, overrides, base=BaselineConfig())
 
 

@@ -38,10 +38,15 @@ class Baseline:
     device: torch.device
 
 
+def baseline_checkpoint(method: str, path: str | Path | None = None) -> Path:
+    """The checkpoint file of `method`: `path` (a shipped one from any folder), or its shipped checkpoint."""
+    return in_repository(path) if path is not None else default_checkpoint(method)
+
+
 def load_baseline(method: str, path: str | Path | None = None, device: str | torch.device = "cpu") -> Baseline:
     """The trained `method` network (dncnn, ffdnet, cyclegan) from `path` (default: its shipped checkpoint)."""
     NETWORKS.get(method)  # an unknown method names the valid ones
-    path = in_repository(path) if path is not None else default_checkpoint(method)
+    path = baseline_checkpoint(method, path)
     state = checkpoint.load(path)
     stored = state.get("baseline")
     if stored is None:

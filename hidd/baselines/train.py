@@ -73,7 +73,7 @@ def checkpoint_state(cfg, network, objective, step: int) -> dict:
 def train_baseline(cfg, workdir: str | Path, *, resume: bool = False, device: str | None = None) -> Path:
     """Train (or resume) the baseline of `cfg` (a BaselineConfig) in `workdir`; returns the latest checkpoint."""
     workdir = Path(workdir)
-    latest = workdir / "checkpoints" / "latest.pt"
+    latest = checkpoint.latest_path(workdir)
     tc = cfg.training
     if latest.exists() and not resume:
         raise RunExistsError(f"{workdir}: holds a run already; pass --resume to continue it or pick another --workdir")

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 SUPERSAMPLE = 8  # sub-samples per pixel side for the aperture's area coverage
+PSF_FAMILIES = ("disk", "polygon", "gaussian")  # sampler.psf: the shape of a given PSF (gaussian: radius is its std)
 
 
 def delta_psf(dtype=torch.float32, device=None) -> torch.Tensor:

@@ -1,18 +1,19 @@
-"""Command-line entry points (installed as hidd-train, hidd-reconstruct)."""
+"""Command-line entry points (installed as hidd-train, hidd-reconstruct, hidd-train-baseline).
+
+This module imports nothing heavy, so that a Ctrl-C while torch is still loading ends in one line too.
+"""
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from contextlib import contextmanager
 
-from hidd.checkpoint import CheckpointError
-from hidd.config import ConfigError
-from hidd.imageio import ImageError
 from hidd.text import printable
 
-# Problems of the user's input or environment (a folder that cannot be written, a full disk):
-# reported as one line with exit status 2, never a traceback.
-USER_ERRORS = (ConfigError, CheckpointError, ImageError, OSError, ValueError)
+# Problems of the user's input or environment (a folder that cannot be written, a full disk): reported as one line
+# with exit status 2, never a traceback. hidd's own (ConfigError, CheckpointError, ImageError) are ValueErrors.
+USER_ERRORS = (OSError, ValueError)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -25,6 +26,29 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
                 or action.default == argparse.SUPPRESS:
             return text
         return f"{text} (default: %(default)s)"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with hidd's usage errors: one line (no usage block), an unknown option named first, with the option
+    it is closest to ('--inptu': did you mean --input?), before any complaint about required options."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+        self._given: list[str] = []
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message):
+        known = [option for action in self._actions for option in action.option_strings]
+        unknown = [word.split("=", 1)[0] for word in self._given
+                   if word.startswith("--") and word.split("=", 1)[0] not in known]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            message = f"unrecognized option {unknown[0]}" + (f"; did you mean {close[0]}?" if close else "")
+        self.exit(2, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
 
 
 @contextmanager

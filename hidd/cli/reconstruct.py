@@ -16,7 +16,7 @@ Each image's PNG and metrics row are written (atomically) as soon as it is done;
 the same command with --skip-existing finishes only the missing images.
 
 A grayscale photo is deblurred as three equal channels by an RGB model and written back gray; with
-the default preset, so is a colour photo whose colour is at its noise level (written back as RGB).
+the default preset a colour photo whose colour is at its noise level comes back gray too (as RGB).
 metrics.csv's NFE is the photo's batch's: 12 with the default preset, 20 where it restarts its
 schedule (a white misfit) or samples a too-noisy result again (sampler.noisy_retry_lambda), 28 if both.
 A bad input file, or an image whose deblurring fails, is reported in one line and skipped.
@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hidd.cli import HelpFormatter, one_line_errors
+from hidd.cli import ArgumentParser, one_line_errors
 
 
 def presets_help() -> str:
@@ -40,8 +40,7 @@ def presets_help() -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hidd-reconstruct", description=__doc__, epilog=presets_help(),
-                                formatter_class=HelpFormatter)
+    p = ArgumentParser(prog="hidd-reconstruct", description=__doc__, epilog=presets_help())
     p.add_argument("--input", required=True, help="a defocused image, a folder of them, or a dataset root")
     p.add_argument("--output", required=True, help="folder for the results (not the input folder itself)")
     p.add_argument("--target", help="folder of sharp images matched to the inputs by file stem")
@@ -67,7 +66,8 @@ def parser() -> argparse.ArgumentParser:
                         "showing every photo's picture with its metrics")
     p.add_argument("--skip-existing", action="store_true",
                    help="resume: keep the images already in OUTPUT (PNG and metrics.csv row) and do only the others; "
-                        "use the same options as the interrupted run")
+                        "use the same options and device as the interrupted run (batches, and so results, depend on "
+                        "both)")
     p.add_argument("--batch-size", default="auto",
                    help="same-size images sampled together; auto: 1 on a CPU (each photo written as soon as it is "
                         "done), 4 on a GPU")

@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hidd.cli import HelpFormatter, one_line_errors
+from hidd.cli import ArgumentParser, one_line_errors
 from hidd.config import ConfigError, load_config, resolve_config_path
-from hidd.devices import resolve_device
 
 
 def training_parser(prog: str, description: str, config_help: str) -> argparse.ArgumentParser:
     """The options every training command shares (hidd-train, hidd-train-baseline)."""
-    p = argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
+    p = ArgumentParser(prog=prog, description=description)
     p.add_argument("--config", help=config_help)
     p.add_argument("--workdir", required=True, help="run folder: config, checkpoints, TensorBoard events")
     p.add_argument("--resume", action="store_true", help="continue from WORKDIR/checkpoints/latest.pt")
@@ -38,7 +37,9 @@ def stored_config(args, what: str) -> Path | None:
     workdir = Path(args.workdir)
     if workdir.exists() and not workdir.is_dir():
         raise ValueError(f"--workdir {args.workdir}: is a file, not a folder; give a folder for the run")
-    if args.resume and not (workdir / "checkpoints" / "latest.pt").is_file():
+    from hidd.checkpoint import latest_path  # (torch: loaded inside one_line_errors, so Ctrl-C is one line)
+
+    if args.resume and not latest_path(workdir).is_file():
         raise ValueError(f"--workdir {args.workdir}: no run to resume there (no checkpoints/latest.pt); start one "
                          f"with --config and without --resume")
     if args.config is not None:
@@ -63,11 +64,14 @@ def resolve(args):
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    with one_line_errors("hidd-train"):
+    with one_line_errors("hidd-train", interrupted=f"continue the run with --workdir {args.workdir} --resume, from "
+                                                   "its last checkpoint (saved every training.latest_every steps)"):
         cfg = resolve(args)
         if args.dry_run:
             print(cfg.to_yaml(), end="")
             return
+        from hidd.devices import resolve_device
+
         device = resolve_device(args.device)
         from hidd.train import train  # heavy imports only when training
 

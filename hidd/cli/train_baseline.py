@@ -15,7 +15,6 @@ import argparse
 
 from hidd.cli import one_line_errors
 from hidd.cli.train import stored_config, training_parser
-from hidd.devices import resolve_device
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,9 +23,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    with one_line_errors("hidd-train-baseline"):
+    with one_line_errors("hidd-train-baseline", interrupted=f"continue the run with --workdir {args.workdir} "
+                                                            "--resume, from its last checkpoint"):
         from hidd.baselines.config import load_baseline_config
-
+        from hidd.devices import resolve_device
         from hidd.settings import check_values
 
         config = stored_config(args, "dncnn, ffdnet, cyclegan or a YAML file") or args.config

@@ -67,8 +67,6 @@ def sample(sde, score_fn: ScoreFn, cfg, *, y: torch.Tensor | None = None, shape=
         raise ValueError("sample: give the measurement y or, for unconditional sampling, a shape")
     elif device is None:
         device = generator.device if generator is not None else torch.device("cpu")
-    if not (0.0 <= cfg.zeta <= 1.0 and 0.0 <= cfg.renoise <= 1.0):
-        raise ValueError(f"sampler: zeta and renoise must lie in [0, 1], got {cfg.zeta} and {cfg.renoise}")
     counted = CountingScore(score_fn)
     score = FlipEnsembleScore(counted, cfg.score_ensemble)
     data_step = build_consistency(cfg, cfg.alpha, operator)
