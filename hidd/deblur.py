@@ -164,9 +164,10 @@ class Deblurrer:
         step_callback = None if callback is None else (lambda i, x: callback(i, restore_layout(x)))
         generator = torch.Generator(device=self.prior.device).manual_seed(seed)
         score_fn = report.counting(self.tiler.wrap(self.score, y_net.shape))  # on tiles when the image is too large
+        operator = None
         if needs_operator(cfg.consistency):
             report.stage("estimating the blur")
-        operator = measurement_model(y_net, cfg, radius_map) if needs_operator(cfg.consistency) else None
+            operator = measurement_model(y_net, cfg, radius_map)
         guarded = operator is not None and cfg.max_noise_gain > 0
         radius = None if operator is None else operator.radius.reshape(b, -1).mean(dim=1).cpu()  # one per photo
         in_focus = None  # a blind estimate of "in focus" leaves the photo as it is: denoising alone costs its detail

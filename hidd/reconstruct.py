@@ -34,7 +34,7 @@ from hidd.monitor import CURVE_BUDGET, CURVE_POINTS, BatchProgress, CurveLogger,
 from hidd.paired import Pair, find_pairs
 from hidd.prior import load_prior, resolve_checkpoint
 from hidd.report import side_by_side, write_index
-from hidd.results import (INDEX, RUN_FILE, TB, MetricsTable, check_replaceable, check_same_config, check_same_run,
+from hidd.results import (INDEX, RUN_FILE, TB, MetricsTable, check_outputs, check_same_config, check_same_run,
                           compare_path, is_run_output, prepare_output, result_path, save_run)
 from hidd.sampling.settings import check_sampler
 from hidd.settings import check_values
@@ -103,18 +103,6 @@ def _check_paths(args) -> tuple[Path, Path]:
             raise ValueError(f"--output {args.output}: is the {flag} folder itself, where the results would mix with "
                              "the images read; choose another folder (a new one inside it is fine)")
     return source, out
-
-
-def _check_overwrites(pairs: list[Pair], out: Path, compare: bool) -> None:
-    """ValueError in one line, before anything is written, where an image the run writes (a result, or with
-    --compare its picture) is one it reads: an input or a target."""
-    read = {path.resolve() for pair in pairs for path in (pair.blurred, pair.sharp) if path is not None}
-    for pair in pairs:
-        written = [result_path(out, pair.name)] + ([compare_path(out, pair.name)] if compare else [])
-        clash = next((path for path in written if path.resolve() in read), None)
-        if clash is not None:
-            raise ValueError(f"--output {out}: the result {clash} would overwrite an input or target; choose "
-                             "another folder")
 
 
 def _load(pair: Pair, model_channels: int) -> Job:
@@ -368,9 +356,8 @@ def run(args) -> list[str]:
         return False
 
     pairs = find_pairs(args.input, target=args.target, dataset=args.dataset, skipped=skipped, exclude=not_searched)
-    _check_overwrites(pairs, out, compare)
     resuming = getattr(args, "skip_existing", False)
-    check_replaceable(out, [pair.name for pair in pairs], compare, resuming)
+    check_outputs(out, pairs, compare, resuming)
     prepare_output(out, args.output)
     table = MetricsTable(out / "metrics.csv", [pair.name for pair in pairs])
     if resuming:

@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 
 from hidd.atomic import write_text_atomic
+from hidd.paired import Pair
 from hidd.text import printable
 
 FIELDS = ["name", "input", "height", "width", "nfe", "seconds", "radius", "share", "psnr_input", "ssim_input",
@@ -47,19 +48,28 @@ def is_run_output(folder: Path) -> bool:
     return (folder / "metrics.csv").is_file() and (folder / "config.yaml").is_file()
 
 
-def check_replaceable(out: Path, names: list[str], pictures: bool, resuming: bool) -> None:
-    """ValueError in one line, before anything is written, where a new run would replace files in `out`: an earlier
-    run's results (finish it with --skip-existing, or choose another folder: results are never mixed or lost), or
-    files no hidd run wrote (a metrics.csv that is not hidd's; a config.yaml, index.html or result-named image with
-    no hidd metrics.csv beside it). A resumed run (`resuming`) checks the table itself (MetricsTable.read_existing)."""
+def check_outputs(out: Path, pairs: list[Pair], pictures: bool, resuming: bool) -> None:
+    """ValueError in one line, before anything is written, where the run would replace a file it should not:
+    - an image it reads (an input or a target) that a result (or with `pictures` its picture) would overwrite;
+    - for a new run (not `resuming`), an earlier run's results (finish it with --skip-existing, or choose another
+      folder: results are never mixed or lost), or files no hidd run wrote (a metrics.csv that is not hidd's; a
+      config.yaml, index.html, run.yaml or result-named image with no hidd metrics.csv beside it). A resumed run
+      checks the table itself (MetricsTable.read_existing)."""
+    def written(name: str) -> list[Path]:
+        return [result_path(out, name)] + ([compare_path(out, name)] if pictures else [])
+
+    read = {path.resolve() for pair in pairs for path in (pair.blurred, pair.sharp) if path is not None}
+    for pair in pairs:
+        clash = next((path for path in written(pair.name) if path.resolve() in read), None)
+        if clash is not None:
+            raise ValueError(f"--output {out}: the result {clash} would overwrite an input or target; choose "
+                             "another folder")
     if not out.is_dir() or resuming:
         return
     if _hidd_table(out / "metrics.csv"):
         raise ValueError(f"--output {out}: holds an earlier run's results (metrics.csv); finish that run with "
                          "--skip-existing and the same options, or choose another --output")
-    stray = [out / "config.yaml", out / INDEX, out / RUN_FILE]
-    for name in names:
-        stray += [result_path(out, name)] + ([compare_path(out, name)] if pictures else [])
+    stray = [out / "config.yaml", out / INDEX, out / RUN_FILE] + [path for pair in pairs for path in written(pair.name)]
     found = next((path for path in stray if path.is_file()), None)
     if found is not None:
         raise ValueError(f"{found}: --output holds it but no hidd metrics.csv, so no hidd run wrote it; hidd replaces "
@@ -93,8 +103,14 @@ def prepare_output(out: Path, given: str) -> None:
 
 
 def check_same_config(config, path: Path) -> None:
-    """For --skip-existing: the results already in the folder must come from the same config."""
-    check_same(path, yaml.safe_load(config.to_yaml()), "config")
+    """For --skip-existing: the results already in the folder must come from the same config (and so the same
+    method: a learned baseline's config has other sections than the score prior's)."""
+    current = yaml.safe_load(config.to_yaml())
+    stored = _read_yaml(path)
+    if isinstance(stored, dict) and set(stored) != set(current):
+        raise ValueError(f"{path}: the results there come from another method (its config has the sections "
+                         f"{', '.join(map(str, stored))}); resume with the same options, or choose another --output")
+    check_same(path, current, "config")
 
 
 def check_same_run(options: dict, path: Path) -> None:
@@ -111,19 +127,22 @@ def check_same(path: Path, current: dict, what: str) -> None:
     """ValueError in one line where the YAML at `path` (if any) differs from `current`, naming the first key."""
     if not path.is_file():
         return
-    try:
-        stored = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise ValueError(f"{path}: cannot be read to resume ({type(e).__name__})") from None
-    if isinstance(stored, dict) and set(stored) != set(current):
-        raise ValueError(f"{path}: the results there come from another method (its {what} have the sections "
-                         f"{', '.join(map(str, stored))}); resume with the same options, or choose another --output")
-    stored, current = _flat(stored), _flat(current)
+    stored, current = _flat(_read_yaml(path)), _flat(current)
     differences = sorted(key for key in stored.keys() | current.keys() if stored.get(key) != current.get(key))
     if differences:
         key = differences[0]
         raise ValueError(f"{path}: the results there come from other {what} ({key}: {stored.get(key)!r} there, "
                          f"{current.get(key)!r} now); resume with the same options, or choose another --output")
+
+
+def _read_yaml(path: Path):
+    """A YAML file's contents to resume from; None where there is none; ValueError where it cannot be read."""
+    if not path.is_file():
+        return None
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise ValueError(f"{path}: cannot be read to resume ({type(e).__name__})") from None
 
 
 def _flat(values, prefix: str = "") -> dict:

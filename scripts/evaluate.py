@@ -36,7 +36,7 @@ from hidd.cli import ArgumentParser, one_line_errors
 from hidd.imageio import ImageError, read_image, write_image
 from hidd.metrics import psnr, ssim
 from hidd.paired import Pair, find_pairs
-from hidd.results import COMPARE, ITERATES, TB
+from hidd.results import COMPARE, ITERATES, TB, is_run_output
 
 PROGRAM = "evaluate"
 
@@ -127,7 +127,7 @@ def not_results(result_folder: Path, error_maps: Path | None) -> list[Path]:
         except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
             named = None
         folders += [Path(named)] if named else []
-    if (result_folder / "metrics.csv").is_file():  # a hidd-reconstruct output folder
+    if is_run_output(result_folder):  # a hidd-reconstruct output folder
         folders += [result_folder / name for name in (COMPARE, ITERATES, TB)]
     return folders
 

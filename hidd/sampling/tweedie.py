@@ -35,7 +35,7 @@ GUARD_SHARES = {"edge_read_share": 0.0, "hedge_share": 1.0, "ringing_share": 1.0
 
 def check_settings(cfg) -> None:
     """Refuse, in one line, the guard's settings without the guard that acts on them (each value's own range is
-    hidd.settings')."""
+    hidd.sampling.settings')."""
     for key, off in GUARD_SHARES.items():
         if getattr(cfg, key) != off and cfg.max_noise_gain <= 0:
             raise ValueError(f"sampler.{key} keeps a share of a deblurring, which is the no-harm guard's work: "
