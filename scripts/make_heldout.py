@@ -21,8 +21,25 @@ name and, with --draws above 1, K, so a set is remade byte for byte by the same 
            in-camera sharpening (an unsharp mask), 8 bits, and JPEG at q drawn from --jpeg (default 80–95), read back.
 
 The sharp reference is the crop decoded and re-encoded by --tone, 8-bit: the crop itself for srgb and gamma22,
-whose two directions are inverse; for scurve, the crop through the S-curve, as the photo is. Radii are uniform in [--rmin, --rmax]. Writes the folder layout of
-scripts/make_benchmark.py (blurred/, sharp/, meta.json with every draw's parameters), so that
+whose two directions are inverse; for scurve, the crop through the S-curve, as the photo is. Radii are uniform in
+[--rmin, --rmax]. --scene says how the radius varies over the frame (the scene's depth):
+
+  uniform  one radius r for the whole crop (the default; condition "heldout");
+  tilt     a plane tilted along a random direction θ: with t ∈ [0, 1] the position across the frame along θ and
+           t_f ~ U(0, 0.6) the focus line, r(p) = r_max |t(p) − t_f| / max |t − t_f| (a plane's inverse depth is
+           affine in the image, so its thin-lens radius is |affine|); part of the frame is sharp. Rendered by
+           scattering: each pixel's light spreads by its own aperture, y = Σ_i A(r_i) ∗ (w_i x), w_i the linear
+           weights of the radius layers r_i (0.5 px apart) at each pixel (condition "depth");
+  subject  an in-focus subject before a background at r_max: a star-shaped blob (radius R (1 + Σ_k a_k cos(kθ +
+           φ_k)), k = 2…5, 20–45 % of the frame before the frame cuts it), drawn at 4× supersampling, so its
+           edge α is about 1 px soft. The background behind the subject is the nearest pure-background pixel's
+           colour (α = 0); with G the diffraction Gaussian and A the aperture,
+           y = G ∗ (α x) + (1 − G ∗ α) · G ∗ A ∗ x_background (condition "subject").
+  Both save the radius map (radius_maps/NAME.npy, float32; the subject's: r_max (1 − α)) for bench_quality.py's
+  in-focus and defocused PSNR.
+
+Writes the folder layout of scripts/make_benchmark.py (blurred/, sharp/, radius_maps/, meta.json with every draw's
+parameters), so that
 
   python scripts/make_heldout.py --photos /tmp/mate/usr/share/backgrounds/mate/nature --out data/heldout/set20 --seed 20
   python scripts/bench_quality.py --benchmark data/heldout/set20 --methods blurred fast
@@ -45,6 +62,10 @@ from tqdm import tqdm
 
 SUPERSAMPLE = 8
 EXTENSIONS = (".jpg", ".jpeg", ".png")
+SCENES = ("uniform", "tilt", "subject")
+CONDITIONS = {"uniform": "heldout", "tilt": "depth", "subject": "subject"}  # meta.json's condition of each scene
+LAYER_STEP = 0.5  # px between the radius layers of the tilted plane
+POINT = 0.25  # apertures below this radius are a point (a 1×1 kernel)
 
 
 def srgb_decode(v: np.ndarray) -> np.ndarray:
@@ -159,12 +180,76 @@ def draw_camera(rng: np.random.Generator, radius: float, args) -> dict:
             "jpeg": int(rng.integers(args.jpeg[0], args.jpeg[1] + 1))}
 
 
-def optics(linear: np.ndarray, draw: dict) -> np.ndarray:
-    """Linear light (H, W, 3) through the drawn lens: a per-channel aperture (lateral colour), then diffraction."""
+def optics(linear: np.ndarray, draw: dict, radius: float | None = None) -> np.ndarray:
+    """Linear light (H, W, 3) through the drawn lens: a per-channel aperture (lateral colour), then diffraction;
+    at the draw's radius, or at `radius` (below POINT px the aperture is a point)."""
+    radius = draw["radius"] if radius is None else radius
     scales = (1 + draw["colour_scale"], 1.0, 1 - draw["colour_scale"])
-    return np.stack([blur_channel(linear[..., c], aperture(draw["radius"] * s, draw["blades"], draw["rotation"],
-                                                           draw["roundness"], draw["aberration"]),
-                                  draw["diffraction"]) for c, s in enumerate(scales)], axis=-1)
+
+    def kernel(r: float) -> np.ndarray:
+        if r < POINT:
+            return np.ones((1, 1))
+        return aperture(r, draw["blades"], draw["rotation"], draw["roundness"], draw["aberration"])
+
+    return np.stack([blur_channel(linear[..., c], kernel(radius * s), draw["diffraction"])
+                     for c, s in enumerate(scales)], axis=-1)
+
+
+def draw_scene(rng: np.random.Generator, scene: str) -> dict:
+    """The depth layout of a tilt or subject scene (drawn after the camera, so uniform sets keep their draws)."""
+    if scene == "tilt":
+        return {"angle": float(rng.uniform(0, 2 * np.pi)), "focus": float(rng.uniform(0, 0.6))}
+    amplitudes = [float(rng.uniform(0, 0.25 / k)) for k in range(2, 6)]
+    return {"centre": [float(rng.uniform(0.35, 0.65)), float(rng.uniform(0.35, 0.65))],
+            "fraction": float(rng.uniform(0.2, 0.45)), "amplitudes": amplitudes,
+            "phases": [float(rng.uniform(0, 2 * np.pi)) for _ in amplitudes]}
+
+
+def tilt_radius(shape: tuple[int, int], scene: dict, top: float) -> np.ndarray:
+    """Radius map (H, W) of a tilted plane: 0 on the focus line, `top` at the frame's farthest point from it."""
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
+    t = np.cos(scene["angle"]) * xx + np.sin(scene["angle"]) * yy
+    t = (t - t.min()) / (t.max() - t.min())
+    distance = np.abs(t - scene["focus"])
+    return top * distance / distance.max()
+
+
+def subject_alpha(shape: tuple[int, int], scene: dict, supersample: int = 4) -> np.ndarray:
+    """The subject's coverage α (H, W) in [0, 1]: a star-shaped blob, each pixel's share of its sub-samples inside."""
+    h, w = shape
+    k = np.arange(2, 2 + len(scene["amplitudes"]))
+    amplitudes, phases = np.array(scene["amplitudes"]), np.array(scene["phases"])
+    base = np.sqrt(scene["fraction"] * h * w / (np.pi * (1 + 0.5 * (amplitudes ** 2).sum())))
+    yy, xx = np.mgrid[0:h * supersample, 0:w * supersample].astype(np.float64)
+    yy, xx = (yy + 0.5) / supersample - scene["centre"][0] * h, (xx + 0.5) / supersample - scene["centre"][1] * w
+    theta = np.arctan2(yy, xx)
+    edge = base * (1 + (amplitudes * np.cos(k * theta[..., None] + phases)).sum(-1))
+    inside = (np.hypot(yy, xx) <= edge).astype(np.float64)
+    return inside.reshape(h, supersample, w, supersample).mean(axis=(1, 3))
+
+
+def tilt_optics(linear: np.ndarray, rmap: np.ndarray, draw: dict) -> np.ndarray:
+    """Scattered defocus: each radius layer's share of the light (linear weights in r) spread by its aperture."""
+    top = float(rmap.max())
+    radii = np.linspace(0, top, int(np.ceil(top / LAYER_STEP)) + 1)
+    step = radii[1] - radii[0] if len(radii) > 1 else 1.0
+    out = np.zeros_like(linear)
+    for r in radii:
+        weight = np.clip(1 - np.abs(rmap - r) / step, 0, None)
+        if weight.any():
+            out += optics(linear * weight[..., None], draw, float(r))
+    return out
+
+
+def subject_optics(linear: np.ndarray, alpha: np.ndarray, draw: dict) -> np.ndarray:
+    """An in-focus subject (coverage α) over a background defocused at the draw's radius, with occlusion."""
+    hidden = alpha > 0
+    nearest = ndimage.distance_transform_edt(hidden, return_distances=False, return_indices=True)
+    background = optics(linear[nearest[0], nearest[1]], draw)  # the background continued behind the subject
+    front = np.stack([ndimage.gaussian_filter(alpha * linear[..., c], draw["diffraction"], mode="reflect")
+                      for c in range(3)], axis=-1)
+    cover = ndimage.gaussian_filter(alpha, draw["diffraction"], mode="reflect")[..., None]
+    return front + (1 - cover) * background
 
 
 def sensor(linear: np.ndarray, draw: dict, rng: np.random.Generator) -> np.ndarray:
@@ -193,9 +278,29 @@ def output(linear: np.ndarray, draw: dict, rng: np.random.Generator, args) -> np
 
 def render(sharp: np.ndarray, rng: np.random.Generator, radius: float, args) -> tuple[np.ndarray, dict]:
     """The defocused photo (H, W, 3) uint8 of a sharp sRGB crop, and the draw that made it."""
+    return render_scene(sharp, rng, radius, args, "uniform")[:2]
+
+
+def render_scene(sharp: np.ndarray, rng: np.random.Generator, radius: float, args,
+                 scene: str) -> tuple[np.ndarray, dict, np.ndarray | None]:
+    """`render` for any --scene: also the radius map (None for a uniform scene; `radius` is the tilt's or the
+    background's largest radius)."""
     draw = draw_camera(rng, radius, args)
     linear = TONES[args.tone][0](sharp)
-    return output(sensor(optics(linear, draw), draw, rng), draw, rng, args), draw
+    rmap = None
+    if scene == "uniform":
+        blurred = optics(linear, draw)
+    else:
+        draw["scene"] = draw_scene(rng, scene)
+        if scene == "tilt":
+            rmap = tilt_radius(sharp.shape[:2], draw["scene"], radius)
+            blurred = tilt_optics(linear, rmap, draw)
+        else:
+            alpha = subject_alpha(sharp.shape[:2], draw["scene"])
+            draw["scene"]["covered"] = round(float(alpha.mean()), 4)  # the share of the frame the subject covers
+            rmap = radius * (1 - alpha)
+            blurred = subject_optics(linear, alpha, draw)
+    return output(sensor(blurred, draw, rng), draw, rng, args), draw, rmap
 
 
 def reference(sharp: np.ndarray, args) -> np.ndarray:
@@ -220,6 +325,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sharpen", type=float, default=0.0,
                    help="in-camera sharpening: an unsharp mask (σ 1 px) of amount 0.5–1 × this, after the tone curve")
     p.add_argument("--jpeg", type=int, nargs=2, default=(80, 95), metavar=("QMIN", "QMAX"))
+    p.add_argument("--scene", choices=SCENES, default="uniform",
+                   help="uniform: one radius; tilt: a tilted plane, sharp somewhere; subject: an in-focus blob before "
+                        "a background at the drawn radius, with occlusion (the radius map goes to radius_maps/)")
     args = p.parse_args(argv)
     if not 0 < args.rmin <= args.rmax:
         p.error(f"need 0 < --rmin <= --rmax, got {args.rmin} and {args.rmax}")
@@ -259,16 +367,22 @@ def main(argv=None) -> None:
     crops = sharp_crops(args)
     (args.out / "blurred").mkdir(parents=True, exist_ok=True)
     (args.out / "sharp").mkdir(parents=True, exist_ok=True)
-    meta = {"simulator": "scripts/make_heldout.py", "settings": {k: str(v) for k, v in vars(args).items()},
-            "images": {}}
+    if args.scene != "uniform":
+        (args.out / "radius_maps").mkdir(exist_ok=True)
+    settings = {k: str(v) for k, v in vars(args).items() if k != "scene" or v != "uniform"}  # old sets' meta as it was
+    meta = {"simulator": "scripts/make_heldout.py", "settings": settings, "images": {}}
     for path, k in tqdm([(p, k) for p in crops for k in range(args.draws)], desc="held-out photos"):
         rng = np.random.default_rng([args.seed, zlib.crc32(path.stem.encode())] + ([k] if args.draws > 1 else []))
         radius = float(rng.uniform(args.rmin, args.rmax))
-        blurred, draw = render(crops[path], rng, radius, args)
+        blurred, draw, rmap = render_scene(crops[path], rng, radius, args, args.scene)
         name = path.stem if args.draws == 1 else f"{path.stem}_d{k}"
         Image.fromarray(reference(crops[path], args)).save(args.out / "sharp" / f"{name}.png")
         Image.fromarray(blurred).save(args.out / "blurred" / f"{name}.png")
-        meta["images"][name] = {**draw, "radius": round(radius, 3), "condition": "heldout", "source": str(path)}
+        entry = {**draw, "radius": round(radius, 3), "condition": CONDITIONS[args.scene], "source": str(path)}
+        if rmap is not None:
+            np.save(args.out / "radius_maps" / f"{name}.npy", rmap.astype(np.float32))
+            entry.update(radius="depth-varying", max_radius=round(radius, 3), radius_map=f"radius_maps/{name}.npy")
+        meta["images"][name] = entry
     (args.out / "meta.json").write_text(json.dumps(meta, indent=1))
 
 
