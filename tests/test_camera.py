@@ -9,8 +9,10 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from hidd.baselines import bm3d_deblur, richardson_lucy_deblur, tune, wiener_deblur
 from hidd.baselines.classical import edge_taper
-from hidd.camera import (Camera, LensPSF, PoissonGaussian, TONE_CURVES, aperture_psf, blur, blur_depth_varying,
-                         disparity_to_radius, gaussian_psf, jpeg, otf, quantize, stack_psfs, tone_curve)
+from scipy import ndimage
+
+from hidd.camera import (Camera, Layers, LensPSF, PoissonGaussian, TONE_CURVES, aperture_psf, blur, blur_depth_varying,
+                         blur_layered, disparity_to_radius, gaussian_psf, jpeg, otf, quantize, stack_psfs, tone_curve)
 from hidd.camera.mosaic import bayer_masks, mosaic_demosaic
 from hidd.camera.noise import NoiseLevelFunction
 
@@ -143,6 +145,100 @@ def test_depth_varying_blur():
     y = blur_depth_varying(x, rmap, disk, levels=5)
     assert torch.allclose(y[..., :, :12], x[..., :, :12], atol=1e-9)  # in focus far from the edge
     assert torch.allclose(y[..., :, 28:], blur(x, disk(4.0))[..., :, 28:], atol=1e-9)
+
+
+def _disk_alpha(size=48, centre=(24.0, 22.0), radius=11.0, supersample=4) -> torch.Tensor:
+    """A disk's coverage (size, size), each pixel the share of its sub-pixels inside: a soft edge about 1 px wide."""
+    sub = (torch.arange(size * supersample, dtype=torch.float64) + 0.5) / supersample
+    inside = ((sub[:, None] - centre[0]) ** 2 + (sub[None, :] - centre[1]) ** 2 <= radius ** 2).double()
+    return inside.reshape(size, supersample, size, supersample).mean(dim=(1, 3))
+
+
+def _subject_on_background(alpha):
+    """A red subject (coverage alpha) on a flat green background: (photo x, the background's colour)."""
+    green = torch.tensor([0.1, 0.6, 0.2], dtype=torch.float64)[None, :, None, None]
+    red = torch.tensor([0.9, 0.1, 0.1], dtype=torch.float64)[None, :, None, None]
+    return alpha * red + (1 - alpha) * green, green
+
+
+def test_layered_blur_is_linear_keeps_flat_images_and_with_one_layer_is_the_plain_blur():
+    x = _smooth_image(48, 48)
+    disk = aperture_psf(4.0, dtype=torch.float64)
+    assert torch.equal(blur_layered(x, torch.ones(1, 48, 48, dtype=torch.float64), [disk]), blur(x, disk))
+    g = torch.Generator().manual_seed(1)
+    soft = lambda: F.interpolate(torch.rand(1, 1, 6, 6, generator=g, dtype=torch.float64), size=(48, 48),  # noqa: E731
+                                 mode="bilinear", align_corners=False)
+    alphas = torch.cat([torch.ones(1, 1, 48, 48, dtype=torch.float64), soft(), (soft() > 0.6).double()], dim=1)
+    lateral = LensPSF(3.0, channel_scale=(0.9, 1.0, 1.1)).kernels(3, torch.float64)[None]  # per channel (1, 3, K, K)
+    psfs = [aperture_psf(5.0, dtype=torch.float64), lateral, gaussian_psf(0.7, dtype=torch.float64)]
+    x2 = _smooth_image(48, 48, seed=3)
+    mixed = blur_layered(2 * x - 3 * x2, alphas, psfs)
+    assert torch.allclose(mixed, 2 * blur_layered(x, alphas, psfs) - 3 * blur_layered(x2, alphas, psfs), atol=1e-12)
+    flat = torch.full_like(x, 0.37)
+    assert torch.allclose(blur_layered(flat, alphas, psfs), flat, atol=1e-12)  # the fill continues a flat scene
+    binary = (alphas > 0.5).double()
+    binary[:, 0] = 1
+    delta = torch.ones(1, 1, dtype=torch.float64)
+    assert torch.allclose(blur_layered(x, binary, [delta] * 3), x, atol=1e-12)  # all in focus: the photo
+    leaf = x.clone().requires_grad_(True)
+    blur_layered(leaf, alphas.float().double(), psfs).sum().backward()
+    assert torch.isfinite(leaf.grad).all() and leaf.grad.abs().sum() > 0
+
+
+def test_an_in_focus_subject_stays_sharp_and_its_colour_does_not_reach_the_blurred_background():
+    alpha = _disk_alpha()
+    x, green = _subject_on_background(alpha)
+    disk = aperture_psf(6.0, dtype=torch.float64)
+    y = blur_layered(x, Layers.subject(alpha, 6.0).alphas, [disk, torch.ones(1, 1, dtype=torch.float64)])
+    on_subject = alpha == 1
+    assert torch.allclose(y[..., on_subject], x[..., on_subject], atol=1e-12)  # sharp where it covers the pixel
+    beyond = torch.from_numpy(ndimage.distance_transform_edt(alpha.numpy() == 0))  # px from the subject's edge
+    # the background beside the subject continues behind it: its own colour, neither tinted nor darkened (the rays
+    # of a pixel beside an in-focus subject pass beside it); only the soft edge's mixed pixels, which count for
+    # the background too, tint it a little, within the background's blur
+    assert (y - green)[..., beyond > 7].abs().max() < 1e-9
+    assert (y - green)[..., beyond > 1].abs().max() < 0.05
+    gathered = blur_depth_varying(x, Layers.subject(alpha, 6.0).radius_map(),
+                                  lambda r: aperture_psf(r, dtype=torch.float64))
+    assert (gathered - green)[..., beyond > 1].abs().max() > 0.2  # the gather model: the subject bleeds 6 px out
+    no_fill = blur(x * (1 - alpha), disk) * (1 - alpha) + x * alpha  # the background's hidden part left black
+    assert (no_fill - green)[..., beyond > 1].abs().max() > 0.1
+    sharp_edged = (alpha > 0.5).double()  # a hard-edged subject: nothing of it beside it at all
+    x, green = _subject_on_background(sharp_edged)
+    y = blur_layered(x, Layers.subject(sharp_edged, 6.0).alphas, [disk, torch.ones(1, 1, dtype=torch.float64)])
+    assert torch.allclose(y, torch.where(sharp_edged.bool(), x, green), atol=1e-9)
+
+
+def test_a_defocused_subject_spreads_over_the_sharp_background_as_a_rim():
+    alpha = _disk_alpha()
+    x, green = _subject_on_background(alpha)
+    y = blur_layered(x, Layers.subject(alpha, 0.0, 4.0).alphas,
+                     [torch.ones(1, 1, dtype=torch.float64), aperture_psf(4.0, dtype=torch.float64)])
+    beyond = torch.from_numpy(ndimage.distance_transform_edt(alpha.numpy() == 0))
+    deep = torch.from_numpy(ndimage.distance_transform_edt(alpha.numpy() == 1))
+    assert torch.allclose(y[..., beyond > 5], x[..., beyond > 5], atol=1e-9)  # the background beyond its rim: sharp
+    assert torch.allclose(y[..., deep > 5], x[..., deep > 5], atol=1e-9)  # the subject's middle: its own colour
+    rim = (beyond > 1) & (beyond < 2.5)
+    assert (y[0, 0][rim] > green[0, 0, 0, 0] + 0.05).all()  # its red over the background, within its blur
+    assert (y[0, 0] >= green[0, 0, 0, 0] - 1e-9).all() and (y[0, 0] <= 0.9 + 1e-9).all()  # a blend, no halo
+
+
+def test_camera_renders_a_layered_scene_in_the_images_dtype():
+    alpha = _disk_alpha(32, (16.0, 16.0), 7.0)
+    layers = Layers.subject(alpha, 5.0)
+    assert torch.allclose(layers.radius_map(), 5.0 * (1 - alpha))
+    assert Layers.subject(alpha[None, None], 5.0).radius_map().shape == (1, 1, 32, 32)
+    x, _ = _subject_on_background(alpha)
+    camera = Camera(psf=LensPSF(5.0, channel_scale=(0.95, 1.0, 1.05), softening=0.5), bits=None)
+    y = camera.render(x, layers=layers)
+    assert y.dtype == torch.float64 and y.shape == x.shape
+    lens = [camera.psf.with_radius(r).kernels(3, torch.float64)[None] for r in (5.0, 0.0)]
+    tone = tone_curve("srgb")
+    assert torch.allclose(y, tone.encode(blur_layered(tone.decode(x), layers.alphas, lens).clamp(0, 1)), atol=1e-12)
+    with pytest.raises(ValueError, match="not both"):
+        camera.render(x, layers=layers, radius_map=torch.ones(32, 32))
+    with pytest.raises(ValueError, match="2 radii"):
+        Layers(alpha[None], (1.0, 2.0))
 
 
 def test_disparity_to_radius():

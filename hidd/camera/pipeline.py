@@ -2,8 +2,10 @@
 
     y = C( Γ( D( k ∗ Γ⁻¹(x) + n ) ) + w )
 
-x: the sharp image as encoded values (a sharp photo); Γ: the tone curve; k: the lens PSF (per channel,
-or a per-pixel radius for depth-varying defocus); n: Poisson–Gaussian noise; D: Bayer mosaic and
+x: the sharp image as encoded values (a sharp photo); Γ: the tone curve; k ∗: the lens PSF (per channel), or
+for a scene whose defocus varies with depth either a per-pixel radius map (`blur_depth_varying`, no occlusion)
+or depth layers with occlusion (`Layers`, `blur_layered`: hidd.camera.optics has the maths); n: Poisson–Gaussian
+noise; D: Bayer mosaic and
 bilinear demosaicing (optional); w: white Gaussian noise on the encoded values (how synthetic benchmarks
 add noise; 0 by default); C: quantisation and JPEG (optional). With the tone curve 'none',
 no demosaicing and no JPEG this is the classic y = k ∗ x + n of synthetic benchmarks. The sampler's
@@ -18,7 +20,7 @@ import torch
 from hidd.camera.codec import jpeg, quantize
 from hidd.camera.mosaic import mosaic_demosaic
 from hidd.camera.noise import PoissonGaussian, add_white_noise
-from hidd.camera.optics import blur, blur_depth_varying
+from hidd.camera.optics import Layers, blur, blur_depth_varying, blur_layered
 from hidd.camera.psf import LensPSF
 from hidd.camera.tone import tone_curve
 
@@ -37,20 +39,31 @@ class Camera:
     jpeg_quality: int | None = None  # JPEG compression at this quality; None: none
     boundary: str = "reflect"  # how the blur treats the image border (hidd.camera.optics.blur)
 
-    def linear_blur(self, linear: torch.Tensor, radius_map: torch.Tensor | None = None, levels: int = 8):
-        """The lens acting on linear radiance (B, C, H, W): the PSF, or with a radius map (B, 1, H, W) or
-        (H, W) the layered depth-varying blur whose PSF at radius r is this lens's PSF scaled to r."""
+    def linear_blur(self, linear: torch.Tensor, radius_map: torch.Tensor | None = None, levels: int = 8,
+                    layers: Layers | None = None):
+        """The lens acting on linear radiance (B, C, H, W): the PSF; with a radius map (B, 1, H, W) or (H, W) the
+        gathered depth-varying blur; with `layers` the layered blur with occlusion. At radius r the PSF is this
+        lens's PSF scaled to r (its softening and lateral colour kept)."""
         channels = linear.shape[1]
+
+        def psf_of_radius(r: float) -> torch.Tensor:
+            return self.psf.with_radius(r).kernels(channels, linear.dtype)
+
+        if radius_map is not None and layers is not None:
+            raise ValueError("Camera: give a radius map or layers, not both")
+        if layers is not None:
+            return blur_layered(linear, layers.alphas, [psf_of_radius(r)[None] for r in layers.radii],
+                                boundary=self.boundary)
         if radius_map is None:
             return blur(linear, self.psf.kernels(channels, linear.dtype)[None], boundary=self.boundary)
-        return blur_depth_varying(linear, radius_map, lambda r: self.psf.with_radius(r).kernels(channels, linear.dtype),
-                                  levels=levels, boundary=self.boundary)
+        return blur_depth_varying(linear, radius_map, psf_of_radius, levels=levels, boundary=self.boundary)
 
     def render(self, sharp: torch.Tensor, *, radius_map: torch.Tensor | None = None, levels: int = 8,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-        """The photo (B, C, H, W) this camera takes of a sharp encoded image in [0, 1]."""
+               layers: Layers | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The photo (B, C, H, W) this camera takes of a sharp encoded image in [0, 1] (uniform defocus, a radius
+        map's, or a layered scene's: `linear_blur`)."""
         tone = tone_curve(self.tone, self.gamma)
-        linear = self.linear_blur(tone.decode(sharp), radius_map, levels)
+        linear = self.linear_blur(tone.decode(sharp), radius_map, levels, layers)
         linear = self.noise.sample(linear, generator)
         if self.demosaic:
             linear = mosaic_demosaic(linear)
