@@ -23,6 +23,20 @@ def psnr(result, target) -> float:
     return float(peak_signal_noise_ratio(target, result, data_range=1.0))
 
 
+IN_FOCUS_RADIUS = 1.0  # px: a pixel whose true defocus radius is below this (the pixel pitch) counts as in focus
+
+
+def region_psnr(result, target, radius_map, in_focus: bool) -> float:
+    """PSNR over the in-focus pixels (true radius < IN_FOCUS_RADIUS) or the defocused ones (the rest) of a
+    depth-varying image, every channel; radius_map (H, W). nan where the region has no pixel."""
+    target, result = _hwc(target), _hwc(result)
+    radius_map = np.asarray(radius_map)
+    mask = radius_map < IN_FOCUS_RADIUS if in_focus else radius_map >= IN_FOCUS_RADIUS
+    if not mask.any():
+        return float("nan")
+    return psnr(result[mask], target[mask])
+
+
 def ssim(result, target) -> float:
     """SSIM (skimage defaults, RGB over channels, data_range 1)."""
     a, b = _hwc(target), _hwc(result)

@@ -16,10 +16,14 @@ on the benchmark itself: an oracle, and labelled so); any sampler preset name fr
 quality, paper, ablation-*) run with the checkpoint; the paper's learned comparison methods `dncnn`,
 `ffdnet`, `cyclegan` (hidd.baselines; their shipped checkpoint, or METHOD@PATH for another, labelled with
 the camera model it was trained on). Depth-varying images get the oracle PSF of their median radius.
-Groups: the camera benchmark's conditions, or the sRGB-disk set's radii.
+Groups: the camera benchmark's conditions (linear, lens, depth, subject), a held-out set's (heldout, depth,
+subject), or the sRGB-disk set's radii. Images with a radius map (radius_maps/NAME.npy: the depth and subject
+groups) are also scored by region: PSNR over their in-focus pixels (true radius < 1 px, the pixel pitch;
+hidd.metrics.IN_FOCUS_RADIUS) and over the defocused rest, each with its gain over the input's.
 --include DIR adds an earlier run's rows (e.g. a GPU run of the paper preset) to the tables.
 Writes OUTPUT/per_image.csv (its `param`: an oracle's tuned parameter, or the share of its deblurring that a hidd
-preset's no-harm guard kept; its chroma_*: the RMS chroma of photo, result and target, colour in and out)
+preset's no-harm guard kept; its chroma_*: the RMS chroma of photo, result and target, colour in and out; its
+psnr_in_focus, psnr_defocused, gain_in_focus, gain_defocused: the regions' scores, nan without a radius map)
 and OUTPUT/summary.csv (and with --save-images OUTPUT/images/METHOD/NAME.png,
 for scripts/compare_figure.py) and prints Markdown tables: PSNR and SSIM per group, the mean and the
 smallest per-image gain over the input per group, and the paper's summary: how much higher (in %) each hidd
@@ -49,7 +53,7 @@ from hidd.deblur import Deblurrer
 from hidd.camera import LensPSF, tone_curve
 from hidd.colour import chroma_rms
 from hidd.imageio import read_image, write_image
-from hidd.metrics import psnr, ssim
+from hidd.metrics import IN_FOCUS_RADIUS, psnr, region_psnr, ssim
 from hidd.precision import PRECISIONS
 from hidd.prior import load_prior, preset_names
 
@@ -60,6 +64,9 @@ ORACLE_FUNCTIONS = {"wiener": wiener_deblur, "rl": richardson_lucy_deblur, "bm3d
 ORACLE_NAMES = {"wiener": "Wiener", "rl": "Richardson–Lucy", "bm3d": "BM3D deblurring"}
 NETWORK_NAMES = {"dncnn": "DnCNN", "ffdnet": "FFDNet", "cyclegan": "CycleGAN"}
 CHROMA = ("chroma_in", "chroma_out", "chroma_true")  # per_image.csv: RMS chroma of the photo, the result, the target
+REGIONS = ("psnr_in_focus", "psnr_defocused", "gain_in_focus", "gain_defocused")  # per_image.csv, with a radius map
+MAP_GROUPS = ("depth", "subject")  # the groups whose images have a radius map
+GROUP_ORDER = {"linear": 0, "lens": 1, "depth": 2, "subject": 3}
 
 
 def true_camera(info: dict, radius: float):
@@ -89,6 +96,24 @@ def load_benchmark(root: Path, limit: int | None, names: list[str] | None = None
         items.append((name, group, radius, read_image(root / "blurred" / f"{name}.png").pixels,
                       read_image(root / "sharp" / f"{name}.png").pixels, true_camera(info, radius)))
     return items[:limit] if limit else items
+
+
+def load_radius_maps(root: Path, items) -> dict[str, np.ndarray]:
+    """The true radius map (H, W) of every image that has one (radius_maps/NAME.npy), by name."""
+    paths = {name: root / "radius_maps" / f"{name}.npy" for name, *_ in items}
+    return {name: np.load(path) for name, path in paths.items() if path.is_file()}
+
+
+def region_scores(out: np.ndarray, blurred: np.ndarray, sharp: np.ndarray, radius_map: np.ndarray | None) -> dict:
+    """per_image.csv's region columns: PSNR of the in-focus and the defocused pixels and their gains (nan without
+    a map, or where a region is empty)."""
+    if radius_map is None:
+        return dict.fromkeys(REGIONS, float("nan"))
+    scores = {}
+    for region, in_focus in (("in_focus", True), ("defocused", False)):
+        scores[f"psnr_{region}"] = region_psnr(out, sharp, radius_map, in_focus)
+        scores[f"gain_{region}"] = scores[f"psnr_{region}"] - region_psnr(blurred, sharp, radius_map, in_focus)
+    return {key: scores[key] for key in REGIONS}
 
 
 def oracle_deblur(method: str, blurred: np.ndarray, camera, parameter: float) -> np.ndarray:
@@ -123,7 +148,7 @@ def run_preset(preset: str, items, args):
     """Each image, or batches of up to --batch images of one size (one sampling each; a batch's time is shared)."""
     prior = load_prior(args.checkpoint, preset=preset, overrides=args.overrides, device=args.device)
     deblur = Deblurrer(prior, precision=args.precision)
-    oracle = {item[0]: args.oracle_map and item[1] == "depth" for item in items}  # the true radius map given
+    oracle = {item[0]: args.oracle_map and item[1] in MAP_GROUPS for item in items}  # the true radius map given
 
     def key(item):
         return item[3].shape, oracle[item[0]]
@@ -214,6 +239,7 @@ def main(argv=None):
         if args.threads:
             torch.set_num_threads(args.threads)
         items = load_benchmark(args.benchmark, args.limit, args.images)
+        maps = load_radius_maps(args.benchmark, items)
         args.output.mkdir(parents=True, exist_ok=True)
         rows = []
         for method in args.methods:
@@ -244,7 +270,8 @@ def main(argv=None):
                              "psnr": psnr(out, sharp), "ssim": ssim(out, sharp),
                              "gain": psnr(out, sharp) - psnr(blurred, sharp), "nfe": nfe,
                              "seconds": round(seconds, 3), "param": param, "chroma_in": chroma(blurred),
-                             "chroma_out": chroma(out), "chroma_true": chroma(sharp)})
+                             "chroma_out": chroma(out), "chroma_true": chroma(sharp),
+                             **region_scores(out, blurred, sharp, maps.get(name))})
         for folder in args.include:
             extra = included_rows(folder, items)
             clash = {r["method"] for r in extra} & {r["method"] for r in rows}
@@ -276,7 +303,7 @@ def included_rows(folder: Path, items) -> list[dict]:
         missing = wanted - {r["image"] for r in rows if r["method"] == method}
         if missing:
             raise ValueError(f"{path}: {method} has no row for {', '.join(sorted(missing)[:3])}")
-    numeric = ("radius", "psnr", "ssim", "gain", "nfe", "seconds", *CHROMA)
+    numeric = ("radius", "psnr", "ssim", "gain", "nfe", "seconds", *CHROMA, *REGIONS)
     return [{**r, **{k: float(r.get(k) or "nan") for k in numeric}, "nfe": int(float(r["nfe"]))} for r in rows]
 
 
@@ -285,9 +312,10 @@ def write_tables(rows, args):
         table = csv.DictWriter(f, fieldnames=list(rows[0]))
         table.writeheader()
         table.writerows(rows)
-    order = {"linear": 0, "lens": 1, "depth": 2}
     groups = sorted({r["group"] for r in rows},
-                    key=lambda g: (order.get(g, -1), float(g[1:]) if g.startswith("r") else 0.0))
+                    key=lambda g: (GROUP_ORDER.get(g, -1), float(g[1:]) if g.startswith("r") else 0.0))
+    mapped = [g for g in groups if any(np.isfinite(r["psnr_in_focus"]) or np.isfinite(r["psnr_defocused"])
+                                       for r in rows if r["group"] == g)]  # groups scored by region
     methods = list(dict.fromkeys(r["method"] for r in rows))
     summary = []
     for method in methods:
@@ -298,6 +326,9 @@ def write_tables(rows, args):
             entry[f"gain_{group}"] = np.mean([r["gain"] for r in mine if r["group"] == group])
             entry[f"min_gain_{group}"] = np.min([r["gain"] for r in mine if r["group"] == group])
             entry[f"ssim_{group}"] = np.mean([r["ssim"] for r in mine if r["group"] == group])
+        for group in mapped:
+            for key in REGIONS:
+                entry[f"{key}_{group}"] = finite_mean([r[key] for r in mine if r["group"] == group])
         entry.update(psnr=np.mean([r["psnr"] for r in mine]), ssim=np.mean([r["ssim"] for r in mine]),
                      nfe=int(np.mean([r["nfe"] for r in mine])), seconds=np.mean([r["seconds"] for r in mine]))
         summary.append(entry)
@@ -325,8 +356,30 @@ def write_tables(rows, args):
     print("|" + "---|" * (head.count("|") - 1))
     for e in summary:
         print(f"| {e['method']} | " + " | ".join(f"{e[f'ssim_{g}']:.4f}" for g in groups) + " |")
+    print_regions(summary, mapped)
     print_chroma(rows, methods, groups)
     print_percentages(summary)
+
+
+def finite_mean(values) -> float:
+    """The mean of the finite values (an empty region's nan left out); nan when there is none."""
+    values = [v for v in values if np.isfinite(v)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def print_regions(summary, mapped) -> None:
+    """Depth-varying images by region: PSNR of the in-focus and of the defocused pixels, and their gains."""
+    if not mapped:
+        return
+    print(f"\nBy region (images with a radius map): in focus = true radius < {IN_FOCUS_RADIUS:g} px, defocused = the "
+          "rest; mean per group, dB\n")
+    head = "| method | group | PSNR in focus | gain in focus | PSNR defocused | gain defocused |"
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for e in summary:
+        for g in mapped:
+            print(f"| {e['method']} | {g} | {e[f'psnr_in_focus_{g}']:.2f} | {e[f'gain_in_focus_{g}']:+.2f} | "
+                  f"{e[f'psnr_defocused_{g}']:.2f} | {e[f'gain_defocused_{g}']:+.2f} |")
 
 
 def print_chroma(rows, methods, groups) -> None:

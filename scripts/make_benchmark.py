@@ -6,20 +6,29 @@ hidd.camera.Camera takes its picture. Two benchmarks:
 --kind srgb-disk (default OUT data/benchmark; the regression set of earlier releases): an ideal disk blur
   acting on the sRGB values as given (tone curve 'none'), white Gaussian noise, 8 bits; every photo at each
   of --radii, and a depth-varying motorcycle whose radius follows its stereo disparity.
---kind camera (default OUT data/camera): what a camera does. Three conditions, 6 photos × 3 radius bands:
+--kind camera (default OUT data/camera): what a camera does. Four conditions, 6 photos × 3 radius bands:
   (a) `linear`: a disk blur in linear light (sRGB tone curve), white noise 0.005 on the encoded values, 8 bits;
   (b) `lens`: lens PSFs (blades, rotation, spherical aberration of either sign, lateral colour, softening),
       Poisson–Gaussian noise, Bayer demosaicing, sRGB, JPEG q 75–95, radii 2–8 px;
   (c) `depth` (6 photos × 2): depth-varying blur through the same camera: the motorcycle's disparity, and
-      tilted planes for the others, each with its own lens and focus.
+      tilted planes for the others, each with its own lens and focus (gathered, no occlusion);
+  (d) `subject` (6 photos × 2): an in-focus subject (radius 0: the lens's softening only) before a background
+      defocused 5–9 px, with occlusion (hidd.camera.optics.blur_layered), through a lens camera as in (b). The
+      subject is a random blob: low-pass noise (Gaussian, σ = size / 10) plus a bump about a random centre,
+      thresholded at 4× the resolution to cover 20–45 % of the frame, its largest connected region with its holes
+      filled, averaged down (an edge about 1 px soft). (d) is drawn from its own generator, seeded apart, after
+      (c), so (a)–(c) are what they were before (d) existed.
 
 Writes to OUT:
   blurred/STEM.png, sharp/STEM.png   pairs matched by stem
-  radius_maps/STEM.npy               the per-pixel radius of each depth-varying pair
+  radius_maps/STEM.npy               the per-pixel radius of each depth-varying pair ((d): 0 on the subject,
+                                     the background's radius r_b elsewhere, r_b (1 − α) along its soft edge)
+  alphas/STEM.npy                    (d): the subject's coverage α (float32, 1 on the subject)
   meta.json, settings.yaml           per image: condition, tone curve, the TRUE lens PSF and noise; settings
 
 With --examples DIR it instead writes a few small camera-made (condition b) pairs for the README and demos
-into DIR/blurred + DIR/sharp, plus OpenCV's real defocused photo in DIR/real/text_defocus.png (no target).
+into DIR/blurred + DIR/sharp, one subject pair as in (d) (with DIR/radius_maps/STEM.npy), plus OpenCV's real
+defocused photo in DIR/real/text_defocus.png (no target).
 """
 
 from __future__ import annotations
@@ -41,13 +50,17 @@ from skimage.util import img_as_ubyte
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
-from hidd.camera import Camera, disparity_to_radius, quantize  # noqa: E402
+from hidd.camera import Camera, Layers, disparity_to_radius, quantize  # noqa: E402
 from hidd.camera.draws import lens_camera, linear_disk_camera, srgb_disk_camera  # noqa: E402
 from prepare_corpus import OPENCV_DIR, PACKAGES, ensure_unpacked, package_licence  # noqa: E402  (sibling script)
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle", "camera")
 EXAMPLES = (("chelsea", 3.0), ("coffee", 3.5), ("astronaut", 2.5))  # (photo, lens radius)
 RADIUS_BANDS = ((2.0, 3.5), (3.5, 5.5), (5.5, 8.0))  # camera benchmark: one radius drawn in each band
+SUBJECT_BACKGROUND = (5.0, 9.0)  # (d): the background's defocus radius, px
+SUBJECT_SHARE = (0.2, 0.45)  # (d): the share of the frame the subject covers
+SUBJECT_DRAWS = 2  # (d): subject scenes per photo
+EXAMPLE_SUBJECT = "motorcycle"  # the examples' subject pair (condition d)
 KINDS = ("srgb-disk", "camera")
 
 
@@ -145,6 +158,57 @@ def tilted_plane(rng: random.Random, size: int) -> torch.Tensor:
     return np.cos(angle) * xx + np.sin(angle) * yy
 
 
+def subject_mask(rng: random.Random, size: int, supersample: int = 4) -> np.ndarray:
+    """A random subject's coverage α (size, size) in [0, 1]: one blob covering SUBJECT_SHARE of the frame (the module
+    docstring), each pixel the share of its supersample² sub-pixels inside (an edge about 1 px soft)."""
+    noise = np.random.default_rng(rng.randrange(2**32))
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for _ in range(100):
+        share = rng.uniform(*SUBJECT_SHARE)
+        cy, cx = rng.uniform(0.35, 0.65), rng.uniform(0.35, 0.65)
+        field = ndimage.gaussian_filter(noise.standard_normal((size, size)), size / 10, mode="reflect")
+        field = field / field.std() + 2.0 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 0.25 ** 2))
+        fine = ndimage.zoom(field, supersample, order=1)
+        inside = fine > np.quantile(fine, 1 - share)
+        labels, count = ndimage.label(inside)
+        if count == 0:
+            continue
+        largest = labels == 1 + np.argmax(ndimage.sum_labels(inside, labels, range(1, count + 1)))
+        alpha = ndimage.binary_fill_holes(largest).reshape(size, supersample, size, supersample).mean(axis=(1, 3))
+        if SUBJECT_SHARE[0] <= alpha.mean() <= SUBJECT_SHARE[1]:
+            return alpha
+    raise ValueError(f"no subject of {SUBJECT_SHARE[0]:.0%}–{SUBJECT_SHARE[1]:.0%} of the frame in 100 draws")
+
+
+def subject_pair(rng: random.Random, sharp: torch.Tensor, seed: int) -> tuple:
+    """One subject scene ((d)) of a sharp crop: (blurred, radius map, α, camera, background radius)."""
+    alpha = torch.from_numpy(subject_mask(rng, sharp.shape[-1])).float()
+    background = round(rng.uniform(*SUBJECT_BACKGROUND), 2)
+    camera = lens_camera(rng, background)
+    layers = Layers.subject(alpha, background)
+    y = camera.render(sharp, layers=layers, generator=torch.Generator().manual_seed(seed))
+    return y, layers.radius_map(), alpha, camera, background
+
+
+def subject_pairs(args, crops: dict, seed: int) -> dict:
+    """Condition (d), from its own generator (seeded apart from (a)–(c)'s), noise seeds from seed + 1 on."""
+    rng = random.Random(f"subject-{args.seed}")
+    (args.out / "alphas").mkdir(parents=True, exist_ok=True)
+    meta = {}
+    for name in tqdm(PHOTOS, desc="subject pairs"):
+        for view in range(SUBJECT_DRAWS):
+            stem, seed = f"subject_{name}_{view}", seed + 1
+            y, rmap, alpha, camera, background = subject_pair(rng, crops[name], seed)
+            write_pair(args.out, stem, crops[name], y)
+            np.save(args.out / "radius_maps" / f"{stem}.npy", rmap.numpy().astype(np.float32))
+            np.save(args.out / "alphas" / f"{stem}.npy", alpha.numpy().astype(np.float32))
+            meta[stem] = {"source": f"skimage.data.{name}", "condition": "subject", "radius": "depth-varying",
+                          "radius_map": f"radius_maps/{stem}.npy", "alpha": f"alphas/{stem}.npy",
+                          "max_radius": background, "layers": {"radii": [background, 0.0], "order": "far to near"},
+                          "subject_share": round(float(alpha.mean()), 4), **describe(camera, seed)}
+    return meta
+
+
 def make_srgb_disk(args) -> dict:
     crops = {name: quantize(to_tensor(square(load(name), args.size)), args.bits) for name in PHOTOS}
     jobs = uniform_jobs(PHOTOS, [args.radii] * len(PHOTOS))
@@ -205,7 +269,22 @@ def make_camera(args) -> dict:
             meta[stem] = {"source": f"skimage.data.{name}", "condition": "depth", "radius": "depth-varying",
                           "radius_map": f"radius_maps/{stem}.npy", "max_radius": top, "levels": args.levels,
                           **describe(camera, seed)}
+    meta.update(subject_pairs(args, crops, seed))
     return meta
+
+
+def example_subject(args, seed: int) -> dict:
+    """The examples' subject pair (condition d) and its radius map, from a generator of its own."""
+    out, stem = args.examples, f"subject_{EXAMPLE_SUBJECT}"
+    sharp = quantize(to_tensor(square(load(EXAMPLE_SUBJECT), args.examples_size)), args.bits)
+    y, rmap, alpha, camera, background = subject_pair(random.Random(f"subject-example-{args.seed}"), sharp, seed)
+    write_pair(out, stem, sharp, y)
+    (out / "radius_maps").mkdir(exist_ok=True)
+    np.save(out / "radius_maps" / f"{stem}.npy", rmap.numpy().astype(np.float32))
+    return {stem: {"source": f"skimage.data.{EXAMPLE_SUBJECT}", "condition": "subject", "radius": "depth-varying",
+                   "radius_map": f"radius_maps/{stem}.npy", "max_radius": background,
+                   "layers": {"radii": [background, 0.0], "order": "far to near"},
+                   "subject_share": round(float(alpha.mean()), 4), **describe(camera, seed)}}
 
 
 def make_examples(args) -> dict:
@@ -220,6 +299,7 @@ def make_examples(args) -> dict:
         write_pair(out, stem, sharp, camera.render(sharp, generator=torch.Generator().manual_seed(args.seed + i)))
         meta[stem] = {"source": f"skimage.data.{name}", "condition": "lens", "radius": r,
                       **describe(camera, args.seed + i)}
+    meta.update(example_subject(args, args.seed + len(jobs)))
 
     ensure_unpacked(args.debs)
     real = args.debs / "ocv" / OPENCV_DIR / "text_defocus.jpg"
