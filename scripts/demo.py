@@ -66,7 +66,8 @@ def print_regions(out: Path) -> None:
         lines.append(f"{path.stem:<28} {cells[0]:>18} {cells[1]:>18}")
     if lines:
         head = f"{'depth-varying image':<28} {'PSNR in focus':>18} {'PSNR defocused':>18}"
-        print(f"\nBy region (in focus: true radius < {IN_FOCUS_RADIUS:g} px), photo → result\n{head}\n{'-' * len(head)}")
+        print(f"\nBy region (in focus: true radius < {IN_FOCUS_RADIUS:g} px), photo → result")
+        print(f"{head}\n{'-' * len(head)}")
         print("\n".join(lines))
 
 

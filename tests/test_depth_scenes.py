@@ -91,7 +91,8 @@ def test_bench_quality_scores_the_in_focus_and_the_defocused_pixels_apart(tmp_pa
                                                            - float(blurred["psnr_defocused"]))
     printed = capsys.readouterr().out
     assert "| method | group | PSNR in focus | gain in focus | PSNR defocused | gain defocused |" in printed
-    assert f"| blurry input | subject | {20 * np.log10(255 / 3):.2f} | +0.00 | {20 * np.log10(255 / 30):.2f} |" in printed
+    in_focus, defocused = 20 * np.log10(255 / 3), 20 * np.log10(255 / 30)
+    assert f"| blurry input | subject | {in_focus:.2f} | +0.00 | {defocused:.2f} |" in printed
     summary = read_csv(out / "summary.csv")[0]
     assert float(summary["psnr_in_focus_subject"]) == pytest.approx(20 * np.log10(255 / 3))
     merged = tmp_path / "merged"  # an earlier run's rows keep their regions
