@@ -14,6 +14,8 @@ import math
 
 import torch
 
+from hidd.randomness import randn
+
 
 def _expand(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """View a per-image vector (B,) so it broadcasts against a batch of images."""
@@ -36,7 +38,8 @@ class SDE(abc.ABC):
 
     @abc.abstractmethod
     def prior_sampling(self, shape, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-        """A sample of the prior p_1 that the reverse process starts from."""
+        """A sample of the prior p_1 that the reverse process starts from (generator: one, or one per photo,
+        hidd.randomness)."""
 
     @abc.abstractmethod
     def sde(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,7 +82,7 @@ class VESDE(SDE):
         return x0, self.sigma(t)
 
     def prior_sampling(self, shape, generator=None, device=None):
-        return torch.randn(shape, generator=generator, device=device) * self.sigma_max
+        return randn(shape, generator, device=device) * self.sigma_max
 
     def sde(self, x, t):
         sigma = self.sigma(t)

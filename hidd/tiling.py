@@ -3,7 +3,12 @@
 Only the network is tiled. `TiledScore` turns a score function on whole images into one that
 crops overlapping tiles, runs them through the network in batches and blends the results with
 smooth windows. The sampler around it keeps the whole image: its state, the data-consistency
-step and every noise draw (one generator) stay global, so tiles cannot disagree about noise.
+step and every noise draw stay global, so tiles cannot disagree about noise.
+
+Whether to tile is decided by one image's memory, never by its batch's: an image is evaluated whole
+or on the same tiles whatever it is batched with (a seam would make its result depend on its batch).
+A batch of whole images that would exceed the budget runs through the network in chunks of as many
+images as it holds (`ChunkedScore`), each image's output what it would be alone.
 
 Tiles are full-size (edge tiles are shifted inward) and start at multiples of the network's
 `size_multiple`, so each sees the same resampling grid as the whole image would. In the overlap
@@ -130,14 +135,19 @@ class ScoreTiler:
                    bytes_per_pixel=activation_bytes_per_pixel(prior.config.model), budget_bytes=budget)
 
     def wrap(self, score_fn: ScoreFn, shape) -> ScoreFn:
-        """`score_fn` itself when images of `shape` (B, C, H, W) are evaluated whole, else a TiledScore."""
+        """For images of `shape` (B, C, H, W): a TiledScore where one image exceeds the budget (or tiles are asked
+        for), else `score_fn` on as many whole images per call as the budget holds (ChunkedScore; any batch)."""
         plan = self.plan(shape)
-        return score_fn if plan is None else TiledScore(score_fn, plan)
+        if plan is not None:
+            return TiledScore(score_fn, plan)
+        _, _, h, w = shape
+        return ChunkedScore(score_fn, max(1, int(self.budget_bytes // (h * w * self.bytes_per_pixel))))
 
     def plan(self, shape) -> TilePlan | None:
-        """The tiling of network inputs of `shape`, or None to evaluate them whole in one call."""
-        n, _, h, w = shape
-        fits_whole = n * h * w * self.bytes_per_pixel <= self.budget_bytes
+        """The tiling of network inputs of `shape` (B, C, H, W), decided by one image's memory, or None to evaluate
+        them whole."""
+        _, _, h, w = shape
+        fits_whole = h * w * self.bytes_per_pixel <= self.budget_bytes
         tile = self.config.tile
         if tile == 0 or (tile is None and fits_whole):
             return None
@@ -168,6 +178,21 @@ class ScoreTiler:
             raise ValueError(f"--tile-overlap {self.config.overlap}: leaves no tile size for a {h}x{w} image")
         fitting = [c for c in candidates if not c[0]]
         return min(fitting)[2] if fitting else min(c[2] for c in candidates)
+
+
+class ChunkedScore:
+    """score_fn(x, sigma) on at most `images` whole images per call, the results concatenated."""
+
+    def __init__(self, score_fn: ScoreFn, images: int):
+        self.score_fn = score_fn  # score on a batch of whole images
+        self.images = images  # most images per call
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        if len(x) <= self.images:
+            return self.score_fn(x, sigma)
+        sigma = sigma.reshape(-1).expand(len(x))
+        return torch.cat([self.score_fn(x[i:i + self.images], sigma[i:i + self.images])
+                          for i in range(0, len(x), self.images)])
 
 
 class TiledScore:
