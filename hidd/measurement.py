@@ -6,9 +6,9 @@ import torch
 
 from hidd.blind import estimate_defocus, estimate_nlf, estimate_radius_map
 from hidd.camera.noise import NoiseLevelFunction
-from hidd.camera.psf import PSF_FAMILIES, LensPSF, lens_kernels
+from hidd.camera.psf import PSF_FAMILIES, LensPSF
 from hidd.camera.tone import tone_curve
-from hidd.operators import BlurOperator, DepthVaryingBlur, UniformBlur
+from hidd.operators import BlurOperator, DepthVaryingBlur, UniformBlur, lens_psfs
 
 
 
@@ -76,7 +76,8 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
     noise, level = noise_model(y, cfg, tone, [lens if lens.radius > 0 or lens.softening > 0 else None
                                               for lens in lenses])
     radii = torch.tensor([lens.radius for lens in lenses], device=y.device)
-    return UniformBlur(lens_kernels(lenses, device=y.device), noise, radii, level,
+    psf, half_widths = lens_psfs(lenses, device=y.device)  # each image's own half-width: its free border's
+    return UniformBlur(psf, noise, radii, level, half_widths=half_widths,
                        boundary=cfg.boundary, at_bound=torch.tensor([bool(e and e.at_bound) for e in estimates]),
                        estimated=None if given else lenses, given=lenses if given else None,
                        fitted=None if given else [estimate.softening_fitted for estimate in estimates],

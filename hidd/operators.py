@@ -8,10 +8,15 @@ bright edges, and near black the curve's steep toe (slope 12.92 for sRGB) would 
 radiance into a large dark halo (on the linear-disk benchmark the clip is worth +2 dB).
 
 An operator holds each image's blur (a PSF, or a per-pixel radius map) and its noise-level function
-(hidd.camera.noise: noise std against encoded intensity), with `noise_sigma` its RMS over the image.
+(hidd.camera.noise: noise std against encoded intensity), with `noise_sigma` its RMS over the image. It is not
+changed once built: what a sampling measures (hidd.sampling.calibration) is returned, and an operator with a
+blind PSF's softening rescaled is a new one (`with_softening`). The images of a batch are independent: `select`
+gives the operator of some of them alone, and each image's proximal step borders its frame by its own PSF's
+half-width, so an image's solution does not depend on the images batched with it.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import torch
@@ -19,10 +24,28 @@ import torch.nn.functional as F
 
 from hidd.camera.noise import NoiseLevelFunction
 from hidd.camera.optics import blur, blur_depth_varying, layer_radii, layer_weights, otf
-from hidd.camera.psf import LensPSF, lens_kernels
+from hidd.camera.psf import LensPSF, stack_psfs
 
 BOUNDARIES = ("free", "reflect")  # sampler.boundary: the scene beyond the frame unknown, or mirrored
 FREE_BOUNDARY_ITERATIONS = 15  # fill-in rounds of the 'free' boundary (3 left visible ringing on 64–128 px crops)
+
+
+def lens_psfs(lenses: list[LensPSF], dtype=torch.float32, device=None) -> tuple[torch.Tensor, list[int]]:
+    """The grey PSF of each lens centre-padded to one size and stacked (B, 1, K, K) (hidd.camera.psf.lens_kernels), and
+    each lens's own half-width (its kernel's K_i // 2 before the padding)."""
+    kernels = [lens.kernels(1, dtype, device) for lens in lenses]
+    return stack_psfs(kernels), [kernel.shape[-1] // 2 for kernel in kernels]
+
+
+def _select(value, index: list[int], count: int):
+    """Entries `index` of an operator's attribute where it holds one per image (of `count`), else the value itself."""
+    if isinstance(value, NoiseLevelFunction):
+        return NoiseLevelFunction(value.tone, *(_select(v, index, count) for v in (value.shot, value.read, value.floor)))
+    if isinstance(value, torch.Tensor) and value.ndim and len(value) == count:
+        return value[torch.as_tensor(index, dtype=torch.long, device=value.device)]
+    if isinstance(value, list) and len(value) == count:
+        return [value[i] for i in index]
+    return value
 
 
 def reflect_periodic(x: torch.Tensor) -> torch.Tensor:
@@ -50,9 +73,6 @@ class BlurOperator:
         # (B,) the share of each image's deblurring that may be kept: < 1 where its blur is half-trusted (a blind
         # reading from its edges alone, hidd.blind.defocus)
         self.max_share = torch.ones(radius.shape, dtype=torch.float64) if max_share is None else max_share
-        # (B,) the lag-1 autocorrelation of each image's misfit y − A x̂₀ when the data step calibrates its noise level
-        # (hidd.sampling.blur_consistency): low where the model explains the photo up to white noise; NaN: not measured
-        self.misfit_correlation = torch.full(radius.shape, float("nan"), dtype=torch.float64)
 
     def linear(self, u: torch.Tensor) -> torch.Tensor:
         """The blur k ∗ u of linear-light images (B, C, H, W)."""
@@ -71,10 +91,20 @@ class BlurOperator:
         """Each image's lens PSF where its blur is one lens (given or estimated); None: it is not (a radius map)."""
         return None
 
-    def scale_softening(self, factor: torch.Tensor) -> bool:
-        """Multiply the softening of each image's blindly estimated PSF by factor (B,); whether any PSF changed.
-        Operators without estimated PSFs (given, or a radius map) keep theirs."""
-        return False
+    def with_softening(self, factor: torch.Tensor) -> "BlurOperator":
+        """This operator with the softening of each image's blindly estimated PSF multiplied by factor (B,): a new
+        one where a PSF changes, else this one. Operators without estimated PSFs (given, or a radius map) keep
+        theirs."""
+        return self
+
+    def select(self, index: list[int]) -> "BlurOperator":
+        """The operator of images `index` (positions in this batch) alone: every attribute that holds one entry per
+        image (a tensor or list as long as the batch, the noise-level function) is taken at `index`; the rest (tone
+        curve, border model, a lens shared by all) is shared."""
+        part = copy.copy(self)
+        for name, value in vars(self).items():
+            setattr(part, name, _select(value, index, len(self.radius)))
+        return part
 
     def data_gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """∇ ½‖A x − y‖² = Aᵀ(A x − y), the adjoint taken by autograd (exact: boundaries and tone curve included)."""
@@ -92,7 +122,9 @@ class UniformBlur(BlurOperator):
         U = (conj(K) V + ρ U0) / (|K|² + ρ),   x = Γ(max(u, 0)),
     with one ρ per image (see hidd.sampling.blur_consistency for its value). The image border (`boundary`):
     - 'free': the scene beyond the frame is unknown, as in any real photo: u is solved on the frame padded by
-      the PSF's half-width, where v is the valid part of a circular blur (exact: no pixel of v wraps around),
+      its PSF's own half-width (`half_widths`: images of one width are solved together, so an image's solution
+      does not depend on the PSFs batched with it), where v is the valid part of a circular blur (exact: no
+      pixel of v wraps around),
       and the unobserved ring of the blurred image is filled in from the current solution,
       FREE_BOUNDARY_ITERATIONS times (an EM for the missing border data; cf. Reeves 2005, "Fast image
       restoration without boundary artifacts"). The estimate, reflect-padded, anchors the ring.
@@ -104,13 +136,16 @@ class UniformBlur(BlurOperator):
     def __init__(self, psf: torch.Tensor, noise: NoiseLevelFunction, radius: torch.Tensor, noise_sigma: torch.Tensor,
                  *, boundary: str = "free", at_bound: torch.Tensor | None = None,
                  estimated: list[LensPSF] | None = None, fitted: list[bool] | None = None,
-                 max_share: torch.Tensor | None = None, given: list[LensPSF] | None = None):
+                 max_share: torch.Tensor | None = None, given: list[LensPSF] | None = None,
+                 half_widths: list[int] | None = None):
         super().__init__(noise, radius, noise_sigma, at_bound, max_share)
         if boundary not in BOUNDARIES:
             raise ValueError(f"sampler.boundary must be one of {', '.join(BOUNDARIES)}, got {boundary!r}")
         if psf.ndim == 3:
             psf = psf[:, None]
         self.psf = psf  # (B, C or 1, K, K) PSFs summing to one, odd K
+        # each image's own PSF half-width (≤ K // 2: the stack pads smaller PSFs with zeros); None: K // 2 for all
+        self.half_widths = half_widths or [psf.shape[-1] // 2] * psf.shape[0]
         self.boundary = boundary  # how the proximal step treats the image border (see the class docstring)
         self.estimated = estimated  # the blindly estimated lens of each image, its PSF drawn from it (None: given)
         self.given = given  # the lens of each image where the config gives it (None: estimated, or only a PSF given)
@@ -122,18 +157,36 @@ class UniformBlur(BlurOperator):
     def lenses(self):
         return self.estimated if self.estimated is not None else self.given
 
-    def scale_softening(self, factor):
+    def with_softening(self, factor):
         if self.estimated is None:
-            return False
+            return self
         lenses = [replace(lens, softening=lens.softening * f) if fitted else lens
                   for lens, f, fitted in zip(self.estimated, factor.tolist(), self.fitted)]
         if lenses == self.estimated:
-            return False
-        self.psf, self.estimated = lens_kernels(lenses, self.psf.dtype, self.psf.device), lenses
-        return True
+            return self
+        softened = copy.copy(self)
+        softened.psf, softened.half_widths = lens_psfs(lenses, self.psf.dtype, self.psf.device)
+        softened.estimated = lenses
+        return softened
 
     def linear(self, u):
-        return blur(u, self.psf)
+        return self._by_half_width(lambda psf, part: blur(part, psf), u)
+
+    def _by_half_width(self, solve, *images: torch.Tensor) -> torch.Tensor:
+        """solve(psf, *images) on each group of images whose PSFs share a half-width, the PSFs cut to it, in batch
+        order again: images (B, …) each (the B images of this operator, or a tensor per image such as ρ)."""
+        k = self.psf.shape[-1] // 2
+        widths = torch.tensor(self.half_widths)
+        if bool((widths == k).all()):
+            return solve(self.psf, *images)
+        parts, order = [], []
+        for p in sorted(set(self.half_widths)):
+            index = torch.nonzero(widths == p).flatten()
+            psf = self.psf[index.to(self.psf.device)][..., k - p:k + p + 1, k - p:k + p + 1]
+            parts.append(solve(psf, *(x[index.to(x.device)] for x in images)))
+            order.append(index)
+        inverse = torch.argsort(torch.cat(order)).to(parts[0].device)
+        return torch.cat(parts)[inverse]
 
     def prox(self, x0, y, rho):
         """The closed form of the class docstring, on Γ⁻¹ of the estimate and of y, mapped back by Γ."""
@@ -144,29 +197,34 @@ class UniformBlur(BlurOperator):
         """argmin_u ‖k ∗ u − v‖² + ρ ‖u − u0‖² in linear light, ρ (B, 1, 1, 1), with the border model `boundary`."""
         return self._prox_free(u0, v, rho) if self.boundary == "free" else self._prox_reflect(u0, v, rho)
 
-    def _solve(self, v, u0, rho):
-        """The periodic Fourier-domain solve on frames v, u0 of the same size."""
+    @staticmethod
+    def _solve(v, u0, rho, psf):
+        """The periodic Fourier-domain solve on frames v, u0 of the same size, PSFs psf."""
         shape = v.shape[-2:]
-        k = otf(self.psf.to(device=u0.device, dtype=u0.dtype), shape)  # B, C|1, H, W/2+1
+        k = otf(psf.to(device=u0.device, dtype=u0.dtype), shape)  # B, C|1, H, W/2+1
         spectrum = (k.conj() * torch.fft.rfft2(v) + rho * torch.fft.rfft2(u0)) / (k.abs() ** 2 + rho)
         return torch.fft.irfft2(spectrum, s=shape)
 
     def _prox_reflect(self, u0, v, rho):
         h, w = u0.shape[-2:]
-        return self._solve(reflect_periodic(v), reflect_periodic(u0), rho)[..., :h, :w]
+        return self._solve(reflect_periodic(v), reflect_periodic(u0), rho, self.psf)[..., :h, :w]
 
     def _prox_free(self, u0, v, rho):
-        p = self.psf.shape[-1] // 2
+        return self._by_half_width(self._prox_free_at, u0, v, rho)
+
+    def _prox_free_at(self, psf, u0, v, rho):
+        """The 'free' border's solve of images whose PSFs psf (B, C|1, 2p + 1, 2p + 1) have half-width p."""
+        p = psf.shape[-1] // 2
         if p == 0:
-            return self._solve(v, u0, rho)
+            return self._solve(v, u0, rho, psf)
         u0_padded = F.pad(u0, (p, p, p, p), mode="reflect" if p < min(u0.shape[-2:]) else "replicate")
         observed = torch.zeros_like(u0_padded, dtype=torch.bool)
         observed[..., p:-p, p:-p] = True
         v_padded = F.pad(v, (p, p, p, p))
         u = u0_padded
         for _ in range(FREE_BOUNDARY_ITERATIONS):
-            filled = torch.where(observed, v_padded, blur(u, self.psf, boundary="circular"))
-            u = self._solve(filled, u0_padded, rho)
+            filled = torch.where(observed, v_padded, blur(u, psf, boundary="circular"))
+            u = self._solve(filled, u0_padded, rho, psf)
         return u[..., p:-p, p:-p]
 
 

@@ -85,7 +85,9 @@ class Outcome:
     ringing_cap: float = 1.0  # the most of it kept for that ringing (sampler.ringing_share where it rang, else 1)
     retried: bool = False  # its first result was too noisy, and the second sampling's is kept (noisy_retry_lambda)
     gray: bool = False  # its colour was at its noise level: its result projected onto gray (sampler.gray_photos)
-    nfe: int = 0
+    reason: str = ""  # what bound share (hidd.stages.select: full, hedge, noise, ringing, trust, in-focus); empty:
+    # guard off
+    nfe: int = 0  # its own network evaluations
     seconds: float = 0.0
 
 
@@ -185,6 +187,7 @@ class Restorer:
         hedges = [1.0] * len(batch) if result.hedge is None else result.hedge.tolist()
         retried = [False] * len(batch) if result.retried is None else result.retried.tolist()
         grays = [False] * len(batch) if result.gray is None else result.gray.tolist()
+        reasons = [""] * len(batch) if result.reasons is None else result.reasons
         excess, ringing_caps = [float("nan")] * len(batch), [1.0] * len(batch)
         if result.rang is not None:  # the guard was on
             excess = result.notch_excess.tolist()
@@ -193,11 +196,12 @@ class Restorer:
         images = result.images.permute(0, 2, 3, 1).cpu().numpy()
         return [Outcome(job, image=None if problem else image, radius=radius, at_bound=at_bound, share=share,
                         noise_gain=gain, in_focus=focused, max_share=cap, hedge=hedged, notch_excess=ringing,
-                        ringing_cap=ring_cap, retried=again, gray=grayed, nfe=result.nfe, seconds=seconds,
+                        ringing_cap=ring_cap, retried=again, gray=grayed, reason=why, nfe=nfe, seconds=seconds,
                         problem=f"{job.pair.blurred}: {problem}" if problem else None)
                 for job, image, radius, at_bound, share, gain, focused, cap, hedged, ringing, ring_cap, again, grayed,
-                problem in zip(batch, images, radii, bounds, shares, gains, in_focus, caps, hedges, excess,
-                               ringing_caps, retried, grays, result.problems)]
+                why, nfe, problem in zip(batch, images, radii, bounds, shares, gains, in_focus, caps, hedges, excess,
+                                         ringing_caps, retried, grays, reasons, result.photo_nfe.tolist(),
+                                         result.problems)]
 
 
 def _row(outcome: Outcome) -> dict:
@@ -206,7 +210,7 @@ def _row(outcome: Outcome) -> dict:
     sharp = None if job.sharp is None else job.as_stored(job.sharp)
     row = {"name": job.pair.name, "input": str(job.pair.blurred), "height": image.shape[0], "width": image.shape[1],
            "nfe": outcome.nfe, "seconds": round(outcome.seconds, 3), "radius": outcome.radius,
-           "share": outcome.share if outcome.share == "" else round(outcome.share, 3),
+           "share": outcome.share if outcome.share == "" else round(outcome.share, 3), "reason": outcome.reason,
            "psnr_input": "", "ssim_input": "", "psnr": "", "ssim": ""}
     if sharp is not None:
         row.update(psnr_input=round(psnr(blurred, sharp), 4), ssim_input=round(ssim(blurred, sharp), 4),
@@ -406,15 +410,10 @@ def run(args) -> list[str]:
                        levels=iterations)
     kill_after, written = int(os.environ.get(KILL_AFTER_IMAGES_ENV, "0")), 0
     try:
-        for batch in _batches(jobs, size):
-            # Batches are formed over all inputs, done or not, and a partly done one runs whole: the noise of a
-            # batch depends on its members, so this is what keeps a resumed run equal to an uninterrupted one.
-            pending = {job.pair.name for job in batch if not table.done(job.pair.name)}
-            if not pending:
-                continue
+        # a photo's output does not depend on the photos batched with it (hidd.deblur), so a resumed run deblurs only
+        # those not done and still equals an uninterrupted one
+        for batch in _batches([job for job in jobs if not table.done(job.pair.name)], size):
             for outcome in restore(batch):
-                if outcome.job.pair.name not in pending:  # done before a resume: recomputed identically, left alone
-                    continue
                 bar.set_postfix_str("", refresh=False)  # (the next batch says its stage)
                 bar.update(1)
                 problem = outcome.problem or _write_output(outcome, out, compare)

@@ -20,7 +20,8 @@ from hidd.text import printable
 
 GAP = 4  # white pixels between panels
 PANELS = ("input", "output", "target")
-SHOWN = ["nfe", "seconds", "radius", "share", "psnr_input", "psnr", "ssim_input", "ssim"]  # metrics.csv's columns shown
+# metrics.csv's columns shown
+SHOWN = ["nfe", "seconds", "radius", "share", "reason", "psnr_input", "psnr", "ssim_input", "ssim"]
 
 
 def side_by_side(panels: list[np.ndarray]) -> np.ndarray:

@@ -21,10 +21,16 @@ from hidd.atomic import write_text_atomic
 from hidd.paired import Pair
 from hidd.text import printable
 
-FIELDS = ["name", "input", "height", "width", "nfe", "seconds", "radius", "share", "psnr_input", "ssim_input",
-          "psnr", "ssim"]  # radius: PSF radius used (blind estimate unless given); empty without a blur model.
+FIELDS = ["name", "input", "height", "width", "nfe", "seconds", "radius", "share", "reason", "psnr_input",
+          "ssim_input", "psnr", "ssim"]  # nfe: the photo's own network evaluations (a batch's photos' may differ).
+# radius: PSF radius used (blind estimate unless given); empty without a blur model.
 # share: of the deblurring kept by the no-harm guard (hidd.no_harm), its hedge included: 1 all, 0 the input
-# unchanged (made gray where it is a black-and-white photo, hidd.colour); empty: guard off
+# unchanged (made gray where it is a black-and-white photo, hidd.colour); empty: guard off.
+# reason: what bound the share (hidd.stages.select): full, hedge, noise, ringing, trust, in-focus, '+'-joined
+EARLIER_FIELDS = {  # the tables of earlier hidds, by the column they lack: a run of theirs is not resumed
+    "share": [f for f in FIELDS if f not in ("share", "reason")],
+    "reason": [f for f in FIELDS if f != "reason"],
+}
 _ENCODING = dict(encoding="utf-8", errors="surrogateescape")
 # What a run writes beside its results (OUTPUT/NAME.png): folders that hold no results (hidd.report's pictures,
 # --save-every's iterates, TensorBoard events), and the page of pictures
@@ -86,7 +92,7 @@ def _hidd_table(path: Path) -> bool:
             fields = csv.DictReader(f).fieldnames
     except (OSError, csv.Error) as e:
         raise ValueError(f"{path}: cannot be read ({e}); move it away or choose another --output") from None
-    if fields not in (FIELDS, [f for f in FIELDS if f != "share"]):
+    if fields != FIELDS and fields not in EARLIER_FIELDS.values():
         raise ValueError(f"{path}: not a hidd metrics table (columns {fields}), so hidd will not replace it; move it "
                          "away or choose another --output")
     return True
@@ -172,9 +178,10 @@ class MetricsTable:
         except (OSError, csv.Error) as e:
             raise ValueError(f"{self.path}: cannot be read to resume ({e}); move it away or choose another "
                              "--output") from None
-        if reader.fieldnames == [f for f in FIELDS if f != "share"]:
-            raise ValueError(f"{self.path}: written by an earlier hidd (no 'share' column), whose no-harm guard gave "
-                             "other outputs; choose another --output")
+        lacking = next((column for column, fields in EARLIER_FIELDS.items() if reader.fieldnames == fields), None)
+        if lacking is not None:
+            raise ValueError(f"{self.path}: written by an earlier hidd (no '{lacking}' column), which gave other "
+                             "outputs; choose another --output")
         if reader.fieldnames != FIELDS or any(None in row or None in row.values() for row in rows):
             raise ValueError(f"{self.path}: not a hidd metrics table (columns {reader.fieldnames}); "
                              "move it away or choose another --output")
@@ -201,13 +208,14 @@ class MetricsTable:
         return [self.rows[name] for name in names]
 
     def summary(self) -> str:
-        """The printed table: one line per image (share: of the deblurring the no-harm guard kept) and, with targets,
-        the mean."""
+        """The printed table: one line per image (share: of the deblurring the no-harm guard kept, and the reason what
+        bound it) and, with targets, the mean."""
         rows = [{key: value if key in ("name", "input") else _number(value) for key, value in row.items()}
                 for row in self.ordered()]
         scored = [r for r in rows if r["psnr"] != ""]
         head = f"{'image':<28} {'NFE':>6} {'sec':>8} {'radius':>7} {'share':>5}"
         head += f" {'PSNR in':>8} {'PSNR':>7} {'SSIM in':>8} {'SSIM':>6}" if scored else ""
+        head += " reason" if any(r["reason"] != "" for r in rows) else ""
         lines = [head, "-" * len(head)]
         for r in rows:
             kept = "" if r["share"] == "" else f"{r['share']:g}"
@@ -215,7 +223,9 @@ class MetricsTable:
                     f" {kept:>5}")
             if scored and r["psnr"] != "":
                 line += f" {r['psnr_input']:>8.2f} {r['psnr']:>7.2f} {r['ssim_input']:>8.3f} {r['ssim']:>6.3f}"
-            lines.append(line)
+            elif scored:
+                line += " " * 33
+            lines.append(f"{line} {r['reason']}".rstrip())
         if scored:
             mean = {k: float(np.mean([r[k] for r in scored])) for k in ("psnr_input", "psnr", "ssim_input", "ssim")}
             lines.append("-" * len(head))

@@ -170,7 +170,8 @@ def run_preset(preset: str, items, args):
             seconds = (time.perf_counter() - start) / len(batch)
             for i, item in enumerate(batch):
                 kept = "" if out.share is None else round(out.share[i].item(), 3)  # the share of its deblurring kept
-                results[item[0]] = (out.images[i].permute(1, 2, 0).cpu().numpy(), out.nfe, seconds, kept)
+                results[item[0]] = (out.images[i].permute(1, 2, 0).cpu().numpy(), int(out.photo_nfe[i]), seconds,
+                                    kept)
             bar.update(len(batch))
     return results, prior.config
 
@@ -214,8 +215,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=1, metavar="N",
                    help="hidd presets: deblur up to N images of one size together (a GPU's throughput; each image's "
-                        "seconds are the batch's over N, its NFE the batch's: a photo read in focus, or one not "
-                        "sampled again, is charged the batch's; its noise draws differ from a run of one)")
+                        "seconds are the batch's over N; its NFE and output are its own, as in a run of one)")
     p.add_argument("--oracle-map", action="store_true",
                    help="give the hidd presets the TRUE radius map of the depth-varying image (needs "
                         "sampler.radius_map=true and sampler.consistency=gradient): the solver without the estimator")

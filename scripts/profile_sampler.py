@@ -21,12 +21,14 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import hidd.deblur as deblur_module  # noqa: E402
+import hidd.stages.estimate  # noqa: E402
+import hidd.stages.select  # noqa: E402
 from bench_speed import blurred_scene, machine_name, synchronize  # noqa: E402
 from hidd.deblur import Deblurrer  # noqa: E402
 from hidd.prior import load_prior  # noqa: E402
 
-PHASES = {"blind estimation (PSF, noise)": "measurement_model", "no-harm guard": "back_off"}
+PHASES = {"blind estimation (PSF, noise)": (hidd.stages.estimate, "measurement_model"),  # where each phase is called
+          "no-harm guard": (hidd.stages.select, "back_off")}
 
 
 class PhaseClock:
@@ -59,11 +61,11 @@ def profile_case(preset: str, height: int, width: int, device: torch.device, ite
     y = blurred_scene(height, width, 1).to(device)
     deblurrer(y, seed=0)  # warm-up: cuDNN autotuning, allocator, lazy imports
     clock = PhaseClock(device)
-    originals = {attr: getattr(deblur_module, attr) for attr in PHASES.values()}
+    originals = {place: getattr(*place) for place in PHASES.values()}
     network = deblurrer.score
     try:
-        for name, attr in PHASES.items():
-            setattr(deblur_module, attr, clock.wrap(name, originals[attr]))
+        for name, place in PHASES.items():
+            setattr(*place, clock.wrap(name, originals[place]))
         deblurrer.score = clock.wrap("network", network)
         clock.sync()
         start = time.perf_counter()
@@ -71,8 +73,8 @@ def profile_case(preset: str, height: int, width: int, device: torch.device, ite
         clock.sync()
         total = time.perf_counter() - start
     finally:
-        for attr, fn in originals.items():
-            setattr(deblur_module, attr, fn)
+        for (module, attr), fn in originals.items():
+            setattr(module, attr, fn)
         deblurrer.score = network
     rows = [(name, clock.seconds.get(name, 0.0)) for name in ["network", *PHASES]]
     rows.append(("sampler's own steps (prox/FFT, border solve, host syncs, Python)", total - sum(s for _, s in rows)))

@@ -1,6 +1,7 @@
 """Blind estimation of the camera (hidd.blind: lens PSF, radius map, noise-level function) on the camera model,
 and the blind deblurring path end to end."""
 import argparse
+import dataclasses
 import importlib.util
 import json
 import re
@@ -372,7 +373,7 @@ def test_a_result_too_noisy_even_in_a_blend_leaves_the_photo_unchanged_and_says_
 
 
 def test_a_partial_back_off_is_recorded_and_said(tiny_checkpoint, tmp_path, capsys, monkeypatch):
-    import hidd.deblur
+    import hidd.stages.select
     from hidd.no_harm import BackOff
 
     def half_way(y, result, tone, limit, in_focus=None, max_share=None, hedges=None, lenses=None,
@@ -382,7 +383,7 @@ def test_a_partial_back_off_is_recorded_and_said(tiny_checkpoint, tmp_path, caps
         return BackOff(torch.lerp(y.to(result), result, 0.5), torch.full_like(share, 2.5), share, unhedged,
                        torch.full_like(share, float("nan")), torch.zeros(len(y), dtype=torch.bool))
 
-    monkeypatch.setattr(hidd.deblur, "back_off", half_way)
+    monkeypatch.setattr(hidd.stages.select, "back_off", half_way)
     row, _ = _reconstruct_cat(tiny_checkpoint, tmp_path, 64, "sampler.num_steps=2", "sampler.prox_lambda_white=0",
                               "sampler.noisy_retry_lambda=0")  # no second sampling (next test)
     assert float(row["share"]) == 0.5
@@ -396,19 +397,22 @@ def _grainy_then_clean(monkeypatch, misfit_correlation: float = float("nan"), gr
     """Replace the sampler by one whose first result is the photo under heavy grain and whose later ones are the
     photo brightened by 0.02 (or grainy again), and which records `misfit_correlation` as the data step's
     calibration would; returns the list of the settings it is called with."""
-    import hidd.deblur
+    import hidd.stages.sample
+    from hidd.sampling.calibration import Calibration
     from hidd.sampling.pc import SampleResult
 
     calls = []
 
-    def sample(sde, score_fn, cfg, *, y, operator, **kwargs):
+    def sample(sde, score_fn, cfg, *, y, operator, calibration=None, **kwargs):
         calls.append(cfg)
-        operator.misfit_correlation = torch.full_like(operator.misfit_correlation, misfit_correlation)
+        measured = Calibration.blind(operator, cfg.prox_lambda) if calibration is None else calibration
+        measured = dataclasses.replace(measured, misfit_correlation=torch.full_like(measured.misfit_correlation,
+                                                                                    misfit_correlation))
         grainy = len(calls) == 1 or grain_again
         change = 0.3 * torch.randn(y.shape, generator=torch.Generator().manual_seed(0)) if grainy else 0.02
-        return SampleResult(x=(y + change).clamp(0, 1), nfe=cfg.num_steps)
+        return SampleResult(x=(y + change).clamp(0, 1), nfe=cfg.num_steps, calibration=measured)
 
-    monkeypatch.setattr(hidd.deblur, "sample", sample)
+    monkeypatch.setattr(hidd.stages.sample, "sample_loop", sample)
     return calls
 
 
@@ -447,7 +451,7 @@ def test_a_second_sampling_is_recorded_and_said(tiny_checkpoint, tmp_path, capsy
 
 def test_a_blind_result_is_hedged_by_its_calibration_misfit_recorded_and_not_said(tiny_checkpoint, tmp_path, capsys,
                                                                                    monkeypatch):
-    import hidd.deblur
+    import hidd.stages.select
     from conftest import make_tiny_checkpoint
     from hidd.deblur import Deblurrer
     from hidd.no_harm import hedge
@@ -458,7 +462,7 @@ def test_a_blind_result_is_hedged_by_its_calibration_misfit_recorded_and_not_sai
         seen.append((correlation.clone(), hedge_share))
         return hedge(correlation, hedge_share)
 
-    monkeypatch.setattr(hidd.deblur, "hedge", recording_hedge)
+    monkeypatch.setattr(hidd.stages.select, "hedge", recording_hedge)
     row, blurred = _reconstruct_cat(tiny_checkpoint, tmp_path, 64, "sampler.num_steps=4", "sampler.max_noise_gain=1000",
                                     "sampler.hedge_share=0.5", noise=PoissonGaussian(read=0.002))
     (correlation, hedge_share), = seen
@@ -474,8 +478,8 @@ def test_a_blind_result_is_hedged_by_its_calibration_misfit_recorded_and_not_sai
     grey = Deblurrer(load_prior(make_tiny_checkpoint(tmp_path / "grey.pt", "model.channels=1"), preset="fast",
                                 overrides=["sampler.num_steps=4", "sampler.max_noise_gain=1000"]))
     result = grey(torch.cat([blurred, blurred.flip(-1)]))  # two photos, seen as three channel images each
-    correlation = seen[-1][0]
-    assert correlation.shape == (2,) and torch.allclose(result.share, hedge(correlation, 0.9))  # one hedge per photo
+    correlation = torch.cat([seen[-2][0], seen[-1][0]])  # one hedge per photo, its worst channel's
+    assert correlation.shape == (2,) and torch.allclose(result.hedge, hedge(correlation, 0.9))
 
 
 def test_photos_read_in_focus_come_back_unmeasured_and_a_batch_of_them_unsampled(tiny_checkpoint):

@@ -79,11 +79,12 @@ def test_noise_calibration_measures_the_misfit_once():
     y = blur(x, op.psf) + 0.02 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=x.dtype)
     step = ProxConsistency(op, prox_lambda=1.0, noise_calibration=0.05)
     step.apply(x, x, y, torch.tensor([0.1]))  # above the calibration level: the estimate stands
-    assert op.noise_sigma.item() == pytest.approx(0.001)
+    assert step.calibration.noise_sigma.item() == pytest.approx(0.001)
     step.apply(x, x, y, torch.tensor([0.04]))
-    assert op.noise_sigma.item() == pytest.approx(0.02, rel=0.05)  # the true x's misfit is the noise
+    assert step.calibration.noise_sigma.item() == pytest.approx(0.02, rel=0.05)  # the true x's misfit is the noise
     step.apply(x, x, y + 1, torch.tensor([0.02]))
-    assert op.noise_sigma.item() == pytest.approx(0.02, rel=0.05)  # once only
+    assert step.calibration.noise_sigma.item() == pytest.approx(0.02, rel=0.05)  # once only
+    assert op.noise_sigma.item() == pytest.approx(0.001)  # measured, not written into the operator
     with pytest.raises(ValueError, match="noise_calibration"):
         ProxConsistency(op, prox_lambda=1.0, noise_calibration=-1)
 
@@ -98,9 +99,11 @@ def test_lambda_follows_the_misfits_correlation_and_the_loop_restarts_once():
         op = uniform(noise=0.001)
         step = ProxConsistency(op, prox_lambda=8.0, noise_calibration=0.05, prox_lambda_white=1.0)
         step.apply(x, x, blur(x, op.psf) + noise, torch.tensor([0.04]))
-        assert step.prox_lambda.item() == pytest.approx(expected) and step.wants_restart == (expected == 1.0)
+        calibration = step.calibration
+        assert calibration.prox_lambda.item() == pytest.approx(expected)
+        assert calibration.restart.item() == (expected == 1)  # λ changed: sampled again from the start
         # recorded for the guard's hedge: the misfit of the true x is the noise
-        assert op.misfit_correlation.item() == pytest.approx(lag1_correlation(noise).item(), abs=1e-9)
+        assert calibration.misfit_correlation.item() == pytest.approx(lag1_correlation(noise).item(), abs=1e-9)
     cfg = SamplerConfig(loop="tweedie", schedule="edm", num_steps=6, sigma_start=0.2, sigma_end=0.01,
                         consistency="prox", renoise=0.0, prox_lambda=8.0, noise_calibration=0.05,
                         prox_lambda_white=1.0)
@@ -113,7 +116,8 @@ def test_lambda_follows_the_misfits_correlation_and_the_loop_restarts_once():
         return (x - z) / sigma[:, None, None, None] ** 2
 
     result = sample(VESDE(0.01, 50.0, 6), oracle_score, cfg, y=y, operator=op, generator=torch.Generator())
-    assert result.nfe == 6 + before and op.noise_sigma.item() == pytest.approx(0.01, rel=0.1)
+    assert result.nfe == 6 + before and result.calibration.noise_sigma.item() == pytest.approx(0.01, rel=0.1)
+    assert op.noise_sigma.item() == pytest.approx(0.001)  # the operator as it was
     correlated = uniform(noise=0.001)
     result = sample(VESDE(0.01, 50.0, 6), oracle_score, cfg, y=blur(x, op.psf) + 0.03 * smooth[:1],
                     operator=correlated, generator=torch.Generator())
@@ -132,15 +136,18 @@ def test_a_white_misfit_drops_the_blind_softening_and_keeps_a_given_psf():
                      boundary="reflect", estimated=list(lenses))
     step = ProxConsistency(op, prox_lambda=8.0, noise_calibration=0.05, prox_lambda_white=1.0, softening_white=0.0)
     step.apply(x, x.expand(2, -1, -1, -1), y, torch.tensor([0.04, 0.04]))
-    assert op.estimated == [LensPSF(2.5), lenses[1]]
-    assert torch.allclose(op.psf[0], centre_pad(LensPSF(2.5).kernels(1, torch.float64), op.psf.shape[-1]))
-    assert torch.equal(op.psf[1], psf[1]) and step.wants_restart
+    used = step.operator  # the blur the step uses from now on: a new operator; the one given is unchanged
+    assert used.estimated == [LensPSF(2.5), lenses[1]] and op.estimated == lenses and torch.equal(op.psf, psf)
+    assert torch.allclose(used.psf[0], centre_pad(LensPSF(2.5).kernels(1, torch.float64), used.psf.shape[-1]))
+    assert torch.equal(used.psf[1], psf[1]) and step.calibration.restart.tolist() == [True, False]
+    assert step.calibration.softening.tolist() == [0.0, 1.0]
     given = UniformBlur(psf.clone(), white(0.001, images=2), torch.tensor([2.5, 2.5]), torch.tensor([0.001, 0.001]))
-    assert not given.scale_softening(torch.zeros(2)) and torch.equal(given.psf, psf)  # a given PSF is the user's
+    assert given.with_softening(torch.zeros(2)) is given  # a given PSF is the user's
     modelled = UniformBlur(psf.clone(), white(0.001, images=2), torch.tensor([2.5, 2.5]), torch.tensor([0.001, 0.001]),
                            estimated=list(lenses), fitted=[True, False])  # the second: hidd.blind.defocus's spread
-    assert modelled.scale_softening(torch.zeros(2)) and modelled.estimated == [LensPSF(2.5), lenses[1]]
-    assert torch.equal(modelled.psf[1], psf[1])
+    softened = modelled.with_softening(torch.zeros(2))
+    assert softened.estimated == [LensPSF(2.5), lenses[1]] and modelled.estimated == lenses
+    assert torch.equal(softened.psf[1], psf[1]) and softened.half_widths[0] < softened.half_widths[1]  # each its own
     with pytest.raises(ValueError, match="softening_white"):
         ProxConsistency(op, prox_lambda=1.0, softening_white=-1.0)
 

@@ -11,7 +11,8 @@ import torch
 from conftest import make_tiny_checkpoint, read_csv, synthetic_photo
 from hidd.camera import Camera, LensPSF
 from hidd.cli.reconstruct import main as reconstruct_main
-from hidd.deblur import Deblurrer, pad_to_multiple
+from hidd.deblur import Deblurrer
+from hidd.stages.layout import pad_to_multiple
 from hidd.imageio import read_image, write_image
 from hidd.metrics import psnr
 from hidd.prior import load_prior

@@ -20,8 +20,9 @@ from hidd.baselines.config import BaselineConfig, baseline_config_from_dict
 from hidd.baselines.networks import NETWORKS, BaselineNetwork, build_network
 from hidd.camera.tone import tone_curve
 from hidd.config import ConfigError, in_repository
-from hidd.deblur import DeblurResult, pad_to_multiple
+from hidd.deblur import DeblurResult
 from hidd.no_harm import flat_noise_level
+from hidd.stages.layout import pad_to_multiple
 
 CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
 

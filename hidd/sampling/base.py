@@ -18,14 +18,16 @@ from typing import Callable
 
 import torch
 
+from hidd.randomness import randn
 from hidd.registry import Registry
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # score_fn(x (B,C,H,W), sigma (B,)) -> (B,C,H,W)
 
 
-def randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Standard normal noise shaped like x, drawn from `generator` (reproducible runs)."""
-    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+def randn_like(x: torch.Tensor, generator) -> torch.Tensor:
+    """Standard normal noise shaped like x, drawn from `generator`: one torch.Generator, or one per photo
+    (hidd.randomness.PhotoGenerators; reproducible runs)."""
+    return randn(x.shape, generator, device=x.device, dtype=x.dtype)
 
 
 PREDICTORS = Registry("predictor")
@@ -89,13 +91,17 @@ class Consistency(abc.ABC):
     """A data-consistency step: pulls the iterate toward agreement with the measurement y."""
 
     needs_measurement = True  # False for steps that ignore y (so unconditional sampling may use them)
-    wants_restart = False  # set by a step that has tuned itself and asks the loop to start over, once
+    calibration = None  # what a self-tuning step measured of each image (hidd.sampling.calibration); None: nothing
 
     @classmethod
     def from_config(cls, cfg, alpha: float) -> "Consistency":
         """The step with the settings of a `SamplerConfig`; `alpha` is the weight for this placement
         (the loop may apply consistency twice per iteration with different weights)."""
         return cls()
+
+    def select(self, index: list[int]) -> "Consistency":
+        """The step of images `index` (positions in its batch) alone; a step that keeps nothing per image is itself."""
+        return self
 
     @abc.abstractmethod
     def apply(self, x: torch.Tensor, x_mean: torch.Tensor, y: torch.Tensor | None,

@@ -31,6 +31,7 @@ from tqdm import tqdm
 from hidd.sampling import consistency, correctors, predictors  # noqa: F401  (importing fills the registries)
 from hidd.sampling.base import CORRECTORS, PREDICTORS, GridStep, ScoreFn
 from hidd.sampling.blur_consistency import build_consistency, needs_operator
+from hidd.sampling.calibration import Calibration
 
 ORDERS = ("predictor_first", "corrector_first")
 # settings of the 'tweedie' loop, with the values under which they do nothing in this one
@@ -42,7 +43,9 @@ TWEEDIE_ONLY = {"schedule": "linear_t", "sigma_start": 0.0, "sigma_end": 0.0, "r
 @dataclass
 class SampleResult:
     x: torch.Tensor  # (B, C, H, W) in [0, 1]
-    nfe: int  # score (network) evaluations per image
+    nfe: int  # score (network) evaluations per image (the most of any photo where they differ)
+    photo_nfe: torch.Tensor | None = None  # (photos,) long: each photo's; None: every photo's is nfe
+    calibration: Calibration | None = None  # what the data step measured of each image (hidd.sampling.calibration)
 
 
 class CountingScore:
@@ -116,15 +119,17 @@ def build_stages(sde, score_fn: ScoreFn, cfg):
 
 @torch.no_grad()
 def sample(sde, score_fn: ScoreFn, cfg, *, y: torch.Tensor | None = None, shape=None, operator=None,
-           images_per_photo: int = 1, generator: torch.Generator | None = None, callback=None, device=None,
-           progress: bool = False) -> SampleResult:
+           images_per_photo: int = 1, generator=None, callback=None, device=None, progress: bool = False,
+           calibration=None) -> SampleResult:
     """Run the sampler of `cfg` (a SamplerConfig) from x_N ~ N(0, σ_max² I).
 
     y: (B, C, H, W) defocused measurement in [0, 1], or None for unconditional sampling of `shape`.
     operator: accepted for the loops' common signature; the pc loop has no blur-aware step (see above).
     images_per_photo: consecutive images of the batch that are one photo (its channels under a 1-channel
         prior), normalised together.
-    generator: the only source of randomness (same seed, same output).
+    generator: the only source of randomness (same seed, same output): one torch.Generator, or one per photo
+        (hidd.randomness.PhotoGenerators: a photo draws what it would alone).
+    calibration: accepted for the loops' common signature (a blur-aware step's; this loop has none).
     callback(iteration, x_mean): called after each iteration with the noise-free iterate.
     device: where to sample when y is None (default: the generator's device, else CPU).
     progress: show a tqdm bar (off by default: batch jobs keep their own bar).

@@ -9,8 +9,11 @@ At each level σ_i of the grid (hidd.sampling.schedules):
    (DDIM-like), ζ = 1 ancestral. η = `renoise` is 1 in DiffPIR; η = 0 is plug-and-play half-quadratic
    splitting (DPIR): the next denoiser takes x̂₀' as it is, its remaining error standing in for noise σ_{i+1}.
 The level after the last is σ = 0: the loop returns the last corrected estimate x̂₀'.
-A data step that tunes itself on the way (hidd.sampling.blur_consistency: the misfit's noise level and
-correlation) may ask, once, for the loop to start over with what it learned (`wants_restart`).
+A data step that tunes itself on the way (hidd.sampling.calibration: the misfit's noise level and correlation) may
+find that some photos' levels so far ran with the wrong λ (`Calibration.restart`): those photos stop there and are
+sampled again from the start, alone, with what it measured at every level; the others go on. So a photo's result
+does not depend on the photos batched with it: its noise comes from its own generator where there is one per photo
+(hidd.randomness), its data step is per image, and it restarts only where it would alone.
 
 Warm start (CCDF): with sigma_start > 0 the iterate starts as the measurement diffused to that level,
 x = y + σ_start z, and the grid runs from σ_start (not σ_max) down to σ_end; without it, x ~ N(0, σ_max² I).
@@ -22,8 +25,11 @@ import math
 import torch
 from tqdm import tqdm
 
+from hidd.batch import take
+from hidd.randomness import for_photos
 from hidd.sampling.base import ScoreFn, randn_like
 from hidd.sampling.blur_consistency import build_consistency
+from hidd.sampling.calibration import Calibration
 from hidd.sampling.ensemble import FlipEnsembleScore
 from hidd.sampling.pc import CountingScore, SampleResult
 from hidd.sampling.schedules import sigma_grid
@@ -56,11 +62,16 @@ def start_iterate(sde, y: torch.Tensor | None, sigma_start: float, shape, genera
 
 @torch.no_grad()
 def sample(sde, score_fn: ScoreFn, cfg, *, y: torch.Tensor | None = None, shape=None, operator=None,
-           images_per_photo: int = 1, generator: torch.Generator | None = None, callback=None, device=None,
-           progress: bool = False) -> SampleResult:
+           images_per_photo: int = 1, generator=None, callback=None, device=None, progress: bool = False,
+           calibration: Calibration | None = None) -> SampleResult:
     """Run the 'tweedie' loop of `cfg` (a SamplerConfig); arguments as hidd.sampling.pc.sample, plus
-    operator: the hidd.operators.BlurOperator of y, for the blur-aware consistency steps
-    (images_per_photo is for the pc loop's normalisation; this loop does not normalise)."""
+    operator: the hidd.operators.BlurOperator of y, for the blur-aware consistency steps (never changed);
+    images_per_photo: consecutive images of the batch that are one photo (its channels under a 1-channel prior),
+        restarted together and drawing from one generator where `generator` holds one per photo;
+    calibration: the data step's settings at every level (a second sampling's), none measured; None: its own,
+        calibrated on the way.
+    callback(iteration, x̂₀) gets the batch's estimates, each photo's latest (a photo sampled again starts over).
+    Returns the results, each photo's NFE and the calibration the data step measured (or was given)."""
     if y is not None:
         shape, device = y.shape, y.device
     elif shape is None:
@@ -68,31 +79,77 @@ def sample(sde, score_fn: ScoreFn, cfg, *, y: torch.Tensor | None = None, shape=
     elif device is None:
         device = generator.device if generator is not None else torch.device("cpu")
     counted = CountingScore(score_fn)
-    score = FlipEnsembleScore(counted, cfg.score_ensemble)
-    data_step = build_consistency(cfg, cfg.alpha, operator)
+    data_step = build_consistency(cfg, cfg.alpha, operator, calibration)
     if y is None and data_step.needs_measurement:
         raise ValueError(f"sample: consistency '{cfg.consistency}' needs a measurement y (use 'none' to sample freely)")
-    sigmas = sigma_grid(cfg, sde).tolist() + [0.0]
-    x = start_iterate(sde, y, cfg.sigma_start, shape, generator, device)
-    bar = tqdm(total=len(sigmas) - 1, desc="sampling", leave=False, disable=not progress)
-    i, restarted = 0, False
-    while i < len(sigmas) - 1:
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        level = torch.full((shape[0],), sigma, device=device)
-        estimate = x + sigma**2 * score(x, level)
-        _, estimate = data_step.apply(estimate, estimate, y, level)
-        if data_step.wants_restart and not restarted:  # the step tuned itself: run every level with it
-            restarted, i = True, 0
-            x = start_iterate(sde, y, cfg.sigma_start, shape, generator, device)
-            bar.reset()
-            continue
-        noise_direction = (x - estimate) / sigma
-        fresh = randn_like(x, generator) if cfg.zeta * cfg.renoise > 0 and sigma_next > 0 else torch.zeros_like(x)
-        x = estimate + cfg.renoise * sigma_next * (math.sqrt(1 - cfg.zeta) * noise_direction
-                                                   + math.sqrt(cfg.zeta) * fresh)
-        if callback is not None:
-            callback(i, estimate)
-        i += 1
-        bar.update(1)
-    bar.close()
-    return SampleResult(x=x.clamp(0.0, 1.0), nfe=counted.calls)
+    walk = _Walk(sde, counted, cfg, y, shape, device, images_per_photo, callback, progress)
+    photos = list(range(shape[0] // images_per_photo))
+    x, stopped = walk(photos, data_step, generator, restartable=True)
+    measured = walk.measured or data_step.calibration
+    if stopped:  # sampled again from the start, with what the step measured
+        rows = _rows(stopped, images_per_photo)
+        again = build_consistency(cfg, cfg.alpha, operator.select(rows), measured.select(rows))
+        x[rows], _ = walk(stopped, again, for_photos(generator, stopped), restartable=False)
+    return SampleResult(x=x.clamp(0.0, 1.0), nfe=int(walk.nfe.max()), photo_nfe=walk.nfe, calibration=measured)
+
+
+def _rows(photos: list[int], images_per_photo: int) -> list[int]:
+    """The batch rows of photos `photos`."""
+    return [photo * images_per_photo + j for photo in photos for j in range(images_per_photo)]
+
+
+class _Walk:
+    """Runs every level of the grid on some photos of a batch, counting each photo's NFE."""
+
+    def __init__(self, sde, counted: CountingScore, cfg, y, shape, device, images_per_photo, callback, progress):
+        self.sde, self.counted, self.cfg, self.y, self.shape, self.device = sde, counted, cfg, y, shape, device
+        self.score = FlipEnsembleScore(counted, cfg.score_ensemble)
+        self.sigmas = sigma_grid(cfg, sde).tolist() + [0.0]
+        self.images_per_photo, self.callback, self.progress = images_per_photo, callback, progress
+        self.nfe = torch.zeros(shape[0] // images_per_photo, dtype=torch.long)  # per photo
+        self.latest = (torch.zeros(shape, device=device) if y is None else y).clone()  # each image's latest x̂₀
+        self.measured = None  # the step's calibration at the level it calibrated, of every photo walking then
+
+    def __call__(self, photos: list[int], step, generator, restartable: bool):
+        """The results of `photos` (batch positions; the generator(s) theirs) sampled from a fresh start, in their
+        order, and those of them that stopped where the step calibrated and asked for a restart (`restartable`)."""
+        ipp, cfg, sigmas = self.images_per_photo, self.cfg, self.sigmas
+        rows = _rows(photos, ipp)
+        y = None if self.y is None else take(self.y, rows)
+        x = start_iterate(self.sde, y, cfg.sigma_start, (len(rows), *self.shape[1:]), generator, self.device)
+        results = torch.zeros_like(x)
+        walking = list(range(len(photos)))  # positions in `photos`
+        stopped = []
+        bar = tqdm(total=len(sigmas) - 1, desc="sampling", leave=False, disable=not self.progress)
+        for i in range(len(sigmas) - 1):
+            sigma, sigma_next = sigmas[i], sigmas[i + 1]
+            level = torch.full((x.shape[0],), sigma, device=self.device)
+            calls, before = self.counted.calls, step.calibration
+            estimate = x + sigma**2 * self.score(x, level)
+            _, estimate = step.apply(estimate, estimate, y, level)
+            self.nfe[[photos[k] for k in walking]] += self.counted.calls - calls
+            if restartable and step.calibration is not before:  # it calibrated at this level
+                self.measured = step.calibration
+                restart = step.calibration.restart.reshape(-1, ipp).any(dim=1).tolist()
+                if any(restart):
+                    stopped += [photos[k] for k, again in zip(walking, restart) if again]
+                    keep = [j for j, again in enumerate(restart) if not again]
+                    walking = [walking[j] for j in keep]
+                    if not walking:
+                        break
+                    kept_rows = _rows(keep, ipp)
+                    x, estimate, y = (None if v is None else take(v, kept_rows) for v in (x, estimate, y))
+                    step, generator = step.select(kept_rows), for_photos(generator, keep)
+            noise_direction = (x - estimate) / sigma
+            fresh = randn_like(x, generator) if cfg.zeta * cfg.renoise > 0 and sigma_next > 0 else torch.zeros_like(x)
+            x = estimate + cfg.renoise * sigma_next * (math.sqrt(1 - cfg.zeta) * noise_direction
+                                                       + math.sqrt(cfg.zeta) * fresh)
+            if self.callback is not None:
+                index = torch.tensor([rows[k * ipp + j] for k in walking for j in range(ipp)], device=x.device)
+                self.latest = self.latest.index_copy(0, index, estimate.to(self.latest))
+                self.callback(i, self.latest)
+            bar.update(1)
+        bar.close()
+        if walking:
+            results[_rows(walking, ipp)] = x
+        return results, stopped

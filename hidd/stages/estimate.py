@@ -1,0 +1,98 @@
+"""Stage 1 of a deblur, estimate: what the photos say of their blur and noise, before any sampling.
+
+estimate(photos, cfg, layout) → (model, evidence):
+- the model (`Model`): the photos as the network sees them (hidd.stages.layout) and their measurement model
+  y = A x + n (hidd.measurement: each photo's given or blindly estimated PSF and its noise-level function, a
+  hidd.operators.BlurOperator), or none for a consistency step without a blur model (sampler.consistency);
+- the evidence (`Evidence`), per photo, that the no-harm guard weighs a result with (hidd.stages.select) and the
+  report shows: the PSF radius, whether it sits at the top of the search, the share a half-trusted blur allows
+  (max_share), whether the blind estimate read the photo in focus, and whether its colour is at its noise level
+  (gray, hidd.colour), with the flat-patch noise level that test measured.
+Every estimate is made per photo on that photo alone, so nothing here depends on the photos batched with it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+
+import torch
+
+from hidd.batch import take
+from hidd.camera.tone import ToneCurve, tone_curve
+from hidd.colour import colourless
+from hidd.measurement import measurement_model
+from hidd.operators import BlurOperator
+from hidd.sampling.blur_consistency import needs_operator
+from hidd.stages.layout import Layout, pad_to_multiple
+
+
+@dataclass(frozen=True)
+class Model:
+    """What a sampling inverts: photos in the network's layout (B · images_per_photo images) and their measurement
+    model, one entry per network image (None: a consistency step without one)."""
+
+    y: torch.Tensor
+    operator: BlurOperator | None
+    layout: Layout
+
+    def photos(self, index: list[int]) -> "Model":
+        """The model of photos `index` (positions in the batch) alone."""
+        rows = self.layout.rows(index)
+        return Model(take(self.y, rows), None if self.operator is None else self.operator.select(rows), self.layout)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the estimates found of each photo (B,), and whether its results are judged as blind ones."""
+
+    tone: ToneCurve  # the camera's tone curve (sampler.tone_curve), the guard's noise measure's
+    blind: bool  # the blur was estimated (not given, no radius map) and the guard is on: results are hedged, and a
+    # result too noisy may be sampled again
+    radius: torch.Tensor | None = None  # PSF radius (a radius map's mean); None: no blur model
+    at_bound: torch.Tensor | None = None  # bool: the blind radius is the largest searched (the blur may be larger)
+    max_share: torch.Tensor | None = None  # float64: the most of the deblurring that may be kept (< 1: a blur read
+    # from the photo's edges alone, hidd.blind.defocus); None: no blur model
+    in_focus: torch.Tensor | None = None  # bool: the blind estimate read no blur; None: not judged (guard off, or a
+    # given blur)
+    gray: torch.Tensor | None = None  # bool: its colour is at its noise level (hidd.colour); None: not tested
+    photo_noise: torch.Tensor | None = None  # float64: its flat-patch noise where the colour test measured it (NaN:
+    # not measured, or a gray photo, whose gray differs from its colour's)
+
+    def select(self, index: list[int]) -> "Evidence":
+        """The evidence of photos `index` (positions in the batch)."""
+        def rows(value):
+            return value[torch.as_tensor(index, dtype=torch.long)] if isinstance(value, torch.Tensor) else value
+        return replace(self, **{f.name: rows(getattr(self, f.name)) for f in fields(self)})
+
+
+def estimate(photos: torch.Tensor, cfg, layout: Layout, *, radius_map: torch.Tensor | None = None,
+             stage: Callable[[str], None] = lambda name: None) -> tuple[Model, Evidence]:
+    """The model and evidence of photos (B, C, H, W) in [0, 1] under a SamplerConfig (see the module docstring).
+    radius_map: a known per-pixel defocus radius (B, H, W) instead of the estimate (needs sampler.radius_map).
+    stage(name) is told what it is doing (reading colour, estimating the blur)."""
+    b, c = photos.shape[:2]
+    tone = tone_curve(cfg.tone_curve, cfg.gamma)
+    gray = photo_noise = None
+    if cfg.gray_photos and c == 3:
+        stage("reading colour")
+        gray, photo_noise = colourless(photos, tone)
+        photo_noise = torch.where(gray, torch.nan, photo_noise)  # a gray photo's differs from its colour's
+    y = layout.to_network(photos)
+    if radius_map is not None:  # padded like y; one map per network image (a 1-channel prior sees C per photo)
+        if not needs_operator(cfg.consistency):
+            raise ValueError("a known radius map needs a blur-aware consistency (sampler.consistency: gradient)")
+        radius_map = pad_to_multiple(radius_map.to(y.device, torch.float32)[:, None], layout.multiple)[0]
+        radius_map = radius_map.repeat_interleave(layout.images_per_photo, dim=0)[:, 0]
+    operator = None
+    if needs_operator(cfg.consistency):
+        stage("estimating the blur")
+        operator = measurement_model(y, cfg, radius_map)
+    guarded = operator is not None and cfg.max_noise_gain > 0
+    blind = guarded and cfg.radius <= 0 and not cfg.radius_map
+    evidence = Evidence(tone=tone, blind=blind, gray=gray, photo_noise=photo_noise)
+    if operator is not None:  # one value per photo (a 1-channel prior sees its C channels as C images)
+        radius = operator.radius.reshape(b, -1).mean(dim=1).cpu()
+        evidence = replace(evidence, radius=radius, at_bound=operator.at_bound.reshape(b, -1).any(dim=1).cpu(),
+                           max_share=operator.max_share.reshape(b, -1).amin(dim=1).cpu(),
+                           in_focus=radius == 0 if blind else None)
+    return Model(y, operator, layout), evidence
