@@ -143,10 +143,10 @@ class SamplerConfig:
     ringing_share: float = 1.0  # in (0, 1], with max_noise_gain and one PSF per photo (not a radius map): the most of a
     # result kept whose power piles up at its blur's first OTF notch (deconvolution ringing, hidd.ringing); 1: off
     noisy_retry_lambda: float = 0.0  # 0, or > 1 with max_noise_gain: where a blind result (one PSF per photo) is too
-    # noisy for the guard and its calibration misfit correlated, the batch is sampled once more, noisy_retry_steps
-    # levels with the calibrated σ_n and λ = prox_lambda × this, and that result is kept where the guard keeps more
-    # of it (hidd.deblur); 0: off
-    noisy_retry_steps: int = 8  # the levels of that second sampling (NFE: levels × score_ensemble, whole batch)
+    # noisy for the guard and its calibration misfit correlated, that photo is sampled once more, noisy_retry_steps
+    # levels with the calibrated σ_n and λ × this, and that result is kept where the guard keeps more of it
+    # (hidd.stages.select); 0: off
+    noisy_retry_steps: int = 8  # the levels of that second sampling (NFE: levels × score_ensemble, for that photo)
     gray_photos: bool = False  # a colour photo whose chroma is at most its noise level (a black-and-white photo saved
     # as RGB) comes back gray: its result, and the photo the guard blends it with, projected onto gray (hidd.colour)
     boundary: str = "free"  # 'prox' image border: 'free' (scene beyond the frame unknown) or 'reflect' (synthetic)

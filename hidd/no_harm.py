@@ -61,8 +61,8 @@ takes a periodic texture whose period lies there for ringing; halving costs such
 more. A photo a 1-channel prior deblurs channel by channel is judged by its worst channel, each at its own lens.
 
 A photo that the blind PSF estimate finds in focus is returned unchanged, unmeasured: there the sampler would
-only denoise, which on the benchmark's camera photos cost 0.2–0.4 dB of detail (so hidd.deblur does not run it
-on a batch that reads in focus throughout).
+only denoise, which on the benchmark's camera photos cost 0.2–0.4 dB of detail (so hidd.deblur does not sample
+it at all).
 """
 from __future__ import annotations
 

@@ -17,8 +17,9 @@ the same command with --skip-existing finishes only the missing images.
 
 A grayscale photo is deblurred as three equal channels by an RGB model and written back gray; with
 the default preset a colour photo whose colour is at its noise level comes back gray too (as RGB).
-metrics.csv's NFE is the photo's batch's: 12 with the default preset, 20 where it restarts its
-schedule (a white misfit) or samples a too-noisy result again (sampler.noisy_retry_lambda), 28 if both.
+metrics.csv's NFE is the photo's own: 12 with the default preset, 20 where it restarts its schedule
+(a white misfit) or samples a too-noisy result again (sampler.noisy_retry_lambda), 0 where it reads in
+focus; its `reason` says what bound its `share`. A photo's output does not depend on --batch-size.
 A bad input file, or an image whose deblurring fails, is reported in one line and skipped.
 Exit status: 0 all images written; 1 some inputs failed (the others were written);
 2 usage error (bad option, config, checkpoint, --input or --output; nothing processed); 130 interrupted.
@@ -66,13 +67,13 @@ def parser() -> argparse.ArgumentParser:
                         "showing every photo's picture with its metrics")
     p.add_argument("--skip-existing", action="store_true",
                    help="resume: keep the images already in OUTPUT (PNG and metrics.csv row) and do only the others; "
-                        "use the same options and device as the interrupted run (batches, and so results, depend on "
-                        "both)")
+                        "use the same options and device as the interrupted run (its results depend on them)")
     p.add_argument("--batch-size", default="auto",
-                   help="same-size images sampled together; auto: 1 on a CPU (each photo written as soon as it is "
-                        "done), 4 on a GPU")
+                   help="same-size images sampled together (a photo's output is the same in any batch); auto: 1 on "
+                        "a CPU (each photo written as soon as it is done), 4 on a GPU")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    p.add_argument("--seed", type=int, default=0, help="sampler noise seed")
+    p.add_argument("--seed", type=int, default=0,
+                   help="sampler noise seed: each photo draws its noise from a generator of its own seeded with it")
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="evaluate the network on N×N tiles (a multiple of the network's size multiple, 8 for the "
                         "default model); 0: never tile (default: tile automatically beyond --max-memory)")
