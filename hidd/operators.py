@@ -17,6 +17,7 @@ half-width, so an image's solution does not depend on the images batched with it
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import replace
 
 import torch
@@ -28,6 +29,9 @@ from hidd.camera.psf import LensPSF, stack_psfs
 
 BOUNDARIES = ("free", "reflect")  # sampler.boundary: the scene beyond the frame unknown, or mirrored
 FREE_BOUNDARY_ITERATIONS = 15  # fill-in rounds of the 'free' boundary (3 left visible ringing on 64–128 px crops)
+LAYER_SPACING = 1.0  # px between a depth-varying map's layers: a pixel, the finest radius a map resolves
+CG_ITERATIONS = 40  # at most, per proximal step of a depth-varying blur
+CG_TOLERANCE = 1e-4  # relative residual ‖r‖/‖b‖ at which conjugate gradients stop
 
 
 def lens_psfs(lenses: list[LensPSF], dtype=torch.float32, device=None) -> tuple[torch.Tensor, list[int]]:
@@ -229,40 +233,148 @@ class UniformBlur(BlurOperator):
 
 
 class DepthVaryingBlur(BlurOperator):
-    """Spatially varying defocus from a per-pixel radius map (hidd.camera.optics.blur_depth_varying): at radius r
-    the PSF is `lens` scaled to r (a disk by default), and the map is cut into `levels` layers.
+    """Spatially varying defocus from a per-pixel radius map: hidd.camera.optics.blur_depth_varying's layered blur,
+    at radius r the PSF `lens` scaled to r (a disk by default), the map cut into layers of radii r_l:
 
-    Its proximal step deconvolves each layer's radius over the whole frame in closed form (UniformBlur) and
-    blends the results with the layers' per-pixel weights: exact inside a region of one radius, an
-    approximation within a PSF's width of a change of radius (where the layered forward model itself ignores
-    occlusion). `levels` closed-form solves per step instead of one.
+        A u = Σ_l W_l ⊙ (k_l ∗ u),
+
+    W_l the per-pixel weights interpolating between the two layers whose radii bracket the pixel's (they sum to
+    one). Its proximal step in linear light, argmin_u ‖A u − v‖² + ρ ‖u − u0‖², solves the normal equations
+
+        (AᵀA + ρ I) u = Aᵀ v + ρ u0,   Aᵀ r = Σ_l k_lᵀ ∗ (W_l ⊙ r),
+
+    by preconditioned conjugate gradients (an FFT per layer and iteration), to a relative residual of CG_TOLERANCE
+    or CG_ITERATIONS steps: exact, up to that tolerance, for the layered model, at depth edges too. The
+    preconditioner is the circulant (AᵀA + ρ I) of the layers' mean weights, (Σ_l w̄_l |K_l|² + ρ)⁻¹ in the
+    Fourier domain: exact for a constant map, where one CG step is the closed form. A map with one radius is
+    UniformBlur, whose closed form this then calls. Borders as UniformBlur's: 'free' solves for u on the frame
+    padded by the widest PSF's half-width (data only inside the frame, the ring anchored to u0 reflect-padded),
+    'reflect' for u on the frame with mirrored borders (the adjoint taken by autograd).
     """
 
     def __init__(self, radius_map: torch.Tensor, noise: NoiseLevelFunction, noise_sigma: torch.Tensor, *,
-                 lens: LensPSF | None = None, levels: int = 8, boundary: str = "free"):
+                 lens: LensPSF | None = None, levels: int | None = None, boundary: str = "free"):
         super().__init__(noise, radius_map.flatten(1).mean(dim=1), noise_sigma)
+        if boundary not in BOUNDARIES:
+            raise ValueError(f"sampler.boundary must be one of {', '.join(BOUNDARIES)}, got {boundary!r}")
         self.radius_map = radius_map  # (B, 1, H, W) radius in pixels at each pixel
         self.lens = lens or LensPSF(1.0)  # the PSF's shape; its radius is replaced by the map's
-        self.levels = levels  # blur layers spanning the map's range (linear interpolation between them)
-        self.boundary = boundary  # the border model of the layers' proximal steps (see UniformBlur)
+        self.levels = levels  # layers spanning each map's range; None: one per LAYER_SPACING px
+        self.boundary = boundary  # the border model of the proximal step (see the class docstring)
 
     def psf_of_radius(self, radius: float, channels: int) -> torch.Tensor:
         return self.lens.with_radius(radius).kernels(channels)
 
+    def _layers(self, image: int, like: torch.Tensor) -> tuple[list[float], torch.Tensor]:
+        """The layer radii of image `image`'s map and their weights (1, L, H, W)."""
+        radius_map = self.radius_map[image:image + 1].to(like)
+        levels = self.levels
+        if levels is None:
+            span = float(radius_map.max() - radius_map.min())
+            levels = max(1, math.ceil(span / LAYER_SPACING) + 1)
+        radii = layer_radii(radius_map, levels)
+        return radii, layer_weights(radius_map, radii)
+
     def linear(self, u):
-        return blur_depth_varying(u, self.radius_map, lambda r: self.psf_of_radius(r, u.shape[1]), levels=self.levels)
+        out = torch.empty_like(u)
+        for image in range(u.shape[0]):
+            radii, _ = self._layers(image, u)
+            out[image:image + 1] = blur_depth_varying(u[image:image + 1], self.radius_map[image:image + 1],
+                                                      lambda r: self.psf_of_radius(r, u.shape[1]), levels=radii)
+        return out
 
     def prox(self, x0, y, rho):
-        rho = rho.to(x0.dtype).reshape(-1, 1, 1, 1)
+        rho = rho.to(x0.dtype).reshape(-1)
         u0, v = self.tone.decode(x0), self.tone.decode(y)
-        u = torch.zeros_like(u0)
+        u = torch.empty_like(u0)
         for image in range(u0.shape[0]):  # each image has its own layers
-            radius_map = self.radius_map[image:image + 1].to(u0)
-            radii = layer_radii(radius_map, self.levels)
-            weights = layer_weights(radius_map, radii)
-            for i, radius in enumerate(radii):
-                layer = UniformBlur(self.psf_of_radius(radius, u0.shape[1])[None], self.noise, self.radius[:1],
-                                    self.noise_sigma[:1], boundary=self.boundary)
-                solved = layer.solve_linear(u0[image:image + 1], v[image:image + 1], rho[image:image + 1])
-                u[image:image + 1] += weights[:, i:i + 1] * solved
+            u[image:image + 1] = self.solve_linear(image, u0[image:image + 1], v[image:image + 1], float(rho[image]))
         return self.tone.encode(u.clamp_min(0))
+
+    def solve_linear(self, image: int, u0: torch.Tensor, v: torch.Tensor, rho: float) -> torch.Tensor:
+        """argmin_u ‖A u − v‖² + ρ ‖u − u0‖² in linear light for image `image` of the batch (u0, v: (1, C, H, W))."""
+        radii, weights = self._layers(image, u0)
+        channels = u0.shape[1]
+        psfs = [self.psf_of_radius(r, channels).to(u0) for r in radii]
+        if len(radii) == 1:
+            layer = UniformBlur(psfs[0][None], self.noise, self.radius[:1], self.noise_sigma[:1], boundary=self.boundary)
+            return layer.solve_linear(u0, v, torch.tensor(rho, dtype=u0.dtype).reshape(1, 1, 1, 1))
+        if self.boundary == "free":
+            return _layered_cg_free(u0, v, rho, psfs, weights)
+        return _layered_cg_reflect(u0, v, rho, psfs, weights)
+
+
+def _padded_otfs(psfs: list[torch.Tensor], shape: tuple[int, int]) -> torch.Tensor:
+    """OTFs (L, C|1, H, W/2+1) of PSFs (C|1, K_l, K_l) of different sizes on a frame of `shape`."""
+    size = max(p.shape[-1] for p in psfs)
+    return torch.stack([otf(F.pad(p, [(size - p.shape[-1]) // 2] * 4), shape) for p in psfs])
+
+
+def _conjugate_gradients(normal, rhs: torch.Tensor, start: torch.Tensor, precondition) -> torch.Tensor:
+    """Solve normal(u) = rhs (a symmetric positive definite map) by preconditioned CG from `start`."""
+    u = start
+    residual = rhs - normal(u)
+    z = precondition(residual)
+    direction = z
+    rz = (residual * z).sum()
+    scale = rhs.square().sum().sqrt().clamp_min(1e-30)
+    for _ in range(CG_ITERATIONS):
+        if residual.square().sum().sqrt() <= CG_TOLERANCE * scale:
+            break
+        applied = normal(direction)
+        step = rz / (direction * applied).sum().clamp_min(1e-30)
+        u = u + step * direction
+        residual = residual - step * applied
+        z = precondition(residual)
+        rz, previous = (residual * z).sum(), rz
+        direction = z + (rz / previous.clamp_min(1e-30)) * direction
+    return u
+
+
+def _layered_cg_free(u0, v, rho, psfs, weights):
+    """DepthVaryingBlur's proximal step with the 'free' border: u on the frame padded by the widest half-width p."""
+    p = max(k.shape[-1] for k in psfs) // 2
+    h, w = u0.shape[-2:]
+    shape = (h + 2 * p, w + 2 * p)
+    otfs = _padded_otfs(psfs, shape)  # L, C|1, H', W'/2+1
+    weights = weights[0][:, None]  # L, 1, H, W
+
+    def forward(u):  # (1, C, H', W') → (1, C, H, W): Σ_l W_l ⊙ crop(k_l ∗ u)
+        layers = torch.fft.irfft2(otfs * torch.fft.rfft2(u), s=shape)[..., p:p + h, p:p + w]
+        return (weights * layers).sum(dim=0, keepdim=True)
+
+    def adjoint(r):  # (1, C, H, W) → (1, C, H', W'): Σ_l k_lᵀ ∗ pad₀(W_l ⊙ r)
+        spread = F.pad(weights * r, (p, p, p, p))
+        return torch.fft.irfft2((otfs.conj() * torch.fft.rfft2(spread)).sum(dim=0, keepdim=True), s=shape)
+
+    mean_power = (weights.flatten(1).mean(dim=1).reshape(-1, 1, 1, 1) * otfs.abs() ** 2).sum(dim=0, keepdim=True)
+    start = F.pad(u0, (p, p, p, p), mode="reflect" if p < min(h, w) else "replicate")
+    solved = _conjugate_gradients(lambda u: adjoint(forward(u)) + rho * u, adjoint(v) + rho * start, start,
+                                  lambda r: torch.fft.irfft2(torch.fft.rfft2(r) / (mean_power + rho), s=shape))
+    return solved[..., p:p + h, p:p + w]
+
+
+def _layered_cg_reflect(u0, v, rho, psfs, weights):
+    """DepthVaryingBlur's proximal step with the 'reflect' border (the camera's): u on the frame itself."""
+    weights = weights[0][:, None]
+
+    def forward(u):
+        return sum(weights[i:i + 1, 0:1] * blur(u, k[None]) for i, k in enumerate(psfs))
+
+    def normal(u):
+        with torch.enable_grad():
+            u = u.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(0.5 * forward(u).square().sum(), u)
+        return grad + rho * u
+
+    def adjoint(r):
+        with torch.enable_grad():
+            u = torch.zeros_like(r, requires_grad=True)
+            (grad,) = torch.autograd.grad((forward(u) * r).sum(), u)
+        return grad
+
+    shape = u0.shape[-2:]
+    otfs = _padded_otfs(psfs, tuple(shape))
+    mean_power = (weights.flatten(1).mean(dim=1).reshape(-1, 1, 1, 1) * otfs.abs() ** 2).sum(dim=0, keepdim=True)
+    return _conjugate_gradients(normal, adjoint(v) + rho * u0, u0,
+                                lambda r: torch.fft.irfft2(torch.fft.rfft2(r) / (mean_power + rho), s=shape))

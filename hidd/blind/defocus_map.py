@@ -1,0 +1,130 @@
+"""Blind defocus map: a per-pixel blur radius and its confidence, from the blur each region's edges allow.
+
+A disk of radius r cannot leave an edge sharper than its line-spread peak: with R the range of y within ± r px,
+ρ = |∇y| · r / R ≤ 2/π (hidd.blind.edge_bound). `edge_read_radius` turns this into a reading, the largest r whose
+strongest edges stay within that bound, and reads a uniformly blurred photo's radius to −21 … +26 %. Read on
+TILE×TILE tiles at a stride of TILE/2, it is a map:
+
+    r_t = edge_read_radius(tile t),   confidence c_t = [the tile holds an edge],
+
+a tile holding an edge when its largest local range (over ± EDGE_REACH px) exceeds EDGE_Z times the noise std
+of that range for a flat tile. For Gaussian noise of std σ the range of n pixels exceeds z σ with probability
+about n · 2 Φ(−z/√2) (a difference of two pixels); EDGE_Z = 8 puts that below 1e-6 per tile, so a flat tile is
+not read as an edge, whatever its size. A tile without an edge says nothing (its reading is the search's top,
+nothing contradicting any blur): its radius is filled from the tiles that say something, by normalised
+convolution over the tile grid with a Gaussian of FILL_SPREAD tiles, and where no tile near it says anything it is
+0 (in focus: the photo stays as it is there). The grid is median-filtered over 3×3 tiles and interpolated
+bilinearly between tile centres (constant beyond the outer ones), as the per-tile spectral map (radius_map).
+
+The readings are bounds from the sharpest edges, so they err short where a tile spans several features (the
+safe side: less deblurring). Sharp photos read 0.5–2 px: demosaicing, JPEG and the pixel aperture soften every
+edge a little, so a tile reads as defocused only from FOCUS_RADIUS on, a physical bound (2 px, twice the pixel
+pitch, is beyond the softening any sharp photo here shows; docs/BENCHMARKS.md has the false-alarm rate this
+gives on sharp photos).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from hidd.blind.edge_bound import edge_read_radius
+from hidd.blind.spectrum import gray_linear
+
+TILE = 64  # px: the side of a tile read on its own
+EDGE_REACH = 2  # px: local ranges over ± this, to tell an edge from noise
+EDGE_Z = 8.0  # a tile holds an edge when its largest local range exceeds this × the noise std
+FILL_SPREAD = 1.5  # tiles: std of the Gaussian that fills tiles without edges from their neighbours
+MAX_MAP_RADIUS = 12.0  # px: the largest radius read (a 64 px tile resolves about this)
+REGION_SHARE = 0.25  # of the tiles read, each of an in-focus and a defocused region for a varying map
+FOCUS_RADIUS = 2.0  # px: a radius below this is in focus (sharp photos read 0.5–2 through their camera)
+
+
+@dataclass
+class DefocusMap:
+    """A photo's blur radius per pixel and the evidence for it."""
+
+    radius: torch.Tensor  # (H, W) disk radius in px; 0 in focus
+    confidence: torch.Tensor  # (H, W) in [0, 1]: the share of the tiles around the pixel that hold an edge
+    tiles: np.ndarray  # (rows, cols) the tiles' readings before filling (NaN: no edge)
+
+    @property
+    def in_focus(self) -> torch.Tensor:
+        """(H, W) bool: below FOCUS_RADIUS."""
+        return self.radius < FOCUS_RADIUS
+
+    @property
+    def varies(self) -> bool:
+        """Whether the photo holds both an in-focus and a defocused region that no single blur explains: at least
+        REGION_SHARE of the tiles read hold an edge in focus, and as many read twice FOCUS_RADIUS or more (a
+        uniform blur of r reads r ± a quarter; the sky of a uniformly blurred photo reads in focus)."""
+        read = self.tiles[np.isfinite(self.tiles)]
+        if not read.size:
+            return False
+        return bool(np.mean(read < FOCUS_RADIUS) >= REGION_SHARE and np.mean(read >= 2 * FOCUS_RADIUS) >= REGION_SHARE)
+
+    def share(self) -> torch.Tensor:
+        """(H, W) in [0, 1]: how much of a deblurring each pixel keeps, min(r / FOCUS_RADIUS, 1): none in focus, all
+        from FOCUS_RADIUS on (the map ramps between tile centres, so the seam is a tile's width)."""
+        return (self.radius / FOCUS_RADIUS).clamp(0, 1)
+
+
+def _starts(size: int, tile: int) -> list[int]:
+    """Tile origins along an axis of `size`: stride tile/2, the last flush with the end."""
+    stride = max(1, tile // 2)
+    starts = list(range(0, size - tile + 1, stride))
+    if starts[-1] != size - tile:
+        starts.append(size - tile)
+    return starts
+
+
+def tile_readings(linear: torch.Tensor, noise_std: float) -> tuple[np.ndarray, list[int], list[int], int]:
+    """Each tile's edge reading (NaN where it holds no edge), its row and column origins, and the tile size, for an
+    image (C, H, W) or (H, W) in LINEAR light whose grey noise std is `noise_std`."""
+    gray = gray_linear(linear, "estimate_defocus_map")
+    h, w = gray.shape
+    tile = min(TILE, h, w)
+    rows, cols = _starts(h, tile), _starts(w, tile)
+    window = 2 * EDGE_REACH + 1
+    smoothed = gray.numpy()
+    local_range = ndimage.maximum_filter(smoothed, window) - ndimage.minimum_filter(smoothed, window)
+    readings = np.full((len(rows), len(cols)), np.nan)
+    for i, top in enumerate(rows):
+        for j, left in enumerate(cols):
+            if local_range[top:top + tile, left:left + tile].max() <= EDGE_Z * noise_std:
+                continue
+            readings[i, j] = edge_read_radius(gray[top:top + tile, left:left + tile], MAX_MAP_RADIUS)
+    return readings, rows, cols, tile
+
+
+def estimate_defocus_map(linear: torch.Tensor, noise_std: float) -> DefocusMap:
+    """The defocus map of one photo (C, H, W) or (H, W) in LINEAR light whose grey noise std (linear light) is
+    noise_std (see the module docstring)."""
+    if not math.isfinite(noise_std) or noise_std < 0:
+        raise ValueError(f"estimate_defocus_map: the noise std must be finite and ≥ 0, got {noise_std}")
+    readings, rows, cols, tile = tile_readings(linear, noise_std)
+    h, w = linear.shape[-2:]
+    held = np.isfinite(readings).astype(np.float64)
+    mass = ndimage.gaussian_filter(held, FILL_SPREAD, mode="nearest")
+    filled = ndimage.gaussian_filter(np.nan_to_num(readings), FILL_SPREAD, mode="nearest") / np.maximum(mass, 1e-12)
+    grid = np.where(held > 0, readings, np.where(mass > 1e-3, filled, 0.0))
+    grid = ndimage.median_filter(grid, size=3, mode="nearest")
+    grid = np.where(grid < FOCUS_RADIUS, 0.0, grid)
+    return DefocusMap(_to_pixels(grid, rows, cols, tile, h, w), _to_pixels(np.clip(mass, 0, 1), rows, cols, tile, h, w),
+                      readings)
+
+
+def _to_pixels(grid: np.ndarray, rows: list[int], cols: list[int], tile: int, h: int, w: int) -> torch.Tensor:
+    """A tile grid interpolated bilinearly between tile centres onto the (H, W) pixels (constant beyond them)."""
+    centres_y = np.asarray(rows, dtype=np.float64) + (tile - 1) / 2
+    centres_x = np.asarray(cols, dtype=np.float64) + (tile - 1) / 2
+    ys = np.interp(np.arange(h), centres_y, np.arange(len(rows)))
+    xs = np.interp(np.arange(w), centres_x, np.arange(len(cols)))
+    values = ndimage.map_coordinates(grid, np.meshgrid(ys, xs, indexing="ij"), order=1, mode="nearest")
+    return torch.from_numpy(values).float()
+
+
+

@@ -1,0 +1,46 @@
+"""The blind defocus map (hidd.blind.defocus_map): sharp reads sharp, a defocused part reads its blur."""
+import pytest
+import torch
+from skimage import data, transform
+
+from hidd.blind.defocus_map import FOCUS_RADIUS, estimate_defocus_map
+from hidd.camera.optics import blur
+from hidd.camera.psf import LensPSF
+
+NOISE = 0.002  # linear-light std of the noise added
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """A sharp grey scene (1, 192, 192) in linear light, with a little noise."""
+    image = transform.resize(data.camera(), (192, 192), anti_aliasing=True)
+    linear = torch.from_numpy(image).double()[None] ** 2.2
+    return linear + NOISE * torch.randn(linear.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+
+def test_a_sharp_photo_reads_in_focus_everywhere(scene):
+    found = estimate_defocus_map(scene, NOISE)
+    assert bool(found.in_focus.all()), float(found.radius.max())
+
+
+def test_a_defocused_half_reads_its_blur_and_the_sharp_half_stays_in_focus(scene):
+    blurred = blur(scene[None], LensPSF(6.0).kernels(1, torch.float64)[None])[0]
+    half = scene.clone()
+    half[..., 64:] = blurred[..., 64:]  # the right two thirds 6 px out of focus
+    found = estimate_defocus_map(half, NOISE)
+    assert float(found.radius[:, 150:].median()) == pytest.approx(6.0, rel=0.35)
+    assert bool(found.in_focus[:, :24].all())
+    assert found.varies
+
+
+def test_a_flat_photo_says_nothing_and_reads_in_focus():
+    flat = torch.full((1, 128, 128), 0.3, dtype=torch.float64)
+    flat += NOISE * torch.randn(flat.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    found = estimate_defocus_map(flat, NOISE)
+    assert bool(found.in_focus.all()) and float(found.confidence.max()) == 0.0
+    assert not found.varies
+
+
+def test_a_bad_noise_level_is_refused(scene):
+    with pytest.raises(ValueError, match="noise std"):
+        estimate_defocus_map(scene, float("nan"))
