@@ -130,8 +130,8 @@ class SamplerConfig:
     edge_read_share: float = 0.0  # in [0, 1]: where every blind reading says in focus but the photo's edges are no
     # sharper than a blur of 3–12 px leaves them (textureless photos), deblur by that blur and keep at most this share
     # of the result (hidd.blind.defocus); 0: off
-    radius_map: bool = False  # blind (radius 0) spatially varying blur: per-tile radius map (consistency 'gradient')
-    radius_tile: int = 64  # tile side (pixels) of the radius map's estimates (tiles overlap by 3/4)
+    radius_map: bool = False  # blind (radius 0) spatially varying blur: a defocus map from edges (hidd.blind.defocus_map)
+    radius_tile: int = 64  # tile side (pixels) of the defocus map's readings (tiles overlap by 1/2)
     noise_sigma: float = 0.0  # measurement noise std on [0, 1]; 0: estimated from each image
     noise_sigma_min: float = 0.0  # floor of that estimate
     max_noise_gain: float = 0.0  # blind deblurring: a result whose flat-patch noise exceeds this × the input's is

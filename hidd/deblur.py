@@ -157,6 +157,10 @@ class Deblurrer:
             if measured is not None:
                 calibration = calibration.scatter(layout.rows(todo), measured)
         per_photo = self._evidence(evidence, calibration, b)
+        if evidence.region is not None and not _guarded(model, cfg):  # (the guard does it where it judges)
+            region = evidence.region.to(results)[:, None]
+            kept_as = y.to(results) if evidence.gray is None else gray(y.to(results), evidence.gray)
+            results = kept_as + region * (results - kept_as)
         if not _guarded(model, cfg):
             return DeblurResult(images=results.clamp(0, 1), nfe=int(nfe.max()), photo_nfe=nfe, gray=evidence.gray,
                                 problems=self._problems(model, calibration, results, b), **per_photo)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from hidd.blind import estimate_defocus, estimate_nlf, estimate_radius_map
+from hidd.blind import estimate_defocus, estimate_nlf
+from hidd.blind.defocus_map import estimate_defocus_map
 from hidd.camera.noise import NoiseLevelFunction
 from hidd.camera.psf import PSF_FAMILIES, LensPSF
 from hidd.camera.tone import tone_curve
@@ -51,21 +52,24 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
     cfg.shared_quantile, where that reads in focus, a blur it preferred unclearly that the tiles confirm or else the
     blur most of its tiles share, and with cfg.edge_read_share
     the blur its edges allow where even that does), or, with cfg.radius_map,
-    a per-tile radius map (spatially varying blur). cfg.noise_sigma > 0 is taken as known; otherwise each
+    a per-pixel defocus map read from its edges (hidd.blind.defocus_map: spatially varying blur). cfg.noise_sigma > 0 is taken as known; otherwise each
     image's noise-level function is estimated. The operator's `noise_sigma` is each image's RMS noise level.
     """
     tone = tone_curve(cfg.tone_curve, cfg.gamma)
     linear = tone.decode(y.detach().cpu().double())
     if radius_map is not None and not cfg.radius_map:
-        raise ValueError("a known radius map needs sampler.radius_map: true (and consistency 'gradient')")
+        raise ValueError("a known radius map needs sampler.radius_map: true")
     if cfg.radius_map and (cfg.radius <= 0 or radius_map is not None):
         if cfg.psf == "gaussian":
             raise ValueError("sampler.radius_map: spatially varying blur supports psf disk or polygon, not gaussian")
-        maps = (radius_map.to(y) if radius_map is not None
-                else torch.stack([estimate_radius_map(image, tile=cfg.radius_tile) for image in linear]).to(y))
+        noise, level = noise_model(y, cfg, tone, [None] * y.shape[0])
+        if radius_map is None:  # each photo's blind defocus map, from its edges (hidd.blind.defocus_map)
+            grey_noise = noise.linear_std(y.detach().cpu().double()).square().flatten(1).mean(dim=1).sqrt()
+            radius_map = torch.stack([estimate_defocus_map(image, float(std), cfg.radius_tile).radius
+                                      for image, std in zip(linear, grey_noise)])
+        maps = radius_map.to(y)
         if maps.shape != (y.shape[0], *y.shape[-2:]):
             raise ValueError(f"radius map of shape {tuple(maps.shape)} for images {tuple(y.shape)}")
-        noise, level = noise_model(y, cfg, tone, [None] * y.shape[0])
         lens = LensPSF(1.0, blades=cfg.blades if cfg.psf == "polygon" else 0, softening=cfg.softening)
         return DepthVaryingBlur(maps[:, None], noise, level, lens=lens)
     given = known_lens(cfg)

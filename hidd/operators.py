@@ -95,6 +95,11 @@ class BlurOperator:
         """Each image's lens PSF where its blur is one lens (given or estimated); None: it is not (a radius map)."""
         return None
 
+    @property
+    def radius_field(self) -> torch.Tensor | None:
+        """Each image's blur radius per pixel (B, 1, H, W) where it varies across the image; None: one blur each."""
+        return None
+
     def with_softening(self, factor: torch.Tensor) -> "BlurOperator":
         """This operator with the softening of each image's blindly estimated PSF multiplied by factor (B,): a new
         one where a PSF changes, else this one. Operators without estimated PSFs (given, or a radius map) keep
@@ -261,6 +266,10 @@ class DepthVaryingBlur(BlurOperator):
         self.lens = lens or LensPSF(1.0)  # the PSF's shape; its radius is replaced by the map's
         self.levels = levels  # layers spanning each map's range; None: one per LAYER_SPACING px
         self.boundary = boundary  # the border model of the proximal step (see the class docstring)
+
+    @property
+    def radius_field(self):
+        return self.radius_map
 
     def psf_of_radius(self, radius: float, channels: int) -> torch.Tensor:
         return self.lens.with_radius(radius).kernels(channels)

@@ -218,7 +218,7 @@ def main(argv=None):
                         "seconds are the batch's over N; its NFE and output are its own, as in a run of one)")
     p.add_argument("--oracle-map", action="store_true",
                    help="give the hidd presets the TRUE radius map of the depth-varying image (needs "
-                        "sampler.radius_map=true and sampler.consistency=gradient): the solver without the estimator")
+                        "sampler.radius_map=true, as the depth preset sets): the solver without the estimator")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="network precision of the hidd presets (see hidd.precision); labelled in the table unless fp32")
     p.add_argument("--include", type=Path, action="append", default=[], metavar="DIR",

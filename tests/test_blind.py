@@ -16,7 +16,7 @@ from skimage import data
 from skimage.transform import resize
 
 from conftest import synthetic_photo
-from hidd.blind import estimate_defocus, estimate_nlf, estimate_psf, estimate_radius_map
+from hidd.blind import estimate_defocus, estimate_nlf, estimate_defocus_map, estimate_psf
 import hidd.blind.defocus
 import hidd.blind.edge_bound
 from hidd.blind import PSFEstimate
@@ -299,7 +299,7 @@ def test_radius_map_separates_sharp_and_blurred_halves():
     x = SRGB.decode(photo("astronaut", 128).double())
     right = blur(x, LensPSF(5.0).kernels(1, torch.float64))
     y = torch.cat([x[..., :64], right[..., 64:]], dim=-1)
-    radius_map = estimate_radius_map(y[0])
+    radius_map = estimate_defocus_map(y[0], 0.0).radius
     assert radius_map.shape == (128, 128)
     assert radius_map[:, 88:].mean() > radius_map[:, :40].mean() + 2.5
 

@@ -34,7 +34,7 @@ from scipy import ndimage
 from hidd.blind.edge_bound import edge_read_radius
 from hidd.blind.spectrum import gray_linear
 
-TILE = 64  # px: the side of a tile read on its own
+TILE = 64  # px: the side of a tile read on its own (sampler.radius_tile)
 EDGE_REACH = 2  # px: local ranges over ± this, to tell an edge from noise
 EDGE_Z = 8.0  # a tile holds an edge when its largest local range exceeds this × the noise std
 FILL_SPREAD = 1.5  # tiles: std of the Gaussian that fills tiles without edges from their neighbours
@@ -67,9 +67,14 @@ class DefocusMap:
         return bool(np.mean(read < FOCUS_RADIUS) >= REGION_SHARE and np.mean(read >= 2 * FOCUS_RADIUS) >= REGION_SHARE)
 
     def share(self) -> torch.Tensor:
-        """(H, W) in [0, 1]: how much of a deblurring each pixel keeps, min(r / FOCUS_RADIUS, 1): none in focus, all
-        from FOCUS_RADIUS on (the map ramps between tile centres, so the seam is a tile's width)."""
-        return (self.radius / FOCUS_RADIUS).clamp(0, 1)
+        """(H, W) in [0, 1]: how much of a deblurring each pixel keeps (region_share)."""
+        return region_share(self.radius)
+
+
+def region_share(radius: torch.Tensor) -> torch.Tensor:
+    """How much of a deblurring each pixel of a radius map (…, H, W) keeps: min(r / FOCUS_RADIUS, 1), none in focus,
+    all from FOCUS_RADIUS on (a blind map ramps between tile centres, so the seam is a tile's width)."""
+    return (radius / FOCUS_RADIUS).clamp(0, 1)
 
 
 def _starts(size: int, tile: int) -> list[int]:
@@ -81,12 +86,13 @@ def _starts(size: int, tile: int) -> list[int]:
     return starts
 
 
-def tile_readings(linear: torch.Tensor, noise_std: float) -> tuple[np.ndarray, list[int], list[int], int]:
+def tile_readings(linear: torch.Tensor, noise_std: float, tile: int = TILE) -> tuple[np.ndarray, list[int], list[int],
+                                                                                  int]:
     """Each tile's edge reading (NaN where it holds no edge), its row and column origins, and the tile size, for an
     image (C, H, W) or (H, W) in LINEAR light whose grey noise std is `noise_std`."""
     gray = gray_linear(linear, "estimate_defocus_map")
     h, w = gray.shape
-    tile = min(TILE, h, w)
+    tile = min(tile, h, w)
     rows, cols = _starts(h, tile), _starts(w, tile)
     window = 2 * EDGE_REACH + 1
     smoothed = gray.numpy()
@@ -100,12 +106,12 @@ def tile_readings(linear: torch.Tensor, noise_std: float) -> tuple[np.ndarray, l
     return readings, rows, cols, tile
 
 
-def estimate_defocus_map(linear: torch.Tensor, noise_std: float) -> DefocusMap:
+def estimate_defocus_map(linear: torch.Tensor, noise_std: float, tile: int = TILE) -> DefocusMap:
     """The defocus map of one photo (C, H, W) or (H, W) in LINEAR light whose grey noise std (linear light) is
-    noise_std (see the module docstring)."""
+    noise_std, from tiles of `tile` px (sampler.radius_tile; see the module docstring)."""
     if not math.isfinite(noise_std) or noise_std < 0:
         raise ValueError(f"estimate_defocus_map: the noise std must be finite and ≥ 0, got {noise_std}")
-    readings, rows, cols, tile = tile_readings(linear, noise_std)
+    readings, rows, cols, tile = tile_readings(linear, noise_std, tile)
     h, w = linear.shape[-2:]
     held = np.isfinite(readings).astype(np.float64)
     mass = ndimage.gaussian_filter(held, FILL_SPREAD, mode="nearest")

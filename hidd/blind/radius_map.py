@@ -1,15 +1,14 @@
-"""Blind radius map of a spatially varying defocus (depth): per-tile PSF radii, filtered and interpolated.
+"""Per-tile PSF radii of a spatially varying defocus (depth), read from the tiles' spectra, as a distribution.
 
-Tiles of `tile`×`tile` pixels at a stride of tile/4 each get hidd.blind.psf_fit's spectral fit, with the
-natural-image slope β = TILE_SLOPE held fixed: a small tile has too few frequency rings to tell a steeper
-scene spectrum from more blur (with β free, the map's correlation with the true one on the benchmark's
-depth-varying pair falls from 0.77 to 0.56), and a tile is in focus unless a blur fits it clearly better
-(TILE_IN_FOCUS_MARGIN). The tile grid is median-filtered over smooth×smooth tiles (flat tiles give
-unreliable radii), set to 0 under IN_FOCUS_RADIUS and interpolated bilinearly between tile centres
-(constant beyond the outer centres).
+Tiles of `tile`×`tile` pixels each get hidd.blind.psf_fit's spectral fit, with the natural-image slope
+β = TILE_SLOPE held fixed: a small tile has too few frequency rings to tell a steeper scene spectrum from more
+blur, and a tile is in focus unless a blur fits it clearly better (TILE_IN_FOCUS_MARGIN). The tile grid is
+median-filtered over smooth×smooth tiles (flat tiles give unreliable radii) and set to 0 under IN_FOCUS_RADIUS.
+Read per tile as a map it is unreliable (a quarter of a sharp photo's tiles read blurred by 2 px or more): the
+per-pixel map is hidd.blind.defocus_map's, from edges.
 
-`tile_radius_quantiles` reads the same tile fits as a distribution instead (on large photos at a wider
-stride): its lower quartile is a blur that three quarters of the photo reach, and so one PSF that deblurs
+`tile_radius_quantiles` reads the tile fits as a distribution (on large photos at a wider stride): its lower
+quartile is a blur that three quarters of the photo reach, and so one PSF that deblurs
 most of a depth-varying photo without over-sharpening much of it (hidd.blind.defocus). Tiles stay 64 px
 and see radii up to TILE_MAX_RADIUS: on a large photo a wider blur reads as that.
 """
@@ -19,7 +18,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy import ndimage
 
 from hidd.blind.psf_fit import IN_FOCUS_RADIUS, TILE_IN_FOCUS_MARGIN, TILE_SLOPE, best_radius
@@ -38,22 +36,6 @@ def tile_radii(gray: torch.Tensor, tile: int, stride: int, max_radius: float = T
     radii = best_radius(spectra, tile, top, TILE_SLOPE, in_focus_margin=TILE_IN_FOCUS_MARGIN)[0].numpy()
     radii = ndimage.median_filter(radii, size=smooth, mode="nearest")
     return np.where(radii < IN_FOCUS_RADIUS, 0.0, radii)
-
-
-def estimate_radius_map(linear: torch.Tensor, *, tile: int = 64, max_radius: float = TILE_MAX_RADIUS,
-                        smooth: int = 3) -> torch.Tensor:
-    """Per-pixel defocus radius (H, W) of an image (C, H, W) or (H, W) in LINEAR light (see the module docstring)."""
-    gray = gray_linear(linear, "estimate_radius_map")
-    h, w = gray.shape
-    tile = min(tile, h, w)
-    stride = max(1, tile // 4)
-    radii = torch.from_numpy(tile_radii(gray, tile, stride, max_radius, smooth))
-    n_i, n_j = radii.shape
-    first = tile // 2  # centre of the first tile; the last is at first + (n - 1) * stride
-    inner = F.interpolate(radii[None, None], size=((n_i - 1) * stride + 1, (n_j - 1) * stride + 1),
-                          mode="bilinear", align_corners=True)
-    pad = (first, w - first - inner.shape[-1], first, h - first - inner.shape[-2])
-    return F.pad(inner, pad, mode="replicate")[0, 0].float()
 
 
 def tile_radius_quantiles(linear: torch.Tensor, quantiles, *, tile: int = 64, max_tiles: int = 400) -> np.ndarray:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 
 from hidd.batch import take
+from hidd.blind.defocus_map import region_share
 from hidd.camera.tone import ToneCurve, tone_curve
 from hidd.colour import colourless
 from hidd.measurement import measurement_model
@@ -55,6 +56,8 @@ class Evidence:
     in_focus: torch.Tensor | None = None  # bool: the blind estimate read no blur; None: not judged (guard off, or a
     # given blur)
     gray: torch.Tensor | None = None  # bool: its colour is at its noise level (hidd.colour); None: not tested
+    region: torch.Tensor | None = None  # (B, H, W) in [0, 1]: the share of a deblurring each pixel may keep where
+    # the blur varies across the photo (a radius map: 0 in focus, hidd.blind.defocus_map.region_share); None: all
     photo_noise: torch.Tensor | None = None  # float64: its flat-patch noise where the colour test measured it (NaN:
     # not measured, or a gray photo, whose gray differs from its colour's)
 
@@ -80,7 +83,7 @@ def estimate(photos: torch.Tensor, cfg, layout: Layout, *, radius_map: torch.Ten
     y = layout.to_network(photos)
     if radius_map is not None:  # padded like y; one map per network image (a 1-channel prior sees C per photo)
         if not needs_operator(cfg.consistency):
-            raise ValueError("a known radius map needs a blur-aware consistency (sampler.consistency: gradient)")
+            raise ValueError("a known radius map needs a blur-aware consistency (sampler.consistency: prox or gradient)")
         radius_map = pad_to_multiple(radius_map.to(y.device, torch.float32)[:, None], layout.multiple)[0]
         radius_map = radius_map.repeat_interleave(layout.images_per_photo, dim=0)[:, 0]
     operator = None
@@ -88,11 +91,16 @@ def estimate(photos: torch.Tensor, cfg, layout: Layout, *, radius_map: torch.Ten
         stage("estimating the blur")
         operator = measurement_model(y, cfg, radius_map)
     guarded = operator is not None and cfg.max_noise_gain > 0
-    blind = guarded and cfg.radius <= 0 and not cfg.radius_map
+    blind = guarded and cfg.radius <= 0 and radius_map is None  # (a blind radius map too)
     evidence = Evidence(tone=tone, blind=blind, gray=gray, photo_noise=photo_noise)
     if operator is not None:  # one value per photo (a 1-channel prior sees its C channels as C images)
         radius = operator.radius.reshape(b, -1).mean(dim=1).cpu()
         evidence = replace(evidence, radius=radius, at_bound=operator.at_bound.reshape(b, -1).any(dim=1).cpu(),
                            max_share=operator.max_share.reshape(b, -1).amin(dim=1).cpu(),
                            in_focus=radius == 0 if blind else None)
+        field = operator.radius_field
+        if field is not None:  # in focus where the map reads no blur: that part of the photo is kept as it is
+            h, w = layout.photo_shape[1:]  # one map per photo (its channel images share it)
+            region = region_share(field[:, 0, :h, :w]).reshape(b, layout.images_per_photo, h, w)[:, 0]
+            evidence = replace(evidence, region=region.cpu())
     return Model(y, operator, layout), evidence

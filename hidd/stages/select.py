@@ -12,7 +12,9 @@ check gives a cap on the share w of a result and a reason (hidd.no_harm.back_off
 | ringing | ringing_share where the result rings at its blur's first OTF notch (hidd.ringing) | ringing |
 | noise | the largest clean blend within the caps above, where the full result is too noisy (max_noise_gain) | noise |
 
-w = min(caps), and the share s = h · w with the hedge h (hedge_share where a blind result's misfit was correlated,
+Where the blur varies across the photo (a radius map), a candidate is first kept only where the map deblurs,
+y + R ⊙ (x̂ − y) with R its per-pixel share (Evidence.region: 0 in focus, so an in-focus region comes back as it
+was), and the checks judge that. w = min(caps), and the share s = h · w with the hedge h (hedge_share where a blind result's misfit was correlated,
 hidd.no_harm.hedge). `reason` names the check(s) that bound w, '+'-joined, with '+hedge' where h < 1 (a share
 kept), 'hedge' where only the hedge did, and 'full' where nothing held the result back. The noise check's cap lies
 within the others', so it is named only where it is below them. Of several candidates the one kept is that with the
@@ -21,7 +23,7 @@ largest share (the first where they tie); a candidate after the first is taken o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -81,12 +83,21 @@ def select(photo: torch.Tensor, candidates: list[Candidate], evidence: Evidence,
     for index, candidate in enumerate(candidates):
         if index > 0 and not bool(torch.isfinite(candidate.image).all()):
             continue
-        measured = judge(photo, candidate, evidence, cfg)
+        measured = judge(photo, within_region(photo, candidate, evidence), evidence, cfg)
         if best is None or float(measured.share[0]) > float(best[1].share[0]):
             best = index, measured
     index, measured = best
     share = float(measured.share[0])
     return Selection(measured.images[0], share, reason(measured, evidence, cfg), index, measured)
+
+
+def within_region(photo: torch.Tensor, candidate: Candidate, evidence: Evidence) -> Candidate:
+    """The candidate kept only where its photo's blur model deblurs: y + R ⊙ (x̂ − y) with the per-pixel share R of a
+    radius map (Evidence.region: 0 where the map reads the photo in focus, which comes back as it was)."""
+    if evidence.region is None:
+        return candidate
+    region = evidence.region[0].to(candidate.image)
+    return replace(candidate, image=photo.to(candidate.image) + region * (candidate.image - photo.to(candidate.image)))
 
 
 def judge(photo: torch.Tensor, candidate: Candidate, evidence: Evidence, cfg) -> BackOff:
