@@ -84,3 +84,27 @@ def test_each_image_of_a_batch_is_solved_with_its_own_map():
     both = op.prox(x0, y, torch.tensor([0.1, 0.2]))
     alone = _operator(maps[1:], "free", tone="srgb").prox(x0[1:], y[1:], torch.tensor([0.2]))
     assert torch.allclose(both[1:], alone, atol=1e-10)
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+def test_a_region_read_in_focus_comes_back_as_it_was(tmp_path, guarded):
+    """With a radius map, the result is kept only where the map reads a blur (hidd.stages.select.within_region): the
+    part of the photo in focus is returned unchanged, the defocused part is deblurred, with or without the guard."""
+    from conftest import make_tiny_checkpoint, synthetic_photo
+    from hidd.camera import Camera
+    from hidd.deblur import Deblurrer
+    from hidd.prior import load_prior
+
+    checkpoint = make_tiny_checkpoint(tmp_path / "tiny.pt")
+    off = ["sampler.max_noise_gain=0", "sampler.edge_read_share=0", "sampler.hedge_share=1", "sampler.ringing_share=1",
+           "sampler.noisy_retry_lambda=0"]
+    settings = ["sampler.radius_map=true", "sampler.num_steps=3"] + ([] if guarded else off)
+    deblur = Deblurrer(load_prior(checkpoint, preset="depth", overrides=settings))
+    sharp = torch.from_numpy(synthetic_photo(3, 64)).permute(2, 0, 1)[None].float()
+    radius_map = torch.zeros(1, 64, 64)
+    radius_map[..., 32:] = 3.0  # the right half 3 px out of focus, the left half sharp
+    y = Camera(psf=LensPSF(1.0), white_noise=0.01).render(sharp, radius_map=radius_map[0],
+                                                          generator=torch.Generator().manual_seed(0))
+    out = deblur(y, radius_map=radius_map)
+    assert torch.equal(out.images[..., :30], y[..., :30])  # in focus (radius < 2 px, with the ramp's width)
+    assert (out.images[..., 34:] - y[..., 34:]).abs().max() > 1e-3  # deblurred where the map reads a blur
