@@ -142,7 +142,7 @@ class SamplerConfig:
     # not explain the photo) or was never measured (noise_calibration 0), 1 where it is white (hidd.no_harm); 1: off
     ringing_share: float = 1.0  # in (0, 1], with max_noise_gain and one PSF per photo (not a radius map): the most of a
     # result kept whose power piles up at its blur's first OTF notch (deconvolution ringing, hidd.ringing); 1: off
-    noisy_retry_lambda: float = 0.0  # 0, or > 1 with max_noise_gain: where a blind result (one PSF per photo) is too
+    noisy_retry_lambda: float = 0.0  # 0, or > 1 with max_noise_gain: where a blind result (one PSF, or a blind map) is too
     # noisy for the guard and its calibration misfit correlated, that photo is sampled once more, noisy_retry_steps
     # levels with the calibrated σ_n and λ × this, and that result is kept where the guard keeps more of it
     # (hidd.stages.select); 0: off

@@ -44,7 +44,7 @@ from hidd.sampling.settings import check_sampler
 from hidd.stages.estimate import Evidence, Model, estimate
 from hidd.stages.layout import Layout
 from hidd.stages.sample import sample, sample_again
-from hidd.stages.select import Candidate, Selection, select, wants_second_sampling
+from hidd.stages.select import Candidate, Selection, select, wants_second_sampling, within_region
 from hidd.tiling import ScoreTiler, TilingConfig
 
 
@@ -157,11 +157,9 @@ class Deblurrer:
             if measured is not None:
                 calibration = calibration.scatter(layout.rows(todo), measured)
         per_photo = self._evidence(evidence, calibration, b)
-        if evidence.region is not None and not _guarded(model, cfg):  # (the guard does it where it judges)
-            region = evidence.region.to(results)[:, None]
+        if not _guarded(model, cfg):  # (the guard keeps by region where it selects)
             kept_as = y.to(results) if evidence.gray is None else gray(y.to(results), evidence.gray)
-            results = kept_as + region * (results - kept_as)
-        if not _guarded(model, cfg):
+            results = within_region(kept_as, results, evidence.region)
             return DeblurResult(images=results.clamp(0, 1), nfe=int(nfe.max()), photo_nfe=nfe, gray=evidence.gray,
                                 problems=self._problems(model, calibration, results, b), **per_photo)
         kept, results, extra = self._guard(y.to(results.device), results, model, evidence, calibration, generators,

@@ -64,14 +64,19 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
             raise ValueError("sampler.radius_map: spatially varying blur supports psf disk or polygon, not gaussian")
         noise, level = noise_model(y, cfg, tone, [None] * y.shape[0])
         if radius_map is None:  # each photo's blind defocus map, from its edges (hidd.blind.defocus_map)
-            grey_noise = noise.linear_std(y.detach().cpu().double()).square().flatten(1).mean(dim=1).sqrt()
+            # the grey (channel-mean) image's noise: each channel's RMS linear-light std over √C (independent channels)
+            grey_noise = (noise.linear_std(y.detach().cpu().double()).square().flatten(1).mean(dim=1)
+                          / y.shape[1]).sqrt()
             radius_map = torch.stack([estimate_defocus_map(image, float(std), cfg.radius_tile).radius
                                       for image, std in zip(linear, grey_noise)])
         maps = radius_map.to(y)
         if maps.shape != (y.shape[0], *y.shape[-2:]):
             raise ValueError(f"radius map of shape {tuple(maps.shape)} for images {tuple(y.shape)}")
-        lens = LensPSF(1.0, blades=cfg.blades if cfg.psf == "polygon" else 0, softening=cfg.softening)
-        return DepthVaryingBlur(maps[:, None], noise, level, lens=lens)
+        if cfg.psf == "disk" and cfg.softening <= 0:  # each photo's lens shape from its whole-photo fit
+            lens = [estimate_defocus(image, max_radius=cfg.max_radius).lens.with_radius(1.0) for image in linear]
+        else:
+            lens = LensPSF(1.0, blades=cfg.blades if cfg.psf == "polygon" else 0, softening=cfg.softening)
+        return DepthVaryingBlur(maps[:, None], noise, level, lens=lens, boundary=cfg.boundary)
     given = known_lens(cfg)
     estimates = [None if given else estimate_defocus(image, max_radius=cfg.max_radius,
                                                      shared_quantile=cfg.shared_quantile,

@@ -158,7 +158,7 @@ class UniformBlur(BlurOperator):
         self.boundary = boundary  # how the proximal step treats the image border (see the class docstring)
         self.estimated = estimated  # the blindly estimated lens of each image, its PSF drawn from it (None: given)
         self.given = given  # the lens of each image where the config gives it (None: estimated, or only a PSF given)
-        # per image, whether that lens's softening was fitted to the photo (scale_softening scales only those);
+        # per image, whether that lens's softening was fitted to the photo (with_softening scales only those);
         # a softening set by a model (hidd.blind.defocus's spread of radii) is kept
         self.fitted = fitted if fitted is not None else [True] * len(estimated or [])
 
@@ -250,20 +250,22 @@ class DepthVaryingBlur(BlurOperator):
 
     by preconditioned conjugate gradients (an FFT per layer and iteration), to a relative residual of CG_TOLERANCE
     or CG_ITERATIONS steps: exact, up to that tolerance, for the layered model, at depth edges too. The
-    preconditioner is the circulant (AᵀA + ρ I) of the layers' mean weights, (Σ_l w̄_l |K_l|² + ρ)⁻¹ in the
-    Fourier domain: exact for a constant map, where one CG step is the closed form. A map with one radius is
-    UniformBlur, whose closed form this then calls. Borders as UniformBlur's: 'free' solves for u on the frame
+    preconditioner is (Σ_l w̄_l |K_l|² + ρ)⁻¹ in the Fourier domain, w̄_l the layers' mean weights: the normal
+    operator's circulant approximation where the weights vary slowly. A map with one radius is UniformBlur,
+    whose closed form this then calls. Borders as UniformBlur's: 'free' solves for u on the frame
     padded by the widest PSF's half-width (data only inside the frame, the ring anchored to u0 reflect-padded),
     'reflect' for u on the frame with mirrored borders (the adjoint taken by autograd).
     """
 
     def __init__(self, radius_map: torch.Tensor, noise: NoiseLevelFunction, noise_sigma: torch.Tensor, *,
-                 lens: LensPSF | None = None, levels: int | None = None, boundary: str = "free"):
+                 lens: LensPSF | list[LensPSF] | None = None, levels: int | None = None, boundary: str = "free"):
         super().__init__(noise, radius_map.flatten(1).mean(dim=1), noise_sigma)
+        lens = lens or LensPSF(1.0)
         if boundary not in BOUNDARIES:
             raise ValueError(f"sampler.boundary must be one of {', '.join(BOUNDARIES)}, got {boundary!r}")
         self.radius_map = radius_map  # (B, 1, H, W) radius in pixels at each pixel
-        self.lens = lens or LensPSF(1.0)  # the PSF's shape; its radius is replaced by the map's
+        # each image's PSF shape (one lens for all, or one per image); its radius is replaced by the map's
+        self.lenses_shape = lens if isinstance(lens, list) else [lens] * radius_map.shape[0]
         self.levels = levels  # layers spanning each map's range; None: one per LAYER_SPACING px
         self.boundary = boundary  # the border model of the proximal step (see the class docstring)
 
@@ -271,8 +273,9 @@ class DepthVaryingBlur(BlurOperator):
     def radius_field(self):
         return self.radius_map
 
-    def psf_of_radius(self, radius: float, channels: int) -> torch.Tensor:
-        return self.lens.with_radius(radius).kernels(channels)
+    def psf_of_radius(self, radius: float, channels: int, image: int = 0) -> torch.Tensor:
+        """Image `image`'s PSF (C|1, K, K) at `radius`."""
+        return self.lenses_shape[image].with_radius(radius).kernels(channels)
 
     def _layers(self, image: int, like: torch.Tensor) -> tuple[list[float], torch.Tensor]:
         """The layer radii of image `image`'s map and their weights (1, L, H, W)."""
@@ -289,7 +292,7 @@ class DepthVaryingBlur(BlurOperator):
         for image in range(u.shape[0]):
             radii, _ = self._layers(image, u)
             out[image:image + 1] = blur_depth_varying(u[image:image + 1], self.radius_map[image:image + 1],
-                                                      lambda r: self.psf_of_radius(r, u.shape[1]), levels=radii)
+                                                      lambda r: self.psf_of_radius(r, u.shape[1], image), levels=radii)
         return out
 
     def prox(self, x0, y, rho):
@@ -304,10 +307,10 @@ class DepthVaryingBlur(BlurOperator):
         """argmin_u ‖A u − v‖² + ρ ‖u − u0‖² in linear light for image `image` of the batch (u0, v: (1, C, H, W))."""
         radii, weights = self._layers(image, u0)
         channels = u0.shape[1]
-        psfs = [self.psf_of_radius(r, channels).to(u0) for r in radii]
+        psfs = [self.psf_of_radius(r, channels, image).to(u0) for r in radii]
         if len(radii) == 1:
             layer = UniformBlur(psfs[0][None], self.noise, self.radius[:1], self.noise_sigma[:1], boundary=self.boundary)
-            return layer.solve_linear(u0, v, torch.tensor(rho, dtype=u0.dtype).reshape(1, 1, 1, 1))
+            return layer.solve_linear(u0, v, torch.full((1, 1, 1, 1), rho, dtype=u0.dtype, device=u0.device))
         if self.boundary == "free":
             return _layered_cg_free(u0, v, rho, psfs, weights)
         return _layered_cg_reflect(u0, v, rho, psfs, weights)

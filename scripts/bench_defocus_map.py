@@ -8,7 +8,7 @@ sharp photo as defocused.
 subject, scripts/make_heldout.py's tilt and subject scenes). Per photo: the correlation of the map with the true
 one, the mean absolute error (px), the share of the truly in-focus pixels (true radius < 1 px, hidd.metrics) read
 as defocused (≥ FOCUS_RADIUS) and of the truly defocused ones (≥ 3 px) read in focus, and whether the map reads
-as varying (DefocusMap.varies: the default's test for a per-region model).
+as varying (DefocusMap.varies: both an in-focus and a defocused region, REGION_SHARE of the tiles each).
 --sharp: in-focus photos, cropped as scripts/check_sharp.py crops them (their own target): the share of tiles
 holding an edge that read ≥ FOCUS_RADIUS (the tiles' false-alarm rate), the share of pixels the map reads
 defocused, and whether it reads as varying.
@@ -40,7 +40,7 @@ def read_map(photo: torch.Tensor, tone):
     """The defocus map of a photo (C, H, W) in [0, 1], its noise read blindly (hidd.blind.noise)."""
     photo = photo.double()
     noise = estimate_nlf(photo, tone)
-    grey_noise = float(noise.linear_std(photo[None]).square().mean().sqrt())
+    grey_noise = float((noise.linear_std(photo[None]).square().mean() / photo.shape[0]).sqrt())  # as hidd.measurement
     return estimate_defocus_map(tone.decode(photo), grey_noise)
 
 

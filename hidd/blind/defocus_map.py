@@ -7,14 +7,14 @@ TILE×TILE tiles at a stride of TILE/2, it is a map:
 
     r_t = edge_read_radius(tile t),   confidence c_t = [the tile holds an edge],
 
-a tile holding an edge when its largest local range (over ± EDGE_REACH px) exceeds EDGE_Z times the noise std
-of that range for a flat tile. For Gaussian noise of std σ the range of n pixels exceeds z σ with probability
-about n · 2 Φ(−z/√2) (a difference of two pixels); EDGE_Z = 8 puts that below 1e-6 per tile, so a flat tile is
-not read as an edge, whatever its size. A tile without an edge says nothing (its reading is the search's top,
+a tile holding an edge when its largest local range (over ± EDGE_REACH px) exceeds EDGE_Z times the grey
+noise std σ. Two pixels of Gaussian noise differ by more than z σ with probability 2 Φ(−z/√2), 1.5e-8 for
+EDGE_Z = 8; over the pixel pairs of a 64 px tile's 5×5 windows (about 4096 × 300, far from independent) that
+bounds a flat tile's false edge by about 1e-3 (it grows with the tile's area). A tile without an edge says nothing (its reading is the search's top,
 nothing contradicting any blur): its radius is filled from the tiles that say something, by normalised
 convolution over the tile grid with a Gaussian of FILL_SPREAD tiles, and where no tile near it says anything it is
 0 (in focus: the photo stays as it is there). The grid is median-filtered over 3×3 tiles and interpolated
-bilinearly between tile centres (constant beyond the outer ones), as the per-tile spectral map (radius_map).
+bilinearly between tile centres (constant beyond the outer ones).
 
 The readings are bounds from the sharpest edges, so they err short where a tile spans several features (the
 safe side: less deblurring). Sharp photos read 0.5–2 px: demosaicing, JPEG and the pixel aperture soften every

@@ -100,7 +100,7 @@ def estimate(photos: torch.Tensor, cfg, layout: Layout, *, radius_map: torch.Ten
                            in_focus=radius == 0 if blind else None)
         field = operator.radius_field
         if field is not None:  # in focus where the map reads no blur: that part of the photo is kept as it is
-            h, w = layout.photo_shape[1:]  # one map per photo (its channel images share it)
-            region = region_share(field[:, 0, :h, :w]).reshape(b, layout.images_per_photo, h, w)[:, 0]
+            h, w = layout.photo_shape[1:]  # a 1-channel prior's channel images each have a map: the most deblurred
+            region = region_share(field[:, 0, :h, :w]).reshape(b, layout.images_per_photo, h, w).amax(dim=1)
             evidence = replace(evidence, region=region.cpu())
     return Model(y, operator, layout), evidence

@@ -31,7 +31,7 @@ from hidd.stages.estimate import Model
 class Sampled:
     """What a sampling gave its photos."""
 
-    images: torch.Tensor  # (B, C, H, W) the results in the photos' layout (not clamped)
+    images: torch.Tensor  # (B, C, H, W) the results in the photos' layout (clamped to [0, 1] by the loops)
     nfe: torch.Tensor  # (B,) long: each photo's network evaluations
 
 

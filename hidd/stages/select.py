@@ -12,9 +12,9 @@ check gives a cap on the share w of a result and a reason (hidd.no_harm.back_off
 | ringing | ringing_share where the result rings at its blur's first OTF notch (hidd.ringing) | ringing |
 | noise | the largest clean blend within the caps above, where the full result is too noisy (max_noise_gain) | noise |
 
-Where the blur varies across the photo (a radius map), a candidate is first kept only where the map deblurs,
-y + R ⊙ (x̂ − y) with R its per-pixel share (Evidence.region: 0 in focus, so an in-focus region comes back as it
-was), and the checks judge that. w = min(caps), and the share s = h · w with the hedge h (hedge_share where a blind result's misfit was correlated,
+Where the blur varies across the photo (a radius map), the output is then kept only where the map deblurs,
+y + R ⊙ s (x̂ − y) with R its per-pixel share (Evidence.region: 0 in focus, so an in-focus region comes back as it
+was); the checks judge the whole result, whose noise a region left as it was would dilute. w = min(caps), and the share s = h · w with the hedge h (hedge_share where a blind result's misfit was correlated,
 hidd.no_harm.hedge). `reason` names the check(s) that bound w, '+'-joined, with '+hedge' where h < 1 (a share
 kept), 'hedge' where only the hedge did, and 'full' where nothing held the result back. The noise check's cap lies
 within the others', so it is named only where it is below them. Of several candidates the one kept is that with the
@@ -23,7 +23,7 @@ largest share (the first where they tie); a candidate after the first is taken o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
@@ -83,21 +83,23 @@ def select(photo: torch.Tensor, candidates: list[Candidate], evidence: Evidence,
     for index, candidate in enumerate(candidates):
         if index > 0 and not bool(torch.isfinite(candidate.image).all()):
             continue
-        measured = judge(photo, within_region(photo, candidate, evidence), evidence, cfg)
+        measured = judge(photo, candidate, evidence, cfg)
         if best is None or float(measured.share[0]) > float(best[1].share[0]):
             best = index, measured
     index, measured = best
     share = float(measured.share[0])
-    return Selection(measured.images[0], share, reason(measured, evidence, cfg), index, measured)
+    output = within_region(photo[None], measured.images, evidence.region)[0]
+    return Selection(output, share, reason(measured, evidence, cfg), index, measured)
 
 
-def within_region(photo: torch.Tensor, candidate: Candidate, evidence: Evidence) -> Candidate:
-    """The candidate kept only where its photo's blur model deblurs: y + R ⊙ (x̂ − y) with the per-pixel share R of a
-    radius map (Evidence.region: 0 where the map reads the photo in focus, which comes back as it was)."""
-    if evidence.region is None:
-        return candidate
-    region = evidence.region[0].to(candidate.image)
-    return replace(candidate, image=photo.to(candidate.image) + region * (candidate.image - photo.to(candidate.image)))
+def within_region(photos: torch.Tensor, results: torch.Tensor, region: torch.Tensor | None) -> torch.Tensor:
+    """Results (B, C, H, W) kept only where their photos' blur model deblurs: y + R ⊙ (x̂ − y) with the per-pixel
+    share R (B, H, W) of a radius map (Evidence.region: 0 where the map reads the photo in focus, which comes back as
+    it was); the results themselves where there is no map (None)."""
+    if region is None:
+        return results
+    photos, region = photos.to(results), region.to(results)[:, None]
+    return photos + region * (results - photos)
 
 
 def judge(photo: torch.Tensor, candidate: Candidate, evidence: Evidence, cfg) -> BackOff:
