@@ -138,9 +138,11 @@ class Deblurrer:
         generators = PhotoGenerators.seeded(seed, b, self.prior.device, layout.images_per_photo)
         score_fn = report.counting(self.tiler.wrap(self.score, model.y.shape))  # on tiles when an image is too large
 
-        def photos(x, index):  # network images of photos `index` → those photos (gray where taken for gray)
-            x = layout.to_photos(x)
+        def grayed(x, index):  # photos `index` (B', C, H, W), gray where taken for gray
             return x if evidence.gray is None else gray(x, evidence.gray[index])
+
+        def photos(x, index):  # network images of photos `index` → those photos
+            return grayed(layout.to_photos(x), index)
 
         # a photo read in focus is returned as it is: not sampled (denoising alone costs its detail)
         todo = [i for i in range(b) if evidence.in_focus is None or not bool(evidence.in_focus[i])]
@@ -153,7 +155,7 @@ class Deblurrer:
                 lambda i, x: callback(i, photos(model.y.index_copy(0, rows, x.to(model.y)), list(range(b)))))
             sampled, measured = sample(model.photos(todo), self.prior.sde, score_fn, cfg, generators.select(todo),
                                        callback=step_callback)
-            results[todo], nfe[todo] = photos(sampled.images, todo), sampled.nfe
+            results[todo], nfe[todo] = grayed(sampled.images, todo), sampled.nfe  # (already in the photos' layout)
             if measured is not None:
                 calibration = calibration.scatter(layout.rows(todo), measured)
         per_photo = self._evidence(evidence, calibration, b)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from hidd.blind import estimate_defocus, estimate_nlf
-from hidd.blind.defocus_map import estimate_defocus_map
+from hidd.blind.defocus_map import estimate_defocus_map, grey_noise_std
 from hidd.camera.noise import NoiseLevelFunction
 from hidd.camera.psf import PSF_FAMILIES, LensPSF
 from hidd.camera.tone import tone_curve
@@ -52,7 +52,8 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
     cfg.shared_quantile, where that reads in focus, a blur it preferred unclearly that the tiles confirm or else the
     blur most of its tiles share, and with cfg.edge_read_share
     the blur its edges allow where even that does), or, with cfg.radius_map,
-    a per-pixel defocus map read from its edges (hidd.blind.defocus_map: spatially varying blur). cfg.noise_sigma > 0 is taken as known; otherwise each
+    a per-pixel defocus map read from its edges (hidd.blind.defocus_map: spatially varying blur).
+    cfg.noise_sigma > 0 is taken as known; otherwise each
     image's noise-level function is estimated. The operator's `noise_sigma` is each image's RMS noise level.
     """
     tone = tone_curve(cfg.tone_curve, cfg.gamma)
@@ -64,9 +65,7 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
             raise ValueError("sampler.radius_map: spatially varying blur supports psf disk or polygon, not gaussian")
         noise, level = noise_model(y, cfg, tone, [None] * y.shape[0])
         if radius_map is None:  # each photo's blind defocus map, from its edges (hidd.blind.defocus_map)
-            # the grey (channel-mean) image's noise: each channel's RMS linear-light std over √C (independent channels)
-            grey_noise = (noise.linear_std(y.detach().cpu().double()).square().flatten(1).mean(dim=1)
-                          / y.shape[1]).sqrt()
+            grey_noise = grey_noise_std(noise, y)
             radius_map = torch.stack([estimate_defocus_map(image, float(std), cfg.radius_tile).radius
                                       for image, std in zip(linear, grey_noise)])
         maps = radius_map.to(y)

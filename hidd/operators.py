@@ -35,7 +35,7 @@ CG_TOLERANCE = 1e-4  # relative residual ‖r‖/‖b‖ at which conjugate grad
 
 
 def lens_psfs(lenses: list[LensPSF], dtype=torch.float32, device=None) -> tuple[torch.Tensor, list[int]]:
-    """The grey PSF of each lens centre-padded to one size and stacked (B, 1, K, K) (hidd.camera.psf.lens_kernels), and
+    """The grey PSF of each lens (channel scale 1) centre-padded to one size and stacked (B, 1, K, K), and
     each lens's own half-width (its kernel's K_i // 2 before the padding)."""
     kernels = [lens.kernels(1, dtype, device) for lens in lenses]
     return stack_psfs(kernels), [kernel.shape[-1] // 2 for kernel in kernels]
@@ -44,7 +44,8 @@ def lens_psfs(lenses: list[LensPSF], dtype=torch.float32, device=None) -> tuple[
 def _select(value, index: list[int], count: int):
     """Entries `index` of an operator's attribute where it holds one per image (of `count`), else the value itself."""
     if isinstance(value, NoiseLevelFunction):
-        return NoiseLevelFunction(value.tone, *(_select(v, index, count) for v in (value.shot, value.read, value.floor)))
+        parts = (value.shot, value.read, value.floor)
+        return NoiseLevelFunction(value.tone, *(_select(v, index, count) for v in parts))
     if isinstance(value, torch.Tensor) and value.ndim and len(value) == count:
         return value[torch.as_tensor(index, dtype=torch.long, device=value.device)]
     if isinstance(value, list) and len(value) == count:
@@ -61,6 +62,13 @@ def reflect_periodic(x: torch.Tensor) -> torch.Tensor:
     """
     x = torch.cat([x, x.flip(-2)[..., 1:-1, :]], dim=-2)
     return torch.cat([x, x.flip(-1)[..., 1:-1]], dim=-1)
+
+
+def check_boundary(boundary: str) -> str:
+    """sampler.boundary, refused in one line unless one of BOUNDARIES."""
+    if boundary not in BOUNDARIES:
+        raise ValueError(f"sampler.boundary must be one of {', '.join(BOUNDARIES)}, got {boundary!r}")
+    return boundary
 
 
 class BlurOperator:
@@ -148,14 +156,12 @@ class UniformBlur(BlurOperator):
                  max_share: torch.Tensor | None = None, given: list[LensPSF] | None = None,
                  half_widths: list[int] | None = None):
         super().__init__(noise, radius, noise_sigma, at_bound, max_share)
-        if boundary not in BOUNDARIES:
-            raise ValueError(f"sampler.boundary must be one of {', '.join(BOUNDARIES)}, got {boundary!r}")
         if psf.ndim == 3:
             psf = psf[:, None]
         self.psf = psf  # (B, C or 1, K, K) PSFs summing to one, odd K
         # each image's own PSF half-width (≤ K // 2: the stack pads smaller PSFs with zeros); None: K // 2 for all
         self.half_widths = half_widths or [psf.shape[-1] // 2] * psf.shape[0]
-        self.boundary = boundary  # how the proximal step treats the image border (see the class docstring)
+        self.boundary = check_boundary(boundary)  # how the proximal step treats the image border (class docstring)
         self.estimated = estimated  # the blindly estimated lens of each image, its PSF drawn from it (None: given)
         self.given = given  # the lens of each image where the config gives it (None: estimated, or only a PSF given)
         # per image, whether that lens's softening was fitted to the photo (with_softening scales only those);
@@ -261,13 +267,11 @@ class DepthVaryingBlur(BlurOperator):
                  lens: LensPSF | list[LensPSF] | None = None, levels: int | None = None, boundary: str = "free"):
         super().__init__(noise, radius_map.flatten(1).mean(dim=1), noise_sigma)
         lens = lens or LensPSF(1.0)
-        if boundary not in BOUNDARIES:
-            raise ValueError(f"sampler.boundary must be one of {', '.join(BOUNDARIES)}, got {boundary!r}")
         self.radius_map = radius_map  # (B, 1, H, W) radius in pixels at each pixel
         # each image's PSF shape (one lens for all, or one per image); its radius is replaced by the map's
         self.lenses_shape = lens if isinstance(lens, list) else [lens] * radius_map.shape[0]
         self.levels = levels  # layers spanning each map's range; None: one per LAYER_SPACING px
-        self.boundary = boundary  # the border model of the proximal step (see the class docstring)
+        self.boundary = check_boundary(boundary)  # the border model of the proximal step (see the class docstring)
 
     @property
     def radius_field(self):
@@ -309,7 +313,8 @@ class DepthVaryingBlur(BlurOperator):
         channels = u0.shape[1]
         psfs = [self.psf_of_radius(r, channels, image).to(u0) for r in radii]
         if len(radii) == 1:
-            layer = UniformBlur(psfs[0][None], self.noise, self.radius[:1], self.noise_sigma[:1], boundary=self.boundary)
+            layer = UniformBlur(psfs[0][None], self.noise, self.radius[:1], self.noise_sigma[:1],
+                                boundary=self.boundary)
             return layer.solve_linear(u0, v, torch.full((1, 1, 1, 1), rho, dtype=u0.dtype, device=u0.device))
         if self.boundary == "free":
             return _layered_cg_free(u0, v, rho, psfs, weights)
@@ -320,6 +325,13 @@ def _padded_otfs(psfs: list[torch.Tensor], shape: tuple[int, int]) -> torch.Tens
     """OTFs (L, C|1, H, W/2+1) of PSFs (C|1, K_l, K_l) of different sizes on a frame of `shape`."""
     size = max(p.shape[-1] for p in psfs)
     return torch.stack([otf(F.pad(p, [(size - p.shape[-1]) // 2] * 4), shape) for p in psfs])
+
+
+def _preconditioner(otfs: torch.Tensor, weights: torch.Tensor, rho: float, shape: tuple[int, int]):
+    """r ↦ F⁻¹[F r / (Σ_l w̄_l |K_l|² + ρ)]: the layers' OTFs (L, C|1, H, W/2+1) weighted by their mean weights (of
+    weights (L, 1, H', W')) on a frame of `shape`."""
+    mean_power = (weights.flatten(1).mean(dim=1).reshape(-1, 1, 1, 1) * otfs.abs() ** 2).sum(dim=0, keepdim=True)
+    return lambda r: torch.fft.irfft2(torch.fft.rfft2(r) / (mean_power + rho), s=shape)
 
 
 def _conjugate_gradients(normal, rhs: torch.Tensor, start: torch.Tensor, precondition) -> torch.Tensor:
@@ -359,10 +371,9 @@ def _layered_cg_free(u0, v, rho, psfs, weights):
         spread = F.pad(weights * r, (p, p, p, p))
         return torch.fft.irfft2((otfs.conj() * torch.fft.rfft2(spread)).sum(dim=0, keepdim=True), s=shape)
 
-    mean_power = (weights.flatten(1).mean(dim=1).reshape(-1, 1, 1, 1) * otfs.abs() ** 2).sum(dim=0, keepdim=True)
     start = F.pad(u0, (p, p, p, p), mode="reflect" if p < min(h, w) else "replicate")
     solved = _conjugate_gradients(lambda u: adjoint(forward(u)) + rho * u, adjoint(v) + rho * start, start,
-                                  lambda r: torch.fft.irfft2(torch.fft.rfft2(r) / (mean_power + rho), s=shape))
+                                  _preconditioner(otfs, weights, rho, shape))
     return solved[..., p:p + h, p:p + w]
 
 
@@ -387,6 +398,4 @@ def _layered_cg_reflect(u0, v, rho, psfs, weights):
 
     shape = u0.shape[-2:]
     otfs = _padded_otfs(psfs, tuple(shape))
-    mean_power = (weights.flatten(1).mean(dim=1).reshape(-1, 1, 1, 1) * otfs.abs() ** 2).sum(dim=0, keepdim=True)
-    return _conjugate_gradients(normal, adjoint(v) + rho * u0, u0,
-                                lambda r: torch.fft.irfft2(torch.fft.rfft2(r) / (mean_power + rho), s=shape))
+    return _conjugate_gradients(normal, adjoint(v) + rho * u0, u0, _preconditioner(otfs, weights, rho, tuple(shape)))

@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
-from hidd.blind.defocus_map import FOCUS_RADIUS, estimate_defocus_map  # noqa: E402
+from hidd.blind.defocus_map import FOCUS_RADIUS, estimate_defocus_map, grey_noise_std  # noqa: E402
 from hidd.blind.noise import estimate_nlf  # noqa: E402
 from hidd.camera.tone import tone_curve  # noqa: E402
 from hidd.cli import one_line_errors  # noqa: E402
@@ -40,8 +40,7 @@ def read_map(photo: torch.Tensor, tone):
     """The defocus map of a photo (C, H, W) in [0, 1], its noise read blindly (hidd.blind.noise)."""
     photo = photo.double()
     noise = estimate_nlf(photo, tone)
-    grey_noise = float((noise.linear_std(photo[None]).square().mean() / photo.shape[0]).sqrt())  # as hidd.measurement
-    return estimate_defocus_map(tone.decode(photo), grey_noise)
+    return estimate_defocus_map(tone.decode(photo), float(grey_noise_std(noise, photo[None])[0]))
 
 
 def benchmark_rows(root: Path, tone):
@@ -54,7 +53,8 @@ def benchmark_rows(root: Path, tone):
         yield {"photo": stem, "correlation": float(np.corrcoef(read.ravel(), true.ravel())[0, 1]),
                "mae": float(np.abs(read - true).mean()),
                "sharp_read_defocused": float((read[sharp] >= FOCUS_RADIUS).mean()) if sharp.any() else float("nan"),
-               "defocused_read_sharp": float((read[defocused] < FOCUS_RADIUS).mean()) if defocused.any() else float("nan"),
+               "defocused_read_sharp": (float((read[defocused] < FOCUS_RADIUS).mean()) if defocused.any()
+                                        else float("nan")),
                "varies": found.varies}
 
 

@@ -7,20 +7,20 @@ TILE×TILE tiles at a stride of TILE/2, it is a map:
 
     r_t = edge_read_radius(tile t),   confidence c_t = [the tile holds an edge],
 
-a tile holding an edge when its largest local range (over ± EDGE_REACH px) exceeds EDGE_Z times the grey
-noise std σ. Two pixels of Gaussian noise differ by more than z σ with probability 2 Φ(−z/√2), 1.5e-8 for
-EDGE_Z = 8; over the pixel pairs of a 64 px tile's 5×5 windows (about 4096 × 300, far from independent) that
-bounds a flat tile's false edge by about 1e-3 (it grows with the tile's area). A tile without an edge says nothing (its reading is the search's top,
-nothing contradicting any blur): its radius is filled from the tiles that say something, by normalised
-convolution over the tile grid with a Gaussian of FILL_SPREAD tiles, and where no tile near it says anything it is
-0 (in focus: the photo stays as it is there). The grid is median-filtered over 3×3 tiles and interpolated
-bilinearly between tile centres (constant beyond the outer ones).
+a tile holding an edge when its largest local range (over ± EDGE_REACH px) exceeds EDGE_Z times the grey noise std
+σ. Two pixels of Gaussian noise differ by more than z σ with probability 2 Φ(−z/√2), 1.5e-8 for EDGE_Z = 8; over
+the pixel pairs of a 64 px tile's 5×5 windows (about 4096 × 300, far from independent) that bounds a flat tile's
+false edge by about 1e-3 (it grows with the tile's area). A tile without an edge says nothing (its reading is the
+search's top, nothing contradicting any blur): its radius is filled from the tiles that say something, by
+normalised convolution over the tile grid with a Gaussian of FILL_SPREAD tiles, and where no tile near it says
+anything it is 0 (in focus: the photo stays as it is there). The grid is median-filtered over 3×3 tiles and
+interpolated bilinearly between tile centres (constant beyond the outer ones).
 
-The readings are bounds from the sharpest edges, so they err short where a tile spans several features (the
-safe side: less deblurring). Sharp photos read 0.5–2 px: demosaicing, JPEG and the pixel aperture soften every
-edge a little, so a tile reads as defocused only from FOCUS_RADIUS on, a physical bound (2 px, twice the pixel
-pitch, is beyond the softening any sharp photo here shows; docs/BENCHMARKS.md has the false-alarm rate this
-gives on sharp photos).
+The readings are bounds from the sharpest edges, so they err short where a tile spans several features (the safe
+side: less deblurring). Sharp photos read 0.5–2 px: demosaicing, JPEG and the pixel aperture soften every edge a
+little, so a tile reads as defocused only from FOCUS_RADIUS on, a physical bound (2 px, twice the pixel pitch, is
+beyond the softening any sharp photo here shows; docs/BENCHMARKS.md has the false-alarm rate this gives on sharp
+photos).
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from scipy import ndimage
 
 from hidd.blind.edge_bound import edge_read_radius
 from hidd.blind.spectrum import gray_linear
+from hidd.camera.noise import NoiseLevelFunction
 
 TILE = 64  # px: the side of a tile read on its own (sampler.radius_tile)
 EDGE_REACH = 2  # px: local ranges over ± this, to tell an edge from noise
@@ -104,6 +105,13 @@ def tile_readings(linear: torch.Tensor, noise_std: float, tile: int = TILE) -> t
                 continue
             readings[i, j] = edge_read_radius(gray[top:top + tile, left:left + tile], MAX_MAP_RADIUS)
     return readings, rows, cols, tile
+
+
+def grey_noise_std(noise: NoiseLevelFunction, encoded: torch.Tensor) -> torch.Tensor:
+    """The linear-light noise std (B,) of the grey (channel-mean) image of photos (B, C, H, W) of encoded values under
+    their noise-level functions: each photo's RMS per-channel std over √C (channels taken as independent)."""
+    encoded = encoded.detach().cpu().double()
+    return (noise.linear_std(encoded).square().flatten(1).mean(dim=1) / encoded.shape[1]).sqrt()
 
 
 def estimate_defocus_map(linear: torch.Tensor, noise_std: float, tile: int = TILE) -> DefocusMap:

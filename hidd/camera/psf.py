@@ -95,11 +95,6 @@ def stack_psfs(psfs: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([centre_pad(p, k) for p in psfs])
 
 
-def lens_kernels(lenses: list["LensPSF"], dtype=torch.float32, device=None) -> torch.Tensor:
-    """The grey PSF of each lens (channel scale 1), centre-padded to one size and stacked: (B, 1, K, K)."""
-    return stack_psfs([lens.kernels(1, dtype, device) for lens in lenses])
-
-
 @dataclass(frozen=True)
 class LensPSF:
     """A parametric defocus PSF (see the module docstring); `kernels` draws it for each colour channel."""

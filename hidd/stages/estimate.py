@@ -83,7 +83,8 @@ def estimate(photos: torch.Tensor, cfg, layout: Layout, *, radius_map: torch.Ten
     y = layout.to_network(photos)
     if radius_map is not None:  # padded like y; one map per network image (a 1-channel prior sees C per photo)
         if not needs_operator(cfg.consistency):
-            raise ValueError("a known radius map needs a blur-aware consistency (sampler.consistency: prox or gradient)")
+            raise ValueError("a known radius map needs a blur-aware consistency "
+                             "(sampler.consistency: prox or gradient)")
         radius_map = pad_to_multiple(radius_map.to(y.device, torch.float32)[:, None], layout.multiple)[0]
         radius_map = radius_map.repeat_interleave(layout.images_per_photo, dim=0)[:, 0]
     operator = None
