@@ -4,9 +4,8 @@ A deconvolution that trusts its data too much (noise under-estimated, a PSF that
 error read as detail) turns noise and compression artefacts into grain and ringing, and a prior asked to
 restore detail that the blur erased invents texture. Both show where the scene is flat: the weak-texture
 noise level (hidd.blind.noise, the flattest patches of each intensity) of the result rises above the
-photo's. On the camera benchmark's deblurred photos that ratio stayed below ~1.5 where the result was
-better than the input and reached 1.9–2.8 where it was worse. So a result x̂ whose flat-patch noise
-exceeds `limit` × the photo's y is backed off to the blend
+photo's. So a result x̂ whose flat-patch noise exceeds `limit` (sampler.max_noise_gain) × the photo's y is
+backed off to the blend
 
     y + w (x̂ − y),   w the largest of BLEND_SHARES whose flat-patch noise is within BLEND_NOISE_GAIN ×
                      the photo's (and within `limit` × where that is lower),
@@ -14,16 +13,11 @@ exceeds `limit` × the photo's y is backed off to the blend
 and to y itself, unchanged, where none is. The blend keeps the deblurring's sharper edges at a fraction of
 its noise. Its error e_y + w (e_x̂ − e_y) is convex in w, ‖e(w)‖² ≤ (1 − w) ‖e_y‖² + w ‖e_x̂‖²: a blend
 loses at most w times what the full result loses, and can beat both ends. A blend must be as clean as
-the results that beat their input (1.5×): with the limit itself as its bar, a ¾ blend kept 1.77× the
-noise and lost SSIM (lens_rocket_1: +0.89 dB, SSIM −0.029; its ½ blend +1.27 dB, +0.006). Of the 7
-photos that the guard used to return unchanged although their blur was read (camera benchmark:
-lens_rocket_1; sRGB-disk set: chelsea_r5; the held-out simulator's photos: 5 of 84 draws; fast,
-2026-11-27), 6 now gain +0.98 … +5.00 dB and one, whose every blend is too noisy, stays unchanged (mean
-+2.08 dB); deblurred at full strength they had gained −1.13 … +4.25.
+the results that beat their input (BLEND_NOISE_GAIN), not merely within the limit.
 
 Before it blends, hidd.deblur samples a photo whose result is too noisy once more, trusting the prior more
 (sampler.noisy_retry_lambda), and this guard then judges the second result the same way; the one it keeps
-more of is kept (BENCHMARKS: "A second sampling").
+more of is kept.
 
 A blur that the blind estimate only half trusts (read from the photo's edges alone, hidd.blind.defocus)
 caps the share: at most its `max_share` of the deblurring is kept, and the blends above are capped too.
@@ -36,33 +30,25 @@ white 1 where the data step's calibration misfit y − A x̂₀ is white (its la
 model explains the photo up to white noise), 0 where it is correlated (c ≥ 0.55: demosaicing, JPEG, a lens the
 PSF family does not match), linear in between (hidd.misfit; the ramp that also sets λ); a misfit never
 measured (sampler.noise_calibration 0, or a σ grid that ends above it) counts as correlated.
-
 Why: the error of y + h (x̂ − y) is quadratic in h, with its minimum at h* = ⟨x − y, x̂ − y⟩ / ‖x̂ − y‖². Where
 the PSF is right, h* ≈ 1 and h = 0.9 costs (1 − h)² = 1 % of the MSE the deblurring removed (+3 dB → +2.96 dB);
-where it is wrong it overshoots, and h* falls (0.45 and 0.43 on OpenCV's apple through soft-edged lenses that
-the disk family cannot fit: −0.45 / −0.68 dB at h = 1, +0.03 / −0.16 at 0.9). On the 162 held-out camera draws
-(BENCHMARKS, "The hedge"; their misfits correlated or nearly so) it gained +2.77 dB against +2.72, none worse
-against two; on the sRGB-disk set, exactly modelled, h* is 1.00–1.37 and the white misfits keep h = 1 (0.9 for
-all would have cost it 0.31 dB).
-The hedge multiplies the guard's share: y + h w (x̂ − y), w as above (decided on the full result: a hedged
-blend is only less noisy).
+where it is wrong the result overshoots, and h* falls below 1. The hedge multiplies the guard's share:
+y + h w (x̂ − y), w as above (decided on the full result: a hedged blend is only less noisy).
 
 A result that rings is halved too: where its spectrum piles power up at its blur's first OTF notch, more than
 MAX_NOTCH_EXCESS above the spectrum's smooth trend (hidd.ringing), at most `ringing_share` of it is kept (a cap,
 like `max_share`, that the noise blends respect). Deconvolution ringing lies where the blur's OTF nearly
 vanishes, which the data step cannot see and the flat-patch noise above does not reach (it rings along edges
-and around lights, and the flattest patches lie elsewhere). On the development results (held-out sets 20–34,
-the camera and sRGB-disk benchmarks: 293 results of fast, 2026-11-28; docs/BENCHMARKS.md, "Ringing") no
-result that gained (h* ≥ 0.6, none below −0.2 dB) read above 1.12 where more than half of it was kept, the
-sharp references themselves 0.94 at the 95th percentile (1.81 at most), and the seven results above 1.2 were
-all among those the blur model did not explain (blur on sRGB values, a stripe texture); the six of them not
-already at ½ went from −1.59 … +0.01 dB to −0.21 … +1.21. The measure sees ringing at the first notch only, and
-takes a periodic texture whose period lies there for ringing; halving costs such a photo part of its gain, not
-more. A photo a 1-channel prior deblurs channel by channel is judged by its worst channel, each at its own lens.
+and around lights, and the flattest patches lie elsewhere). The measure sees ringing at the first notch only,
+and takes a periodic texture whose period lies there for ringing; halving costs such a photo part of its gain,
+not more. A photo a 1-channel prior deblurs channel by channel is judged by its worst channel, each at its own
+lens.
 
 A photo that the blind PSF estimate finds in focus is returned unchanged, unmeasured: there the sampler would
-only denoise, which on the benchmark's camera photos cost 0.2–0.4 dB of detail (so hidd.deblur does not sample
-it at all).
+only denoise, which costs detail (so hidd.deblur does not sample it at all).
+
+Each constant's kind and the development photos behind it: docs/DECISIONS.md; the measurements that set them:
+docs/BENCHMARKS.md, "Development notes moved from docstrings".
 """
 from __future__ import annotations
 

@@ -1,53 +1,40 @@
 """How sharp a uniformly defocused photo's edges can be: the test of a blur estimate against the photo itself.
 
 A spectral fit (hidd.blind.psf_fit) sees the photo's power spectrum only, and a sharp photo whose spectrum
-happens to look blurred fools it: a lake at dusk whose sky and water are smooth gradients and whose few
-sharp lines (horizon, reeds) are too small a share of the spectrum read 8.4 px at 256² and 12.7 px at 384²,
-and deblurring it at that radius ruined it (24.1 dB against the input). But a disk of radius r cannot
-leave a sharp edge anywhere: a step of height h becomes a ramp 2r px wide whose steepest slope is the
-disk's line-spread peak, 2h/(πr). So with R the range of y within ± r px of a pixel (the whole step at
+happens to look blurred fools it (smooth gradients of sky and water with few sharp lines). But a disk of
+radius r cannot leave a sharp edge anywhere: a step of height h becomes a ramp 2r px wide whose steepest slope
+is the disk's line-spread peak, 2h/(πr). So with R the range of y within ± r px of a pixel (the whole step at
 the ramp's centre),
 
     ρ = |∇y| · r / R ≤ 2/π ≈ 0.64,
 
 less for a softened lens. Noise, thin features seen through a hard-edged disk (its line spread has steep
-sides) and a lens that is not a disk raise it, so `edge_sharpness` reads a high quantile of ρ over the
-pixels of strongest local range.
+sides) and a lens that is not a disk raise it, so `edge_sharpness` reads a high quantile (EDGE_QUANTILE) of ρ
+over the STRONG_EDGE_FRACTION of pixels of strongest local range, and a blur is contradicted only above
+MAX_EDGE_SHARPNESS, a margin above 2/π.
 
 The bound assumes a scene without point lights. A small bright source seen through the lens is the PSF
-itself, a disc whose rim is as steep as the lens's softening lets it be (bokeh): ρ ≈ r / softening, 1.5–3.7
-on blurred photos with a few lights. So the discs of lights are left out: connected regions brighter than
-HIGHLIGHT_FACTOR × the mean of their (4⌈r⌉+1)² neighbourhood that fit in a disc of radius r +
-HIGHLIGHT_REACH, widened by that radius (the bright side of a scene's edge extends further and stays in).
-An image with too little left (MIN_EVIDENCE) contradicts nothing. At the radius the blind fit reads:
-
-- 100 blurred photos (camera and sRGB-disk benchmarks, 1.3–8 px at 256²; lens-PSF photos with normal or
-  strong noise, demosaiced, JPEG q60–95, 3–20 px at 256²–384²; 12 and 25 px at 1680×1120): ρ ≤ 1.11;
-- 15 blurred photos with 3–40 clipped or bright lights (4–12 px): ≤ 1.18, but three with 40 lights
-  whose discs overlap into larger regions read 1.97–2.69;
-- sharp skimage photos at 256²: 2.2–4.1 at 8 px, growing with r; the sharp lake at dusk 1.93–2.51 at its
-  misread radii and 1.65 at its flat tiles' shared blur (5.5 px), the moss 3.9.
-
-A blur with ρ above MAX_EDGE_SHARPNESS is contradicted by the photo's own edges; hidd.blind.defocus asks
-this only where the spectrum alone is least sure (a blur that only a coarser scale saw, and the tiles'
-shared blur), so dense bokeh seen at the finest scale is not at risk, and where it is (two of the three
-above), the photo comes back unchanged: the safe side. The test loses its power for small radii: central
-differences bound |∇y| by about R/√2, so ρ ≤ r/√2 and no radius under 2 px can be rejected, and a sharp
-edge gives only ρ ≈ 0.3–0.5 · r.
+itself, a disc whose rim is as steep as the lens's softening lets it be (bokeh): ρ ≈ r / softening. So the
+discs of lights are left out: connected regions brighter than HIGHLIGHT_FACTOR × the mean of their
+(4⌈r⌉+1)² neighbourhood that fit in a disc of radius r + HIGHLIGHT_REACH, widened by that radius (the bright
+side of a scene's edge extends further and stays in). An image with too little left (MIN_EVIDENCE)
+contradicts nothing. Dense lights whose discs overlap defeat this; hidd.blind.defocus therefore asks the test
+only where the spectrum alone is least sure (a blur that only a coarser scale saw, and the tiles' shared
+blur), and a contradicted blur leaves the photo as it is: the safe side. The test loses its power for small
+radii: central differences bound |∇y| by about R/√2, so ρ ≤ r/√2 and no radius under 2 px can be rejected.
 
 The same test reads a blur where the spectrum cannot (hidd.blind.defocus's last resort): `edge_read_radius`
-is the radius up to which ρ stays within EDGE_READ_LEVEL (just above a disk's 2/π), in steps. A blurred edge's ρ grows
-in proportion to r once r passes its blur, so the reading is its blur, biased by the lens's shape (a bright
-rim lowers the line spread's peak and reads long, a soft edge reads short). Sharp photos read 0.5–2.0 px
-(84 crops of the corpus and skimage photos at 256–512²; a synthetic colour wheel with no edge at all 28),
-the camera benchmark's depth-varying photos 1.0–2.5; the ten blurred photos that the spectrum reads in focus
-(held-out simulator draws, and OpenCV's textureless orange through the lens camera) 2.0–9.5 for true radii
-of 2.0–12 px (−21 … +26 %). Photos with much texture read short at larger blurs (skimage's astronaut,
-rocket, chelsea and coffee through a lens camera at 8 px: 4.5–6.5; at 4 px: 3.5), their strongest local
-ranges spanning several features, which is the safe side.
+is the radius up to which ρ stays within EDGE_READ_LEVEL (just above a disk's 2/π), in steps of
+EDGE_READ_STEP. A blurred edge's ρ grows in proportion to r once r passes its blur, so the reading is its blur,
+biased by the lens's shape (a bright rim lowers the line spread's peak and reads long, a soft edge reads
+short). Textured photos read short at larger blurs, their strongest local ranges spanning several features:
+the safe side.
 
 y is lightly smoothed first (EDGE_SMOOTHING) so that pixel noise does not count as edges; gradients are
 central differences, the range a (2⌈r⌉+1)² max − min filter, all on the grey linear-light image.
+
+Each constant's kind and the photos behind it: docs/DECISIONS.md; the measurements that set them:
+docs/BENCHMARKS.md, "Development notes moved from docstrings".
 """
 from __future__ import annotations
 
