@@ -1,0 +1,46 @@
+"""docs/DECISIONS.md states every decision of the default path: each numeric module constant that
+scripts/count_decisions.py counts, and each key the `fast` preset sets, with a kind."""
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = {"bound", "test", "numerics", "choice", "development"}
+
+
+def _count_decisions():
+    spec = importlib.util.spec_from_file_location("count_decisions", ROOT / "scripts" / "count_decisions.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rows(prefix: str) -> dict[str, str]:
+    """The register's table rows whose first cell is `prefix…`: name → kind."""
+    rows = {}
+    for line in (ROOT / "docs" / "DECISIONS.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        match = re.fullmatch(r"`(" + re.escape(prefix) + r"[\w.]+)`", cells[0]) if cells else None
+        if match:
+            rows[match.group(1)] = cells[2] if prefix == "hidd." else cells[1]
+    return rows
+
+
+def test_every_default_path_constant_is_registered_with_a_kind():
+    cd = _count_decisions()
+    counted = {f"{name}.{const}" for name, tree in cd.default_path(ROOT).items() for const in cd.constants(tree)}
+    rows = _rows("hidd.")
+    assert counted - set(rows) == set(), "constants on the default path missing from docs/DECISIONS.md"
+    assert set(rows) - counted == set(), "docs/DECISIONS.md lists constants no longer on the default path"
+    assert {kind for kind in rows.values()} <= KINDS
+
+
+def test_every_key_of_the_fast_preset_is_registered_with_a_kind():
+    preset = yaml.safe_load((ROOT / "configs" / "presets" / "fast.yaml").read_text())["sampler"]
+    rows = _rows("sampler.")
+    assert {f"sampler.{key}" for key in preset} - set(rows) == set()
+    assert {kind for kind in rows.values()} <= KINDS
