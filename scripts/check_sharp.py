@@ -3,6 +3,7 @@
   python scripts/prepare_corpus.py                       # data/corpus/photos: 28 sharp photos (docs/DATA.md)
   python scripts/check_sharp.py --photos data/corpus/photos --sizes 256 384 512
   python scripts/check_sharp.py --photos data/corpus/photos --sizes 256 --deblur --threads 1
+  python scripts/check_sharp.py --photos data/corpus/photos --sizes 256 --camera-draws 4 --seed 1
 
 A deblurring default is only safe if it recognises a photo that needs none. Each photo (any image
 hidd.imageio reads, colour or grey) is resized (short side, anti-aliased) and centre-cropped to each square
@@ -12,11 +13,18 @@ whole-photo spectral fit, the edge bound, the tiles' shared blur, the edges' own
 and, with --deblur, the preset's result: its PSNR against the photo (inf: returned unchanged) and the
 share of the deblurring the no-harm guard kept (hidd.no_harm; 0: the photo itself). Writes
 OUTPUT/sharp.csv (row by row) and OUTPUT/config_PRESET.yaml and prints the photos read as blurred.
+
+With --camera-draws N each crop is also taken, in focus, through N random cameras (hidd.camera.draws.lens_camera
+with radius 0: its lens softening 0.3–1 px, Poisson–Gaussian noise, demosaicing, JPEG q 75–95), as an in-focus
+photo comes out of a camera; the `camera` column numbers the draw (empty: the crop as it is). This measures the
+blind estimate's verdict as a test: its false-alarm rate on sharp photos, printed with a 95 % upper bound
+(Clopper–Pearson), the share of sharp crops it reads as blurred.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import random
 import sys
 from pathlib import Path
 
@@ -25,6 +33,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 from hidd.camera import quantize  # noqa: E402
+from hidd.camera.draws import lens_camera  # noqa: E402
 from hidd.cli import one_line_errors  # noqa: E402
 from hidd.config import save_config  # noqa: E402
 from hidd.deblur import Deblurrer  # noqa: E402
@@ -34,7 +43,7 @@ from hidd.metrics import psnr  # noqa: E402
 from hidd.prior import load_prior  # noqa: E402
 from make_benchmark import square, to_tensor  # noqa: E402  (sibling script: the benchmark's own crop)
 
-FIELDS = ("photo", "size", "radius", "share", "psnr_vs_photo")  # share: of the deblurring kept
+FIELDS = ("photo", "size", "camera", "radius", "share", "psnr_vs_photo")  # share: of the deblurring kept
 
 
 def crops(path: Path, sizes: list[int]):
@@ -43,6 +52,20 @@ def crops(path: Path, sizes: list[int]):
     for size in sizes:
         if min(pixels.shape[:2]) >= size:
             yield size, quantize(to_tensor(square(pixels, size)).float())
+
+
+def camera_takes(crop: torch.Tensor, draws: int, rng: random.Random, generator: torch.Generator):
+    """("", the crop) and (i, the crop through in-focus camera i) for i < draws (see the module docstring)."""
+    yield "", crop
+    for i in range(draws):
+        yield i, lens_camera(rng, 0.0).render(crop, generator=generator)
+
+
+def false_alarm_bound(alarms: int, n: int, confidence: float = 0.95) -> float:
+    """One-sided Clopper–Pearson upper bound of a rate seen `alarms` times in n trials."""
+    from scipy.stats import beta
+
+    return 1.0 if alarms >= n else float(beta.ppf(confidence, alarms + 1, n - alarms))
 
 
 def crop_size(text: str) -> int:
@@ -60,6 +83,10 @@ def main(argv=None):
     p.add_argument("--checkpoint", help="default: checkpoints/hidd-default.pt")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     p.add_argument("--deblur", action="store_true", help="also run the preset and compare its result with the photo")
+    p.add_argument("--camera-draws", type=int, default=0, metavar="N",
+                   help="also take each crop through N random in-focus cameras (lens softening, noise, demosaicing, "
+                        "JPEG)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the camera draws")
     p.add_argument("--threads", type=int, help="torch intra-op threads (CPU); default: torch's choice")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--output", type=Path, default=Path("results/check_sharp"))
@@ -72,6 +99,9 @@ def main(argv=None):
             torch.set_num_threads(args.threads)
         prior = load_prior(args.checkpoint, preset=args.preset, overrides=args.overrides, device=args.device)
         deblur = Deblurrer(prior) if args.deblur else None
+        if args.camera_draws < 0:
+            raise ValueError(f"--camera-draws must be ≥ 0, got {args.camera_draws}")
+        rng, generator = random.Random(args.seed), torch.Generator().manual_seed(args.seed)
         args.output.mkdir(parents=True, exist_ok=True)
         save_config(prior.config, args.output / f"config_{args.preset}.yaml")
         rows = []
@@ -80,8 +110,9 @@ def main(argv=None):
             writer.writeheader()
             for path in tqdm(photos, desc="sharp photos"):
                 name = path.relative_to(args.photos).with_suffix("").as_posix()
-                for size, photo in crops(path, args.sizes):
-                    row = {"photo": name, "size": size, "share": "", "psnr_vs_photo": ""}
+                for (size, _), (camera, photo) in ((c, t) for c in crops(path, args.sizes)
+                                                      for t in camera_takes(c[1], args.camera_draws, rng, generator)):
+                    row = {"photo": name, "size": size, "camera": camera, "share": "", "psnr_vs_photo": ""}
                     if deblur is None:
                         row["radius"] = float(measurement_model(photo, prior.config.sampler).radius[0])
                     else:
@@ -94,13 +125,15 @@ def main(argv=None):
                     writer.writerow(row)
                     f.flush()
         blurred = [r for r in rows if r["radius"] > 0]
-        print(f"{len(rows)} crops of {len(photos)} photos; read as blurred: {len(blurred)}"
+        bound = false_alarm_bound(len(blurred), len(rows))
+        print(f"{len(rows)} crops of {len(photos)} photos; read as blurred: {len(blurred)} (false-alarm rate "
+              f"{len(blurred) / max(len(rows), 1):.1%}, 95 % upper bound {bound:.1%})"
               + (f"; returned changed: {sum(r['psnr_vs_photo'] < float('inf') for r in rows)}" if args.deblur else ""))
         if blurred:
-            print("\n| photo | size | radius | PSNR against the photo |\n|---|---|---|---|")
+            print("\n| photo | size | camera | radius | PSNR against the photo |\n|---|---|---|---|---|")
             for r in blurred:
                 psnr_text = f"{r['psnr_vs_photo']:.2f}" if args.deblur else "—"
-                print(f"| {r['photo']} | {r['size']} | {r['radius']:.2f} | {psnr_text} |")
+                print(f"| {r['photo']} | {r['size']} | {r['camera']} | {r['radius']:.2f} | {psnr_text} |")
         print(f"wrote {args.output / 'sharp.csv'}")
 
 

@@ -227,6 +227,13 @@ def test_check_sharp_reads_sharp_photos_in_focus_and_compares_the_result_with_th
                           "--checkpoint", str(tiny_checkpoint)])
     assert "zz_broken.png" in capsys.readouterr().err
     assert [r["photo"] for r in read_csv(out / "sharp.csv")] == ["astronaut", "camera"]
+    (photos / "zz_broken.png").unlink()  # through in-focus cameras: each crop as it is, then two camera draws
+    check_sharp.main(["--photos", str(photos), "--sizes", "64", "--output", str(out), "--camera-draws", "2",
+                      "--checkpoint", str(tiny_checkpoint)])
+    rows = read_csv(out / "sharp.csv")
+    assert [(r["photo"], r["camera"]) for r in rows] == [(p, c) for p in ("astronaut", "camera") for c in ("", "0", "1")]
+    assert "6 crops of 2 photos; read as blurred: " in capsys.readouterr().out
+    assert check_sharp.false_alarm_bound(0, 56) == pytest.approx(1 - 0.05 ** (1 / 56))  # Clopper–Pearson, 0 alarms
 
 
 def test_make_heldout_renders_reproducible_blurred_pairs_apart_from_hidd(tmp_path):
