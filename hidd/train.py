@@ -4,7 +4,14 @@ Single process or DDP under torchrun. A run lives in one work directory:
   config.yaml            the resolved config
   checkpoints/latest.pt  rolling checkpoint for pre-emption (--resume continues from it)
   checkpoints/ckpt_0010000.pt ...  numbered checkpoints every `checkpoint_every` steps
-  tb/                    TensorBoard events
+  tb/                    TensorBoard events: loss, learning rate, gradient norm, images/s; the denoising PSNR
+                         of the EMA weights at `eval_sigmas` on held-out corpus crops (eval/) and on the public
+                         test photos (test/, hidd.denoise_eval: never trained on)
+
+A run can also start from the weights of another checkpoint (`init`: a training checkpoint or an exported one,
+EMA weights only): model and EMA start from its EMA weights, the step count from its step, and Adam afresh, with
+the learning rate warmed up again over `warmup` steps from there. That is how a run continues on another machine
+from a checkpoint small enough to travel (scripts/export_checkpoint.py --half).
 """
 from __future__ import annotations
 
@@ -24,6 +31,8 @@ from hidd import checkpoint, distributed
 from hidd.config import Config, save_config
 from hidd.data import train_val_datasets
 from hidd.data_stream import ResumableSampler, SeededItems, fixed_items
+from hidd.denoise_eval import SIZE as TEST_SIZE
+from hidd.denoise_eval import denoise_psnr, public_photos
 from hidd.ema import EMA
 from hidd.losses import score_matching_loss
 from hidd.metrics import denoising_psnr
@@ -50,13 +59,33 @@ def _eval_batch(val_set, n: int = 8) -> torch.Tensor:
     return fixed_items(val_set, min(n, max(len(val_set), 4)))
 
 
-def _checkpoint_state(cfg, model, ema, optimizer, step) -> dict:
+def _test_batch(model, cfg, device) -> torch.Tensor:
+    """The public test photos (hidd.denoise_eval) at min(256, 4 × the crop), a multiple of the model's."""
+    multiple = getattr(model, "size_multiple", 1)
+    size = max(multiple, min(TEST_SIZE, 4 * cfg.data.image_size) // multiple * multiple)
+    return public_photos(size, cfg.model.channels).to(device)
+
+
+def _checkpoint_state(cfg, model, ema, optimizer, step, warm_start) -> dict:
     return {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-            "step": step, "rng": checkpoint.rng_state(), "config": cfg.to_dict()}
+            "step": step, "rng": checkpoint.rng_state(), "config": cfg.to_dict(), "warm_start": warm_start}
 
 
-def train(cfg: Config, workdir: str | Path, *, resume: bool = False, device: str | None = None) -> TrainResult:
-    """Train (or resume) the score network described by `cfg` in `workdir`."""
+def _warm_start(model, ema, init: str | Path) -> dict:
+    """Load the EMA weights of checkpoint `init` into model and EMA (strictly); returns its record."""
+    state = checkpoint.load(init)
+    if "baseline" in state:
+        raise checkpoint.CheckpointError(f"{init}: a {state['baseline']} baseline checkpoint, not a score prior")
+    ema_state = state["ema"] if "ema" in state else {"weights": state["model"], "num_updates": state.get("step", 0)}
+    checkpoint.load_weights_strict(model, ema_state["weights"], str(init))
+    ema.load_state_dict({"num_updates": ema_state["num_updates"], "weights": model.state_dict()})
+    return {"init": str(init), "step": int(state.get("step", 0))}
+
+
+def train(cfg: Config, workdir: str | Path, *, resume: bool = False, device: str | None = None,
+          init: str | Path | None = None) -> TrainResult:
+    """Train (or resume) the score network described by `cfg` in `workdir`; a new run starts from the weights
+    of checkpoint `init` where given (see the module's docstring)."""
     workdir = Path(workdir)
     latest = checkpoint.latest_path(workdir)
     ckpt_dir = latest.parent
@@ -68,6 +97,8 @@ def train(cfg: Config, workdir: str | Path, *, resume: bool = False, device: str
         raise RunExistsError(f"{workdir}: holds a run already; pass --resume to continue it or pick another --workdir")
     if resume and not latest.exists():
         raise RunExistsError(f"{latest}: nothing to resume")
+    if resume and init is not None:
+        raise ValueError("init starts a new run from a checkpoint's weights; --resume continues this run: give one")
 
     torch.manual_seed(tc.seed)
     dev = info.device
@@ -76,16 +107,23 @@ def train(cfg: Config, workdir: str | Path, *, resume: bool = False, device: str
         model = model.to(memory_format=torch.channels_last)
     ema = EMA(model, tc.ema_rate)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=(tc.beta1, 0.999), eps=tc.eps,
-                                 weight_decay=tc.weight_decay)
+                                 weight_decay=tc.weight_decay, fused=dev.type == "cuda")
     sde = build_sde(cfg.sde)
-    step = 0
+    step, warm_start = 0, None
     if resume:
         state = checkpoint.load(latest)
         checkpoint.load_weights_strict(model, state["model"], str(latest))
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
+        warm_start = state.get("warm_start")
         checkpoint.set_rng_state(state["rng"])
+    elif init is not None:
+        warm_start = _warm_start(model, ema, init)
+        step = warm_start["step"]
+        if step >= tc.steps:
+            raise ValueError(f"{init}: is at step {step} already, training.steps is {tc.steps}; raise it")
+    first_step = warm_start["step"] if warm_start else 0  # the learning rate warms up from here
     net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None) \
         if info.enabled else model
 
@@ -97,14 +135,17 @@ def train(cfg: Config, workdir: str | Path, *, resume: bool = False, device: str
                         num_workers=cfg.data.num_workers, pin_memory=dev.type == "cuda",
                         persistent_workers=cfg.data.num_workers > 0)
     eval_images = _eval_batch(val_set).to(dev)
+    test_photos = _test_batch(model, cfg, dev) if info.is_main and tc.eval_every else None
 
     writer = None
     if info.is_main:
         save_config(cfg, workdir / "config.yaml")
         writer = SummaryWriter(workdir / "tb")
-        if step == 0:
-            writer.add_text("config", "```\n" + cfg.to_yaml() + "\n```")
-            writer.add_scalar("model/parameters", count_parameters(model), 0)
+        if step == first_step and not resume:
+            writer.add_text("config", "```\n" + cfg.to_yaml() + "\n```", step)
+            writer.add_scalar("model/parameters", count_parameters(model), step)
+            if warm_start:
+                writer.add_text("warm_start", f"weights of {warm_start['init']} (step {warm_start['step']})", step)
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16")
     kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "-1"))
 
@@ -118,8 +159,8 @@ def train(cfg: Config, workdir: str | Path, *, resume: bool = False, device: str
             x0 = next(batches).to(dev, non_blocking=True)
             if tc.channels_last:
                 x0 = x0.contiguous(memory_format=torch.channels_last)
-            for group in optimizer.param_groups:  # linear warm-up
-                group["lr"] = tc.lr * min(1.0, (step + 1) / max(tc.warmup, 1))
+            for group in optimizer.param_groups:  # linear warm-up (again after a warm start: Adam starts afresh)
+                group["lr"] = tc.lr * min(1.0, (step + 1 - first_step) / max(tc.warmup, 1))
             noise = torch.Generator(device=dev).manual_seed(hash((tc.seed, step, info.rank)) & 0x7FFF_FFFF)
             with autocast:
                 loss = score_matching_loss(net, sde, x0, t_min=tc.t_min, reduction=tc.loss_reduction, generator=noise)
@@ -148,12 +189,15 @@ def train(cfg: Config, workdir: str | Path, *, resume: bool = False, device: str
             if info.is_main and tc.eval_every and (step % tc.eval_every == 0 or final):
                 with autocast:
                     scores = denoising_psnr(ema.model, eval_images, tc.eval_sigmas, seed=tc.seed)
+                    tests = denoise_psnr(ema.model, test_photos, tc.eval_sigmas, seed=tc.seed).mean(axis=0)
                 for sigma, value in scores.items():
                     writer.add_scalar(f"eval/denoise_psnr_sigma_{sigma:g}", value, step)
+                for sigma, value in zip(tc.eval_sigmas, tests):
+                    writer.add_scalar(f"test/denoise_psnr_sigma_{sigma:g}", value, step)
             if info.is_main and tc.sample_every and step % tc.sample_every == 0:
                 _log_samples(writer, ema.model, sde, cfg, eval_images, step)
             if info.is_main and (step % tc.latest_every == 0 or step % tc.checkpoint_every == 0 or final):
-                state = _checkpoint_state(cfg, model, ema, optimizer, step)
+                state = _checkpoint_state(cfg, model, ema, optimizer, step, warm_start)
                 checkpoint.save_atomic(state, latest)
                 if step % tc.checkpoint_every == 0:
                     checkpoint.save_atomic(state, ckpt_dir / f"ckpt_{step:07d}.pt")

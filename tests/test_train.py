@@ -112,6 +112,9 @@ def test_cli_trains_logs_checkpoints_and_resumes(sharp_folder, tmp_path):
     tags = events.Tags()["scalars"]
     assert {"train/loss", "train/lr", "train/grad_norm", "train/images_per_sec"} <= set(tags)
     assert any(t.startswith("eval/denoise_psnr_sigma_") for t in tags)
+    test_tags = [t for t in tags if t.startswith("test/denoise_psnr_sigma_")]  # the public test photos
+    assert len(test_tags) == len(load_config(resolve_config_path("tiny")).training.eval_sigmas)
+    assert all(0 < value.value < 60 for value in events.Scalars(test_tags[0]))
     assert "samples" in events.Tags()["images"]
 
 

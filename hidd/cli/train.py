@@ -3,6 +3,7 @@
   hidd-train --config tiny --workdir runs/tiny        # a smoke run on examples/train, about 20 s on 2 CPU cores
   hidd-train --config rgb256 --workdir runs/rgb --set training.batch_size=8 --set data.roots=[data/DPDD]
   hidd-train --workdir runs/tiny --resume            # continue after a kill or pre-emption
+  hidd-train --config prior_s --workdir runs/s2 --init checkpoints/hidd-default.pt   # a new run from its weights
   torchrun --nproc_per_node=4 scripts/train.py --config rgb256 --workdir runs/rgb   # DDP
 """
 from __future__ import annotations
@@ -28,7 +29,11 @@ def training_parser(prog: str, description: str, config_help: str) -> argparse.A
 
 
 def parser() -> argparse.ArgumentParser:
-    return training_parser("hidd-train", __doc__, "YAML file or a name from configs/ (e.g. tiny, rgb256, paper_gray256)")
+    p = training_parser("hidd-train", __doc__, "YAML file or a name from configs/ (e.g. tiny, prior_s, rgb256)")
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="start a new run from this checkpoint's EMA weights (training or exported, same model section) "
+                        "and its step, with a fresh optimiser: how a run continues from a checkpoint that travelled")
+    return p
 
 
 def stored_config(args, what: str) -> Path | None:
@@ -75,7 +80,10 @@ def main(argv=None):
         device = resolve_device(args.device)
         from hidd.train import train  # heavy imports only when training
 
-        result = train(cfg, args.workdir, resume=args.resume, device=str(device))
+        if args.init is not None and args.resume:
+            raise ValueError("--init starts a new run from a checkpoint's weights, --resume continues the run in "
+                             "--workdir: give one of them")
+        result = train(cfg, args.workdir, resume=args.resume, device=str(device), init=args.init)
         print(f"hidd-train: done; latest checkpoint {result.latest}")
 
 
