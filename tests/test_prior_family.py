@@ -118,3 +118,55 @@ def test_eval_denoise_prints_and_writes_the_table(tiny_checkpoint, tmp_path, cap
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"per_photo.csv", "summary.csv", "table.md", "run.yaml"}
     with pytest.raises(SystemExit):
         script.parse_args([str(tiny_checkpoint), "--sigmas", "0"])
+
+
+def small_baseline(method, root, *extra):
+    from hidd.baselines.config import load_baseline_config
+
+    small = {"dncnn": ["model.features=8", "model.depth=4"],
+             "cyclegan": ["model.features=4", "model.depth=1", "model.disc_features=4"]}[method]
+    return load_baseline_config(method, [*small, f"data.roots=[{root}]", "data.image_size=32", "data.val_images=1",
+                                         "data.num_workers=0", "training.batch_size=2", "training.eval_pairs=2",
+                                         "training.eval_every=0", *extra])
+
+
+def test_baseline_pairs_made_in_workers_are_the_training_process_pairs(sharp_folder):
+    from torch.utils.data import DataLoader
+
+    from hidd.baselines.train import StepItems, StepPairs
+    from hidd.data import train_val_datasets
+    from hidd.data_stream import ResumableSampler
+
+    cfg = small_baseline("cyclegan", sharp_folder)
+    train_set, _ = train_val_datasets(cfg.data, 3)
+    pairs = StepPairs(train_set, cfg, unpaired=True)
+
+    def first_steps(workers, start):
+        items = StepItems(ResumableSampler(train_set, rank=0, world_size=1, seed=0, start=start * 4), 4, start)
+        loader = iter(DataLoader(pairs, batch_size=None, sampler=items, num_workers=workers))
+        return [next(loader) for _ in range(3)]
+
+    in_process, in_workers, later = first_steps(0, 0), first_steps(2, 0), first_steps(0, 1)
+    for a, b in zip(in_process, in_workers):
+        assert a[0].shape == (2, 3, 32, 32) and a[1].shape == (2, 3, 32, 32) and a[2].shape == (2,)
+        assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(a, b))
+    assert all(torch.equal(x, y) for x, y in zip(in_process[1], later[0]))  # step 1 is step 1 from any start
+    assert not torch.equal(in_process[0][0], in_process[0][1])  # unpaired: the blurred side is other crops
+
+
+def test_a_baseline_warm_start_takes_an_exported_restorer(sharp_folder, tmp_path):
+    from hidd.baselines.restore import export_state
+    from hidd.baselines.train import train_baseline
+
+    latest = train_baseline(small_baseline("cyclegan", sharp_folder, "training.steps=2"), tmp_path / "a",
+                            device="cpu")
+    checkpoint.save_atomic(export_state(checkpoint.load(latest)), tmp_path / "a.pt")
+    exported = checkpoint.load(tmp_path / "a.pt")["model"]
+    cfg = small_baseline("cyclegan", sharp_folder, "training.steps=3", "training.lr=1e-30")
+    state = checkpoint.load(train_baseline(cfg, tmp_path / "b", device="cpu", init=tmp_path / "a.pt"))
+    assert state["step"] == 3 and state["warm_start"]["step"] == 2
+    for key, value in exported.items():  # the restorer is the exported one (a rate of ~0 keeps it there)
+        assert torch.allclose(state["model"][f"to_sharp.{key}"], value), key
+    with pytest.raises(checkpoint.CheckpointError, match="not a dncnn checkpoint"):
+        train_baseline(small_baseline("dncnn", sharp_folder, "training.steps=3"), tmp_path / "c", device="cpu",
+                       init=tmp_path / "a.pt")

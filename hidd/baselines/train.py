@@ -7,8 +7,14 @@ The run lives in one work directory, like the score prior's (hidd.train):
 
 Each step reads sharp crops from the resumable seeded stream (hidd.data_stream) and synthesises their defocused
 versions with a camera drawn from a seed of (training seed, step) (hidd.baselines.pairs), so a resumed run
-sees exactly the batches an uninterrupted one would have. Unpaired training (CycleGAN) reads twice the batch:
-the first half is the sharp side, the second half is blurred: disjoint crops, never a pair.
+sees exactly the batches an uninterrupted one would have. The synthesis runs in the DataLoader's workers
+(data.num_workers; 0: in the training process), a whole step's batch per item, so that on a GPU the camera
+model keeps up. Unpaired training (CycleGAN) reads twice the batch: the first half is the sharp side, the
+second half is blurred: disjoint crops, never a pair.
+
+A new run can start from another checkpoint's weights (`init`): a training checkpoint's whole network, or an
+exported one's restorer (CycleGAN's other generator and discriminators then start afresh), its step, and new
+optimisers: how training continues from a checkpoint small enough to travel.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -35,6 +41,48 @@ from hidd.metrics import psnr
 from hidd.train import KILL_AT_STEP_ENV, RunExistsError
 
 EVAL_SEED = 1_000_003  # the held-out pairs' camera draws (fixed: the same pairs at every evaluation)
+
+
+class StepItems(Sampler):
+    """(step, the step's `per_step` (index, seed) items) from a ResumableSampler, step after step."""
+
+    def __init__(self, items: ResumableSampler, per_step: int, first_step: int):
+        self.items, self.per_step, self.first_step = items, per_step, first_step
+
+    def __iter__(self):
+        stream, step = iter(self.items), self.first_step
+        while True:
+            yield step, [next(stream) for _ in range(self.per_step)]
+            step += 1
+
+
+class StepPairs(Dataset):
+    """One step's training batch: (sharp, blurred, noise level), the blurred side synthesised with the step's seed."""
+
+    def __init__(self, dataset, cfg, unpaired: bool):
+        self.items, self.cfg, self.unpaired = SeededItems(dataset), cfg, unpaired
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, item):
+        step, items = item
+        crops = torch.stack([self.items[i] for i in items])
+        half = self.cfg.training.batch_size
+        sharp, source = (crops[:half], crops[half:]) if self.unpaired else (crops, crops)
+        blurred, level = synthesize(source, self.cfg.degradation, hash((self.cfg.training.seed, step)) & 0x7FFF_FFFF)
+        return sharp, blurred, level
+
+
+def warm_start(network, init: str | Path, name: str) -> int:
+    """Load checkpoint `init` (a training one: the whole network; an exported one: its restorer) strictly into
+    `network`; returns its step."""
+    state = checkpoint.load(init)
+    if state.get("baseline") != name:
+        raise checkpoint.CheckpointError(f"{init}: not a {name} checkpoint ({state.get('baseline', 'a score prior')})")
+    target = network.restorer() if state.get("restorer_only") else network
+    checkpoint.load_weights_strict(target, state["model"], str(init))
+    return int(state["step"])
 
 
 def learning_rate(tc, step: int) -> float:
@@ -64,14 +112,16 @@ def evaluate(network, sharp, blurred, level) -> tuple[float, float]:
     return float(out), float(before)
 
 
-def checkpoint_state(cfg, network, objective, step: int) -> dict:
+def checkpoint_state(cfg, network, objective, step: int, init) -> dict:
     return {"baseline": cfg.model.name, "model": network.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in objective.optimizers.items()},
-            "step": step, "rng": checkpoint.rng_state(), "config": cfg.to_dict()}
+            "step": step, "rng": checkpoint.rng_state(), "config": cfg.to_dict(), "warm_start": init}
 
 
-def train_baseline(cfg, workdir: str | Path, *, resume: bool = False, device: str | None = None) -> Path:
-    """Train (or resume) the baseline of `cfg` (a BaselineConfig) in `workdir`; returns the latest checkpoint."""
+def train_baseline(cfg, workdir: str | Path, *, resume: bool = False, device: str | None = None,
+                   init: str | Path | None = None) -> Path:
+    """Train (or resume) the baseline of `cfg` (a BaselineConfig) in `workdir`, a new run from the weights of
+    checkpoint `init` where given; returns the latest checkpoint."""
     workdir = Path(workdir)
     latest = checkpoint.latest_path(workdir)
     tc = cfg.training
@@ -79,6 +129,8 @@ def train_baseline(cfg, workdir: str | Path, *, resume: bool = False, device: st
         raise RunExistsError(f"{workdir}: holds a run already; pass --resume to continue it or pick another --workdir")
     if resume and not latest.exists():
         raise RunExistsError(f"{latest}: nothing to resume")
+    if resume and init is not None:
+        raise ValueError("init starts a new run from a checkpoint's weights; --resume continues this run: give one")
     if tc.threads > 0:
         torch.set_num_threads(tc.threads)
     dev = resolve_device(device)
@@ -89,27 +141,36 @@ def train_baseline(cfg, workdir: str | Path, *, resume: bool = False, device: st
         raise ValueError(f"data.image_size {cfg.data.image_size}: must be a multiple of {multiple} for "
                          f"{cfg.model.name} (and the Bayer mosaic)")
     objective = objective_for(network, tc)
-    step = 0
+    step, started_from = 0, None
     if resume:
         state = checkpoint.load(latest)
         checkpoint.load_weights_strict(network, state["model"], str(latest))
         for name, optimizer in objective.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
         step = state["step"]
+        started_from = state.get("warm_start")
         checkpoint.set_rng_state(state["rng"])
+    elif init is not None:
+        step = warm_start(network, init, cfg.model.name)
+        started_from = {"init": str(init), "step": step}
+        if step >= tc.steps:
+            raise ValueError(f"{init}: is at step {step} already, training.steps is {tc.steps}; raise it")
 
     train_set, val_set = train_val_datasets(cfg.data, cfg.model.channels)
     per_step = tc.batch_size * (2 if network.trains_unpaired else 1)
     sampler = ResumableSampler(train_set, rank=0, world_size=1, seed=tc.seed, start=step * per_step)
-    loader = DataLoader(SeededItems(train_set), batch_size=per_step, sampler=sampler, drop_last=True,
-                        num_workers=cfg.data.num_workers, persistent_workers=cfg.data.num_workers > 0)
+    loader = DataLoader(StepPairs(train_set, cfg, network.trains_unpaired), batch_size=None,
+                        sampler=StepItems(sampler, per_step, step), num_workers=cfg.data.num_workers,
+                        persistent_workers=cfg.data.num_workers > 0, pin_memory=dev.type == "cuda")
     eval_sharp, eval_blurred, eval_level = (t.to(dev) for t in held_out_pairs(val_set, cfg))
 
     save_config(cfg, workdir / "config.yaml")
     writer = SummaryWriter(workdir / "tb")
-    if step == 0:
-        writer.add_text("config", "```\n" + cfg.to_yaml() + "\n```")
-        writer.add_scalar("model/parameters", sum(p.numel() for p in network.restorer().parameters()), 0)
+    if not resume:
+        writer.add_text("config", "```\n" + cfg.to_yaml() + "\n```", step)
+        writer.add_scalar("model/parameters", sum(p.numel() for p in network.restorer().parameters()), step)
+        if started_from:
+            writer.add_text("warm_start", f"weights of {started_from['init']} (step {started_from['step']})", step)
     kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "-1"))
     deadline = time.monotonic() + tc.time_limit_minutes * 60 if tc.time_limit_minutes > 0 else float("inf")
     bar = tqdm(total=tc.steps, initial=step, desc=f"train {cfg.model.name}", dynamic_ncols=True)
@@ -117,11 +178,9 @@ def train_baseline(cfg, workdir: str | Path, *, resume: bool = False, device: st
     network.train()
     while step < tc.steps:
         final = step + 1 == tc.steps or time.monotonic() > deadline
-        crops = next(batches)
-        sharp, source = (crops[:tc.batch_size], crops[tc.batch_size:]) if network.trains_unpaired else (crops, crops)
-        blurred, level = synthesize(source, cfg.degradation, hash((tc.seed, step)) & 0x7FFF_FFFF)
+        sharp, blurred, level = (t.to(dev, non_blocking=True) for t in next(batches))
         objective.set_lr(learning_rate(tc, step))
-        losses = objective.step(sharp.to(dev), blurred.to(dev), level.to(dev))
+        losses = objective.step(sharp, blurred, level)
         step += 1
         bar.update(1)
         if step % tc.log_every == 0 or final:
@@ -134,7 +193,7 @@ def train_baseline(cfg, workdir: str | Path, *, resume: bool = False, device: st
             writer.add_scalar("eval/psnr", restored, step)
             writer.add_scalar("eval/psnr_input", before, step)
         if step % tc.latest_every == 0 or final:
-            checkpoint.save_atomic(checkpoint_state(cfg, network, objective, step), latest)
+            checkpoint.save_atomic(checkpoint_state(cfg, network, objective, step, started_from), latest)
             writer.flush()
         if step == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)

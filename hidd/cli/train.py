@@ -25,15 +25,15 @@ def training_parser(prog: str, description: str, config_help: str) -> argparse.A
                    help="override one config value (repeatable), e.g. --set training.steps=500")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="start a new run from this checkpoint's weights (a training or an exported one of the same "
+                        "network) and its step, with fresh optimisers: how a run continues from a checkpoint that "
+                        "travelled (--resume needs the run's folder)")
     return p
 
 
 def parser() -> argparse.ArgumentParser:
-    p = training_parser("hidd-train", __doc__, "YAML file or a name from configs/ (e.g. tiny, prior_s, rgb256)")
-    p.add_argument("--init", metavar="CHECKPOINT",
-                   help="start a new run from this checkpoint's EMA weights (training or exported, same model section) "
-                        "and its step, with a fresh optimiser: how a run continues from a checkpoint that travelled")
-    return p
+    return training_parser("hidd-train", __doc__, "YAML file or a name from configs/ (e.g. tiny, prior_s, rgb256)")
 
 
 def stored_config(args, what: str) -> Path | None:
@@ -55,6 +55,13 @@ def stored_config(args, what: str) -> Path | None:
             raise ConfigError(f"--workdir {args.workdir}: its config.yaml is missing; give the run's --config")
         return stored
     raise ConfigError(f"--config is required to start a run ({what}); --resume continues the run in --workdir")
+
+
+def check_start(args) -> None:
+    """ValueError in one line where --init and --resume are both given."""
+    if args.init is not None and args.resume:
+        raise ValueError("--init starts a new run from a checkpoint's weights, --resume continues the run in "
+                         "--workdir: give one of them")
 
 
 def resolve(args):
@@ -80,9 +87,7 @@ def main(argv=None):
         device = resolve_device(args.device)
         from hidd.train import train  # heavy imports only when training
 
-        if args.init is not None and args.resume:
-            raise ValueError("--init starts a new run from a checkpoint's weights, --resume continues the run in "
-                             "--workdir: give one of them")
+        check_start(args)
         result = train(cfg, args.workdir, resume=args.resume, device=str(device), init=args.init)
         print(f"hidd-train: done; latest checkpoint {result.latest}")
 

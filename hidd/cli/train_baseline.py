@@ -4,6 +4,7 @@
   hidd-train-baseline --config ffdnet --workdir runs/ffdnet --set training.time_limit_minutes=60
   hidd-train-baseline --config cyclegan --workdir runs/cyclegan --set degradation.model=srgb-disk
   hidd-train-baseline --workdir runs/dncnn --resume          # continue after a kill
+  hidd-train-baseline --config dncnn --workdir runs/dncnn2 --init checkpoints/dncnn.pt   # from its weights
   python scripts/export_checkpoint.py runs/dncnn/checkpoints/latest.pt checkpoints/dncnn.pt   # ship it
 
 Configs by name from configs/baselines/ (or a YAML path); pairs are synthesised on the fly from the sharp
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 from hidd.cli import one_line_errors
-from hidd.cli.train import stored_config, training_parser
+from hidd.cli.train import check_start, stored_config, training_parser
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,7 +39,8 @@ def main(argv=None):
         device = resolve_device(args.device)
         from hidd.baselines.train import train_baseline  # heavy imports only when training
 
-        latest = train_baseline(cfg, args.workdir, resume=args.resume, device=str(device))
+        check_start(args)
+        latest = train_baseline(cfg, args.workdir, resume=args.resume, device=str(device), init=args.init)
         print(f"hidd-train-baseline: done; latest checkpoint {latest}")
 
 
