@@ -36,6 +36,8 @@ class DataConfig:
     image_size: int = 256  # training crop (or resize) side in pixels
     mode: str = "crop"  # 'crop': random crops; 'resize': whole image resized to image_size² (the paper)
     random_flip: bool = True  # random horizontal flips
+    exposure: float = 0.0  # crops brightened or darkened by up to this many stops, in linear light (0: off)
+    scale_jitter: float = 1.0  # crop mode: crops downscaled by a random factor in [1, this] (1: off)
     cache: bool = True  # keep decoded images in memory (small corpora)
     num_workers: int = 2  # DataLoader worker processes
 

@@ -2,6 +2,12 @@
 
 A root is a folder tree of images, or a DPDD root (recognised by ``train_c/target``; its
 ``{split}_c/target`` sharp images are used).
+
+Augmentations keep photos photos (they are what a camera could have taken): horizontal flips; in crop mode a
+small scale change, a crop of side s·n (s drawn log-uniformly from [1, scale_jitter], within the image) resized
+down to n² with anti-aliasing (only ever down: upsampling would soften the photo); and an exposure change,
+x ↦ Γ(clip(2^e Γ⁻¹(x), 0, 1)) with Γ the sRGB curve and e uniform in [−exposure, exposure] stops (highlights
+clip as an over-exposed photo's do).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import skimage.transform
 import torch
 from torch.utils.data import Dataset
 
+from hidd.camera.tone import SRGB
 from hidd.config import DataConfig, in_repository
 from hidd.imageio import Image, ImageError, list_images, read_image, to_gray, to_rgb
 
@@ -127,6 +134,8 @@ class SharpImageDataset(Dataset):
         exclude: Iterable[PathLike] = (),  # files to leave out, e.g. the held-out validation images
         only: Iterable[PathLike] | None = None,  # if given, keep just these files of roots (the held-out ones)
         cache: bool = False,  # keep decoded images in memory (crop mode: as 8/16-bit integers)
+        exposure: float = 0.0,  # random exposure change of up to this many stops (0: off)
+        scale_jitter: float = 1.0,  # crop mode: random downscale of the crop by a factor in [1, this] (1: off)
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -134,7 +143,10 @@ class SharpImageDataset(Dataset):
             raise ValueError(f"channels must be 1 or 3, not {channels!r}")
         if not isinstance(image_size, int) or image_size < 1:
             raise ValueError(f"image_size must be a positive integer, not {image_size!r}")
+        if exposure < 0 or scale_jitter < 1:
+            raise ValueError(f"exposure must be >= 0 and scale_jitter >= 1, not {exposure!r} and {scale_jitter!r}")
         self.image_size = image_size
+        self.exposure, self.scale_jitter = exposure, scale_jitter
         self.mode = mode
         self.channels = channels
         self.random_flip = random_flip
@@ -178,7 +190,12 @@ class SharpImageDataset(Dataset):
         if self.random_flip and torch.rand(()) < 0.5:
             pixels = pixels[:, ::-1]
         # A copy, never a view: callers may modify the tensor in place, and it must not reach the cache.
-        return torch.from_numpy(pixels.transpose(2, 0, 1).copy())
+        image = torch.from_numpy(pixels.transpose(2, 0, 1).copy())
+        if self.exposure > 0:
+            stops = (2 * float(torch.rand(())) - 1) * self.exposure
+            curve = SRGB()
+            image = curve.encode((curve.decode(image) * 2.0**stops).clamp(0, 1)).clamp(0, 1)
+        return image
 
     def _stored_form(self, image: Image) -> np.ndarray:
         """What __getitem__ starts from: the resized patch, or (crop mode) the full image."""
@@ -197,9 +214,17 @@ class SharpImageDataset(Dataset):
 
     def _random_crop(self, pixels: np.ndarray) -> np.ndarray:
         # torch's default generator, so that DataLoader's per-worker seeding applies.
-        top = int(torch.randint(0, pixels.shape[0] - self.image_size + 1, ()))
-        left = int(torch.randint(0, pixels.shape[1] - self.image_size + 1, ()))
-        return pixels[top : top + self.image_size, left : left + self.image_size]
+        side = self.image_size
+        if self.scale_jitter > 1:
+            scale = float(np.exp(float(torch.rand(())) * np.log(self.scale_jitter)))
+            side = min(round(self.image_size * scale), *pixels.shape[:2])
+        top = int(torch.randint(0, pixels.shape[0] - side + 1, ()))
+        left = int(torch.randint(0, pixels.shape[1] - side + 1, ()))
+        crop = pixels[top : top + side, left : left + side]
+        if side == self.image_size:
+            return crop
+        small = skimage.transform.resize(_to_unit_float(crop), (self.image_size, self.image_size), anti_aliasing=True)
+        return np.clip(small, 0.0, 1.0).astype(np.float32)
 
 
 def _to_unit_float(pixels: np.ndarray) -> np.ndarray:
@@ -234,5 +259,6 @@ def train_val_datasets(data_cfg, channels: int) -> tuple[SharpImageDataset, Shar
         held_out = held_out_files(d.roots, d.val_images, usable=usable) if d.val_images > 0 else []
         val = SharpImageDataset(roots=d.roots, split="train", random_flip=False, only=held_out, **common) \
             if held_out else None
-    train = SharpImageDataset(roots=d.roots, split="train", random_flip=d.random_flip, exclude=held_out, **common)
+    train = SharpImageDataset(roots=d.roots, split="train", random_flip=d.random_flip, exclude=held_out,
+                              exposure=d.exposure, scale_jitter=d.scale_jitter, **common)
     return train, val if val is not None else train

@@ -34,6 +34,7 @@ RULES: dict[type, dict[str, Rule]] = {
     DataConfig: {
         "roots": anything, "val_roots": anything, "val_images": NON_NEGATIVE, "image_size": number(8),
         "mode": one_of(MODES), "random_flip": anything, "cache": anything, "num_workers": NON_NEGATIVE,
+        "exposure": NON_NEGATIVE, "scale_jitter": number(1),
     },
     ModelConfig: {
         "name": one_of(MODELS), "channels": one_of((1, 3)), "nf": COUNT, "ch_mult": each(COUNT, empty=False),

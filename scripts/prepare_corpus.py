@@ -65,7 +65,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("data/corpus"), help="output folder")
     p.add_argument("--sources", nargs="+", choices=tuple(PACKAGES), default=list(PACKAGES),
                    help="which packages' photos to use")
-    p.add_argument("--tile", type=int, default=128, help="tile side in pixels")
+    p.add_argument("--tile", type=int, default=160,
+                   help="tile side in pixels (above the 128² training crop: room for scale jitter and shifts)")
     p.add_argument("--stride", type=int, default=64, help="tile stride in pixels")
     p.add_argument("--factors", type=float, nargs="+", default=[1, 1.5, 2, 3, 4],
                    help="downscale factors tried on every photo (each kept where the size limits allow)")
@@ -79,8 +80,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="absolute floor on the focus measure (variance of the Laplacian, intensities in [0, 1])")
     p.add_argument("--overwrite", action="store_true", help="replace existing photos/ and tiles/ in OUT")
     p.add_argument("--smoke-set", type=Path, metavar="DIR",
-                   help="also write the middle kept tile of each Plasma photo's coarsest scale, halved to 64x64, to "
-                        "DIR (the committed examples/train that configs/tiny.yaml trains on)")
+                   help="also write the centre 128x128 of the middle kept tile of each Plasma photo's coarsest scale, "
+                        "halved to 64x64, to DIR (like the committed examples/train that configs/tiny.yaml trains on, "
+                        "which an earlier version of this script made from the 3x downscale)")
     p.add_argument("--pack", type=Path, metavar="DIR",
                    help="only copy the source photos and their licence files into DIR (the layout --debs reads) "
                         "and exit")
@@ -267,6 +269,7 @@ def main(argv=None) -> None:
             coarsest = used[-1]
             img = transform.rescale(full, 1 / coarsest["factor"], anti_aliasing=True, channel_axis=-1)
             y, x, h, w = coarsest["tiles_yxhw"][len(coarsest["tiles_yxhw"]) // 2]
+            y, x, h, w = y + max(h - 128, 0) // 2, x + max(w - 128, 0) // 2, min(h, 128), min(w, 128)  # its centre
             half = transform.rescale(img[y:y + h, x:x + w], 0.5, anti_aliasing=True, channel_axis=-1)
             args.smoke_set.mkdir(parents=True, exist_ok=True)
             io.imsave(args.smoke_set / f"{src['name']}.png", img_as_ubyte(np.clip(half, 0, 1)), check_contrast=False)

@@ -227,9 +227,45 @@ def test_single_path_is_accepted_for_roots(tmp_path):
         ({"channels": 2}, "channels"),
         ({"image_size": 0}, "image_size"),
         ({"split": "test"}, "split"),
+        ({"exposure": -1.0}, "exposure"),
+        ({"scale_jitter": 0.5}, "scale_jitter"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(tmp_path, arguments, problem):
     make_folder(tmp_path, count=1)
     with pytest.raises(ValueError, match=problem):
         SharpImageDataset(**{"roots": [tmp_path], "image_size": 8, **arguments})
+
+
+def test_scale_jitter_shrinks_a_larger_window_and_never_enlarges(tmp_path):
+    ramp = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))  # value = column / 63
+    write_image(tmp_path / "ramp.png", ramp, bit_depth=16)
+    plain = SharpImageDataset(roots=[tmp_path], image_size=16, channels=1, random_flip=False)
+    jittered = SharpImageDataset(roots=[tmp_path], image_size=16, channels=1, random_flip=False, scale_jitter=2.0)
+    slopes = []
+    for seed in range(20):
+        torch.manual_seed(seed)
+        assert np.diff(plain[0][0, 8].numpy()).mean() == pytest.approx(1 / 63, rel=1e-3)
+        torch.manual_seed(seed)
+        crop = jittered[0]
+        assert crop.shape == (1, 16, 16) and 0 <= crop.min() and crop.max() <= 1
+        slopes.append(np.diff(crop[0, 8, 2:-2].numpy()).mean() * 63)  # the window's side over 16
+    assert 1 - 1e-3 <= min(slopes) and max(slopes) <= 2 + 1e-3 and max(slopes) > 1.5
+
+
+def test_exposure_scales_linear_light_uniformly_within_the_stops(tmp_path):
+    from hidd.camera.tone import SRGB
+
+    save(tmp_path / "gray.png", np.full((16, 16, 3), 128, dtype=np.uint8))
+    dataset = SharpImageDataset(roots=[tmp_path], image_size=8, exposure=1.0)
+    linear = SRGB().decode(torch.tensor(128 / 255))
+    ratios = []
+    for seed in range(30):
+        torch.manual_seed(seed)
+        item = dataset[0]
+        assert torch.allclose(item, item[0, 0, 0])  # one change for the whole crop
+        ratios.append(float(SRGB().decode(item[0, 0, 0]) / linear))
+    assert 0.5 - 1e-4 <= min(ratios) < 0.8 and 1.25 < max(ratios) <= 2 + 1e-4
+    torch.manual_seed(0)
+    unchanged = SharpImageDataset(roots=[tmp_path], image_size=8)[0]
+    assert torch.allclose(unchanged, torch.tensor(128 / 255))
