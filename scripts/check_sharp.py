@@ -18,7 +18,9 @@ With --camera-draws N each crop is also taken, in focus, through N random camera
 with radius 0: its lens softening 0.3–1 px, Poisson–Gaussian noise, demosaicing, JPEG q 75–95), as an in-focus
 photo comes out of a camera; the `camera` column numbers the draw (empty: the crop as it is). This measures the
 blind estimate's verdict as a test: its false-alarm rate on sharp photos, printed with a 95 % upper bound
-(Clopper–Pearson), the share of sharp crops it reads as blurred.
+(Clopper–Pearson), the share of sharp crops it reads as blurred. With --deblur, a camera take's PSNR against the crop it was made
+from (the scene) is written for the photo (`photo_vs_scene`) and for the result (`psnr_vs_scene`): a lens's own
+softening is a blur too, and deblurring it should bring the photo nearer its scene, not leave it unchanged.
 """
 from __future__ import annotations
 
@@ -43,7 +45,8 @@ from hidd.metrics import psnr  # noqa: E402
 from hidd.prior import load_prior  # noqa: E402
 from make_benchmark import square, to_tensor  # noqa: E402  (sibling script: the benchmark's own crop)
 
-FIELDS = ("photo", "size", "camera", "radius", "share", "psnr_vs_photo")  # share: of the deblurring kept
+FIELDS = ("photo", "size", "camera", "radius", "share", "psnr_vs_photo",  # share: of the deblurring kept
+          "photo_vs_scene", "psnr_vs_scene")  # camera takes: the photo's and the result's PSNR against the crop
 
 
 def crops(path: Path, sizes: list[int]):
@@ -110,9 +113,10 @@ def main(argv=None):
             writer.writeheader()
             for path in tqdm(photos, desc="sharp photos"):
                 name = path.relative_to(args.photos).with_suffix("").as_posix()
-                for (size, _), (camera, photo) in ((c, t) for c in crops(path, args.sizes)
-                                                      for t in camera_takes(c[1], args.camera_draws, rng, generator)):
-                    row = {"photo": name, "size": size, "camera": camera, "share": "", "psnr_vs_photo": ""}
+                for (size, scene), (camera, photo) in ((c, t) for c in crops(path, args.sizes)
+                                                       for t in camera_takes(c[1], args.camera_draws, rng, generator)):
+                    row = {"photo": name, "size": size, "camera": camera, "share": "", "psnr_vs_photo": "",
+                           "photo_vs_scene": "", "psnr_vs_scene": ""}
                     if deblur is None:
                         row["radius"] = float(measurement_model(photo, prior.config.sampler).radius[0])
                     else:
@@ -121,6 +125,10 @@ def main(argv=None):
                         row.update(radius=float(result.radius[0]),
                                    share="" if result.share is None else float(result.share[0]),  # None: guard off
                                    psnr_vs_photo=psnr(out, photo[0].permute(1, 2, 0).numpy()))
+                        if camera != "":  # in focus through a camera: did the deblur bring it nearer the scene?
+                            truth = scene[0].permute(1, 2, 0).numpy()
+                            row.update(photo_vs_scene=psnr(photo[0].permute(1, 2, 0).numpy(), truth),
+                                       psnr_vs_scene=psnr(out, truth))
                     rows.append(row)
                     writer.writerow(row)
                     f.flush()

@@ -233,6 +233,11 @@ def test_check_sharp_reads_sharp_photos_in_focus_and_compares_the_result_with_th
     rows = read_csv(out / "sharp.csv")
     assert [(r["photo"], r["camera"]) for r in rows] == [(p, c) for p in ("astronaut", "camera") for c in ("", "0", "1")]
     assert "6 crops of 2 photos; read as blurred: " in capsys.readouterr().out
+    check_sharp.main(["--photos", str(photos), "--sizes", "64", "--output", str(out), "--camera-draws", "1",
+                      "--deblur", "--checkpoint", str(tiny_checkpoint), "--set", "sampler.num_steps=2"])
+    rows = read_csv(out / "sharp.csv")  # a camera take is also scored against the scene it was made from
+    assert [r["photo_vs_scene"] == "" for r in rows] == [True, False, True, False]
+    assert all(float(r["psnr_vs_scene"]) < 60 for r in rows if r["camera"])
     assert check_sharp.false_alarm_bound(0, 56) == pytest.approx(1 - 0.05 ** (1 / 56))  # Clopper–Pearson, 0 alarms
 
 
