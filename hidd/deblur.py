@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import torch
 
@@ -82,6 +83,13 @@ class DeblurResult:
             self.photo_nfe = torch.full((self.images.shape[0],), self.nfe, dtype=torch.long)
 
 
+class Estimated(NamedTuple):
+    """Stage 1 of a batch (Deblurrer.estimate): its layout, model and evidence."""
+    layout: Layout
+    model: Model
+    evidence: Evidence
+
+
 class Progress:
     """Tells `report(stage, nfe)` what a batch is doing and how many network evaluations it has made so far."""
 
@@ -122,19 +130,20 @@ class Deblurrer:
         return self.precision.run(self.prior.model, x, sigma)
 
     def __call__(self, y: torch.Tensor, *, seed: int = 0, callback=None, radius_map: torch.Tensor | None = None,
-                 progress: Callable[[str, int], None] | None = None) -> DeblurResult:
+                 progress: Callable[[str, int], None] | None = None,
+                 estimated: Estimated | None = None) -> DeblurResult:
         """seed: every photo's noise is drawn from a generator of its own seeded with it (a photo's output is the
         same alone and in any batch). callback(iteration, images) receives the current iterate, cropped and in the
         input's layout (each photo's latest). radius_map: a known per-pixel defocus radius (B, H, W) instead of the
         estimate (needs sampler.radius_map). progress(stage, nfe) is told, as it goes, what the batch is doing
         (reading colour, estimating the blur, sampling, checking the results, sampling again) and its network
-        evaluations so far."""
+        evaluations so far. estimated: the batch's stage 1, made beforehand (`estimate`: a prefetch)."""
         b = y.shape[0]
         cfg = self.prior.config.sampler
-        check_sampler(cfg)  # before the blind estimates, which a refused setting would waste
         report = Progress(progress)
-        layout = Layout.of(y, self.model_channels, self.multiple)
-        model, evidence = estimate(y.to(self.prior.device), cfg, layout, radius_map=radius_map, stage=report.stage)
+        if estimated is None:
+            estimated = self.estimate(y, radius_map=radius_map, stage=report.stage)
+        layout, model, evidence = estimated
         generators = PhotoGenerators.seeded(seed, b, self.prior.device, layout.images_per_photo)
         score_fn = report.counting(self.tiler.wrap(self.score, model.y.shape))  # on tiles when an image is too large
 
@@ -177,6 +186,14 @@ class Deblurrer:
         images = torch.stack([s.output for s in kept])
         return DeblurResult(images=images.clamp(0, 1), nfe=int(nfe.max()), photo_nfe=nfe, gray=evidence.gray,
                             problems=problems, **per_photo)
+
+    def estimate(self, y: torch.Tensor, *, radius_map: torch.Tensor | None = None,
+                 stage: Callable[[str], None] = lambda name: None) -> Estimated:
+        """Stage 1 of photos y (B, C, H, W) alone (see __call__), for a later call to sample them."""
+        cfg = self.prior.config.sampler
+        check_sampler(cfg)  # before the blind estimates, which a refused setting would waste
+        layout = Layout.of(y, self.model_channels, self.multiple)
+        return Estimated(layout, *estimate(y.to(self.prior.device), cfg, layout, radius_map=radius_map, stage=stage))
 
     def _guard(self, y, results, model: Model, evidence: Evidence, calibration: Calibration, generators, score_fn,
                report) -> tuple[list[Selection], torch.Tensor, torch.Tensor]:

@@ -1,4 +1,5 @@
-"""torch.distributed set-up for `torchrun` launches (DDP); a no-op for single processes."""
+"""torch.distributed set-up for `torchrun` launches (DDP training, sharded reconstruction); a no-op for single
+processes."""
 from __future__ import annotations
 
 import os
@@ -26,8 +27,14 @@ class DistInfo:
         return self.world_size > 1
 
 
+def launched_rank() -> int:
+    """This process's rank in a torchrun launch (0 for a single process), from the environment torchrun sets."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def setup(device: str | None = None) -> DistInfo:
-    """Join the process group that torchrun describes in the environment (NCCL on GPU, gloo on CPU)."""
+    """Join the process group that torchrun describes in the environment (NCCL on GPU, gloo on CPU); on a GPU each
+    process takes the card of its local rank (ValueError in one line where the machine has fewer cards)."""
     dev = resolve_device(device)
     want_cuda = dev.type == "cuda"
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -35,6 +42,9 @@ def setup(device: str | None = None) -> DistInfo:
         return DistInfo(device=dev)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if want_cuda:
+        if local_rank >= torch.cuda.device_count():
+            raise ValueError(f"torchrun: local rank {local_rank} has no GPU of its own ({torch.cuda.device_count()} "
+                             "visible); give --nproc_per_node at most the number of GPUs")
         torch.cuda.set_device(local_rank)
         dev = torch.device("cuda", local_rank)
     else:
@@ -52,3 +62,12 @@ def cleanup() -> None:
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
+
+
+def gather(info: DistInfo, value) -> list:
+    """Every rank's `value` (any picklable object), in rank order, on every rank; [value] for a single process."""
+    if not info.enabled:
+        return [value]
+    values = [None] * info.world_size
+    dist.all_gather_object(values, value)
+    return values

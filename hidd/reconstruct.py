@@ -6,6 +6,12 @@ non-finite noise level, proximal weight or output) fails that image alone; in a 
 retried one image at a time so that only the culprit fails. Every output PNG and every update of
 metrics.csv is written atomically as soon as its image is done, so a killed run resumes with
 --skip-existing and gives the same outputs and table as an uninterrupted one.
+
+Photos are read as they are needed and batched by size; with --prefetch the next batch is read and estimated
+(hidd.deblur.Deblurrer.estimate) in a background thread while the device samples the current one (hidd.prefetch).
+Under torchrun each rank deblurs its share of the photos still to do (hidd.sharding) and rank 0 writes the run's
+files, merges the ranks' metrics rows into the one metrics.csv and prints the one table. A photo's output depends
+on neither, so both write what one process with no prefetch writes.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import signal
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,20 +31,23 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from hidd import distributed
 from hidd.baselines.restore import BaselineDeblurrer, baseline_checkpoint, load_baseline
+from hidd.cli import USER_ERRORS
 from hidd.config import DEFAULT_PRESET, save_config
 from hidd.deblur import Deblurrer
-from hidd.devices import resolve_device
 from hidd.imageio import ImageError, read_image, to_gray, to_rgb, write_image
 from hidd.metrics import psnr, ssim
 from hidd.monitor import CURVE_BUDGET, CURVE_POINTS, BatchProgress, CurveLogger, CurveSchedule, log_mean_curves
 from hidd.paired import Pair, find_pairs
 from hidd.prior import load_prior, resolve_checkpoint
+from hidd.prefetch import prefetched
 from hidd.report import side_by_side, write_index
 from hidd.results import (INDEX, RUN_FILE, TB, MetricsTable, check_outputs, check_same_config, check_same_run,
-                          compare_path, is_run_output, prepare_output, result_path, save_run)
+                          compare_path, is_run_output, part_path, prepare_output, result_path, save_run)
 from hidd.sampling.settings import check_sampler
 from hidd.settings import check_values
+from hidd.sharding import RankReport, share
 from hidd.text import printable
 from hidd.tiling import TilingConfig
 
@@ -126,18 +136,47 @@ def _load(pair: Pair, model_channels: int) -> Job:
     return Job(pair=pair, blurred=pixels, sharp=sharp, bit_depth=blurred.bit_depth, gray=gray)
 
 
-def _batches(jobs: list[Job], batch_size: int):
-    """Same-size images together, at most batch_size at a time, in input order."""
-    groups = defaultdict(list)
-    for job in jobs:
-        groups[job.blurred.shape].append(job)
-    for group in groups.values():
-        for i in range(0, len(group), batch_size):
-            yield group[i:i + batch_size]
-
-
 def _tensor(images) -> torch.Tensor:
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()
+
+
+@dataclass
+class Batch:
+    """Same-size photos read and (for the diffusion prior) estimated, ready to sample; or the one line of a photo that
+    could not be read."""
+    jobs: list[Job] = field(default_factory=list)
+    estimated: object = None  # hidd.deblur.Estimated of the photos (None: estimated when sampled)
+    problem: str | None = None
+
+
+def _prepared(pairs: list[Pair], batch_size: int, model_channels: int, estimate) -> Iterator[Batch]:
+    """The pairs read, in batches of at most batch_size same-size photos in input order (a batch goes as soon as it is
+    full, the partly filled ones at the end), each with its stage 1 made by `estimate` (Deblurrer.estimate; None: a
+    baseline, which has none). Unreadable pairs come as batches with a problem. Made one batch ahead of the sampling
+    with --prefetch (hidd.prefetch), holding at most batch_size − 1 photos of each size besides."""
+    groups = defaultdict(list)
+    for pair in pairs:
+        try:
+            job = _load(pair, model_channels)
+        except ImageError as e:
+            yield Batch(problem=str(e))
+            continue
+        group = groups[job.blurred.shape]
+        group.append(job)
+        if len(group) == batch_size:
+            yield _estimated(groups.pop(job.blurred.shape), estimate)
+    for group in groups.values():
+        yield _estimated(group, estimate)
+
+
+def _estimated(jobs: list[Job], estimate) -> Batch:
+    """A batch with its stage 1; where that fails, none (the Restorer estimates again and fails the photo at fault)."""
+    if estimate is None:
+        return Batch(jobs)
+    try:
+        return Batch(jobs, estimate(_tensor([job.blurred for job in jobs])))
+    except Exception:  # (as the Restorer's own estimate would; KeyboardInterrupt still stops)
+        return Batch(jobs)
 
 
 def _first_line(error: BaseException) -> str:
@@ -155,7 +194,8 @@ class Restorer:
         self.curves = defaultdict(list)  # step → per-batch PSNR/SSIM lists of the batches that succeeded
         self.curved = 0  # the batches that succeeded with curve points
 
-    def __call__(self, batch: list[Job]) -> list[Outcome]:
+    def __call__(self, batch: list[Job], estimated=None) -> list[Outcome]:
+        """The outcomes of a batch; estimated: its stage 1 made beforehand (hidd.deblur.Estimated), if any."""
         shown = BatchProgress(self.bar, len(batch), self.levels) if self.bar is not None else None
         logger = CurveLogger(self.writer, batch, self.out, schedule=self.schedule, save_every=self.save_every,
                              **({"level": shown.level} if shown else {}))
@@ -167,8 +207,9 @@ class Restorer:
 
         start = time.perf_counter()
         try:
+            given = {} if estimated is None else {"estimated": estimated}
             result = self.deblurrer(_tensor([j.blurred for j in batch]), seed=self.seed, callback=logger,
-                                    progress=progress)
+                                    progress=progress, **given)
         except Exception as error:  # any failure inside estimation or sampling (KeyboardInterrupt still stops)
             if len(batch) > 1:  # one at a time, only the image(s) at fault fail
                 return [outcome for job in batch for outcome in self([job])]
@@ -338,14 +379,137 @@ def batch_size(given: str | int, device: torch.device) -> int:
     return size
 
 
+def prefetching(given: str, device: torch.device) -> bool:
+    """--prefetch: on, off, or auto: on a GPU only (where the next batch's reading and blind estimates on the CPU
+    then hide behind the sampling); on a CPU they would compete with the sampling for the same cores."""
+    return given == "on" or (given == "auto" and device.type == "cuda")
+
+
 def run(args) -> list[str]:
     """Reconstruct every input of `args` (see hidd.cli.reconstruct); returns the failures, one line each
-    (each already printed on stderr as it happened)."""
+    (each already printed on stderr as it happened). Under torchrun each rank deblurs its share of the photos
+    (hidd.sharding) and every rank returns all ranks' failures."""
+    info = distributed.setup(args.device)
+    try:
+        return _run(args, info)
+    finally:
+        distributed.cleanup()
+
+
+def _run(args, info: distributed.DistInfo) -> list[str]:
+    try:
+        ready = _start(args, info)
+        error = None
+    except USER_ERRORS as e:  # the same on every rank, but a rank's own folder or device may fail alone
+        ready, error = None, e
+    errors = distributed.gather(info, None if error is None else str(error))
+    if error is not None and str(error) not in errors[:info.rank]:  # (a line a lower rank printed is not repeated)
+        raise error
+    if any(line is not None for line in errors):  # another rank's usage error: the same exit status
+        raise SystemExit(2)
+    start, deblurrer, config, size, todo = ready
+    out, compare, title = start.out, start.compare, start.title
+    if info.is_main:  # the run's files: once, before any rank writes a result
+        save_config(config, out / "config.yaml")
+        save_run(start.options, out / RUN_FILE)
+        start.table.merge_parts()  # (a resume: the rows a killed sharded run's ranks left)
+        if compare:
+            write_index(out, start.table.ordered(), title)
+        for line in start.notes:
+            _say(f"{PROGRAM}: {line}")
+    distributed.barrier(info)
+
+    report = RankReport()
+
+    def fail(line: str) -> None:
+        report.failures.append(line)
+        _say(f"{PROGRAM}: skipped {line}")
+
+    if info.is_main:
+        for line in start.skipped:
+            fail(line)
+    mine = share(todo, info.rank, info.world_size)
+    table = start.table if info.is_main else MetricsTable(part_path(out, info.rank), list(start.table.rank))
+    writer = SummaryWriter(out / TB)  # (each rank its own events file in the one run folder, its photos' tags)
+    iterations = config.sampler.num_steps if args.method == "hidd" else 1
+    already = start.already if not info.enabled else 0
+    bar = tqdm(total=already + len(mine), initial=already, dynamic_ncols=True, unit="img", disable=not info.is_main,
+               desc="deblur" if not info.enabled else f"deblur (rank 0 of {info.world_size})")
+    curves = CurveSchedule(args.curve_every or max(1, iterations // CURVE_POINTS),
+                           None if args.curve_every else CURVE_BUDGET)
+    restore = Restorer(deblurrer, writer, out, seed=args.seed, curves=curves, save_every=args.save_every, bar=bar,
+                       levels=iterations)
+    kill_after = int(os.environ.get(KILL_AFTER_IMAGES_ENV, "0"))
+    batches = _prepared(mine, size, config.model.channels, getattr(deblurrer, "estimate", None))  # (baselines: none)
+    try:
+        # a photo's output does not depend on the photos batched with it (hidd.deblur), so a resumed run deblurs only
+        # those not done and still equals an uninterrupted one
+        for batch in prefetched(batches, prefetching(getattr(args, "prefetch", "auto"), info.device)):
+            if batch.problem:  # its photo could not be read
+                bar.update(1)
+                fail(batch.problem)
+                continue
+            for outcome in restore(batch.jobs, batch.estimated):
+                bar.set_postfix_str("", refresh=False)  # (the next batch says its stage)
+                bar.update(1)
+                problem = outcome.problem or _write_output(outcome, out, compare)
+                if problem:
+                    fail(problem)
+                    continue
+                report.written += 1
+                if report.written == kill_after:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                problem = _record(outcome, table, writer)
+                if problem:
+                    fail(problem)
+                elif compare and info.is_main:
+                    write_index(out, table.ordered(), title)
+                for note in _notes(outcome, config):
+                    _say(f"{PROGRAM}: {note}")
+    finally:  # (a Ctrl-C's line then starts on a line of its own)
+        bar.close()
+    report.curves, report.curved = dict(restore.curves), restore.curved
+    everyone = RankReport.merged(distributed.gather(info, report))  # (every rank's rows are written by now)
+    if info.is_main:
+        log_mean_curves(writer, everyone.curves, everyone.curved)
+    writer.close()
+    if info.is_main:
+        if info.enabled:
+            table.merge_parts()
+            if compare:
+                write_index(out, table.ordered(), title)
+        if table.rows:
+            print(table.summary())  # names in it are printable already
+        print(printable(f"{PROGRAM}: {everyone.written} image(s) written to {out}"
+                        + (f" by {info.world_size} processes" if info.enabled else "")
+                        + (f" ({start.already} done before)" if start.already else "")
+                        + (f"; pictures in {out / INDEX}" if compare and table.rows else "")))
+        sys.stdout.flush()  # (before any rank leaves: torchrun stops the others when one exits with a failure)
+    distributed.barrier(info)  # no rank leaves before rank 0's table is whole
+    return everyone.failures
+
+
+@dataclass
+class Start:
+    """What every rank of a run finds before any writes: its folder, table and the lines rank 0 prints."""
+    out: Path
+    compare: bool
+    title: str
+    options: dict  # run.yaml
+    table: MetricsTable  # metrics.csv, with any earlier rows (--skip-existing)
+    already: int  # photos done before (--skip-existing)
+    skipped: list[str]  # inputs find_pairs could not use, one line each
+    notes: list[str]  # what rank 0 says before it starts
+
+
+def _start(args, info: distributed.DistInfo):
+    """Every check before anything is written (ValueError or OSError in one line), and what the run needs:
+    (Start, deblurrer, config, batch size, the pairs still to do in input order)."""
     for flag, value in (("--save-every", args.save_every), ("--curve-every", args.curve_every)):
         if value < 0:
             raise ValueError(f"{flag} {value}: give 0 (off, or the default) or a number of iterations")
     source, out = _check_paths(args)
-    device = resolve_device(args.device)
+    device = info.device
     size = batch_size(args.batch_size, device)
     compare = getattr(args, "compare", False)
     deblurrer, config, checkpoint = _method(args, device)
@@ -368,78 +532,22 @@ def run(args) -> list[str]:
         check_same_config(config, out / "config.yaml")
         check_same_run(options, out / RUN_FILE)
         table.read_existing()
-    save_config(config, out / "config.yaml")
-    save_run(options, out / RUN_FILE)
-    table.write()
-    title = f"{PROGRAM} {printable(str(args.input))}"
-    if compare:
-        write_index(out, table.ordered(), title)
+    todo = [pair for pair in pairs if not table.done(pair.name)]
+    notes = []
     inside = [flag for flag, given in (("--input", args.input), ("--target", args.target))
               if given and Path(given).resolve() in out.parents]
     if inside:
-        _say(f"{PROGRAM}: note: --output {args.output} lies inside {inside[0]} {getattr(args, inside[0][2:])}; "
-             "the images in it are not read as inputs or targets")
+        notes.append(f"note: --output {args.output} lies inside {inside[0]} {getattr(args, inside[0][2:])}; the "
+                     "images in it are not read as inputs or targets")
     for folder in dict.fromkeys(folder for folder in left_out if folder.resolve() != out):
-        _say(f"{PROGRAM}: note: {folder} holds an earlier run's outputs (metrics.csv, config.yaml); its images are "
-             "not read as inputs or targets")
-
-    failures = []
-
-    def fail(line: str) -> None:
-        failures.append(line)
-        _say(f"{PROGRAM}: skipped {line}")
-
-    for error in skipped:
-        fail(str(error))
-    jobs = []
-    for pair in pairs:
-        try:
-            jobs.append(_load(pair, config.model.channels))
-        except ImageError as e:
-            fail(str(e))
-    already = sum(table.done(job.pair.name) for job in jobs)
+        notes.append(f"note: {folder} holds an earlier run's outputs (metrics.csv, config.yaml); its images are not "
+                     "read as inputs or targets")
+    already = len(pairs) - len(todo)
     if already:
-        _say(f"{PROGRAM}: {already} image(s) already done in {out} (--skip-existing)")
-
-    writer = SummaryWriter(out / TB)
-    iterations = config.sampler.num_steps if args.method == "hidd" else 1
-    bar = tqdm(total=len(jobs), initial=already, desc="deblur", unit="img", dynamic_ncols=True)
-    curves = CurveSchedule(args.curve_every or max(1, iterations // CURVE_POINTS),
-                           None if args.curve_every else CURVE_BUDGET)
-    restore = Restorer(deblurrer, writer, out, seed=args.seed, curves=curves, save_every=args.save_every, bar=bar,
-                       levels=iterations)
-    kill_after, written = int(os.environ.get(KILL_AFTER_IMAGES_ENV, "0")), 0
-    try:
-        # a photo's output does not depend on the photos batched with it (hidd.deblur), so a resumed run deblurs only
-        # those not done and still equals an uninterrupted one
-        for batch in _batches([job for job in jobs if not table.done(job.pair.name)], size):
-            for outcome in restore(batch):
-                bar.set_postfix_str("", refresh=False)  # (the next batch says its stage)
-                bar.update(1)
-                problem = outcome.problem or _write_output(outcome, out, compare)
-                if problem:
-                    fail(problem)
-                    continue
-                written += 1
-                if written == kill_after:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                problem = _record(outcome, table, writer)
-                if problem:
-                    fail(problem)
-                elif compare:
-                    write_index(out, table.ordered(), title)
-                for note in _notes(outcome, config):
-                    _say(f"{PROGRAM}: {note}")
-    finally:  # (a Ctrl-C's line then starts on a line of its own)
-        bar.close()
-    log_mean_curves(writer, restore.curves, restore.curved)
-    writer.close()
-    if table.rows:
-        print(table.summary())  # names in it are printable already
-    print(printable(f"{PROGRAM}: {written} image(s) written to {out}"
-                    + (f" ({already} done before)" if already else "")
-                    + (f"; pictures in {out / INDEX}" if compare and table.rows else "")))
-    return failures
+        notes.append(f"{already} image(s) already done in {out} (--skip-existing)")
+    start = Start(out=out, compare=compare, title=f"{PROGRAM} {printable(str(args.input))}", options=options,
+                  table=table, already=already, skipped=[str(e) for e in skipped], notes=notes)
+    return start, deblurrer, config, size, todo
 
 
 def _notes(outcome: Outcome, config) -> list[str]:

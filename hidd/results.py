@@ -6,6 +6,9 @@ moment leaves the complete table of the images finished so far, and a run can be
 its row and its output PNG both exist. A resume must use the config the folder's results came from.
 Rows are kept in input order, so a resumed run's table equals an uninterrupted one's. File names that
 are not UTF-8 are written back byte for byte (surrogateescape).
+Under torchrun (hidd.sharding) rank 0 keeps metrics.csv and every other rank r its own rows in
+metrics.rank{r}.csv beside it, written the same way; rank 0 merges them into metrics.csv at the end and
+removes them, and a resume merges any that a killed sharded run left.
 """
 from __future__ import annotations
 
@@ -44,6 +47,16 @@ def result_path(out: Path, name: str) -> Path:
     return out / f"{name}.png"
 
 
+def part_path(out: Path, rank: int) -> Path:
+    """Where rank `rank` (≥ 1) of a sharded run keeps its metrics rows until rank 0 merges them."""
+    return out / f"metrics.rank{rank}.csv"
+
+
+def parts(out: Path) -> list[Path]:
+    """The ranks' metrics rows in output folder `out` not merged yet (a sharded run's, running or killed)."""
+    return sorted(out.glob("metrics.rank*.csv"))
+
+
 def compare_path(out: Path, name: str) -> Path:
     """Where the side-by-side picture of photo `name` goes in output folder `out` (--compare, hidd.report)."""
     return out / COMPARE / f"{name}.png"
@@ -72,7 +85,7 @@ def check_outputs(out: Path, pairs: list[Pair], pictures: bool, resuming: bool) 
                              "another folder")
     if not out.is_dir() or resuming:
         return
-    if _hidd_table(out / "metrics.csv"):
+    if _hidd_table(out / "metrics.csv") or parts(out):
         raise ValueError(f"--output {out}: holds an earlier run's results (metrics.csv); finish that run with "
                          "--skip-existing and the same options, or choose another --output")
     stray = [out / "config.yaml", out / INDEX, out / RUN_FILE] + [path for pair in pairs for path in written(pair.name)]
@@ -168,24 +181,40 @@ class MetricsTable:
         self.rows: dict[str, dict] = {}
 
     def read_existing(self) -> None:
-        """Take over the rows of an existing metrics.csv (to resume); ValueError if it is not one of ours."""
-        if not self.path.is_file():
+        """Take over the rows of an existing metrics.csv and of the ranks' files a killed sharded run left beside it
+        (to resume); ValueError if one is not ours."""
+        for path in [self.path] + parts(self.path.parent):
+            self.read(path)
+
+    def read(self, path: Path) -> None:
+        """Take over the rows of the table at `path` (if any); ValueError if it is not one of ours."""
+        if not path.is_file():
             return
         try:
-            with open(self.path, newline="", **_ENCODING) as f:
+            with open(path, newline="", **_ENCODING) as f:
                 reader = csv.DictReader(f)
                 rows = list(reader)
         except (OSError, csv.Error) as e:
-            raise ValueError(f"{self.path}: cannot be read to resume ({e}); move it away or choose another "
+            raise ValueError(f"{path}: cannot be read to resume ({e}); move it away or choose another "
                              "--output") from None
         lacking = next((column for column, fields in EARLIER_FIELDS.items() if reader.fieldnames == fields), None)
         if lacking is not None:
-            raise ValueError(f"{self.path}: written by an earlier hidd (no '{lacking}' column), which gave other "
+            raise ValueError(f"{path}: written by an earlier hidd (no '{lacking}' column), which gave other "
                              "outputs; choose another --output")
         if reader.fieldnames != FIELDS or any(None in row or None in row.values() for row in rows):
-            raise ValueError(f"{self.path}: not a hidd metrics table (columns {reader.fieldnames}); "
+            raise ValueError(f"{path}: not a hidd metrics table (columns {reader.fieldnames}); "
                              "move it away or choose another --output")
         self.rows.update((row["name"], row) for row in rows)
+
+    def merge_parts(self) -> None:
+        """Rank 0 of a sharded run: take over the other ranks' rows (part_path), write the one table, and remove
+        their files (only once their rows are in it)."""
+        merged = parts(self.path.parent)
+        for path in merged:
+            self.read(path)
+        self.write()
+        for path in merged:
+            path.unlink(missing_ok=True)
 
     def done(self, name: str) -> bool:
         """Whether image `name` is finished: its row is here and its output PNG exists."""

@@ -15,6 +15,14 @@ is left out of the search for inputs.
 Each image's PNG and metrics row are written (atomically) as soon as it is done; after a kill,
 the same command with --skip-existing finishes only the missing images.
 
+Several GPUs or machines: launch the same command with torchrun, e.g.
+  torchrun --nproc_per_node=4 -m hidd.cli.reconstruct --input big/ --output results/big
+Each process deblurs every N-th photo still to do (on the GPU of its local rank; gloo on CPU, NCCL on GPU),
+writes those photos' PNGs and its own rows (metrics.rankR.csv until the end); rank 0 writes config.yaml,
+merges the one metrics.csv in input order, prints the one table and the mean curves (each process writes
+its photos' curves to OUTPUT/tb, one TensorBoard run). The outputs equal a single process's, and
+--skip-existing resumes with any number of processes. Every process exits with the run's status.
+
 A grayscale photo is deblurred as three equal channels by an RGB model and written back gray; with
 the default preset a colour photo whose colour is at its noise level comes back gray too (as RGB).
 metrics.csv's NFE is the photo's own: 12 with the default preset, 20 where it restarts its schedule
@@ -71,7 +79,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", default="auto",
                    help="same-size images sampled together (a photo's output is the same in any batch); auto: 1 on "
                         "a CPU (each photo written as soon as it is done), 4 on a GPU")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available; under "
+                                                 "torchrun each process takes the GPU of its local rank)")
+    p.add_argument("--prefetch", choices=["auto", "on", "off"], default="auto",
+                   help="read and estimate the next batch in a background thread while this one is sampled (the "
+                        "outputs are the same); auto: on a GPU only")
     p.add_argument("--seed", type=int, default=0,
                    help="sampler noise seed: each photo draws its noise from a generator of its own seeded with it")
     p.add_argument("--tile", type=int, default=None, metavar="N",
@@ -93,12 +105,14 @@ def main(argv=None):
     args = parser().parse_args(argv)
     with one_line_errors("hidd-reconstruct", interrupted="the images written so far are complete; run the same "
                                              "command with --skip-existing to do only the rest"):
-        from hidd.reconstruct import run  # heavy imports only when needed
+        from hidd.distributed import launched_rank  # heavy imports only when needed
+        from hidd.reconstruct import run
 
         failures = run(args)
-    if failures:  # each was printed once, as it happened
-        print(f"hidd-reconstruct: {len(failures)} input(s) failed (see the lines above); the others were written",
-              file=sys.stderr)
+    if failures:  # each was printed once, as it happened (under torchrun: by the process that had it)
+        if launched_rank() == 0:
+            print(f"hidd-reconstruct: {len(failures)} input(s) failed (see the lines above); the others were written",
+                  file=sys.stderr)
         sys.exit(1)
 
 

@@ -1,0 +1,145 @@
+"""Sharded reconstruction (torchrun, 2 CPU ranks on gloo) writes what one process writes, once; and the prefetch of
+the next batch changes nothing."""
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import read_csv, synthetic_photo
+from hidd.camera import Camera, LensPSF, PoissonGaussian
+from hidd.cli.reconstruct import main as reconstruct_main
+from hidd.imageio import read_image, write_image
+from hidd.prefetch import prefetched
+from hidd.reconstruct import KILL_AFTER_IMAGES_ENV
+from hidd.sharding import share
+
+REPO = Path(__file__).resolve().parent.parent
+FAST = ["--preset", "fast", "--set", "sampler.num_steps=2", "--curve-every", "1"]
+GIVEN = [*FAST, "--set", "sampler.radius=2.5"]  # every photo sampled (a blind estimate may read one in focus)
+
+
+def _photo(folder: Path, name: str, seed: int, size: int = 48) -> None:
+    """A sharp photo and its defocused shot (blind radius about 2.5 px, so that it is sampled)."""
+    sharp = synthetic_photo(seed, size)
+    camera = Camera(psf=LensPSF(2.5), noise=PoissonGaussian(read=0.005))
+    blurred = camera.render(torch.from_numpy(sharp).permute(2, 0, 1)[None],
+                            generator=torch.Generator().manual_seed(seed))
+    write_image(folder / "sharp" / f"{name}.png", sharp)
+    write_image(folder / "blurred" / f"{name}.png", blurred[0].permute(1, 2, 0).numpy())
+
+
+def _photos(folder: Path, n: int) -> None:
+    for i in range(n):
+        _photo(folder, f"im{i}", i)
+
+
+def _torchrun(*args, env=None) -> subprocess.CompletedProcess:
+    """hidd-reconstruct under torchrun, two CPU processes, as the README launches it."""
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "hidd.cli.reconstruct", *args, "--device", "cpu"], capture_output=True, text=True,
+                          cwd=REPO, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+def _same_outputs(one: Path, other: Path, names: list[str]) -> None:
+    """The same PNGs and metrics rows (but the seconds) in two output folders."""
+    for name in names:
+        assert np.array_equal(read_image(one / f"{name}.png").pixels, read_image(other / f"{name}.png").pixels), name
+    rows = [[{k: v for k, v in row.items() if k != "seconds"} for row in read_csv(folder / "metrics.csv")]
+            for folder in (one, other)]
+    assert rows[0] == rows[1] and [row["name"] for row in rows[0]] == names
+    assert sum(int(row["nfe"]) > 0 for row in rows[0]) >= len(names) - 1  # sampled, each drawing noise of its own
+
+
+def test_rank_r_takes_every_nth_photo_and_every_photo_goes_to_one_rank():
+    photos = list(range(7))
+    shares = [share(photos, rank, 3) for rank in range(3)]
+    assert shares == [[0, 3, 6], [1, 4], [2, 5]]
+    assert sorted(p for s in shares for p in s) == photos and share([0], 1, 2) == []
+
+
+def test_prefetched_items_come_in_order_one_ahead_and_errors_reach_the_caller():
+    made, held = [], []
+
+    def items():
+        for i in range(4):
+            made.append((i, threading.current_thread().name))
+            yield i
+
+    for item in prefetched(items()):
+        held.append((item, len(made)))
+    assert [item for item, _ in held] == [0, 1, 2, 3]
+    assert all(count <= item + 2 for item, count in held)  # at most one made ahead of the one held
+    assert all(name.startswith("hidd-prefetch") for _, name in made)
+    assert list(prefetched(items(), enabled=False)) == [0, 1, 2, 3]
+
+    def failing():
+        yield 1
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        list(prefetched(failing()))
+
+
+def test_prefetch_changes_no_output(tiny_checkpoint, tmp_path):
+    _photos(tmp_path, 3)
+    _photo(tmp_path, "other", 10, size=56)  # a size of its own: a batch of its own
+    common = ["--input", str(tmp_path / "blurred"), "--target", str(tmp_path / "sharp"), "--checkpoint",
+              str(tiny_checkpoint), *FAST, "--device", "cpu"]
+    for prefetch in ("off", "on"):
+        for batch in ("1", "2"):
+            reconstruct_main([*common, "--output", str(tmp_path / f"{prefetch}{batch}"), "--prefetch", prefetch,
+                              "--batch-size", batch])
+    names = ["im0", "im1", "im2", "other"]
+    for folder in ("on1", "off2", "on2"):
+        _same_outputs(tmp_path / "off1", tmp_path / folder, names)
+
+
+def test_two_ranks_write_each_photo_once_and_what_one_process_writes(tiny_checkpoint, tmp_path):
+    _photos(tmp_path, 5)
+    common = ["--input", str(tmp_path / "blurred"), "--target", str(tmp_path / "sharp"), "--checkpoint",
+              str(tiny_checkpoint), *GIVEN]
+    reconstruct_main([*common, "--output", str(tmp_path / "one"), "--device", "cpu"])
+    sharded = _torchrun(*common, "--output", str(tmp_path / "two"))
+    assert sharded.returncode == 0, sharded.stderr[-3000:]
+    names = [f"im{i}" for i in range(5)]
+    _same_outputs(tmp_path / "one", tmp_path / "two", names)
+    assert sorted(p.name for p in (tmp_path / "two").glob("*.png")) == [f"{name}.png" for name in names]
+    assert sorted(p.name for p in (tmp_path / "two").glob("*.csv")) == ["metrics.csv"]  # the ranks' rows merged
+    assert sharded.stdout.count("mean ") == 1 and sharded.stdout.count("PSNR in") == 1  # one table
+    assert "5 image(s) written" in sharded.stdout and sharded.stdout.count("image(s) written") == 1
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    tags = set(EventAccumulator(str(tmp_path / "two" / "tb")).Reload().Tags()["scalars"])
+    assert {f"psnr/{name}" for name in names} | {"psnr/mean", "ssim/mean"} <= tags  # one run: every photo's curves
+
+    again = _torchrun(*common, "--output", str(tmp_path / "two"), "--skip-existing")  # both ranks: no photo left
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("5 image(s) already done") == 1 and again.stdout.count("mean ") == 1
+    _same_outputs(tmp_path / "one", tmp_path / "two", names)
+
+
+def test_a_killed_sharded_run_resumes_to_the_same_outputs(tiny_checkpoint, tmp_path):
+    _photos(tmp_path, 5)
+    common = ["--input", str(tmp_path / "blurred"), "--checkpoint", str(tiny_checkpoint), *GIVEN]
+    reconstruct_main([*common, "--output", str(tmp_path / "one"), "--device", "cpu"])
+    killed = _torchrun(*common, "--output", str(tmp_path / "two"), env={KILL_AFTER_IMAGES_ENV: "2"})
+    assert killed.returncode != 0  # each rank SIGKILLed after its second image, before that image's row
+    resumed = _torchrun(*common, "--output", str(tmp_path / "two"), "--skip-existing")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _same_outputs(tmp_path / "one", tmp_path / "two", [f"im{i}" for i in range(5)])
+    assert sorted(p.name for p in (tmp_path / "two").glob("*.csv")) == ["metrics.csv"]
+
+
+def test_a_photo_failing_on_one_rank_is_one_line_and_the_run_exits_1(tiny_checkpoint, tmp_path):
+    write_image(tmp_path / "in" / "a.png", synthetic_photo(0, 32))  # rank 0's
+    (tmp_path / "in" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)  # rank 1's
+    result = _torchrun("--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--checkpoint",
+                       str(tiny_checkpoint), *FAST)
+    assert result.returncode == 1
+    assert result.stderr.count("b.png") == 1 and result.stderr.count("1 input(s) failed") == 1
+    assert [row["name"] for row in read_csv(tmp_path / "out" / "metrics.csv")] == ["a"]
