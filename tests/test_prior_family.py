@@ -1,9 +1,11 @@
 """The prior family (configs/prior_{s,m,l}.yaml), warm starts from a checkpoint, and the denoising judge."""
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from conftest import load_script
 from hidd import checkpoint
@@ -170,3 +172,61 @@ def test_a_baseline_warm_start_takes_an_exported_restorer(sharp_folder, tmp_path
     with pytest.raises(checkpoint.CheckpointError, match="not a dncnn checkpoint"):
         train_baseline(small_baseline("dncnn", sharp_folder, "training.steps=3"), tmp_path / "c", device="cpu",
                        init=tmp_path / "a.pt")
+
+
+def fake_opencv_package(root):
+    """opencv-doc's layout with its 18 training photos as small synthetic pictures, and a copyright file."""
+    from conftest import synthetic_photo
+    from hidd.imageio import write_image
+
+    corpus = load_script("prepare_corpus")
+    folder = root / "ocv" / corpus.OPENCV_DIR
+    for i, name in enumerate(corpus.OPENCV_PHOTOS):
+        photo = synthetic_photo(i, size=300)
+        if name.endswith(".jpg"):
+            import skimage.io
+            folder.mkdir(parents=True, exist_ok=True)
+            skimage.io.imsave(folder / name, (photo * 255).astype(np.uint8))
+        else:
+            write_image(folder / name, photo)
+    doc = root / "ocv/usr/share/doc/opencv-doc"
+    (doc / "copyright").write_text("Files: *\nCopyright: someone\nLicense: Apache-2.0\n")
+    (folder / "text_defocus.jpg").write_bytes(b"not packed")
+    return corpus
+
+
+def test_prepare_corpus_packs_the_sources_and_builds_every_scale_from_the_pack(tmp_path):
+    corpus = fake_opencv_package(tmp_path / "debs")
+    corpus.main(["--debs", str(tmp_path / "debs"), "--sources", "ocv", "--pack", str(tmp_path / "pack")])
+    packed = sorted(p.name for p in (tmp_path / "pack").rglob("*") if p.is_file())
+    assert packed == sorted([*corpus.OPENCV_PHOTOS, "copyright"])  # the training photos alone
+    corpus.main(["--debs", str(tmp_path / "pack"), "--sources", "ocv", "--out", str(tmp_path / "corpus"),
+                 "--tile", "64", "--min-short-side", "128"])
+    settings = yaml.safe_load((tmp_path / "corpus/settings.yaml").read_text())
+    counts = settings["counts"]["total"]
+    assert counts["photos"] == 18 and 0 < counts["tiles_kept"] <= counts["tiles_cut"]
+    manifest = json.loads((tmp_path / "corpus/manifest.json").read_text())["photos"]
+    assert all([s["factor"] for s in photo["scales"]] == [1, 1.5, 2] for photo in manifest)  # 300 px: 300/3 < 128
+    tiles = list((tmp_path / "corpus/tiles").glob("*.png"))
+    assert len(tiles) == counts["tiles_kept"] and any("_f1p5_" in t.name for t in tiles)
+    assert all(photo["licence"].startswith("Apache-2.0") for photo in manifest)
+
+
+def test_scales_and_per_photo_licences():
+    corpus = load_script("prepare_corpus")
+    assert corpus.scales((1600, 2560, 3), [1, 1.5, 2, 3, 4], 1024, 256) == [3, 4]
+    assert corpus.scales((512, 512, 3), [1, 1.5, 2, 3, 4], 1024, 256) == [1, 1.5, 2]
+    assert corpus.scales((200, 300, 3), [1, 2], 1024, 256) == []
+
+
+def test_a_photo_s_own_copyright_stanza_is_found(tmp_path):
+    corpus = load_script("prepare_corpus")
+    doc = tmp_path / "usr/share/doc/mate-backgrounds"
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text(
+        "Files: *\nCopyright: The MATE team\nLicense: GPL-2+\n\n"
+        "Files: nature/Aqua.jpg\n       nature/Wood.jpg\nCopyright: 2008, A Person <a@b.c>\n"
+        "           2009, \"another\" <d@e.f>\nLicense: CC-BY-SA-4.0\n")
+    assert corpus.file_stanza(tmp_path, "mate-backgrounds", "nature/Wood.jpg") == \
+        ("CC-BY-SA-4.0", "2008, A Person; 2009, another")
+    assert corpus.file_stanza(tmp_path, "mate-backgrounds", "nature/Dune.jpg") == ("unknown", "not stated")
