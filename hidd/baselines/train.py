@@ -176,17 +176,21 @@ def train_baseline(cfg, workdir: str | Path, *, resume: bool = False, device: st
     bar = tqdm(total=tc.steps, initial=step, desc=f"train {cfg.model.name}", dynamic_ncols=True)
     batches = iter(loader)
     network.train()
+    tick, images_seen = time.perf_counter(), 0
     while step < tc.steps:
         final = step + 1 == tc.steps or time.monotonic() > deadline
         sharp, blurred, level = (t.to(dev, non_blocking=True) for t in next(batches))
         objective.set_lr(learning_rate(tc, step))
         losses = objective.step(sharp, blurred, level)
         step += 1
+        images_seen += per_step
         bar.update(1)
         if step % tc.log_every == 0 or final:
             for name, value in losses.items():
                 writer.add_scalar(f"train/{name}", value, step)
             writer.add_scalar("train/lr", learning_rate(tc, step - 1), step)
+            writer.add_scalar("train/images_per_sec", images_seen / max(time.perf_counter() - tick, 1e-9), step)
+            tick, images_seen = time.perf_counter(), 0
             bar.set_postfix(loss=f"{losses['loss']:.4g}")
         if tc.eval_every and (step % tc.eval_every == 0 or final):
             restored, before = evaluate(network, eval_sharp, eval_blurred, eval_level)

@@ -136,7 +136,7 @@ for run in runs:
         for tag in events.Tags()["scalars"]:
             values = events.Scalars(tag)
             out.writerows([tag, v.step, f"{v.value:.6g}"] for v in values)
-            if tag.startswith(("eval/", "test/")) or tag == "train/loss":
+            if tag.startswith(("eval/", "test/")) or tag in ("train/loss", "train/images_per_sec"):
                 print(f"| {run} | {tag} | {values[0].step} | {values[0].value:.4g} | {values[-1].step} "
                       f"| {values[-1].value:.4g} |")
 EOF
