@@ -10,7 +10,10 @@ its layers (hidd.models: architecture, not decisions) and the registry plumbing.
   recorded, but for copying, checking and saving the config: BOOKKEEPING), and the keys configs/presets/fast.yaml
   sets;
 - module constants: module-level assignments of numbers (or tuples of numbers) to UPPER_CASE names on that path:
-  thresholds, bounds, tolerances, step counts (registries, names of choices and paths are not decisions).
+  thresholds, bounds, tolerances, step counts (registries, names of choices and paths are not decisions);
+- of those, the constants the default executes: named (directly, or imported by name) in a function, method or
+  lambda that runs while the default deblurs those photos (default arguments included). A module on the path
+  holds constants of other presets too (the depth map's, the layered step's); these are not the default's.
 Run it under the checkout it counts (PYTHONPATH=ROOT when ROOT is not this one). Prints the counts and, with
 --list, the names.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
+import threading
 from pathlib import Path
 
 import yaml
@@ -97,8 +101,34 @@ def constants(tree: ast.Module) -> list[str]:
     return names
 
 
-def keys_read(root: Path) -> set[str]:
-    """The SamplerConfig fields read while `fast` deblurs the bundled examples (see the module docstring)."""
+def executed_constants(root: Path, modules: dict[str, ast.Module], executed: set[tuple[str, int, str]]) -> set[str]:
+    """module.NAME of each constant named in a function, method or lambda of `modules` whose code ran (executed:
+    (file, first line, name) of each code object called), directly or imported by name from another module."""
+    known = {(name, const) for name, tree in modules.items() for const in constants(tree)}
+    used = set()
+    for name, tree in modules.items():
+        own = set(constants(tree))
+        imported = {alias.asname or alias.name: f"{node.module}.{alias.name}" for node in tree.body
+                    if isinstance(node, ast.ImportFrom) for alias in node.names if (node.module, alias.name) in known}
+        path = str(module_path(root, name).resolve())
+        ran = {(line, code) for file, line, code in executed if file == path}
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+            code = getattr(node, "name", "<lambda>")
+            if (node.lineno, code) in ran or (first, code) in ran:
+                for sub in ast.walk(node):
+                    if isinstance(sub, ast.Name) and sub.id in own:
+                        used.add(f"{name}.{sub.id}")
+                    elif isinstance(sub, ast.Name) and sub.id in imported:
+                        used.add(imported[sub.id])
+    return used
+
+
+def keys_read(root: Path, executed: set[tuple[str, int, str]] | None = None) -> set[str]:
+    """The SamplerConfig fields read while `fast` deblurs the bundled examples (see the module docstring); each
+    hidd code object called meanwhile is added to `executed` as (file, first line, name)."""
     import torch
 
     from hidd.config import SamplerConfig
@@ -118,12 +148,22 @@ def keys_read(root: Path) -> set[str]:
     photos = sorted((root / "examples" / "blurred").glob("*.png"))
     prior = load_prior(None, preset="fast", device="cpu")
     deblur = Deblurrer(prior)
+    package = str((root / "hidd").resolve())
+
+    def calls(frame, event, arg):
+        if event == "call" and executed is not None and frame.f_code.co_filename.startswith(package):
+            executed.add((frame.f_code.co_filename, frame.f_code.co_firstlineno, frame.f_code.co_name))
+
     SamplerConfig.__getattribute__ = recording
+    sys.setprofile(calls)
+    threading.setprofile(calls)
     try:
         for path in photos:
             photo = torch.from_numpy(to_rgb(read_image(path).pixels)).permute(2, 0, 1)[None].float()
             deblur(photo)
     finally:
+        sys.setprofile(None)
+        threading.setprofile(None)
         SamplerConfig.__getattribute__ = original
     return read
 
@@ -135,18 +175,20 @@ def main(argv=None):
     args = p.parse_args(argv)
     modules = default_path(args.root)
     fields = sampler_fields(args.root)
-    read = sorted(keys_read(args.root))
+    executed: set[tuple[str, int, str]] = set()
+    read = sorted(keys_read(args.root, executed))
     preset = yaml.safe_load((args.root / "configs" / "presets" / "fast.yaml").read_text())["sampler"]
     per_module = {name: constants(tree) for name, tree in sorted(modules.items())}
     total = sum(len(v) for v in per_module.values())
     print(f"{args.root}: {len(modules)} modules on the default path")
     print(f"sampler keys read on it: {len(read)} of {len(fields)}; set by configs/presets/fast.yaml: {len(preset)}")
-    print(f"numeric module constants on it: {total}")
+    ran = executed_constants(args.root, modules, executed)
+    print(f"numeric module constants on it: {total}; executed by the default: {len(ran)}")
     if args.list:
         print("keys:", " ".join(read))
         for name, names in per_module.items():
             if names:
-                print(f"  {name}: {' '.join(names)}")
+                print(f"  {name}: {' '.join(n + ('' if f'{name}.{n}' in ran else ' (not executed)') for n in names)}")
 
 
 if __name__ == "__main__":
