@@ -59,8 +59,9 @@ RULES: dict[type, dict[str, Rule]] = {
         "noise_min": NON_NEGATIVE, "noise_max": NON_NEGATIVE,
     },
     BaselineTrainingConfig: {
-        "steps": COUNT, "batch_size": COUNT, "lr": POSITIVE, "lr_decay_from": SHARE, "cycle_weight": NON_NEGATIVE,
-        "identity_weight": NON_NEGATIVE, "latest_every": COUNT, "log_every": COUNT, "eval_every": NON_NEGATIVE,
+        "steps": COUNT, "batch_size": COUNT, "lr": POSITIVE, "lr_decay_from": SHARE, "warmup": NON_NEGATIVE,
+        "cycle_weight": NON_NEGATIVE, "identity_weight": NON_NEGATIVE, "latest_every": COUNT, "log_every": COUNT,
+        "eval_every": NON_NEGATIVE,
         "eval_pairs": COUNT, "time_limit_minutes": NON_NEGATIVE, "threads": NON_NEGATIVE, "seed": anything,
     },
 }

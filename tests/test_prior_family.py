@@ -230,3 +230,13 @@ def test_a_photo_s_own_copyright_stanza_is_found(tmp_path):
     assert corpus.file_stanza(tmp_path, "mate-backgrounds", "nature/Wood.jpg") == \
         ("CC-BY-SA-4.0", "2008, A Person; 2009, another")
     assert corpus.file_stanza(tmp_path, "mate-backgrounds", "nature/Dune.jpg") == ("unknown", "not stated")
+
+
+def test_a_warm_started_baseline_ramps_its_rate_up_again():
+    from hidd.baselines.config import BaselineTrainingConfig
+    from hidd.baselines.train import learning_rate
+
+    tc = BaselineTrainingConfig(steps=100, lr=1.0, lr_decay_from=0.5, warmup=10)
+    assert learning_rate(tc, 20) == 1.0 and learning_rate(tc, 75) == 0.5  # a fresh run: no ramp
+    assert learning_rate(tc, 20, warm_from=20) == pytest.approx(0.1)
+    assert learning_rate(tc, 29, warm_from=20) == 1.0 and learning_rate(tc, 75, warm_from=20) == 0.5

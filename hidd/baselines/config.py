@@ -40,6 +40,7 @@ class BaselineTrainingConfig:
     batch_size: int = 16
     lr: float = 1e-3  # Adam learning rate (CycleGAN: 2e-4 is usual)
     lr_decay_from: float = 0.5  # fraction of the steps after which the rate decays linearly to 0
+    warmup: int = 200  # after a warm start (--init): steps over which the rate ramps up linearly from 0
     cycle_weight: float = 10.0  # CycleGAN: weight of the cycle-consistency losses
     identity_weight: float = 0.5  # CycleGAN: identity losses, as a fraction of cycle_weight
     latest_every: int = 100  # refresh the rolling `latest` checkpoint (resume after a kill)

@@ -85,12 +85,15 @@ def warm_start(network, init: str | Path, name: str) -> int:
     return int(state["step"])
 
 
-def learning_rate(tc, step: int) -> float:
-    """Constant, then linear decay to 0 over the last (1 − lr_decay_from) of the steps."""
+def learning_rate(tc, step: int, warm_from: int | None = None) -> float:
+    """Constant, then linear decay to 0 over the last (1 − lr_decay_from) of the steps; after a warm start at step
+    `warm_from`, ramped up linearly over the `warmup` steps from there (Adam's moments start at zero: full steps at
+    once would throw the loaded weights off)."""
     start = tc.lr_decay_from * tc.steps
-    if step < start:
-        return tc.lr
-    return tc.lr * max(0.0, (tc.steps - step) / max(tc.steps - start, 1))
+    rate = tc.lr if step < start else tc.lr * max(0.0, (tc.steps - step) / max(tc.steps - start, 1))
+    if warm_from is not None:
+        rate *= min(1.0, (step + 1 - warm_from) / max(tc.warmup, 1))
+    return rate
 
 
 def held_out_pairs(val_set, cfg) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -180,7 +183,8 @@ def train_baseline(cfg, workdir: str | Path, *, resume: bool = False, device: st
     while step < tc.steps:
         final = step + 1 == tc.steps or time.monotonic() > deadline
         sharp, blurred, level = (t.to(dev, non_blocking=True) for t in next(batches))
-        objective.set_lr(learning_rate(tc, step))
+        warm_from = started_from["step"] if started_from else None
+        objective.set_lr(learning_rate(tc, step, warm_from))
         losses = objective.step(sharp, blurred, level)
         step += 1
         images_seen += per_step
@@ -188,7 +192,7 @@ def train_baseline(cfg, workdir: str | Path, *, resume: bool = False, device: st
         if step % tc.log_every == 0 or final:
             for name, value in losses.items():
                 writer.add_scalar(f"train/{name}", value, step)
-            writer.add_scalar("train/lr", learning_rate(tc, step - 1), step)
+            writer.add_scalar("train/lr", learning_rate(tc, step - 1, warm_from), step)
             writer.add_scalar("train/images_per_sec", images_seen / max(time.perf_counter() - tick, 1e-9), step)
             tick, images_seen = time.perf_counter(), 0
             bar.set_postfix(loss=f"{losses['loss']:.4g}")
