@@ -13,6 +13,10 @@ changed once built: what a sampling measures (hidd.sampling.calibration) is retu
 blind PSF's softening rescaled is a new one (`with_softening`). The images of a batch are independent: `select`
 gives the operator of some of them alone, and each image's proximal step borders its frame by its own PSF's
 half-width, so an image's solution does not depend on the images batched with it.
+
+The proximal steps work in the Fourier domain on frames padded to 5-smooth sizes (`fast_frame`: 2, 3 and 5 are
+FFTs' fastest factors; a frame of 1706 = 2·853 px would take a slow prime-size transform). Each operator keeps
+its OTFs per frame size (`_cache`, for every level of a sampling), and a step builds |K|² + ρ once.
 """
 from __future__ import annotations
 
@@ -22,16 +26,37 @@ from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
+from scipy.fft import next_fast_len
 
 from hidd.camera.noise import NoiseLevelFunction
 from hidd.camera.optics import blur, blur_depth_varying, layer_radii, layer_weights, otf
 from hidd.camera.psf import LensPSF, stack_psfs
 
 BOUNDARIES = ("free", "reflect")  # sampler.boundary: the scene beyond the frame unknown, or mirrored
-FREE_BOUNDARY_ITERATIONS = 15  # fill-in rounds of the 'free' boundary (3 left visible ringing on 64–128 px crops)
+FREE_BOUNDARY_ITERATIONS = 15  # most fill-in rounds of the 'free' border (3 left visible ringing on 64–128 px crops)
+FREE_BOUNDARY_TOLERANCE = 1e-4  # an image's fill-in stops once a round changes its solution by less (relative)
+# rounds between checks whether every image stopped, by device type: a check reads a flag on the host, which on a
+# GPU waits for it; elsewhere none (all rounds run, an image that stopped unchanged: the same results, no waits)
+FREE_BOUNDARY_CHECKS = {"cpu": 1}
 LAYER_SPACING = 1.0  # px between a depth-varying map's layers: a pixel, the finest radius a map resolves
 CG_ITERATIONS = 40  # at most, per proximal step of a depth-varying blur
 CG_TOLERANCE = 1e-4  # relative residual ‖r‖/‖b‖ at which conjugate gradients stop
+
+
+def fast_frame(height: int, width: int, pad: int = 0) -> tuple[int, int]:
+    """The smallest frame of 5-smooth sides (scipy.fft.next_fast_len for real transforms) that holds an image of
+    height × width with `pad` px on every side."""
+    return next_fast_len(height + 2 * pad, real=True), next_fast_len(width + 2 * pad, real=True)
+
+
+def pad_to_frame(x: torch.Tensor, pad: int, frame: tuple[int, int], mode: str = "constant") -> torch.Tensor:
+    """Images (…, H, W) padded onto `frame`: `pad` px before them in both axes, the rest of the frame after; mode
+    as F.pad's ('reflect' falls back to 'replicate' where a side is too short to mirror)."""
+    h, w = x.shape[-2:]
+    pads = (pad, frame[1] - w - pad, pad, frame[0] - h - pad)
+    if mode == "reflect" and max(pads) >= min(h, w):
+        mode = "replicate"
+    return F.pad(x, pads, mode=mode)
 
 
 def lens_psfs(lenses: list[LensPSF], dtype=torch.float32, device=None) -> tuple[torch.Tensor, list[int]]:
@@ -85,6 +110,7 @@ class BlurOperator:
         # (B,) the share of each image's deblurring that may be kept: < 1 where its blur is half-trusted (a blind
         # reading from its edges alone, hidd.blind.defocus)
         self.max_share = torch.ones(radius.shape, dtype=torch.float64) if max_share is None else max_share
+        self._cache = {}  # what the proximal step reuses at every level (OTFs per frame): a copy starts a new one
 
     def linear(self, u: torch.Tensor) -> torch.Tensor:
         """The blur k ∗ u of linear-light images (B, C, H, W)."""
@@ -121,6 +147,7 @@ class BlurOperator:
         part = copy.copy(self)
         for name, value in vars(self).items():
             setattr(part, name, _select(value, index, len(self.radius)))
+        part._cache = {}
         return part
 
     def data_gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -142,9 +169,11 @@ class UniformBlur(BlurOperator):
       its PSF's own half-width (`half_widths`: images of one width are solved together, so an image's solution
       does not depend on the PSFs batched with it), where v is the valid part of a circular blur (exact: no
       pixel of v wraps around),
-      and the unobserved ring of the blurred image is filled in from the current solution,
-      FREE_BOUNDARY_ITERATIONS times (an EM for the missing border data; cf. Reeves 2005, "Fast image
-      restoration without boundary artifacts"). The estimate, reflect-padded, anchors the ring.
+      and the unobserved ring of the blurred image is filled in from the current solution, round by round
+      (an EM for the missing border data; cf. Reeves 2005, "Fast image restoration without boundary
+      artifacts"), until a round changes the solution by less than FREE_BOUNDARY_TOLERANCE, at most
+      FREE_BOUNDARY_ITERATIONS rounds (`_prox_free_at`). The estimate, reflect-padded, anchors the ring. The
+      frame is padded on to 5-smooth sides (`fast_frame`); pixels beyond the ring see no data either.
     - 'reflect': v is assumed to be the reflect-boundary blur of u (how synthetic benchmarks make it): one
       exact solve on the reflect-periodic extension (see `reflect_periodic`). On crops of real scenes the
       mismatch at the borders rings into the image.
@@ -182,26 +211,45 @@ class UniformBlur(BlurOperator):
         softened = copy.copy(self)
         softened.psf, softened.half_widths = lens_psfs(lenses, self.psf.dtype, self.psf.device)
         softened.estimated = lenses
+        softened._cache = {}
         return softened
 
     def linear(self, u):
-        return self._by_half_width(lambda psf, part: blur(part, psf), u)
+        return self._by_half_width(lambda p, psf, part: blur(part, psf), u)
+
+    def _groups(self, like: torch.Tensor) -> list[tuple[int, torch.Tensor | None, torch.Tensor]]:
+        """The images whose PSFs share a half-width p, once per device and dtype: (p, their batch positions on the
+        device of `like` or None for all, their PSFs cut to 2p + 1 in its dtype)."""
+        key = ("groups", like.device, like.dtype)
+        if key not in self._cache:
+            psf = self.psf.to(device=like.device, dtype=like.dtype)
+            k = psf.shape[-1] // 2
+            if all(p == k for p in self.half_widths):
+                self._cache[key] = [(k, None, psf)]
+            else:
+                self._cache[key] = []
+                for p in sorted(set(self.half_widths)):
+                    index = torch.tensor([i for i, q in enumerate(self.half_widths) if q == p], device=like.device)
+                    self._cache[key].append((p, index, psf[index][..., k - p:k + p + 1, k - p:k + p + 1]))
+        return self._cache[key]
 
     def _by_half_width(self, solve, *images: torch.Tensor) -> torch.Tensor:
-        """solve(psf, *images) on each group of images whose PSFs share a half-width, the PSFs cut to it, in batch
-        order again: images (B, …) each (the B images of this operator, or a tensor per image such as ρ)."""
-        k = self.psf.shape[-1] // 2
-        widths = torch.tensor(self.half_widths)
-        if bool((widths == k).all()):
-            return solve(self.psf, *images)
-        parts, order = [], []
-        for p in sorted(set(self.half_widths)):
-            index = torch.nonzero(widths == p).flatten()
-            psf = self.psf[index.to(self.psf.device)][..., k - p:k + p + 1, k - p:k + p + 1]
-            parts.append(solve(psf, *(x[index.to(x.device)] for x in images)))
-            order.append(index)
-        inverse = torch.argsort(torch.cat(order)).to(parts[0].device)
-        return torch.cat(parts)[inverse]
+        """solve(p, psf, *images) on each group of images whose PSFs share a half-width p, the PSFs cut to it, in
+        batch order again: images (B, …) each (the B images of this operator, or a tensor per image such as ρ)."""
+        groups = self._groups(images[0])
+        if len(groups) == 1:
+            p, _, psf = groups[0]
+            return solve(p, psf, *images)
+        parts = [solve(p, psf, *(x[index] for x in images)) for p, index, psf in groups]
+        order = torch.cat([index for _, index, _ in groups])
+        return torch.cat(parts)[torch.argsort(order)]
+
+    def _otf(self, p: int, psf: torch.Tensor, frame: tuple[int, int]) -> torch.Tensor:
+        """The OTF (B', C|1, H, W/2+1) of the half-width-p group's PSFs psf on a frame, computed once."""
+        key = ("otf", p, frame, psf.device, psf.dtype)
+        if key not in self._cache:
+            self._cache[key] = otf(psf, frame)
+        return self._cache[key]
 
     def prox(self, x0, y, rho):
         """The closed form of the class docstring, on Γ⁻¹ of the estimate and of y, mapped back by Γ."""
@@ -210,37 +258,48 @@ class UniformBlur(BlurOperator):
 
     def solve_linear(self, u0: torch.Tensor, v: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
         """argmin_u ‖k ∗ u − v‖² + ρ ‖u − u0‖² in linear light, ρ (B, 1, 1, 1), with the border model `boundary`."""
-        return self._prox_free(u0, v, rho) if self.boundary == "free" else self._prox_reflect(u0, v, rho)
+        solve = self._prox_free_at if self.boundary == "free" else self._prox_reflect_at
+        return self._by_half_width(solve, u0, v, rho)
 
-    @staticmethod
-    def _solve(v, u0, rho, psf):
-        """The periodic Fourier-domain solve on frames v, u0 of the same size, PSFs psf."""
-        shape = v.shape[-2:]
-        k = otf(psf.to(device=u0.device, dtype=u0.dtype), shape)  # B, C|1, H, W/2+1
+    def _solve(self, p, psf, v, u0, rho):
+        """The periodic Fourier-domain solve on frames v, u0 of the same size, the group's PSFs psf."""
+        shape = tuple(v.shape[-2:])
+        k = self._otf(p, psf, shape)  # B, C|1, H, W/2+1
         spectrum = (k.conj() * torch.fft.rfft2(v) + rho * torch.fft.rfft2(u0)) / (k.abs() ** 2 + rho)
         return torch.fft.irfft2(spectrum, s=shape)
 
-    def _prox_reflect(self, u0, v, rho):
+    def _prox_reflect_at(self, p, psf, u0, v, rho):
         h, w = u0.shape[-2:]
-        return self._solve(reflect_periodic(v), reflect_periodic(u0), rho, self.psf)[..., :h, :w]
+        return self._solve(p, psf, reflect_periodic(v), reflect_periodic(u0), rho)[..., :h, :w]
 
-    def _prox_free(self, u0, v, rho):
-        return self._by_half_width(self._prox_free_at, u0, v, rho)
+    def _prox_free_at(self, p, psf, u0, v, rho):
+        """The 'free' border's solve of images whose PSFs psf (B, C|1, 2p + 1, 2p + 1) have half-width p: u on the
+        frame padded by p (and on to 5-smooth sides), the data v inside, the rest of k ∗ u filled in each round.
 
-    def _prox_free_at(self, psf, u0, v, rho):
-        """The 'free' border's solve of images whose PSFs psf (B, C|1, 2p + 1, 2p + 1) have half-width p."""
-        p = psf.shape[-1] // 2
+        A round is U ← (conj(K) F[m v + (1 − m) (k ∗ u)] + ρ U0) / (|K|² + ρ), m the frame's mask, in the Fourier
+        domain (two FFTs a round); each image stops once a round changes its spectrum by less than
+        FREE_BOUNDARY_TOLERANCE of its norm, or after FREE_BOUNDARY_ITERATIONS rounds."""
         if p == 0:
-            return self._solve(v, u0, rho, psf)
-        u0_padded = F.pad(u0, (p, p, p, p), mode="reflect" if p < min(u0.shape[-2:]) else "replicate")
-        observed = torch.zeros_like(u0_padded, dtype=torch.bool)
-        observed[..., p:-p, p:-p] = True
-        v_padded = F.pad(v, (p, p, p, p))
-        u = u0_padded
-        for _ in range(FREE_BOUNDARY_ITERATIONS):
-            filled = torch.where(observed, v_padded, blur(u, psf, boundary="circular"))
-            u = self._solve(filled, u0_padded, rho, psf)
-        return u[..., p:-p, p:-p]
+            return self._solve(p, psf, v, u0, rho)
+        h, w = u0.shape[-2:]
+        frame = fast_frame(h, w, p)
+        k = self._otf(p, psf, frame)
+        denominator = k.abs() ** 2 + rho
+        u0_spectrum = torch.fft.rfft2(pad_to_frame(u0, p, frame, "reflect"))
+        data = k.conj() * torch.fft.rfft2(pad_to_frame(v, p, frame)) + rho * u0_spectrum
+        unobserved = 1 - pad_to_frame(torch.ones((1, 1, h, w), dtype=u0.dtype, device=u0.device), p, frame)
+        spectrum, done = u0_spectrum, torch.zeros(u0.shape[0], 1, 1, 1, dtype=torch.bool, device=u0.device)
+        check = FREE_BOUNDARY_CHECKS.get(u0.device.type, 0)
+        for i in range(FREE_BOUNDARY_ITERATIONS):
+            ring = unobserved * torch.fft.irfft2(k * spectrum, s=frame)  # k ∗ u where no data is
+            new = (data + k.conj() * torch.fft.rfft2(ring)) / denominator
+            change = (new - spectrum).abs().square().sum(dim=(1, 2, 3), keepdim=True)
+            converged = change <= FREE_BOUNDARY_TOLERANCE**2 * new.abs().square().sum(dim=(1, 2, 3), keepdim=True)
+            spectrum = torch.where(done, spectrum, new)
+            done = done | converged
+            if check and (i + 1) % check == 0 and bool(done.all()):
+                break
+        return torch.fft.irfft2(spectrum, s=frame)[..., p:p + h, p:p + w]
 
 
 class DepthVaryingBlur(BlurOperator):
@@ -282,14 +341,17 @@ class DepthVaryingBlur(BlurOperator):
         return self.lenses_shape[image].with_radius(radius).kernels(channels)
 
     def _layers(self, image: int, like: torch.Tensor) -> tuple[list[float], torch.Tensor]:
-        """The layer radii of image `image`'s map and their weights (1, L, H, W)."""
-        radius_map = self.radius_map[image:image + 1].to(like)
-        levels = self.levels
-        if levels is None:
-            span = float(radius_map.max() - radius_map.min())
-            levels = max(1, math.ceil(span / LAYER_SPACING) + 1)
-        radii = layer_radii(radius_map, levels)
-        return radii, layer_weights(radius_map, radii)
+        """The layer radii of image `image`'s map and their weights (1, L, H, W), once per device and dtype."""
+        key = ("layers", image, like.device, like.dtype)
+        if key not in self._cache:
+            radius_map = self.radius_map[image:image + 1].to(like)
+            levels = self.levels
+            if levels is None:
+                span = float(radius_map.max() - radius_map.min())
+                levels = max(1, math.ceil(span / LAYER_SPACING) + 1)
+            radii = layer_radii(radius_map, levels)
+            self._cache[key] = radii, layer_weights(radius_map, radii)
+        return self._cache[key]
 
     def linear(self, u):
         out = torch.empty_like(u)
@@ -304,18 +366,19 @@ class DepthVaryingBlur(BlurOperator):
         u0, v = self.tone.decode(x0), self.tone.decode(y)
         u = torch.empty_like(u0)
         for image in range(u0.shape[0]):  # each image has its own layers
-            u[image:image + 1] = self.solve_linear(image, u0[image:image + 1], v[image:image + 1], float(rho[image]))
+            u[image:image + 1] = self.solve_linear(image, u0[image:image + 1], v[image:image + 1], rho[image])
         return self.tone.encode(u.clamp_min(0))
 
-    def solve_linear(self, image: int, u0: torch.Tensor, v: torch.Tensor, rho: float) -> torch.Tensor:
-        """argmin_u ‖A u − v‖² + ρ ‖u − u0‖² in linear light for image `image` of the batch (u0, v: (1, C, H, W))."""
+    def solve_linear(self, image: int, u0: torch.Tensor, v: torch.Tensor, rho: float | torch.Tensor) -> torch.Tensor:
+        """argmin_u ‖A u − v‖² + ρ ‖u − u0‖² in linear light for image `image` of the batch (u0, v: (1, C, H, W));
+        ρ a number or a 0-dimensional tensor."""
         radii, weights = self._layers(image, u0)
         channels = u0.shape[1]
         psfs = [self.psf_of_radius(r, channels, image).to(u0) for r in radii]
         if len(radii) == 1:
             layer = UniformBlur(psfs[0][None], self.noise, self.radius[:1], self.noise_sigma[:1],
                                 boundary=self.boundary)
-            return layer.solve_linear(u0, v, torch.full((1, 1, 1, 1), rho, dtype=u0.dtype, device=u0.device))
+            return layer.solve_linear(u0, v, torch.as_tensor(rho, dtype=u0.dtype, device=u0.device).reshape(1, 1, 1, 1))
         if self.boundary == "free":
             return _layered_cg_free(u0, v, rho, psfs, weights)
         return _layered_cg_reflect(u0, v, rho, psfs, weights)
@@ -356,10 +419,11 @@ def _conjugate_gradients(normal, rhs: torch.Tensor, start: torch.Tensor, precond
 
 
 def _layered_cg_free(u0, v, rho, psfs, weights):
-    """DepthVaryingBlur's proximal step with the 'free' border: u on the frame padded by the widest half-width p."""
+    """DepthVaryingBlur's proximal step with the 'free' border: u on the frame padded by the widest half-width p (and
+    on to 5-smooth sides: pixels further out see no data, so the solution inside is the same)."""
     p = max(k.shape[-1] for k in psfs) // 2
     h, w = u0.shape[-2:]
-    shape = (h + 2 * p, w + 2 * p)
+    shape = fast_frame(h, w, p)
     otfs = _padded_otfs(psfs, shape)  # L, C|1, H', W'/2+1
     weights = weights[0][:, None]  # L, 1, H, W
 
@@ -368,10 +432,10 @@ def _layered_cg_free(u0, v, rho, psfs, weights):
         return (weights * layers).sum(dim=0, keepdim=True)
 
     def adjoint(r):  # (1, C, H, W) → (1, C, H', W'): Σ_l k_lᵀ ∗ pad₀(W_l ⊙ r)
-        spread = F.pad(weights * r, (p, p, p, p))
+        spread = pad_to_frame(weights * r, p, shape)
         return torch.fft.irfft2((otfs.conj() * torch.fft.rfft2(spread)).sum(dim=0, keepdim=True), s=shape)
 
-    start = F.pad(u0, (p, p, p, p), mode="reflect" if p < min(h, w) else "replicate")
+    start = pad_to_frame(u0, p, shape, "reflect")
     solved = _conjugate_gradients(lambda u: adjoint(forward(u)) + rho * u, adjoint(v) + rho * start, start,
                                   _preconditioner(otfs, weights, rho, shape))
     return solved[..., p:p + h, p:p + w]
