@@ -325,3 +325,31 @@ def test_a_known_radius_map_replaces_the_estimate(tiny_checkpoint):
     assert out.images.shape == y.shape and out.radius.item() == pytest.approx(3.25)
     with pytest.raises(ValueError, match="blur-aware consistency"):
         Deblurrer(load_prior(tiny_checkpoint, preset="paper"))(y, radius_map=known)
+
+
+@pytest.mark.parametrize("boundary", ["free", "reflect"])
+def test_the_tweedie_loop_reads_nothing_from_the_device_per_level(boundary, monkeypatch):
+    """Host reads (.item, .tolist, .cpu) happen where the step calibrates, not at every level: a grid twice as long
+    reads as often."""
+    x = smooth_image(32, 32)
+    op = uniform(noise=0.001, boundary=boundary)
+    y = blur(x, op.psf) + 0.01 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=x.dtype)
+
+    def oracle_score(z, sigma):
+        return (x - z) / sigma[:, None, None, None] ** 2
+
+    reads = []
+    for name in ("item", "tolist", "cpu"):
+        real = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _real=real, _name=name, **k:
+                            reads.append(_name) or _real(self, *a, **k))
+    counts = []
+    for steps in (6, 12):
+        cfg = SamplerConfig(loop="tweedie", schedule="edm", num_steps=steps, sigma_start=0.2, sigma_end=0.01,
+                            consistency="prox", renoise=0.0, prox_lambda=8.0, noise_calibration=0.05,
+                            prox_lambda_white=1.0)
+        reads.clear()
+        result = sample(VESDE(0.01, 50.0, steps), oracle_score, cfg, y=y, operator=op, generator=torch.Generator())
+        assert bool(result.calibration.restart)  # the misfit is white: λ changed, a restart (read once)
+        counts.append(len(reads))
+    assert counts[0] == counts[1]

@@ -105,6 +105,7 @@ class Consistency(abc.ABC):
 
     @abc.abstractmethod
     def apply(self, x: torch.Tensor, x_mean: torch.Tensor, y: torch.Tensor | None,
-              sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pull (x, x_mean) toward y (B, C, H, W); sigma (B,) is the current noise level, for steps
-        whose strength depends on it (e.g. a proximal step on the denoised estimate x + σ² s)."""
+              sigma: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pull (x, x_mean) toward y (B, C, H, W); sigma is the current noise level, (B,) or one number for all
+        images (a loop's grid level: then a step need not read the device), for steps whose strength depends on it
+        (e.g. a proximal step on the denoised estimate x + σ² s)."""

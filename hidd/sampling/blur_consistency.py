@@ -68,13 +68,19 @@ class OperatorConsistency(Consistency):
         part.calibration = self.calibration.select(index)
         return part
 
-    def rho(self, sigma: torch.Tensor) -> torch.Tensor:
-        """Weight (B,) of the estimate against the data at noise level sigma (B,)."""
-        noise = self.calibration.noise_sigma.to(sigma)
-        return (self.calibration.prox_lambda.to(sigma) * noise**2 / sigma**2).clamp_min(RHO_FLOOR)
+    def rho(self, sigma: torch.Tensor | float) -> torch.Tensor:
+        """Weight (B,) of the estimate against the data at noise level sigma: (B,), or one number for all images
+        (then nothing is copied to or read from the device)."""
+        noise, prox_lambda = self.calibration.noise_sigma, self.calibration.prox_lambda
+        if isinstance(sigma, torch.Tensor):
+            noise, prox_lambda = noise.to(sigma), prox_lambda.to(sigma)
+        return (prox_lambda * noise**2 / sigma**2).clamp_min(RHO_FLOOR)
 
     def apply(self, x, x_mean, y, sigma):
-        if not self.calibrated and sigma.max().item() <= self.noise_calibration:
+        """The step at noise level sigma; the loops' grid gives it as a number (the 'tweedie' loop), so that whether
+        to calibrate now is decided without reading the device."""
+        highest = sigma if not isinstance(sigma, torch.Tensor) else sigma.max().item()
+        if not self.calibrated and highest <= self.noise_calibration:
             self.calibrate(x_mean, y)
         new_mean = self.solve(x_mean, y, self.rho(sigma))
         return x + (new_mean - x_mean), new_mean
@@ -110,7 +116,7 @@ class GradientConsistency(OperatorConsistency):
                    cfg.prox_lambda_white, cfg.softening_white, calibration)
 
     def solve(self, estimate, y, rho):
-        rho = rho.to(estimate.dtype).reshape(-1, 1, 1, 1)
+        rho = rho.to(estimate).reshape(-1, 1, 1, 1)
         x = estimate
         for _ in range(self.steps):
             grad = self.operator.data_gradient(x, y) + rho * (x - estimate)

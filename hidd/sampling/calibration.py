@@ -51,17 +51,18 @@ class Calibration:
     """A blur-aware data step's settings of each image (B,): blind (`blind`) until it calibrates, then measured."""
 
     noise_sigma: torch.Tensor  # σ_n of ρ = λ σ_n² / σ²: the operator's blind level, or the misfit's (see above)
-    prox_lambda: torch.Tensor  # λ of ρ (float32)
-    softening: torch.Tensor  # the factor on each blind PSF's softening (float64; 1: as estimated)
+    prox_lambda: torch.Tensor  # λ of ρ (float32, on the images' device)
+    softening: torch.Tensor  # the factor on each blind PSF's softening (float64, that device; 1: as estimated)
     misfit_correlation: torch.Tensor  # the misfit's lag-1 autocorrelation c (float64, CPU); NaN: not measured
     restart: torch.Tensor  # bool (CPU): λ changed, so the levels run before the calibration are to be run again
 
     @classmethod
     def blind(cls, operator, prox_lambda: float) -> "Calibration":
         """The settings before any calibration: the operator's blind σ_n, λ = prox_lambda, the PSFs as estimated."""
-        count = len(operator.noise_sigma)
-        return cls(noise_sigma=operator.noise_sigma, prox_lambda=torch.full((count,), float(prox_lambda)),
-                   softening=torch.ones(count, dtype=torch.float64),
+        count, device = len(operator.noise_sigma), operator.noise_sigma.device
+        return cls(noise_sigma=operator.noise_sigma,
+                   prox_lambda=torch.full((count,), float(prox_lambda), device=device),
+                   softening=torch.ones(count, dtype=torch.float64, device=device),
                    misfit_correlation=torch.full((count,), float("nan"), dtype=torch.float64),
                    restart=torch.zeros(count, dtype=torch.bool))
 

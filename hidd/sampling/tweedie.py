@@ -15,6 +15,11 @@ sampled again from the start, alone, with what it measured at every level; the o
 does not depend on the photos batched with it: its noise comes from its own generator where there is one per photo
 (hidd.randomness), its data step is per image, and it restarts only where it would alone.
 
+Nothing is read back from the device per level: the grid's σ are numbers on the host, and the data step is given
+them as such (hidd.sampling.blur_consistency decides when to calibrate from them); its weights and calibration stay
+on the device. The one read is at the level where the step calibrated: which photos restart (a change of the
+batch, so a decision of the host), and a blind PSF's new softening (hidd.operators.UniformBlur.with_softening).
+
 Warm start (CCDF): with sigma_start > 0 the iterate starts as the measurement diffused to that level,
 x = y + σ_start z, and the grid runs from σ_start (not σ_max) down to σ_end; without it, x ~ N(0, σ_max² I).
 """
@@ -110,6 +115,13 @@ class _Walk:
         self.latest = (torch.zeros(shape, device=device) if y is None else y).clone()  # each image's latest x̂₀
         self.measured = None  # the step's calibration at the level it calibrated, of every photo walking then
 
+    def _latest_rows(self, rows: list[int], walking: list[int]) -> torch.Tensor | None:
+        """The batch rows (on the device) of the photos still walking, where the callback keeps their estimates."""
+        if self.callback is None:
+            return None
+        ipp = self.images_per_photo
+        return torch.tensor([rows[k * ipp + j] for k in walking for j in range(ipp)], device=self.device)
+
     def __call__(self, photos: list[int], step, generator, restartable: bool):
         """The results of `photos` (batch positions; the generator(s) theirs) sampled from a fresh start, in their
         order, and those of them that stopped where the step calibrated and asked for a restart (`restartable`)."""
@@ -120,13 +132,14 @@ class _Walk:
         results = torch.zeros_like(x)
         walking = list(range(len(photos)))  # positions in `photos`
         stopped = []
+        latest_rows = self._latest_rows(rows, walking)
         bar = tqdm(total=len(sigmas) - 1, desc="sampling", leave=False, disable=not self.progress)
         for i in range(len(sigmas) - 1):
             sigma, sigma_next = sigmas[i], sigmas[i + 1]
             level = torch.full((x.shape[0],), sigma, device=self.device)
             calls, before = self.counted.calls, step.calibration
             estimate = x + sigma**2 * self.score(x, level)
-            _, estimate = step.apply(estimate, estimate, y, level)
+            _, estimate = step.apply(estimate, estimate, y, sigma)  # σ as a number: nothing read from the device
             self.nfe[[photos[k] for k in walking]] += self.counted.calls - calls
             if restartable and step.calibration is not before:  # it calibrated at this level
                 self.measured = step.calibration
@@ -140,13 +153,13 @@ class _Walk:
                     kept_rows = _rows(keep, ipp)
                     x, estimate, y = (None if v is None else take(v, kept_rows) for v in (x, estimate, y))
                     step, generator = step.select(kept_rows), for_photos(generator, keep)
+                    latest_rows = self._latest_rows(rows, walking)
             noise_direction = (x - estimate) / sigma
             fresh = randn_like(x, generator) if cfg.zeta * cfg.renoise > 0 and sigma_next > 0 else torch.zeros_like(x)
             x = estimate + cfg.renoise * sigma_next * (math.sqrt(1 - cfg.zeta) * noise_direction
                                                        + math.sqrt(cfg.zeta) * fresh)
             if self.callback is not None:
-                index = torch.tensor([rows[k * ipp + j] for k in walking for j in range(ipp)], device=x.device)
-                self.latest = self.latest.index_copy(0, index, estimate.to(self.latest))
+                self.latest = self.latest.index_copy(0, latest_rows, estimate.to(self.latest))
                 self.callback(i, self.latest)
             bar.update(1)
         bar.close()
