@@ -142,7 +142,7 @@ for run in runs:
 EOF
 for run in $(for p in $PRIORS; do echo "prior_$p"; done) $BASELINES; do
   cp "$WORK/$run/config.yaml" "$LOGS/config_$run.yaml" 2>/dev/null
-  cp "$WORK/$run"/tb/events.out.tfevents.* "$LOGS/" 2>/dev/null
+  mkdir -p "$LOGS/tb/$run" && cp "$WORK/$run"/tb/events.out.tfevents.* "$LOGS/tb/$run/" 2>/dev/null
 done
 { echo; echo "## Learning curves (first and last values; all in logs/curves_*.csv)"; echo; cat "$LOGS/curves.md"; } \
   >> "$SUMMARY"
@@ -162,6 +162,7 @@ print(max(rows, key=lambda r: float(r[key]))["path"])
 EOF
 )
 { echo; echo "## Denoising PSNR"; echo; cat "$LOGS/denoise.md"; echo; echo "Chosen: ${CHOSEN:-none}"; } >> "$SUMMARY"
+for f in "$WORK"/denoise/*.csv; do cp "$f" "$LOGS/denoise_$(basename "$f")"; done 2>/dev/null
 pack_logs
 stamp "denoising table"
 
@@ -172,7 +173,7 @@ bench() {  # bench NAME ARGS...
   timeout "$budget" "$PY" scripts/bench_quality.py --benchmark "$WORK/camera" --device "$DEVICE" \
     --output "$WORK/$1" --images $IMAGES "${@:2}" $BENCH_ARGS > "$LOGS/$1.md" 2> "$LOGS/$1.err" \
     || note "camera benchmark $1: failed or out of time (logs/$1.err)"
-  cp "$WORK/$1"/*.csv "$LOGS/" 2>/dev/null
+  for f in "$WORK/$1"/*.csv; do cp "$f" "$LOGS/$1_$(basename "$f")"; done 2>/dev/null
   { echo; echo "## Camera benchmark, $1"; cat "$LOGS/$1.md"; } >> "$SUMMARY"
   pack_logs
   stamp "camera benchmark $1"
