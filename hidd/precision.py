@@ -1,8 +1,10 @@
-"""Inference precision of the score network: fp32, or autocast to bf16 / fp16.
+"""Inference precision of the score network: fp32, or autocast to bf16 / fp16, and its memory layout.
 
 'auto' picks bf16 on CUDA cards with bf16 tensor cores (compute capability ≥ 8, Ampere on),
 fp16 on older cards and fp32 on CPU, where low-precision autocast is rarely faster. On CUDA a
-low precision also switches to channels_last, the layout tensor-core convolutions want.
+low precision also switches to channels_last, the layout tensor-core convolutions want; on a CPU every precision
+runs channels_last (oneDNN's convolutions take it without reordering; the same sums in another order, so fp32
+results agree to rounding).
 The network's output is always returned in fp32 and contiguous: the sampler stays in fp32.
 """
 from __future__ import annotations
@@ -33,7 +35,7 @@ class InferencePrecision:
     def __init__(self, name: str, device: str | torch.device):
         self.device = torch.device(device)
         self.dtype = resolve_precision(name, self.device)  # compute dtype inside the network
-        self.channels_last = self.device.type == "cuda" and self.dtype != torch.float32
+        self.channels_last = self.device.type == "cpu" or (self.device.type == "cuda" and self.dtype != torch.float32)
 
     @property
     def name(self) -> str:
@@ -44,10 +46,10 @@ class InferencePrecision:
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
     def run(self, model: torch.nn.Module, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        if self.dtype == torch.float32:
-            return model(x, sigma).float()
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        if self.dtype == torch.float32:
+            return model(x, sigma).float().contiguous()
         with torch.autocast(self.device.type, dtype=self.dtype):
             out = model(x, sigma)
         return out.float().contiguous()
