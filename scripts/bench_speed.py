@@ -1,13 +1,16 @@
-"""Sampling speed: ms per network evaluation (NFE), seconds per image, images/s, peak memory.
+"""Sampling speed: ms per network evaluation (NFE), seconds per image, images/s, peak memory, and the result's PSNR.
 
   python scripts/bench_speed.py                                   # paper (+ fast) presets, 256² and 1680x1120
   python scripts/bench_speed.py --device cuda --compile --batch 8
   python scripts/bench_speed.py --device cpu --threads 1 --sizes 256x256 --presets fast
+  python scripts/bench_speed.py --device cpu --threads 2 --sizes 256x256 --presets fast --iterations 0 --modes fp32,bf16
 
-Modes: `fp32`; on CUDA also `optimised` (precision auto: bf16, or fp16 before compute
-capability 8; channels_last; torch.compile with --compile). Every mode tiles the network
-automatically when an image would exceed the memory budget (--max-memory, --tile force it);
-the table says how. Each case runs in its own subprocess, so peak RSS is per case.
+Modes: `fp32`, `bf16`, `fp16` (hidd.precision: autocast of the network) and `optimised` (precision auto: on CUDA
+bf16, or fp16 before compute capability 8, with channels_last; torch.compile with --compile); default fp32 on a CPU,
+fp32 and optimised on CUDA. Every mode tiles the network automatically when an image would exceed the memory budget
+(--max-memory, --tile force it); the table says how. Each case runs in its own subprocess, so peak RSS is per case.
+PSNR is the result's against the sharp synthetic scene (the input's is in the header), for the modes' accuracy; it
+is given only where the whole preset ran (--iterations 0 or at least its levels).
 
 A preset of more than --iterations sampler iterations is run for --iterations only; its full
 time is extrapolated from the measured time per iteration (the NFE per iteration is constant)
@@ -37,6 +40,7 @@ from hidd.prior import load_prior, preset_names
 from hidd.tiling import TilingConfig, round_up
 
 BLUR_RADIUS = 4.0  # disk radius of the synthetic defocus, px
+MODES = ("fp32", "bf16", "fp16", "optimised")  # hidd.precision's fixed precisions, and 'auto' (+ --compile)
 
 
 def synchronize(device: torch.device) -> None:
@@ -53,9 +57,8 @@ def machine_name(device: torch.device) -> str:
     return platform.processor() or "cpu"
 
 
-def blurred_scene(height: int, width: int, batch: int) -> torch.Tensor:
-    """A synthetic photo (colour gradients and sharp-edged rectangles), defocused through the camera model (sRGB, 8-bit):
-    (batch, 3, H, W). Synthetic so the benchmark needs no image files; speed ignores content."""
+def sharp_scene(height: int, width: int) -> torch.Tensor:
+    """A synthetic sharp photo (colour gradients and sharp-edged rectangles), (3, H, W) in [0, 1]."""
     g = torch.Generator().manual_seed(0)
     yy, xx = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
     freqs = 0.2 + 1.3 * torch.rand(3, 3, generator=g)
@@ -63,7 +66,14 @@ def blurred_scene(height: int, width: int, batch: int) -> torch.Tensor:
     for y0, x0, h, w in (torch.rand(12, 4, generator=g) * 0.5).tolist():
         x[:, int(y0 * height):int((y0 + h) * height), int(x0 * width):int((x0 + w) * width)] = \
             torch.rand(3, 1, 1, generator=g)
-    return Camera(psf=LensPSF(BLUR_RADIUS)).render(x[None]).expand(batch, -1, -1, -1).contiguous()
+    return x
+
+
+def blurred_scene(height: int, width: int, batch: int) -> torch.Tensor:
+    """`sharp_scene` defocused through the camera model (sRGB, 8-bit): (batch, 3, H, W). Synthetic so the benchmark
+    needs no image files; speed ignores content."""
+    return Camera(psf=LensPSF(BLUR_RADIUS)).render(sharp_scene(height, width)[None]).expand(batch, -1, -1, -1) \
+        .contiguous()
 
 
 def run_case(case: dict) -> dict:
@@ -80,7 +90,7 @@ def run_case(case: dict) -> dict:
     steps = min(full_steps, case["iterations"] or full_steps)
     prior = prior_with(steps)
     tiling = TilingConfig(tile=case["tile"], max_memory_gb=case["max_memory"])
-    precision = "auto" if case["mode"] == "optimised" else "fp32"
+    precision = "auto" if case["mode"] == "optimised" else case["mode"]
     deblurrer = Deblurrer(prior, tiling=tiling, precision=precision)
     if case["mode"] == "optimised" and case["compile"]:
         prior.model = torch.compile(prior.model)
@@ -107,6 +117,7 @@ def run_case(case: dict) -> dict:
     for image, reference in zip(images, y.permute(0, 2, 3, 1).cpu().numpy()):
         psnr(image, reference), ssim(image, reference)
     curve_point = time.perf_counter() - start
+    sharp = sharp_scene(case["height"], case["width"]).permute(1, 2, 0).numpy()
     return {**case, "precision": deblurrer.precision.name, "channels_last": deblurrer.precision.channels_last,
             "steps_run": steps, "full_steps": full_steps, "nfe": result.nfe,
             "nfe_full": result.nfe * full_steps // steps, "seconds": seconds,
@@ -114,6 +125,8 @@ def run_case(case: dict) -> dict:
             "seconds_per_image_full": full_seconds / case["batch"], "images_per_s_full": case["batch"] / full_seconds,
             "extrapolated": steps < full_steps, "peak_bytes": peak, "curve_point_s": curve_point,
             "curve_point_share": curve_point / (seconds / steps),
+            "psnr": float(psnr(images[0], sharp)),
+            "psnr_input": float(psnr(y[0].permute(1, 2, 0).cpu().numpy(), sharp)),
             "tiling": "none" if plan is None else f"{plan.num_tiles} tiles {plan.tile_h}x{plan.tile_w}, "
                                                   f"overlap {plan.overlap}, {plan.batch}/call"}
 
@@ -125,9 +138,12 @@ def markdown(rows: list[dict], command: str, device: torch.device) -> str:
             f"{datetime.date.today().isoformat()}  ",
             f"Peak memory: {'torch.cuda.max_memory_allocated' if device.type == 'cuda' else 'process peak RSS'}.",
             "",
+            f"PSNR: of the result against the sharp scene (the input's: {rows[0]['psnr_input']:.2f} dB at "
+            f"{rows[0]['width']}×{rows[0]['height']}); only where the whole preset ran.",
+            "",
             "| preset | size × batch | mode | tiling | iterations run / full | NFE / image | ms / NFE | "
-            "s / image (full) | images / s (full) | peak memory | curve point: s (of an iteration) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "s / image (full) | images / s (full) | PSNR dB | peak memory | curve point: s (of an iteration) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     lines = []
     for r in rows:
         mark = " (extrapolated)" if r["extrapolated"] else ""
@@ -136,6 +152,7 @@ def markdown(rows: list[dict], command: str, device: torch.device) -> str:
         lines.append(f"| {r['preset']} | {r['width']}×{r['height']} × {r['batch']} | {mode} | {r['tiling']} | "
                      f"{r['steps_run']} / {r['full_steps']} | {r['nfe_full']} | {r['ms_per_nfe']:.1f} | "
                      f"{r['seconds_per_image_full']:.1f}{mark} | {r['images_per_s_full']:.4g}{mark} | "
+                     f"{'–' if r['extrapolated'] else format(r['psnr'], '.2f')} | "
                      f"{r['peak_bytes'] / 2**30:.2f} GiB | {r['curve_point_s']:.2f} ({r['curve_point_share']:.0%}) |")
     return "\n".join(head + lines)
 
@@ -146,7 +163,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--presets", help="comma-separated (default: paper, and fast when it exists)")
     p.add_argument("--sizes", default="256x256,1680x1120", help="comma-separated WIDTHxHEIGHT")
-    p.add_argument("--modes", help="comma-separated fp32,optimised (default: fp32 on CPU, both on CUDA)")
+    p.add_argument("--modes", help="comma-separated fp32,bf16,fp16,optimised (default: fp32 on CPU, fp32,optimised "
+                                   "on CUDA)")
     p.add_argument("--iterations", type=int, default=3, help="sampler iterations run per case (0: the full preset)")
     p.add_argument("--batch", type=int, default=1, help="same-size images sampled together")
     p.add_argument("--tile", type=int, default=None, help="force this tile size (default: automatic)")
@@ -166,6 +184,8 @@ def main(argv=None):
     device = torch.device(args.device)
     presets = args.presets.split(",") if args.presets else [p for p in ("paper", "fast") if p in preset_names()]
     modes = args.modes.split(",") if args.modes else (["fp32", "optimised"] if device.type == "cuda" else ["fp32"])
+    if set(modes) - set(MODES):
+        raise SystemExit(f"bench_speed: --modes takes {', '.join(MODES)}, got {args.modes}")
     rows = []
     for preset in presets:
         for size in args.sizes.split(","):

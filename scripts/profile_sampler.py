@@ -1,12 +1,14 @@
-"""Where a reconstruction's time goes: blind estimation, network, the sampler's own steps, the no-harm guard.
+"""Where a reconstruction's time goes: blind estimation, network, the sampler's own steps (the proximal step among
+them), the no-harm guard.
 
     python scripts/profile_sampler.py --device cpu --threads 2 --sizes 256x256 --presets fast
+    python scripts/profile_sampler.py --device cpu --threads 2 --sizes 256x256 --presets fast --precision bf16
     python scripts/profile_sampler.py --device cuda --output results/profile.md
 
 Each case runs the shipped checkpoint once to warm up, then once timed by phase: each phase's calls are
 wrapped with a device synchronisation before and after (so their times add up; the syncs cost a little),
-and the rest of the wall time is the sampler's own work (proximal/FFT steps and their free-border
-solve, noise draws, Python, host synchronisations). Then one more run under torch.profiler gives the
+and the rest of the wall time is the sampler's own work (proximal/FFT steps, timed apart too, noise draws,
+calibration, Python, host synchronisations). Then one more run under torch.profiler gives the
 operators with the most self time (device time on CUDA). `--iterations` caps the sampler's levels,
 as in scripts/bench_speed.py. Writes one Markdown report.
 """
@@ -21,6 +23,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import hidd.operators  # noqa: E402
 import hidd.stages.estimate  # noqa: E402
 import hidd.stages.select  # noqa: E402
 from bench_speed import blurred_scene, machine_name, synchronize  # noqa: E402
@@ -29,6 +32,7 @@ from hidd.prior import load_prior  # noqa: E402
 
 PHASES = {"blind estimation (PSF, noise)": (hidd.stages.estimate, "measurement_model"),  # where each phase is called
           "no-harm guard": (hidd.stages.select, "back_off")}
+PARTS = {"proximal step (FFT, free border)": (hidd.operators.UniformBlur, "prox")}  # timed within the sampler's steps
 
 
 class PhaseClock:
@@ -53,18 +57,18 @@ class PhaseClock:
 
 
 def profile_case(preset: str, height: int, width: int, device: torch.device, iterations: int, top: int,
-                 checkpoint: str | None = None) -> str:
+                 checkpoint: str | None = None, precision: str = "fp32") -> str:
     prior = load_prior(checkpoint, preset=preset, device=device)
     if 0 < iterations < prior.config.sampler.num_steps:  # fewer levels than the preset's
         prior = load_prior(checkpoint, preset=preset, overrides=[f"sampler.num_steps={iterations}"], device=device)
-    deblurrer = Deblurrer(prior)
+    deblurrer = Deblurrer(prior, precision=precision)
     y = blurred_scene(height, width, 1).to(device)
     deblurrer(y, seed=0)  # warm-up: cuDNN autotuning, allocator, lazy imports
     clock = PhaseClock(device)
-    originals = {place: getattr(*place) for place in PHASES.values()}
+    originals = {place: getattr(*place) for place in (PHASES | PARTS).values()}
     network = deblurrer.score
     try:
-        for name, place in PHASES.items():
+        for name, place in (PHASES | PARTS).items():
             setattr(*place, clock.wrap(name, originals[place]))
         deblurrer.score = clock.wrap("network", network)
         clock.sync()
@@ -77,11 +81,16 @@ def profile_case(preset: str, height: int, width: int, device: torch.device, ite
             setattr(module, attr, fn)
         deblurrer.score = network
     rows = [(name, clock.seconds.get(name, 0.0)) for name in ["network", *PHASES]]
-    rows.append(("sampler's own steps (prox/FFT, border solve, host syncs, Python)", total - sum(s for _, s in rows)))
-    lines = [f"### {preset}, {width}×{height}, {result.nfe} NFE ({prior.config.sampler.num_steps} levels)", "",
+    rows.append(("sampler's own steps (prox/FFT, noise, calibration, host syncs, Python)",
+                 total - sum(s for _, s in rows)))
+    lines = [f"### {preset}, {width}×{height}, {result.nfe} NFE ({prior.config.sampler.num_steps} levels), "
+             f"{deblurrer.precision.name}", "",
              f"Wall time {total:.2f} s ({1000 * total / max(result.nfe, 1):.1f} ms per NFE).", "",
              "| phase | seconds | share |", "|---|---|---|"]
     lines += [f"| {name} | {seconds:.3f} | {100 * seconds / total:.0f} % |" for name, seconds in rows]
+    lines += ["", "Of the sampler's own steps: " + ", ".join(f"{name} {clock.seconds.get(name, 0.0):.3f} s "
+                                                          f"({100 * clock.seconds.get(name, 0.0) / total:.0f} %)"
+                                                          for name in PARTS) + "."]
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
         deblurrer(y, seed=0)
@@ -107,6 +116,7 @@ def main(argv=None) -> int:
                                                              "except paper, which is capped at 10)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     p.add_argument("--top", type=int, default=15)
+    p.add_argument("--precision", default="fp32", help="the network's: fp32, bf16, fp16 or auto (hidd.precision)")
     p.add_argument("--output", type=Path, default=Path("results/profile.md"))
     args = p.parse_args(argv)
     if args.threads:
@@ -120,7 +130,8 @@ def main(argv=None) -> int:
         for size in args.sizes.split(","):
             width, height = (int(v) for v in size.lower().split("x"))
             iterations = 10 if preset == "paper" and not args.iterations else args.iterations
-            report.append(profile_case(preset, height, width, device, iterations, args.top, args.checkpoint))
+            report.append(profile_case(preset, height, width, device, iterations, args.top, args.checkpoint,
+                                       args.precision))
             args.output.write_text("\n".join(report))
             print(report[-1], flush=True)
     return 0
