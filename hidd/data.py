@@ -184,17 +184,25 @@ class SharpImageDataset(Dataset):
             pixels = self._cached[index]
         else:
             pixels = self._stored_form(read_image(self.files[index], allow_alpha=True))
+        exposure = 2.0 ** ((2 * float(torch.rand(())) - 1) * self.exposure) if self.exposure > 0 else None
         if self.mode == "crop":
             # Crop before converting: the conversions then touch image_size² pixels, not the whole photo.
-            pixels = self._convert_channels(_to_unit_float(self._random_crop(pixels)))
+            crop = self._random_crop(pixels)
+            if exposure is not None:  # on the window, before its resizing (8/16-bit levels: one look-up per pixel)
+                integer = crop.dtype in (np.uint8, np.uint16)
+                levels = np.arange(np.iinfo(crop.dtype).max + 1, dtype=crop.dtype) if integer else None
+                crop, exposure = (_exposed(levels, exposure)[crop] if integer else _exposed(crop, exposure)), None
+            pixels = self._convert_channels(_to_unit_float(crop))
         if self.random_flip and torch.rand(()) < 0.5:
             pixels = pixels[:, ::-1]
         # A copy, never a view: callers may modify the tensor in place, and it must not reach the cache.
         image = torch.from_numpy(pixels.transpose(2, 0, 1).copy())
-        if self.exposure > 0:
-            stops = (2 * float(torch.rand(())) - 1) * self.exposure
-            curve = SRGB()
-            image = curve.encode((curve.decode(image) * 2.0**stops).clamp(0, 1)).clamp(0, 1)
+        if image.shape[-1] != self.image_size:  # a scale-jittered window: down to image_size², anti-aliased
+            image = torch.nn.functional.interpolate(image[None], size=(self.image_size, self.image_size),
+                                                    mode="bilinear", antialias=True, align_corners=False)[0]
+            image = image.clamp(0, 1)
+        if exposure is not None:
+            image = torch.from_numpy(_exposed(image.numpy(), exposure))
         return image
 
     def _stored_form(self, image: Image) -> np.ndarray:
@@ -220,11 +228,14 @@ class SharpImageDataset(Dataset):
             side = min(round(self.image_size * scale), *pixels.shape[:2])
         top = int(torch.randint(0, pixels.shape[0] - side + 1, ()))
         left = int(torch.randint(0, pixels.shape[1] - side + 1, ()))
-        crop = pixels[top : top + side, left : left + side]
-        if side == self.image_size:
-            return crop
-        small = skimage.transform.resize(_to_unit_float(crop), (self.image_size, self.image_size), anti_aliasing=True)
-        return np.clip(small, 0.0, 1.0).astype(np.float32)
+        return pixels[top : top + side, left : left + side]  # (resized in __getitem__)
+
+
+def _exposed(pixels: np.ndarray, gain: float) -> np.ndarray:
+    """Γ(clip(gain · Γ⁻¹(x), 0, 1)) as float32, Γ the sRGB curve; integer pixels read as levels of their type."""
+    curve = SRGB()
+    linear = curve.decode(torch.from_numpy(_to_unit_float(pixels)))
+    return curve.encode((linear * gain).clamp(0, 1)).clamp(0, 1).numpy().astype(np.float32)
 
 
 def _to_unit_float(pixels: np.ndarray) -> np.ndarray:

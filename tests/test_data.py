@@ -269,3 +269,11 @@ def test_exposure_scales_linear_light_uniformly_within_the_stops(tmp_path):
     torch.manual_seed(0)
     unchanged = SharpImageDataset(roots=[tmp_path], image_size=8)[0]
     assert torch.allclose(unchanged, torch.tensor(128 / 255))
+    save(tmp_path / "noise.png", noise((24, 24, 3)))  # 8-bit levels looked up (cache) or computed (no cache)
+    for seed in range(3):
+        items = []
+        for cache in (True, False):
+            torch.manual_seed(seed)
+            items.append(SharpImageDataset(roots=[tmp_path], image_size=16, exposure=1.0, scale_jitter=1.4,
+                                           cache=cache, only=[tmp_path / "noise.png"])[0])
+        assert torch.allclose(*items, atol=1e-6)
