@@ -7,11 +7,12 @@ retried one image at a time so that only the culprit fails. Every output PNG and
 metrics.csv is written atomically as soon as its image is done, so a killed run resumes with
 --skip-existing and gives the same outputs and table as an uninterrupted one.
 
-Photos are read as they are needed and batched by size; with --prefetch the next batch is read and estimated
-(hidd.deblur.Deblurrer.estimate) in a background thread while the device samples the current one (hidd.prefetch).
-Under torchrun each rank deblurs its share of the photos still to do (hidd.sharding) and rank 0 writes the run's
-files, merges the ranks' metrics rows into the one metrics.csv and prints the one table. A photo's output depends
-on neither, so both write what one process with no prefetch writes.
+Photos are read as they are needed and batched by size; with --prefetch (the default) the next batch is read and
+estimated (hidd.deblur.Deblurrer.estimate) in a background thread while the device samples the current one
+(hidd.prefetch). Under torchrun each rank deblurs its share of the photos still to do (hidd.sharding) and rank 0
+writes the run's files, merges the ranks' metrics rows into the one metrics.csv and prints the one table. A photo's
+output depends on neither: both write what one process with no prefetch writes, with the same number of CPU threads
+per process (torchrun's default is 1; with another, float sums round otherwise and a few pixels may differ by 1/255).
 """
 from __future__ import annotations
 
@@ -379,12 +380,6 @@ def batch_size(given: str | int, device: torch.device) -> int:
     return size
 
 
-def prefetching(given: str, device: torch.device) -> bool:
-    """--prefetch: on, off, or auto: on a GPU only (where the next batch's reading and blind estimates on the CPU
-    then hide behind the sampling); on a CPU they would compete with the sampling for the same cores."""
-    return given == "on" or (given == "auto" and device.type == "cuda")
-
-
 def run(args) -> list[str]:
     """Reconstruct every input of `args` (see hidd.cli.reconstruct); returns the failures, one line each
     (each already printed on stderr as it happened). Under torchrun each rank deblurs its share of the photos
@@ -444,7 +439,7 @@ def _run(args, info: distributed.DistInfo) -> list[str]:
     try:
         # a photo's output does not depend on the photos batched with it (hidd.deblur), so a resumed run deblurs only
         # those not done and still equals an uninterrupted one
-        for batch in prefetched(batches, prefetching(getattr(args, "prefetch", "auto"), info.device)):
+        for batch in prefetched(batches, getattr(args, "prefetch", "on") == "on"):
             if batch.problem:  # its photo could not be read
                 bar.update(1)
                 fail(batch.problem)

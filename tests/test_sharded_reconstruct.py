@@ -45,6 +45,17 @@ def _torchrun(*args, env=None) -> subprocess.CompletedProcess:
                           cwd=REPO, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
 
 
+def _one_process(*args) -> None:
+    """hidd-reconstruct in this process, with one CPU thread as torchrun gives each of its processes (float sums
+    round otherwise with two, which can move a pixel by 1/255)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        reconstruct_main([*args, "--device", "cpu"])
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _same_outputs(one: Path, other: Path, names: list[str]) -> None:
     """The same PNGs and metrics rows (but the seconds) in two output folders."""
     for name in names:
@@ -103,7 +114,7 @@ def test_two_ranks_write_each_photo_once_and_what_one_process_writes(tiny_checkp
     _photos(tmp_path, 5)
     common = ["--input", str(tmp_path / "blurred"), "--target", str(tmp_path / "sharp"), "--checkpoint",
               str(tiny_checkpoint), *GIVEN]
-    reconstruct_main([*common, "--output", str(tmp_path / "one"), "--device", "cpu"])
+    _one_process(*common, "--output", str(tmp_path / "one"))
     sharded = _torchrun(*common, "--output", str(tmp_path / "two"))
     assert sharded.returncode == 0, sharded.stderr[-3000:]
     names = [f"im{i}" for i in range(5)]
@@ -126,7 +137,7 @@ def test_two_ranks_write_each_photo_once_and_what_one_process_writes(tiny_checkp
 def test_a_killed_sharded_run_resumes_to_the_same_outputs(tiny_checkpoint, tmp_path):
     _photos(tmp_path, 5)
     common = ["--input", str(tmp_path / "blurred"), "--checkpoint", str(tiny_checkpoint), *GIVEN]
-    reconstruct_main([*common, "--output", str(tmp_path / "one"), "--device", "cpu"])
+    _one_process(*common, "--output", str(tmp_path / "one"))
     killed = _torchrun(*common, "--output", str(tmp_path / "two"), env={KILL_AFTER_IMAGES_ENV: "2"})
     assert killed.returncode != 0  # each rank SIGKILLed after its second image, before that image's row
     resumed = _torchrun(*common, "--output", str(tmp_path / "two"), "--skip-existing")

@@ -20,8 +20,9 @@ Several GPUs or machines: launch the same command with torchrun, e.g.
 Each process deblurs every N-th photo still to do (on the GPU of its local rank; gloo on CPU, NCCL on GPU),
 writes those photos' PNGs and its own rows (metrics.rankR.csv until the end); rank 0 writes config.yaml,
 merges the one metrics.csv in input order, prints the one table and the mean curves (each process writes
-its photos' curves to OUTPUT/tb, one TensorBoard run). The outputs equal a single process's, and
---skip-existing resumes with any number of processes. Every process exits with the run's status.
+its photos' curves to OUTPUT/tb, one TensorBoard run). The outputs equal a single process's (on a CPU, one with
+as many threads: torchrun gives each process OMP_NUM_THREADS=1), and --skip-existing resumes with any number of
+processes. Every process exits with the run's status.
 
 A grayscale photo is deblurred as three equal channels by an RGB model and written back gray; with
 the default preset a colour photo whose colour is at its noise level comes back gray too (as RGB).
@@ -81,9 +82,9 @@ def parser() -> argparse.ArgumentParser:
                         "a CPU (each photo written as soon as it is done), 4 on a GPU")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available; under "
                                                  "torchrun each process takes the GPU of its local rank)")
-    p.add_argument("--prefetch", choices=["auto", "on", "off"], default="auto",
+    p.add_argument("--prefetch", choices=["on", "off"], default="on",
                    help="read and estimate the next batch in a background thread while this one is sampled (the "
-                        "outputs are the same); auto: on a GPU only")
+                        "outputs are the same)")
     p.add_argument("--seed", type=int, default=0,
                    help="sampler noise seed: each photo draws its noise from a generator of its own seeded with it")
     p.add_argument("--tile", type=int, default=None, metavar="N",
