@@ -22,7 +22,7 @@
 # A later run continues: copy $OUT/prior_s.pt and baselines.tar's files into .carry/init/ (or commit them into
 # checkpoints/), carry .carry/photos and .carry/init, and run with INIT=.carry/init/prior_s.pt
 # BASELINE_INIT_DIR=.carry/init.
-# Smoke test on a CPU (about 25 minutes on 2 shared cores: 2 training steps, two benchmark photos):
+# Smoke test on a CPU (about 20 minutes on 2 shared cores: 2 training steps, two benchmark photos):
 #   DEVICE=cpu OUT=/tmp/smoke SMOKE=1 bash scripts/gpu/train_prior.sh
 set -uo pipefail
 START=$(date +%s)
