@@ -240,3 +240,17 @@ def test_a_warm_started_baseline_ramps_its_rate_up_again():
     assert learning_rate(tc, 20) == 1.0 and learning_rate(tc, 75) == 0.5  # a fresh run: no ramp
     assert learning_rate(tc, 20, warm_from=20) == pytest.approx(0.1)
     assert learning_rate(tc, 29, warm_from=20) == 1.0 and learning_rate(tc, 75, warm_from=20) == 0.5
+
+
+def test_the_gpu_job_parses_and_names_what_exists():
+    import re
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts/gpu/train_prior.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    text = script.read_text()
+    for name in re.findall(r"scripts/(\w+)\.py", text):  # every script it runs is there
+        assert (script.parent.parent / f"{name}.py").is_file(), name
+    sizes = re.search(r"PRIORS=\$\{PRIORS:-(\w+)\}", text).group(1).split()
+    assert all((script.parent.parent.parent / f"configs/prior_{size}.yaml").is_file() for size in sizes)
