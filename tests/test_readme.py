@@ -41,6 +41,10 @@ PARSE_ONLY = {  # command → why it is not run here
     "tensorboard --logdir runs": "another program",
     "python scripts/prepare_corpus.py": "runs apt-get download (tests/test_bench_scripts.py runs its parts)",
     "hidd-train-baseline --config dncnn --workdir runs/dncnn": "minutes (tests/test_baselines.py trains each)",
+    "hidd-train --config prior_s --workdir runs/s --init checkpoints/hidd-default.pt": "a GPU run on data/corpus",
+    "hidd-train --config prior_m --workdir runs/m": "a GPU run on data/corpus",
+    "python scripts/eval_denoise.py shipped=checkpoints/hidd-default.pt s=runs/s/checkpoints/latest.pt":
+        "needs a trained run",
     "hidd-train --config rgb256 --workdir runs/rgb --set data.roots=[data/corpus/tiles,/data/DPDD]": "data, a GPU",
     "torchrun --nproc_per_node=4 scripts/train.py --config rgb256 --workdir runs/rgb2": "four processes",
     "python scripts/ablation.py --input blurred/ --target sharp/ --output results/ablation": "10,000 NFE per image",
