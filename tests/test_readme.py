@@ -47,6 +47,7 @@ PARSE_ONLY = {  # command → why it is not run here
         "needs a trained run",
     "hidd-train --config rgb256 --workdir runs/rgb --set data.roots=[data/corpus/tiles,/data/DPDD]": "data, a GPU",
     "torchrun --nproc_per_node=4 scripts/train.py --config rgb256 --workdir runs/rgb2": "four processes",
+    "torchrun --nproc_per_node=4 scripts/reconstruct.py --input big/ --output results/big": "four processes",
     "python scripts/ablation.py --input blurred/ --target sharp/ --output results/ablation": "10,000 NFE per image",
     "python scripts/make_benchmark.py --kind camera": "writes data/camera (tests/test_bench_scripts.py makes one)",
     "python scripts/bench_quality.py --benchmark data/camera --methods blurred wiener rl fast": "minutes",
