@@ -101,15 +101,41 @@ def constants(tree: ast.Module) -> list[str]:
     return names
 
 
+def _own_nodes(function: ast.AST):
+    """The nodes a function's own code evaluates: its body and defaults, and of a function defined inside it only the
+    defaults and decorators (its body runs when it is called: it is judged by its own code object)."""
+    def visit(node):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                for part in child.args.defaults + [d for d in child.args.kw_defaults if d is not None] \
+                        + getattr(child, "decorator_list", []):
+                    yield part
+                    yield from visit(part)
+            else:
+                yield child
+                yield from visit(child)
+    yield from visit(function)
+
+
 def executed_constants(root: Path, modules: dict[str, ast.Module], executed: set[tuple[str, int, str]]) -> set[str]:
     """module.NAME of each constant named in a function, method or lambda of `modules` whose code ran (executed:
-    (file, first line, name) of each code object called), directly or imported by name from another module."""
+    (file, first line, name) of each code object called): directly, imported by name from another module, or as an
+    attribute of an imported module. Class bodies and module-level code are not counted (they run on import)."""
     known = {(name, const) for name, tree in modules.items() for const in constants(tree)}
     used = set()
     for name, tree in modules.items():
         own = set(constants(tree))
-        imported = {alias.asname or alias.name: f"{node.module}.{alias.name}" for node in tree.body
-                    if isinstance(node, ast.ImportFrom) for alias in node.names if (node.module, alias.name) in known}
+        imported, module_names = {}, {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                for alias in node.names:
+                    if (node.module, alias.name) in known:
+                        imported[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+                    elif f"{node.module}.{alias.name}" in modules:
+                        module_names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+            elif isinstance(node, ast.Import):
+                module_names.update({alias.asname: alias.name for alias in node.names
+                                     if alias.asname and alias.name in modules})
         path = str(module_path(root, name).resolve())
         ran = {(line, code) for file, line, code in executed if file == path}
         for node in ast.walk(tree):
@@ -117,12 +143,16 @@ def executed_constants(root: Path, modules: dict[str, ast.Module], executed: set
                 continue
             first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
             code = getattr(node, "name", "<lambda>")
-            if (node.lineno, code) in ran or (first, code) in ran:
-                for sub in ast.walk(node):
-                    if isinstance(sub, ast.Name) and sub.id in own:
-                        used.add(f"{name}.{sub.id}")
-                    elif isinstance(sub, ast.Name) and sub.id in imported:
-                        used.add(imported[sub.id])
+            if (node.lineno, code) not in ran and (first, code) not in ran:
+                continue
+            for sub in _own_nodes(node):
+                if isinstance(sub, ast.Name) and sub.id in own:
+                    used.add(f"{name}.{sub.id}")
+                elif isinstance(sub, ast.Name) and sub.id in imported:
+                    used.add(imported[sub.id])
+                elif (isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name)
+                      and (module_names.get(sub.value.id), sub.attr) in known):
+                    used.add(f"{module_names[sub.value.id]}.{sub.attr}")
     return used
 
 

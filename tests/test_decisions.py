@@ -49,12 +49,13 @@ def test_every_key_of_the_fast_preset_is_registered_with_a_kind():
 def test_executed_constants_are_those_named_in_the_code_that_ran(tmp_path):
     cd = _count_decisions()
     (tmp_path / "hidd").mkdir()
-    (tmp_path / "hidd" / "base.py").write_text("LIMIT = 2.0\nUNUSED = 3\n")
+    (tmp_path / "hidd" / "base.py").write_text("LIMIT = 2.0\nUNUSED = 3\nSCALE = 5\nINNER = 6\n")
     (tmp_path / "hidd" / "top.py").write_text(
-        "from hidd.base import LIMIT, UNUSED\nSTEP = 0.5\nWIDTH = 4\nDEPTH = 7\n\n"
-        "def ran(x, width=WIDTH):\n    return x * STEP < LIMIT\n\n"
+        "from hidd import base\nfrom hidd.base import LIMIT, UNUSED, INNER\nSTEP = 0.5\nWIDTH = 4\nDEPTH = 7\n\n"
+        "def ran(x, width=WIDTH):\n    def inner(k=STEP):\n        return INNER\n    return x * base.SCALE < LIMIT\n\n"
         "def never():\n    return DEPTH + UNUSED\n")
     modules = cd.default_path(tmp_path, "hidd.top")
     assert set(modules) == {"hidd.top", "hidd.base"}
-    executed = {(str((tmp_path / "hidd" / "top.py").resolve()), 6, "ran")}
-    assert cd.executed_constants(tmp_path, modules, executed) == {"hidd.top.STEP", "hidd.top.WIDTH", "hidd.base.LIMIT"}
+    executed = {(str((tmp_path / "hidd" / "top.py").resolve()), 7, "ran")}  # inner defined, never called
+    assert cd.executed_constants(tmp_path, modules, executed) == {"hidd.top.STEP", "hidd.top.WIDTH", "hidd.base.LIMIT",
+                                                                 "hidd.base.SCALE"}
