@@ -187,6 +187,7 @@ class Deblurrer:
         return DeblurResult(images=images.clamp(0, 1), nfe=int(nfe.max()), photo_nfe=nfe, gray=evidence.gray,
                             problems=problems, **per_photo)
 
+    @torch.no_grad()  # (grad mode is per thread: the prefetch thread's is not __call__'s)
     def estimate(self, y: torch.Tensor, *, radius_map: torch.Tensor | None = None,
                  stage: Callable[[str], None] = lambda name: None) -> Estimated:
         """Stage 1 of photos y (B, C, H, W) alone (see __call__), for a later call to sample them."""

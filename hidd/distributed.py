@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -32,9 +33,10 @@ def launched_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def setup(device: str | None = None) -> DistInfo:
+def setup(device: str | None = None, timeout: timedelta | None = None) -> DistInfo:
     """Join the process group that torchrun describes in the environment (NCCL on GPU, gloo on CPU); on a GPU each
-    process takes the card of its local rank (ValueError in one line where the machine has fewer cards)."""
+    process takes the card of its local rank (ValueError in one line where the machine has fewer cards). timeout: how
+    long a collective may wait for the slowest rank (torch's default where None: 10 min NCCL, 30 min gloo)."""
     dev = resolve_device(device)
     want_cuda = dev.type == "cuda"
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -50,7 +52,7 @@ def setup(device: str | None = None) -> DistInfo:
     else:
         dev = torch.device("cpu")
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if want_cuda else "gloo")
+        dist.init_process_group(backend="nccl" if want_cuda else "gloo", timeout=timeout)
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
 
 

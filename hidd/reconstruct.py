@@ -25,6 +25,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,7 @@ MIN_SIZE = 16
 # before that image's metrics row (the worst moment to die).
 KILL_AFTER_IMAGES_ENV = "HIDD_FAULT_KILL_AFTER_IMAGES"
 AUTO_GPU_BATCH = 4  # --batch-size auto on a GPU: same-size photos sampled together
+SHARD_WAIT = timedelta(days=1)  # under torchrun: how long a rank that has finished its share waits for the others
 
 
 @dataclass
@@ -174,6 +176,9 @@ def _estimated(jobs: list[Job], estimate) -> Batch:
     """A batch with its stage 1; where that fails, none (the Restorer estimates again and fails the photo at fault)."""
     if estimate is None:
         return Batch(jobs)
+    prior = getattr(getattr(estimate, "__self__", None), "prior", None)  # (Deblurrer.estimate's)
+    if prior is not None and torch.device(prior.device).type == "cuda":  # the current card is per thread: set the
+        torch.cuda.set_device(torch.device(prior.device))  # prefetch thread's to this rank's, as the main thread's
     try:
         return Batch(jobs, estimate(_tensor([job.blurred for job in jobs])))
     except Exception:  # (as the Restorer's own estimate would; KeyboardInterrupt still stops)
@@ -384,7 +389,9 @@ def run(args) -> list[str]:
     """Reconstruct every input of `args` (see hidd.cli.reconstruct); returns the failures, one line each
     (each already printed on stderr as it happened). Under torchrun each rank deblurs its share of the photos
     (hidd.sharding) and every rank returns all ranks' failures."""
-    info = distributed.setup(args.device)
+    # the ranks meet only at the end, where the lighter shares wait for the heaviest (photos differ in NFE and size):
+    # a day, not torch's 10 minutes (NCCL), before a waiting rank is taken for dead
+    info = distributed.setup(args.device, timeout=SHARD_WAIT)
     try:
         return _run(args, info)
     finally:

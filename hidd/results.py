@@ -86,7 +86,8 @@ def check_outputs(out: Path, pairs: list[Pair], pictures: bool, resuming: bool) 
     if not out.is_dir() or resuming:
         return
     if _hidd_table(out / "metrics.csv") or parts(out):
-        raise ValueError(f"--output {out}: holds an earlier run's results (metrics.csv); finish that run with "
+        found = "metrics.csv" if _hidd_table(out / "metrics.csv") else parts(out)[0].name
+        raise ValueError(f"--output {out}: holds an earlier run's results ({found}); finish that run with "
                          "--skip-existing and the same options, or choose another --output")
     stray = [out / "config.yaml", out / INDEX, out / RUN_FILE] + [path for pair in pairs for path in written(pair.name)]
     found = next((path for path in stray if path.is_file()), None)
