@@ -15,10 +15,11 @@ from a checkpoint small enough to travel (scripts/export_checkpoint.py --half).
 """
 from __future__ import annotations
 
+
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -71,11 +72,18 @@ def _checkpoint_state(cfg, model, ema, optimizer, step, warm_start) -> dict:
             "step": step, "rng": checkpoint.rng_state(), "config": cfg.to_dict(), "warm_start": warm_start}
 
 
-def _warm_start(model, ema, init: str | Path) -> dict:
-    """Load the EMA weights of checkpoint `init` into model and EMA (strictly); returns its record."""
+def _warm_start(model, ema, init: str | Path, sde: dict | None = None) -> dict:
+    """Load the EMA weights of checkpoint `init` into model and EMA (strictly); returns its record. sde: the run's
+    sde section, which a checkpoint that records its own must match (a prior learns the scores of one SDE)."""
     state = checkpoint.load(init)
     if "baseline" in state:
         raise checkpoint.CheckpointError(f"{init}: a {state['baseline']} baseline checkpoint, not a score prior")
+    theirs = state["config"].get("sde") or {} if isinstance(state.get("config"), dict) else {}
+    differ = sorted(key for key in ("name", "sigma_min", "sigma_max")  # (num_scales: the sampler's grid, not the prior)
+                    if sde is not None and key in theirs and key in sde and theirs[key] != sde[key])
+    if differ:
+        raise checkpoint.CheckpointError(f"{init}: trained under another SDE (" + ", ".join(
+            f"sde.{key} {theirs[key]} there, {sde[key]} here" for key in differ) + "); --init needs the same")
     ema_state = state["ema"] if "ema" in state else {"weights": state["model"], "num_updates": state.get("step", 0)}
     checkpoint.load_weights_strict(model, ema_state["weights"], str(init))
     ema.load_state_dict({"num_updates": ema_state["num_updates"], "weights": model.state_dict()})
@@ -119,7 +127,7 @@ def train(cfg: Config, workdir: str | Path, *, resume: bool = False, device: str
         warm_start = state.get("warm_start")
         checkpoint.set_rng_state(state["rng"])
     elif init is not None:
-        warm_start = _warm_start(model, ema, init)
+        warm_start = _warm_start(model, ema, init, asdict(cfg.sde))
         step = warm_start["step"]
         if step >= tc.steps:
             raise ValueError(f"{init}: is at step {step} already, training.steps is {tc.steps}; raise it")

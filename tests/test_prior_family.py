@@ -71,6 +71,9 @@ def test_a_warm_start_continues_from_exported_weights(sharp_folder, tmp_path):
               init=tmp_path / "a.pt")
     with pytest.raises(ValueError, match="training.steps"):
         train(tiny(sharp_folder, "training.steps=3"), tmp_path / "d", device="cpu", init=tmp_path / "a.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="sde.sigma_max 50.0 there, 80.0 here"):
+        train(tiny(sharp_folder, "training.steps=5", "sde.sigma_max=80"), tmp_path / "e", device="cpu",
+              init=tmp_path / "a.pt")  # a prior learns the scores of one SDE
 
 
 def test_public_photos_are_the_test_set_at_the_asked_size():
