@@ -231,8 +231,10 @@ def test_check_sharp_reads_sharp_photos_in_focus_and_compares_the_result_with_th
     check_sharp.main(["--photos", str(photos), "--sizes", "64", "--output", str(out), "--camera-draws", "2",
                       "--checkpoint", str(tiny_checkpoint)])
     rows = read_csv(out / "sharp.csv")
-    assert [(r["photo"], r["camera"]) for r in rows] == [(p, c) for p in ("astronaut", "camera") for c in ("", "0", "1")]
-    assert "6 crops of 2 photos; read as blurred: " in capsys.readouterr().out
+    takes = [(p, c) for p in ("astronaut", "camera") for c in ("", "0", "1")]
+    assert [(r["photo"], r["camera"]) for r in rows] == takes
+    printed = capsys.readouterr().out
+    assert "6 crops of 2 photos; read as blurred: " in printed and " of 4 read blurred; photos: " in printed
     check_sharp.main(["--photos", str(photos), "--sizes", "64", "--output", str(out), "--camera-draws", "1",
                       "--deblur", "--checkpoint", str(tiny_checkpoint), "--set", "sampler.num_steps=2"])
     rows = read_csv(out / "sharp.csv")  # a camera take is also scored against the scene it was made from
