@@ -19,6 +19,8 @@ Nothing is read back from the device per level: the grid's σ are numbers on the
 them as such (hidd.sampling.blur_consistency decides when to calibrate from them); its weights and calibration stay
 on the device. The one read is at the level where the step calibrated: which photos restart (a change of the
 batch, so a decision of the host), and a blind PSF's new softening (hidd.operators.UniformBlur.with_softening).
+This holds for one PSF per photo (UniformBlur; its free border's early stop reads a flag only off the GPU); the
+depth-varying step's conjugate gradients still read their residual every iteration.
 
 Warm start (CCDF): with sigma_start > 0 the iterate starts as the measurement diffused to that level,
 x = y + σ_start z, and the grid runs from σ_start (not σ_max) down to σ_end; without it, x ~ N(0, σ_max² I).
