@@ -36,7 +36,6 @@ from typing import NamedTuple
 
 import torch
 
-from hidd.colour import gray
 from hidd.precision import InferencePrecision
 from hidd.prior import Prior
 from hidd.randomness import PhotoGenerators
@@ -147,11 +146,8 @@ class Deblurrer:
         generators = PhotoGenerators.seeded(seed, b, self.prior.device, layout.images_per_photo)
         score_fn = report.counting(self.tiler.wrap(self.score, model.y.shape))  # on tiles when an image is too large
 
-        def grayed(x, index):  # photos `index` (B', C, H, W), gray where taken for gray
-            return x if evidence.gray is None else gray(x, evidence.gray[index])
-
         def photos(x, index):  # network images of photos `index` → those photos
-            return grayed(layout.to_photos(x), index)
+            return evidence.grayed(layout.to_photos(x), index)
 
         # a photo read in focus is returned as it is: not sampled (denoising alone costs its detail)
         todo = [i for i in range(b) if evidence.in_focus is None or not bool(evidence.in_focus[i])]
@@ -164,13 +160,12 @@ class Deblurrer:
                 lambda i, x: callback(i, photos(model.y.index_copy(0, rows, x.to(model.y)), list(range(b)))))
             sampled, measured = sample(model.photos(todo), self.prior.sde, score_fn, cfg, generators.select(todo),
                                        callback=step_callback)
-            results[todo], nfe[todo] = grayed(sampled.images, todo), sampled.nfe  # (already in the photos' layout)
+            results[todo], nfe[todo] = evidence.grayed(sampled.images, todo), sampled.nfe  # (already in the photos' layout)
             if measured is not None:
                 calibration = calibration.scatter(layout.rows(todo), measured)
         per_photo = self._evidence(evidence, calibration, b)
         if not _guarded(model, cfg):  # (the guard keeps by region where it selects)
-            kept_as = y.to(results) if evidence.gray is None else gray(y.to(results), evidence.gray)
-            results = within_region(kept_as, results, evidence.region)
+            results = within_region(evidence.grayed(y.to(results)), results, evidence.region)
             return DeblurResult(images=results.clamp(0, 1), nfe=int(nfe.max()), photo_nfe=nfe, gray=evidence.gray,
                                 problems=self._problems(model, calibration, results, b), **per_photo)
         kept, results, extra = self._guard(y.to(results.device), results, model, evidence, calibration, generators,
@@ -203,7 +198,7 @@ class Deblurrer:
         kept from the second sampling, (B,) the second sampling's NFE)."""
         cfg = self.prior.config.sampler
         b, per = y.shape[0], model.layout.images_per_photo
-        photos = y if evidence.gray is None else gray(y, evidence.gray)  # what a result is compared and blended with
+        photos = evidence.grayed(y)  # what a result is compared and blended with
         lenses = model.operator.with_softening(calibration.softening).lenses  # the blur the sampling used
         correlation = calibration.misfit_correlation.reshape(b, per)
         candidates = [Candidate(results[i], None if lenses is None else tuple(lenses[i * per:(i + 1) * per]),
@@ -216,7 +211,7 @@ class Deblurrer:
             report.stage("sampling again")
             second = sample_again(model.photos(again), self.prior.sde, score_fn, cfg, generators.select(again),
                                   calibration.select(model.layout.rows(again)))
-            images = second.images if evidence.gray is None else gray(second.images, evidence.gray[again])
+            images = evidence.grayed(second.images, again)
             extra[again] = second.nfe
             report.stage("checking the results")
             results = results.clone()

@@ -67,10 +67,10 @@ def camera_takes(crop: torch.Tensor, draws: int, rng: random.Random, generator: 
 
 
 def false_alarm_bound(alarms: int, n: int, confidence: float = 0.95) -> float:
-    """One-sided Clopper–Pearson upper bound of a rate seen `alarms` times in n trials."""
-    from scipy.stats import beta
+    """One-sided Clopper–Pearson upper bound of a rate seen `alarms` times in n trials (scipy's exact interval)."""
+    from scipy.stats import binomtest
 
-    return 1.0 if alarms >= n else float(beta.ppf(confidence, alarms + 1, n - alarms))
+    return float(binomtest(alarms, n).proportion_ci(2 * confidence - 1, method="exact").high)
 
 
 def crop_size(text: str) -> int:

@@ -20,7 +20,7 @@ import torch
 from hidd.batch import take
 from hidd.blind.defocus_map import region_share
 from hidd.camera.tone import ToneCurve, tone_curve
-from hidd.colour import colourless
+from hidd.colour import colourless, gray as to_gray
 from hidd.measurement import measurement_model
 from hidd.operators import BlurOperator
 from hidd.sampling.blur_consistency import needs_operator
@@ -66,6 +66,13 @@ class Evidence:
         def rows(value):
             return value[torch.as_tensor(index, dtype=torch.long)] if isinstance(value, torch.Tensor) else value
         return replace(self, **{f.name: rows(getattr(self, f.name)) for f in fields(self)})
+
+    def grayed(self, x: torch.Tensor, index: list[int] | None = None) -> torch.Tensor:
+        """Photos (B', C, H, W), those of the batch's `index` (all where None), projected onto gray where the colour
+        test took the photo for gray (hidd.colour), as they are elsewhere."""
+        if self.gray is None:
+            return x
+        return to_gray(x, self.gray if index is None else self.gray[index])
 
 
 def estimate(photos: torch.Tensor, cfg, layout: Layout, *, radius_map: torch.Tensor | None = None,
