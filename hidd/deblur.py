@@ -30,6 +30,7 @@ proximal weight, radius, output), so that a caller never writes NaN and can fail
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
@@ -189,7 +190,9 @@ class Deblurrer:
         cfg = self.prior.config.sampler
         check_sampler(cfg)  # before the blind estimates, which a refused setting would waste
         layout = Layout.of(y, self.model_channels, self.multiple)
-        return Estimated(layout, *estimate(y.to(self.prior.device), cfg, layout, radius_map=radius_map, stage=stage))
+        device = torch.device(self.prior.device)  # the current card is per thread (a prefetch thread's is cuda:0)
+        with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+            return Estimated(layout, *estimate(y.to(device), cfg, layout, radius_map=radius_map, stage=stage))
 
     def _guard(self, y, results, model: Model, evidence: Evidence, calibration: Calibration, generators, score_fn,
                report) -> tuple[list[Selection], torch.Tensor, torch.Tensor]:

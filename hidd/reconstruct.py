@@ -176,9 +176,6 @@ def _estimated(jobs: list[Job], estimate) -> Batch:
     """A batch with its stage 1; where that fails, none (the Restorer estimates again and fails the photo at fault)."""
     if estimate is None:
         return Batch(jobs)
-    prior = getattr(getattr(estimate, "__self__", None), "prior", None)  # (Deblurrer.estimate's)
-    if prior is not None and torch.device(prior.device).type == "cuda":  # the current card is per thread: set the
-        torch.cuda.set_device(torch.device(prior.device))  # prefetch thread's to this rank's, as the main thread's
     try:
         return Batch(jobs, estimate(_tensor([job.blurred for job in jobs])))
     except Exception:  # (as the Restorer's own estimate would; KeyboardInterrupt still stops)
