@@ -1,0 +1,118 @@
+"""Image filters of the blind estimates in torch, on the images' own device and dtype, with scipy.ndimage's borders.
+
+Every filter takes images (…, H, W) and filters the last two axes; leading axes are a batch (photos, channels).
+They reproduce scipy.ndimage's results to rounding, so that a decision measured with ndimage does not move:
+
+- `gaussian_filter(x, σ, mode, truncate)`: the separable kernel exp(−t² / 2σ²) / Σ on t ∈ [−r, r],
+  r = ⌊truncate · σ + ½⌋ (ndimage's radius);
+- `uniform_filter(x, size)`: the mean over a size × size window (odd size);
+- `maximum_filter` / `minimum_filter(x, size)`: the max / min over a size × size window (odd size);
+- `gradient(x)`: numpy.gradient's (∂y, ∂x): central differences (x[i+1] − x[i−1]) / 2 inside, one-sided
+  differences at the first and last row and column.
+
+Borders: mode "reflect" is ndimage's half-sample symmetric extension (… c b a | a b c …), "nearest" repeats the
+edge (… a a | a b c …). A window's max or min under "reflect" equals that over the window clipped to the image
+(every reflected pixel mirrors one inside the window), so the rank filters pad with ∓∞ instead.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+MODES = ("reflect", "nearest")
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"filter border mode must be one of {', '.join(MODES)}, got {mode!r}")
+
+
+def _check_odd(size: int, who: str) -> None:
+    if size < 1 or size % 2 != 1:
+        raise ValueError(f"{who}: the window size must be odd and positive, got {size}")
+
+
+def _pad_axis(x: torch.Tensor, pad: int, dim: int, mode: str) -> torch.Tensor:
+    """x extended by `pad` samples on both ends of axis `dim` with ndimage's border `mode`."""
+    if pad == 0:
+        return x
+    n = x.shape[dim]
+    index = torch.arange(-pad, n + pad, device=x.device)
+    if mode == "nearest":
+        index = index.clamp(0, n - 1)
+    else:  # half-sample symmetric, periodic with period 2n beyond one reflection
+        index = index % (2 * n)
+        index = torch.where(index >= n, 2 * n - 1 - index, index)
+    return x.index_select(dim, index)
+
+
+def _flat(x: torch.Tensor) -> tuple[torch.Tensor, torch.Size]:
+    """(…, H, W) → (N, 1, H, W) and the leading shape."""
+    if x.ndim < 2:
+        raise ValueError(f"filters take images (…, H, W), got a tensor of shape {tuple(x.shape)}")
+    lead = x.shape[:-2]
+    return x.reshape(-1, 1, *x.shape[-2:]), lead
+
+
+def _separable(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
+    """Correlate the last two axes of x (…, H, W) with the 1-D `kernel` (odd length) along each, ndimage borders."""
+    flat, lead = _flat(x)
+    pad = kernel.numel() // 2
+    kernel = kernel.to(flat)
+    flat = F.conv2d(_pad_axis(flat, pad, 2, mode), kernel.reshape(1, 1, -1, 1))
+    flat = F.conv2d(_pad_axis(flat, pad, 3, mode), kernel.reshape(1, 1, 1, -1))
+    return flat.reshape(*lead, *flat.shape[-2:])
+
+
+def gaussian_kernel(sigma: float, truncate: float = 4.0, dtype=torch.float64) -> torch.Tensor:
+    """ndimage's 1-D Gaussian: exp(−t²/2σ²) on t ∈ [−r, r], r = int(truncate σ + ½), normalised to sum 1."""
+    if not sigma > 0:
+        raise ValueError(f"gaussian filter: sigma must be > 0, got {sigma}")
+    radius = int(truncate * sigma + 0.5)
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
+    return (kernel / kernel.sum()).to(dtype)
+
+
+def gaussian_filter(x: torch.Tensor, sigma: float, mode: str = "reflect", truncate: float = 4.0) -> torch.Tensor:
+    """scipy.ndimage.gaussian_filter of the last two axes of x (…, H, W) (see the module docstring)."""
+    _check_mode(mode)
+    return _separable(x, gaussian_kernel(sigma, truncate), mode)
+
+
+def uniform_filter(x: torch.Tensor, size: int, mode: str = "reflect") -> torch.Tensor:
+    """scipy.ndimage.uniform_filter of the last two axes of x (…, H, W) over an odd size × size window."""
+    _check_mode(mode)
+    _check_odd(size, "uniform filter")
+    return _separable(x, torch.full((size,), 1.0 / size, dtype=torch.float64), mode)
+
+
+def maximum_filter(x: torch.Tensor, size: int) -> torch.Tensor:
+    """scipy.ndimage.maximum_filter (mode "reflect") of the last two axes of x (…, H, W), odd size × size window."""
+    _check_odd(size, "maximum filter")
+    flat, lead = _flat(x)
+    pad = size // 2
+    flat = F.pad(flat, (pad, pad, pad, pad), value=float("-inf"))
+    flat = F.max_pool2d(flat, (size, 1), stride=1)  # separable: a square window's max is a max of maxes
+    flat = F.max_pool2d(flat, (1, size), stride=1)
+    return flat.reshape(*lead, *flat.shape[-2:])
+
+
+def minimum_filter(x: torch.Tensor, size: int) -> torch.Tensor:
+    """scipy.ndimage.minimum_filter (mode "reflect") of the last two axes of x (…, H, W), odd size × size window."""
+    return -maximum_filter(-x, size)
+
+
+def gradient(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """numpy.gradient of the last two axes of x (…, H, W) (each at least 2 long): (∂/∂row, ∂/∂column)."""
+    if min(x.shape[-2:]) < 2:
+        raise ValueError(f"gradient: images must be at least 2x2, got {tuple(x.shape[-2:])}")
+
+    def along(dim: int) -> torch.Tensor:
+        n = x.shape[dim]
+        inner = (x.narrow(dim, 2, n - 2) - x.narrow(dim, 0, n - 2)) / 2
+        first = x.narrow(dim, 1, 1) - x.narrow(dim, 0, 1)
+        last = x.narrow(dim, n - 1, 1) - x.narrow(dim, n - 2, 1)
+        return torch.cat([first, inner, last], dim)
+
+    return along(x.ndim - 2), along(x.ndim - 1)
