@@ -115,19 +115,21 @@ class Progress:
 class Deblurrer:
     """Runs the configured sampler of a prior on defocused images y (B, C, H, W) in [0, 1]."""
 
-    def __init__(self, prior: Prior, *, tiling: TilingConfig | None = None, precision: str = "fp32"):
+    def __init__(self, prior: Prior, *, tiling: TilingConfig | None = None, precision: str = "fp32",
+                 norm: str = "auto", compile: str = "off"):
         """tiling: how to tile the network on large images (default: only beyond the memory budget);
-        precision: 'fp32', 'bf16', 'fp16' or 'auto' (see hidd.precision)."""
+        precision: 'fp32', 'bf16', 'fp16' or 'auto'; norm: the GroupNorms' reduction, 'auto', 'native' or 'split';
+        compile: torch.compile mode, 'off', 'default', 'max-autotune' or 'reduce-overhead' (see hidd.precision)."""
         self.prior = prior
         self.tiler = ScoreTiler.for_prior(tiling or TilingConfig(), prior)
-        self.precision = InferencePrecision(precision, prior.device)
-        self.precision.prepare(prior.model)
+        self.precision = InferencePrecision(precision, prior.device, norm=norm, compile=compile)
+        self.network = self.precision.prepare(prior.model)  # the model, or its compiled version
         self.model_channels = prior.config.model.channels
         self.multiple = prior.model.size_multiple
 
     @torch.no_grad()
     def score(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        return self.precision.run(self.prior.model, x, sigma)
+        return self.precision.run(self.network, x, sigma)
 
     def __call__(self, y: torch.Tensor, *, seed: int = 0, callback=None, radius_map: torch.Tensor | None = None,
                  progress: Callable[[str, int], None] | None = None,

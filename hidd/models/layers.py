@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .norm import GroupNorm
+
 _SKIP_SCALE = 1.0 / math.sqrt(2.0)  # keeps the variance of a residual sum at that of its inputs
 
 
@@ -61,9 +63,9 @@ def dense(in_features: int, out_features: int) -> nn.Linear:
     return linear
 
 
-def group_norm(channels: int) -> nn.GroupNorm:
-    """GroupNorm with groups of at least 4 channels (at most 32 groups), as in NCSN++."""
-    return nn.GroupNorm(num_groups=min(channels // 4, 32), num_channels=channels, eps=1e-6)
+def group_norm(channels: int) -> GroupNorm:
+    """GroupNorm with groups of at least 4 channels (at most 32 groups), as in NCSN++ (hidd.models.norm)."""
+    return GroupNorm(num_groups=min(channels // 4, 32), num_channels=channels, eps=1e-6)
 
 
 class GaussianFourierProjection(nn.Module):
