@@ -347,11 +347,12 @@ def _method(args, device: torch.device):
         check_values(prior.config, ["sde"])  # (the model's keys the strict load checks)
         tiling = TilingConfig(tile=args.tile, overlap=args.tile_overlap, tile_batch=args.tile_batch,
                               max_memory_gb=args.max_memory)
-        deblurrer = Deblurrer(prior, tiling=tiling, precision=args.precision)
+        deblurrer = Deblurrer(prior, tiling=tiling, precision=args.precision, compile=args.compile)
         return deblurrer, prior.config, resolve_checkpoint(args.checkpoint)
     given = [flag for flag, value in (("--config", args.config), ("--preset", args.preset), ("--set", args.overrides),
                                       ("--save-every", args.save_every), ("--tile", args.tile is not None),
-                                      ("--precision", args.precision != "fp32")) if value]
+                                      ("--precision", args.precision != "fp32"),
+                                      ("--compile", args.compile != "off")) if value]
     if given:
         raise ValueError(f"{given[0]} configures the diffusion sampler; --method {args.method} is a single network "
                          "pass with nothing to configure")
@@ -364,6 +365,7 @@ def _run_options(args, checkpoint: Path, batch: int, device: torch.device) -> di
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     return {"method": args.method, "checkpoint": str(checkpoint.resolve()), "checkpoint_sha256": digest,
             "seed": args.seed, "batch_size": batch, "device": device.type, "precision": args.precision,
+            "compile": args.compile,
             "tile": args.tile, "tile_overlap": args.tile_overlap, "tile_batch": args.tile_batch,
             "max_memory": args.max_memory}
 

@@ -99,6 +99,10 @@ def parser() -> argparse.ArgumentParser:
                         "(default: 4 on CPU, 80%% of the free GPU memory)")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"], default="fp32",
                    help="network precision; auto: bf16 on Ampere+ GPUs, fp16 on older ones, fp32 on CPU")
+    p.add_argument("--compile", choices=["off", "default", "max-autotune", "reduce-overhead"], default="off",
+                   help="torch.compile the network (the first images wait for the compilation): default, "
+                        "max-autotune (longer), reduce-overhead (+ CUDA graphs: small images on a GPU); dynamic "
+                        "shapes for photos above 512x512, each of its own size (hidd.models.compile)")
     return p
 
 
