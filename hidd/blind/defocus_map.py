@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from hidd.blind.edge_bound import edge_read_radius
-from hidd.blind.spectrum import gray_linear
+from hidd.blind import filters
+from hidd.blind.edge_bound import edge_read_radius_batch, working_gray
 from hidd.camera.noise import NoiseLevelFunction
 
 TILE = 64  # px: the side of a tile read on its own (sampler.radius_tile)
@@ -42,6 +42,7 @@ FILL_SPREAD = 1.5  # tiles: std of the Gaussian that fills tiles without edges f
 MAX_MAP_RADIUS = 12.0  # px: the largest radius read (a 64 px tile resolves about this)
 REGION_SHARE = 0.25  # of the tiles read, each of an in-focus and a defocused region for a varying map
 FOCUS_RADIUS = 2.0  # px: a radius below this is in focus (sharp photos read 0.5–2 through their camera)
+TILE_BATCH = 1024  # tiles read at once (memory: about 15 float32 copies of this many tiles)
 
 
 @dataclass
@@ -90,21 +91,32 @@ def _starts(size: int, tile: int) -> list[int]:
 def tile_readings(linear: torch.Tensor, noise_std: float, tile: int = TILE) -> tuple[np.ndarray, list[int], list[int],
                                                                                   int]:
     """Each tile's edge reading (NaN where it holds no edge), its row and column origins, and the tile size, for an
-    image (C, H, W) or (H, W) in LINEAR light whose grey noise std is `noise_std`."""
-    gray = gray_linear(linear, "estimate_defocus_map")
+    image (C, H, W) or (H, W) in LINEAR light whose grey noise std is `noise_std`. The tiles are read as batches
+    on the image's device (hidd.blind.edge_bound.edge_read_radius_batch); only the readings come to the host."""
+    gray = working_gray(linear.reshape(1, -1, *linear.shape[-2:]), "estimate_defocus_map")[0]
+    if not bool(torch.isfinite(gray).all()):
+        raise ValueError("estimate_defocus_map: the image has non-finite values")
     h, w = gray.shape
     tile = min(tile, h, w)
     rows, cols = _starts(h, tile), _starts(w, tile)
     window = 2 * EDGE_REACH + 1
-    smoothed = gray.numpy()
-    local_range = ndimage.maximum_filter(smoothed, window) - ndimage.minimum_filter(smoothed, window)
-    readings = np.full((len(rows), len(cols)), np.nan)
-    for i, top in enumerate(rows):
-        for j, left in enumerate(cols):
-            if local_range[top:top + tile, left:left + tile].max() <= EDGE_Z * noise_std:
-                continue
-            readings[i, j] = edge_read_radius(gray[top:top + tile, left:left + tile], MAX_MAP_RADIUS)
-    return readings, rows, cols, tile
+    local_range = filters.maximum_filter(gray, window) - filters.minimum_filter(gray, window)
+    tiles = _tiles(torch.stack([gray, local_range]), rows, cols, tile)  # (2, rows, cols, tile, tile)
+    edged = (tiles[1].amax(dim=(-2, -1)) > EDGE_Z * noise_std).flatten()
+    chosen = tiles[0].flatten(0, 1)[edged]
+    read = [edge_read_radius_batch(chosen[i:i + TILE_BATCH, None], MAX_MAP_RADIUS)
+            for i in range(0, chosen.shape[0], TILE_BATCH)]
+    readings = torch.full((len(rows) * len(cols),), math.nan, dtype=torch.float64)
+    readings[edged.cpu()] = torch.cat(read).cpu().double() if read else torch.zeros(0, dtype=torch.float64)
+    return readings.reshape(len(rows), len(cols)).numpy(), rows, cols, tile
+
+
+def _tiles(image: torch.Tensor, rows: list[int], cols: list[int], tile: int) -> torch.Tensor:
+    """The tile×tile windows (…, rows, cols, tile, tile) of images (…, H, W) at the given origins."""
+    span = torch.arange(tile, device=image.device)
+    ys = torch.tensor(rows, device=image.device)[:, None] + span
+    xs = torch.tensor(cols, device=image.device)[:, None] + span
+    return image[..., ys[:, None, :, None], xs[None, :, None, :]]
 
 
 def grey_noise_std(noise: NoiseLevelFunction, encoded: torch.Tensor) -> torch.Tensor:
@@ -127,18 +139,24 @@ def estimate_defocus_map(linear: torch.Tensor, noise_std: float, tile: int = TIL
     grid = np.where(held > 0, readings, np.where(mass > 1e-3, filled, 0.0))
     grid = ndimage.median_filter(grid, size=3, mode="nearest")
     grid = np.where(grid < FOCUS_RADIUS, 0.0, grid)
-    return DefocusMap(_to_pixels(grid, rows, cols, tile, h, w), _to_pixels(np.clip(mass, 0, 1), rows, cols, tile, h, w),
-                      readings)
+    device = linear.device
+    return DefocusMap(_to_pixels(grid, rows, cols, tile, h, w, device),
+                      _to_pixels(np.clip(mass, 0, 1), rows, cols, tile, h, w, device), readings)
 
 
-def _to_pixels(grid: np.ndarray, rows: list[int], cols: list[int], tile: int, h: int, w: int) -> torch.Tensor:
-    """A tile grid interpolated bilinearly between tile centres onto the (H, W) pixels (constant beyond them)."""
-    centres_y = np.asarray(rows, dtype=np.float64) + (tile - 1) / 2
-    centres_x = np.asarray(cols, dtype=np.float64) + (tile - 1) / 2
-    ys = np.interp(np.arange(h), centres_y, np.arange(len(rows)))
-    xs = np.interp(np.arange(w), centres_x, np.arange(len(cols)))
-    values = ndimage.map_coordinates(grid, np.meshgrid(ys, xs, indexing="ij"), order=1, mode="nearest")
-    return torch.from_numpy(values).float()
+def _to_pixels(grid: np.ndarray, rows: list[int], cols: list[int], tile: int, h: int, w: int,
+               device: torch.device | None = None) -> torch.Tensor:
+    """A tile grid interpolated bilinearly between tile centres onto the (H, W) pixels (constant beyond them), in
+    float32 on `device`."""
+    def weights(starts: list[int], size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        centres = np.asarray(starts, dtype=np.float64) + (tile - 1) / 2
+        at = torch.from_numpy(np.interp(np.arange(size), centres, np.arange(len(starts)))).to(device)
+        first = at.floor().long()
+        return first, (first + 1).clamp(max=len(starts) - 1), at - first
 
-
-
+    (y0, y1, wy), (x0, x1, wx) = weights(rows, h), weights(cols, w)
+    g = torch.from_numpy(grid).to(device)
+    wy, wx = wy[:, None], wx[None, :]
+    top = g[y0][:, x0] * (1 - wx) + g[y0][:, x1] * wx
+    bottom = g[y1][:, x0] * (1 - wx) + g[y1][:, x1] * wx
+    return (top * (1 - wy) + bottom * wy).float()
