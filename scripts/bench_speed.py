@@ -1,14 +1,22 @@
 """Sampling speed: ms per network evaluation (NFE), seconds per image, images/s, peak memory, and the result's PSNR.
 
   python scripts/bench_speed.py                                   # paper (+ fast) presets, 256² and 1680x1120
-  python scripts/bench_speed.py --device cuda --compile --batch 8
+  python scripts/bench_speed.py --device cuda --batch 8 --modes fp32,bf16+split,bf16+split+reduce-overhead
   python scripts/bench_speed.py --device cpu --threads 1 --sizes 256x256 --presets fast
   python scripts/bench_speed.py --device cpu --threads 2 --sizes 256x256 --presets fast --iterations 0 --modes fp32,bf16
+  python scripts/bench_speed.py --device cpu --threads 2 --sizes 256x256 --presets fast --iterations 0 --compile default
 
 Modes: `fp32`, `bf16`, `fp16` (hidd.precision: autocast of the network) and `optimised` (precision auto: on CUDA
-bf16, or fp16 before compute capability 8, with channels_last; torch.compile with --compile); default fp32 on a CPU,
-fp32 and optimised on CUDA. Every mode tiles the network automatically when an image would exceed the memory budget
-(--max-memory, --tile force it); the table says how. Each case runs in its own subprocess, so peak RSS is per case.
+bf16, or fp16 before compute capability 8, with channels_last), each optionally followed by `+NORM` (the GroupNorms'
+reduction, hidd.models.norm: auto, native, split) and `+COMPILE` (torch.compile, hidd.models.compile: off, default,
+max-autotune, reduce-overhead), e.g. `bf16+split+reduce-overhead`; --norm and --compile give those a mode does not
+name (default auto and off). Default modes: fp32 on a CPU, fp32 and optimised on CUDA. Every mode tiles the network
+automatically when an image would exceed the memory budget (--max-memory, --tile force it); the table says how. Each
+case runs in its own subprocess, so peak RSS is per case. On CUDA, and with a compile mode, a 2-level run of the same
+network comes first (compilation, cuDNN autotuning, CUDA graph recording): its time is the table's "warm-up".
+--budget bounds a whole invocation: a case still running at its end is stopped and listed as cut (a failed case is
+listed with its error, and the script exits 1 at the end); the table (and its JSON) is rewritten after every case,
+so what finished is kept whatever stops the run.
 PSNR is the result's against the sharp synthetic scene (the input's is in the header), for the modes' accuracy; it
 is given only where the whole preset ran (--iterations 0 or at least its levels).
 
@@ -22,6 +30,7 @@ the sampling time: hidd.reconstruct.CurveLogger).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import platform
@@ -36,11 +45,13 @@ from hidd.camera import Camera, LensPSF
 from hidd.deblur import Deblurrer
 from hidd.memory import peak_rss_bytes
 from hidd.metrics import psnr, ssim
+from hidd.models.compile import COMPILE_MODES
+from hidd.models.norm import NORMS
 from hidd.prior import load_prior, preset_names
 from hidd.tiling import TilingConfig, round_up
 
 BLUR_RADIUS = 4.0  # disk radius of the synthetic defocus, px
-MODES = ("fp32", "bf16", "fp16", "optimised")  # hidd.precision's fixed precisions, and 'auto' (+ --compile)
+MODES = ("fp32", "bf16", "fp16", "optimised")  # hidd.precision's fixed precisions, and 'auto'
 
 
 def synchronize(device: torch.device) -> None:
@@ -91,16 +102,17 @@ def run_case(case: dict) -> dict:
     prior = prior_with(steps)
     tiling = TilingConfig(tile=case["tile"], max_memory_gb=case["max_memory"])
     precision = "auto" if case["mode"] == "optimised" else case["mode"]
-    deblurrer = Deblurrer(prior, tiling=tiling, precision=precision)
-    if case["mode"] == "optimised" and case["compile"]:
-        prior.model = torch.compile(prior.model)
+    start = time.perf_counter()
+    deblurrer = Deblurrer(prior, tiling=tiling, precision=precision, norm=case["norm"], compile=case["compile"])
     y = blurred_scene(case["height"], case["width"], case["batch"]).to(device)
 
-    if device.type == "cuda":  # a short run first, same network and shapes: compilation, cuDNN autotuning
-        warm = prior_with(min(2, steps))
-        warm.model = prior.model
-        Deblurrer(warm, tiling=tiling, precision=precision)(y, seed=0)
+    warm = device.type == "cuda" or case["compile"] != "off"
+    if warm:  # a short run of the same network and shapes first
+        deblurrer.prior = dataclasses.replace(prior, config=prior_with(min(2, steps)).config)
+        deblurrer(y, seed=0)
+        deblurrer.prior = prior
     synchronize(device)
+    warm_up = time.perf_counter() - start if warm else None
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
@@ -119,6 +131,7 @@ def run_case(case: dict) -> dict:
     curve_point = time.perf_counter() - start
     sharp = sharp_scene(case["height"], case["width"]).permute(1, 2, 0).numpy()
     return {**case, "precision": deblurrer.precision.name, "channels_last": deblurrer.precision.channels_last,
+            "norm_used": deblurrer.precision.norm, "warm_up_s": warm_up,
             "steps_run": steps, "full_steps": full_steps, "nfe": result.nfe,
             "nfe_full": result.nfe * full_steps // steps, "seconds": seconds,
             "ms_per_nfe": 1000 * seconds / result.nfe if result.nfe else float("nan"),
@@ -133,28 +146,49 @@ def run_case(case: dict) -> dict:
 
 def markdown(rows: list[dict], command: str, device: torch.device) -> str:
     threads = rows[0]["threads"] or torch.get_num_threads()
+    measured = next((r for r in rows if "cut" not in r), None)
+    psnr_input = "–" if measured is None else f"{measured['psnr_input']:.2f} dB at {measured['width']}×" \
+                                              f"{measured['height']}"
     head = [f"Command: `{command}`  ",
             f"Machine: {machine_name(device)} ({device.type}, {threads} threads), torch {torch.__version__}, "
             f"{datetime.date.today().isoformat()}  ",
             f"Peak memory: {'torch.cuda.max_memory_allocated' if device.type == 'cuda' else 'process peak RSS'}.",
             "",
-            f"PSNR: of the result against the sharp scene (the input's: {rows[0]['psnr_input']:.2f} dB at "
-            f"{rows[0]['width']}×{rows[0]['height']}); only where the whole preset ran.",
+            f"PSNR: of the result against the sharp scene (the input's: {psnr_input}); only where the whole preset "
+            "ran.",
             "",
             "| preset | size × batch | mode | tiling | iterations run / full | NFE / image | ms / NFE | "
-            "s / image (full) | images / s (full) | PSNR dB | peak memory | curve point: s (of an iteration) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "s / image (full) | images / s (full) | PSNR dB | peak memory | curve point: s (of an iteration) | "
+            "warm-up s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     lines = []
     for r in rows:
+        size = f"{r['width']}×{r['height']} × {r['batch']}"
+        if "cut" in r:  # stopped by --budget, or failed
+            lines.append(f"| {r['preset']} | {size} | {r['label']} | {r['cut']} |" + " |" * 9)
+            continue
         mark = " (extrapolated)" if r["extrapolated"] else ""
-        mode = r["precision"] + (", channels_last" if r["channels_last"] else "") + \
-            (", compile" if r["mode"] == "optimised" and r["compile"] else "")
-        lines.append(f"| {r['preset']} | {r['width']}×{r['height']} × {r['batch']} | {mode} | {r['tiling']} | "
+        mode = r["precision"] + (", channels_last" if r["channels_last"] else "") + f", {r['norm_used']} norm" + \
+            ("" if r["compile"] == "off" else f", compile {r['compile']}")
+        lines.append(f"| {r['preset']} | {size} | {mode} | {r['tiling']} | "
                      f"{r['steps_run']} / {r['full_steps']} | {r['nfe_full']} | {r['ms_per_nfe']:.1f} | "
-                     f"{r['seconds_per_image_full']:.1f}{mark} | {r['images_per_s_full']:.4g}{mark} | "
+                     f"{r['seconds_per_image_full']:.3g}{mark} | {r['images_per_s_full']:.4g}{mark} | "
                      f"{'–' if r['extrapolated'] else format(r['psnr'], '.2f')} | "
-                     f"{r['peak_bytes'] / 2**30:.2f} GiB | {r['curve_point_s']:.2f} ({r['curve_point_share']:.0%}) |")
+                     f"{r['peak_bytes'] / 2**30:.2f} GiB | {r['curve_point_s']:.2f} ({r['curve_point_share']:.0%}) | "
+                     f"{'–' if r['warm_up_s'] is None else format(r['warm_up_s'], '.1f')} |")
     return "\n".join(head + lines)
+
+
+def parse_mode(text: str, norm: str, compile_mode: str) -> dict:
+    """A --modes entry, PRECISION[+NORM][+COMPILE], as the case's mode, norm and compile; SystemExit where bad."""
+    mode, *rest = text.split("+")
+    case = {"mode": mode, "norm": norm, "compile": compile_mode}
+    for part in rest:
+        case["norm" if part in NORMS else "compile"] = part
+    if mode not in MODES or case["norm"] not in NORMS or case["compile"] not in COMPILE_MODES or len(rest) > 2:
+        raise SystemExit(f"bench_speed: mode '{text}': expected PRECISION[+NORM][+COMPILE] with PRECISION of "
+                         f"{', '.join(MODES)}, NORM of {', '.join(NORMS)}, COMPILE of {', '.join(COMPILE_MODES)}")
+    return case
 
 
 def parser() -> argparse.ArgumentParser:
@@ -163,13 +197,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--presets", help="comma-separated (default: paper, and fast when it exists)")
     p.add_argument("--sizes", default="256x256,1680x1120", help="comma-separated WIDTHxHEIGHT")
-    p.add_argument("--modes", help="comma-separated fp32,bf16,fp16,optimised (default: fp32 on CPU, fp32,optimised "
-                                   "on CUDA)")
+    p.add_argument("--modes", help="comma-separated PRECISION[+NORM][+COMPILE]: fp32, bf16, fp16, optimised, e.g. "
+                                   "bf16+split+reduce-overhead (default: fp32 on CPU, fp32,optimised on CUDA)")
     p.add_argument("--iterations", type=int, default=3, help="sampler iterations run per case (0: the full preset)")
     p.add_argument("--batch", type=int, default=1, help="same-size images sampled together")
     p.add_argument("--tile", type=int, default=None, help="force this tile size (default: automatic)")
     p.add_argument("--max-memory", type=float, default=None, help="activation budget in GiB (default: automatic)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the network in the optimised mode")
+    p.add_argument("--norm", default="auto", choices=NORMS, help="GroupNorm reduction of the modes that name none")
+    p.add_argument("--compile", default="off", choices=COMPILE_MODES,
+                   help="torch.compile mode of the modes that name none")
+    p.add_argument("--budget", type=float, default=0, metavar="S",
+                   help="seconds for this whole invocation; a case still running then is stopped (0: no limit)")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     p.add_argument("--output", help="also write the Markdown table and the raw JSON rows next to it")
     p.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case and print its JSON
@@ -184,31 +222,46 @@ def main(argv=None):
     device = torch.device(args.device)
     presets = args.presets.split(",") if args.presets else [p for p in ("paper", "fast") if p in preset_names()]
     modes = args.modes.split(",") if args.modes else (["fp32", "optimised"] if device.type == "cuda" else ["fp32"])
-    if set(modes) - set(MODES):
-        raise SystemExit(f"bench_speed: --modes takes {', '.join(MODES)}, got {args.modes}")
-    rows = []
+    modes = {mode: parse_mode(mode, args.norm, args.compile) for mode in modes}
+    command = "python scripts/bench_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    deadline = time.monotonic() + args.budget if args.budget else None
+    rows, table = [], ""
     for preset in presets:
         for size in args.sizes.split(","):
             width, height = (int(v) for v in size.lower().split("x"))
-            for mode in modes:
+            for label, mode in modes.items():
                 case = {"checkpoint": args.checkpoint, "device": args.device, "preset": preset, "height": height,
-                        "width": width, "mode": mode, "iterations": args.iterations, "batch": args.batch,
-                        "tile": args.tile, "max_memory": args.max_memory, "compile": args.compile,
-                        "threads": args.threads}
-                run = subprocess.run([sys.executable, __file__, "--case", json.dumps(case)], capture_output=True,
-                                     text=True)
-                if run.returncode:
-                    sys.stderr.write(run.stderr)
-                    raise SystemExit(f"bench_speed: case {preset} {size} {mode} failed")
-                rows.append(json.loads(run.stdout.strip().splitlines()[-1]))
-                print(f"{preset} {size} {mode}: {rows[-1]['ms_per_nfe']:.1f} ms/NFE", file=sys.stderr)
-    command = "python scripts/bench_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    table = markdown(rows, command.strip(), device)
+                        "width": width, **mode, "label": label, "iterations": args.iterations, "batch": args.batch,
+                        "tile": args.tile, "max_memory": args.max_memory, "threads": args.threads}
+                rows.append(run_subprocess(case, deadline))
+                print(f"{preset} {size} {label}: " + (rows[-1].get("cut") or f"{rows[-1]['ms_per_nfe']:.1f} ms/NFE"),
+                      file=sys.stderr)
+                table = markdown(rows, command.strip(), device)
+                if args.output:  # after every case: a run stopped from outside keeps what finished
+                    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+                    Path(args.output).write_text(table + "\n")
+                    Path(args.output).with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
     print(table)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(table + "\n")
-        Path(args.output).with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
+    failed = [r for r in rows if r.get("cut", "").startswith("failed")]
+    if failed:
+        raise SystemExit(f"bench_speed: {len(failed)} case(s) failed (see the table)")
+
+
+def run_subprocess(case: dict, deadline: float | None) -> dict:
+    """One case's row, measured in a subprocess of its own; a row with `cut` where the deadline stopped it."""
+    left = None if deadline is None else deadline - time.monotonic()
+    if left is not None and left <= 0:
+        return {**case, "cut": "not run: --budget spent"}
+    try:
+        run = subprocess.run([sys.executable, __file__, "--case", json.dumps(case)], capture_output=True, text=True,
+                             timeout=left)
+    except subprocess.TimeoutExpired:
+        return {**case, "cut": f"cut: --budget spent after {left:.0f} s"}
+    if run.returncode:
+        sys.stderr.write(run.stderr)
+        last = next((line for line in reversed(run.stderr.splitlines()) if line.strip()), "")
+        return {**case, "cut": f"failed: {last.strip()[:200]}"}
+    return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":
