@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_tiny_checkpoint
+from conftest import load_script, make_tiny_checkpoint
 from hidd.cli.reconstruct import main as reconstruct_main
 from hidd.deblur import Deblurrer
 from hidd.imageio import read_image, write_image
@@ -76,3 +76,13 @@ def test_cli_compile_option(tiny, tmp_path, capsys):
             reconstruct_main([*common, "--output", str(tmp_path / "bad"), *bad])
         assert exit_.value.code == 2
     assert "needs a CUDA device" in capsys.readouterr().err
+
+
+def test_bench_speed_modes_name_precision_norm_and_compile():
+    bench = load_script("bench_speed")
+    assert bench.parse_mode("bf16+split+reduce-overhead", "auto", "off") == \
+        {"mode": "bf16", "norm": "split", "compile": "reduce-overhead"}
+    assert bench.parse_mode("fp32", "native", "default") == {"mode": "fp32", "norm": "native", "compile": "default"}
+    for bad in ("bf32", "fp32+fused", "fp32+split+default+native"):
+        with pytest.raises(SystemExit, match="PRECISION"):
+            bench.parse_mode(bad, "auto", "off")

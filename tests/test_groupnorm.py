@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import make_tiny_checkpoint
+from conftest import load_script, make_tiny_checkpoint
 from hidd.models.norm import GroupNorm, resolve_norm, split_group_norm, use_norm
 from hidd.precision import InferencePrecision
 from hidd.prior import load_prior
@@ -98,3 +98,11 @@ def test_whole_network_split_equals_native(tmp_path):
         split = use_norm(prior.model, "split", "cpu")(x, sigma)
     assert {m.impl for m in prior.model.modules() if isinstance(m, GroupNorm)} == {"split"}
     assert (split - native).abs().max() <= 1e-4 * native.abs().max()
+
+
+def test_bench_groupnorm_finds_the_network_shapes():
+    """bench_groupnorm times the shapes one evaluation normalises: found on fake tensors, with their counts."""
+    model = load_prior(None, preset="fast").model
+    shapes = load_script("bench_groupnorm").norm_shapes(model, 1120, 1680)
+    assert sum(shapes.values()) == sum(isinstance(m, GroupNorm) for m in model.modules())
+    assert shapes[(32, 8, 1120, 1680)] >= 1 and max(h for _, _, h, _ in shapes) == 1120
