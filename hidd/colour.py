@@ -26,22 +26,27 @@ import math
 import torch
 
 from hidd.camera.tone import ToneCurve
-from hidd.no_harm import flat_noise_level
+from hidd.blind.noise import working
+from hidd.no_harm import flat_noise_levels
 
 
 def chroma_rms(images: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) → (B,) RMS of the chroma y − ȳ, ȳ each pixel's mean over its channels."""
-    images = images.double()
-    return (images - images.mean(dim=1, keepdim=True)).square().mean(dim=(1, 2, 3)).sqrt()
+    """(B, 3, H, W) → (B,) float64 RMS of the chroma y − ȳ, ȳ each pixel's mean over its channels (measured on the
+    images' device, in float32, in float64 for float64 images; 0 exactly where every pixel is gray)."""
+    offsets = working(images) - working(images[:, :1])  # y − ȳ = d − d̄ with d = y − y₀: exactly 0 on a gray pixel
+    return (offsets - offsets.mean(dim=1, keepdim=True)).square().mean(dim=(1, 2, 3)).sqrt().to(torch.float64)
 
 
 def colourless(photos: torch.Tensor, tone: ToneCurve) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, 3, H, W) photos in [0, 1] → ((B,) bool: its chroma is at most its noise level (see the module
     docstring), (B,) its noise level, float64, NaN where not measured: a photo whose channels are equal already is
-    colourless without it)."""
+    colourless without it), both on the host; the noise levels of the others measured as one batch on the photos'
+    device (hidd.no_harm.flat_noise_levels)."""
     chroma = chroma_rms(photos).cpu()
-    noise = torch.tensor([math.nan if c == 0 else flat_noise_level(photo, tone) for photo, c in zip(photos, chroma)],
-                         dtype=torch.float64)
+    noise = torch.full_like(chroma, math.nan)
+    measured = torch.nonzero(chroma != 0).flatten().tolist()
+    if measured:
+        noise[measured] = flat_noise_levels(photos[measured], tone).cpu()
     return (chroma == 0) | (chroma <= noise), noise
 
 

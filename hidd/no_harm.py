@@ -57,7 +57,7 @@ from dataclasses import dataclass
 
 import torch
 
-from hidd.blind.noise import estimate_nlf
+from hidd.blind.noise import estimate_nlfs, working
 from hidd.camera.psf import LensPSF
 from hidd.camera.tone import ToneCurve
 from hidd.misfit import whiteness
@@ -70,18 +70,26 @@ MAX_NOTCH_EXCESS = 1.2  # a result whose power at its blur's first OTF notch exc
 # was kept, sharp references ≤ 0.94 at the 95th percentile, results the blur model did not explain up to 3.29)
 
 
+def flat_noise_levels(images: torch.Tensor, tone: ToneCurve) -> torch.Tensor:
+    """(B,) RMS weak-texture noise level of images (B, C, H, W) in [0, 1], float64 on their device (measured there in
+    float32, in float64 for float64 images)."""
+    images = working(images)
+    return estimate_nlfs(images, tone).level(images).to(torch.float64)
+
+
 def flat_noise_level(image: torch.Tensor, tone: ToneCurve) -> float:
     """RMS weak-texture noise level of one image (C, H, W) in [0, 1]."""
-    image = image.detach().cpu().double()
-    return float(estimate_nlf(image, tone).level(image[None]))
+    return float(flat_noise_levels(image[None], tone)[0])
 
 
 def noise_gain(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve,
-               photo_noise: list[float] | None = None) -> torch.Tensor:
-    """Per image (B,): the result's flat-patch noise level over the photo's (photo_noise: those of y, if measured)."""
-    photo_noise = photo_noise or [flat_noise_level(image, tone) for image in y]
-    gains = [flat_noise_level(r, tone) / level for r, level in zip(result, photo_noise)]
-    return torch.tensor(gains, dtype=torch.float64)
+               photo_noise: list[float] | torch.Tensor | None = None) -> torch.Tensor:
+    """Per image (B,), float64 on the host: the result's flat-patch noise level over the photo's (photo_noise: those
+    of y, if measured)."""
+    if photo_noise is None or len(photo_noise) == 0:
+        photo_noise = flat_noise_levels(y, tone)
+    photo_noise = torch.as_tensor(photo_noise, dtype=torch.float64).cpu()
+    return flat_noise_levels(result, tone).cpu() / photo_noise
 
 
 def hedge(misfit_correlation: torch.Tensor, hedge_share: float) -> torch.Tensor:
@@ -122,23 +130,39 @@ def back_off(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, limit: floa
     hedges = torch.ones(len(y), dtype=torch.float64) if hedges is None else hedges.cpu().double()
     lenses = lenses or [None] * len(y)
     gain = torch.full((len(y),), float("nan"), dtype=torch.float64)
-    ringing = torch.full((len(y),), float("nan"), dtype=torch.float64)
-    rang = torch.zeros(len(y), dtype=torch.bool)
     share = torch.zeros(len(y), dtype=torch.float64)
-    bar = min(limit, BLEND_NOISE_GAIN)
-    for i in torch.nonzero(~in_focus).flatten().tolist():
-        photo, full = y[i:i + 1], result[i:i + 1]
-        known = math.nan if photo_noise is None else float(photo_noise[i])
-        level = [known if math.isfinite(known) else flat_noise_level(photo[0], tone)]  # every blend is compared with it
-        gain[i] = noise_gain(photo, full, tone, level).item()
-        cap = float(max_share[i])
-        if lenses[i] is not None:
-            ringing[i] = _worst_notch_excess(full[0], lenses[i])
-            rang[i] = bool(ringing[i] > MAX_NOTCH_EXCESS) and ringing_share < 1
-            if rang[i]:
-                cap = min(cap, ringing_share)
-        share[i] = cap if gain[i] <= limit else _largest_clean_share(photo, full, tone, level[0], bar, cap)
+    judged = torch.nonzero(~in_focus).flatten().tolist()
+    ringing, rang = _ringing(result, judged, lenses, ringing_share)
+    cap = torch.where(rang, max_share.clamp_max(ringing_share), max_share)
+    if judged:
+        level = _photo_levels(y, judged, tone, photo_noise)  # every blend is compared with it
+        gain[judged] = flat_noise_levels(result[judged], tone).cpu() / level[judged]
+        share[judged] = cap[judged]
+        noisy = [i for i in judged if not gain[i] <= limit]
+        share[noisy] = _largest_clean_shares(y, result, tone, level, noisy, cap, min(limit, BLEND_NOISE_GAIN))
     return BackOff(blend(y, result, share * hedges), gain, share * hedges, hedges, ringing, rang)
+
+
+def _ringing(result: torch.Tensor, index: list[int], lenses: list, ringing_share: float) -> tuple[torch.Tensor,
+                                                                                                 torch.Tensor]:
+    """(B,) each result's of `index` notch excess at its lenses (NaN: not measured), and (B,) bool whether it rang
+    (above MAX_NOTCH_EXCESS, with a ringing_share below 1)."""
+    ringing = torch.full((len(result),), math.nan, dtype=torch.float64)
+    for i in index:
+        if lenses[i] is not None:
+            ringing[i] = _worst_notch_excess(result[i], lenses[i])
+    return ringing, (ringing > MAX_NOTCH_EXCESS) & (ringing_share < 1)
+
+
+def _photo_levels(y: torch.Tensor, index: list[int], tone: ToneCurve, photo_noise: torch.Tensor | None) -> torch.Tensor:
+    """(B,) float64 on the host: photo_noise (B,) where finite, flat_noise_levels of the photos y (B, C, H, W) of
+    `index` measured (as one batch) where not, NaN elsewhere."""
+    known = torch.full((len(y),), math.nan, dtype=torch.float64) if photo_noise is None else photo_noise
+    known = known.to("cpu", torch.float64).clone()
+    missing = [i for i in index if not math.isfinite(known[i])]
+    if missing:
+        known[missing] = flat_noise_levels(y[missing], tone).cpu()
+    return known
 
 
 def _worst_notch_excess(image: torch.Tensor, lenses: tuple[LensPSF, ...]) -> float:
@@ -150,14 +174,21 @@ def _worst_notch_excess(image: torch.Tensor, lenses: tuple[LensPSF, ...]) -> flo
     return max(measured, default=math.nan)
 
 
-def _largest_clean_share(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, photo_noise: float,
-                         bar: float, cap: float = 1.0) -> float:
-    """The largest w of BLEND_SHARES, each capped at `cap`, whose blend of one image (1, C, H, W) has at most `bar` ×
-    the photo's noise; 0 if none has."""
-    for w in sorted({min(w, cap) for w in BLEND_SHARES}, reverse=True):
-        if w > 0 and noise_gain(y, blend(y, result, w), tone, [photo_noise]).item() <= bar:
-            return w
-    return 0.0
+def _largest_clean_shares(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, photo_noise: torch.Tensor,
+                          index: list[int], cap: torch.Tensor, bar: float) -> torch.Tensor:
+    """For each image i of `index`: the largest w of BLEND_SHARES, each capped at cap[i], whose blend of y[i] and
+    result[i] has at most `bar` × the photo's noise photo_noise[i]; 0 if none has. Every blend is measured, all in
+    one batch. (len(index),) float64."""
+    tried = [(i, w) for i in index for w in sorted({min(w, float(cap[i])) for w in BLEND_SHARES}, reverse=True)
+             if w > 0]
+    found = {}
+    if tried:
+        rows, shares = [i for i, _ in tried], torch.tensor([w for _, w in tried], dtype=torch.float64)
+        gains = flat_noise_levels(blend(y[rows], result[rows], shares), tone).cpu() / photo_noise[rows]
+        for (i, w), clean in zip(tried, (gains <= bar).tolist()):
+            if clean and i not in found:  # the largest share comes first
+                found[i] = w
+    return torch.tensor([found.get(i, 0.0) for i in index], dtype=torch.float64)
 
 
 def blend(y: torch.Tensor, result: torch.Tensor, share: float | torch.Tensor) -> torch.Tensor:

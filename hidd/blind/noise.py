@@ -20,11 +20,13 @@ Two measurements, fused:
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
-from scipy import ndimage
 from scipy.optimize import nnls
 
+from hidd.blind.filters import gaussian_filter
 from hidd.blind.psf_fit import fit_spectra
 from hidd.blind.spectrum import otf_power, ring_counts, tile_spectra
 from hidd.camera.noise import NoiseLevelFunction
@@ -40,43 +42,100 @@ BAND_OTF_POWER = 0.05  # the noise band: rings where the blur's |OTF|² is below
 QUANTISATION = 1 / (255 * 12**0.5)  # std of 8-bit rounding: the least noise an 8-bit photo has
 
 
+def working(images: torch.Tensor) -> torch.Tensor:
+    """Images detached, on their device, in the precision the estimates work in: float64 where given float64 (the
+    reference), else float32."""
+    return images.detach().to(torch.float64 if images.dtype == torch.float64 else torch.float32)
+
+
+def _patches(images: torch.Tensor) -> torch.Tensor:
+    """(…, H, W) → (…, n, PATCH²): the whole PATCH×PATCH patches, row by row, each flattened row by row."""
+    h, w = images.shape[-2:]
+    cropped = images[..., :h // PATCH * PATCH, :w // PATCH * PATCH]
+    patches = cropped.unfold(-2, PATCH, PATCH).unfold(-2, PATCH, PATCH)  # …, h/P, w/P, P, P
+    return patches.reshape(*images.shape[:-2], -1, PATCH * PATCH)
+
+
 def _plane_residual_variance(images: torch.Tensor) -> torch.Tensor:
-    """(C, H, W) → (C, n) variance of each PATCH×PATCH patch around its least-squares plane."""
-    c, h, w = images.shape
-    patches = images[:, :h // PATCH * PATCH, :w // PATCH * PATCH].unfold(1, PATCH, PATCH).unfold(2, PATCH, PATCH)
-    patches = patches.reshape(c, -1, PATCH * PATCH).to(torch.float64)
-    grid = torch.arange(PATCH, dtype=torch.float64) - (PATCH - 1) / 2
-    yy, xx = torch.meshgrid(grid, grid, indexing="ij")
-    design = torch.stack([torch.ones(PATCH * PATCH, dtype=torch.float64), yy.flatten(), xx.flatten()], 1)
-    fitted = patches @ torch.linalg.pinv(design).T @ design.T
-    return (patches - fitted).square().sum(-1) / (PATCH * PATCH - 3)
+    """(…, H, W) → (…, n) variance of each PATCH×PATCH patch around its least-squares plane, in the images' dtype.
+
+    On the centred grid the plane's regressors 1, y and x are orthogonal, so the plane is the patch's mean plus its
+    projections on y and x; the mean is taken off first, which keeps float32 clear of cancellation."""
+    centred = _patches(images)
+    centred = centred - centred.mean(-1, keepdim=True)
+    grid = torch.arange(PATCH, dtype=images.dtype, device=images.device) - (PATCH - 1) / 2
+    rows, columns = grid.repeat_interleave(PATCH), grid.repeat(PATCH)
+    norm = PATCH * grid.square().sum()  # Σ y² = Σ x² over a patch
+    residual = centred - (centred * rows).sum(-1, keepdim=True) / norm * rows
+    residual = residual - (centred * columns).sum(-1, keepdim=True) / norm * columns
+    return residual.square().sum(-1) / (PATCH * PATCH - 3)
 
 
 def _smoothed(images: torch.Tensor) -> torch.Tensor:
-    """(C, H, W) → each channel smoothed by a Gaussian of std SMOOTHING (taps to ± 3 std, edges replicated), float64."""
-    smoothed = ndimage.gaussian_filter(images.detach().cpu().double().numpy(), (0, SMOOTHING, SMOOTHING),
-                                       mode="nearest", truncate=3.0)
-    return torch.from_numpy(smoothed).to(images.device)
+    """(…, H, W) → each image smoothed by a Gaussian of std SMOOTHING (taps to ± 3 std, edges replicated: ndimage's
+    mode "nearest"), on its device and in its dtype."""
+    return gaussian_filter(images, SMOOTHING, mode="nearest", truncate=3.0)
+
+
+def _grouped(values: torch.Tensor, groups: torch.Tensor, n_groups: int) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                  torch.Tensor]:
+    """Rows of values (B, N) sorted by their group (B, N) (in [0, n_groups]; n_groups: none), and by value within
+    each (NaN last): (the sorted rows (B, N), each group's first index (B, n_groups), its size (B, n_groups))."""
+    values, order = values.sort(dim=-1)
+    values = values.gather(-1, groups.gather(-1, order).argsort(dim=-1, stable=True))
+    sizes = torch.zeros(len(groups), n_groups + 1, dtype=torch.long, device=groups.device)
+    sizes = sizes.scatter_add_(1, groups, torch.ones_like(groups))[:, :n_groups]
+    return values, sizes.cumsum(1) - sizes, sizes
+
+
+def _segment_quantile(rows: torch.Tensor, firsts: torch.Tensor, sizes: torch.Tensor, q: float) -> torch.Tensor:
+    """torch.quantile(segment, q) (linear interpolation) of each segment [first, first + size) of sorted rows
+    (B, N), (B, G) → (B, G), as torch computes it: rank q (m − 1) in float64 from q held in the rows' dtype, the
+    fraction cast back to that dtype, torch.lerp; NaN where the segment holds a NaN (it sorts last)."""
+    rank = torch.tensor(q, dtype=rows.dtype).to(torch.float64) * (sizes - 1).clamp_min(0)
+    below, above = rank.floor().long(), rank.ceil().long()
+    last = rows.shape[-1] - 1
+    low = rows.gather(-1, (firsts + below).clamp(max=last))
+    quantile = torch.lerp(low, rows.gather(-1, (firsts + above).clamp(max=last)), (rank - below).to(rows.dtype))
+    return torch.where(rows.gather(-1, (firsts + sizes - 1).clamp(0, last)).isnan(), torch.nan, quantile)
+
+
+def weak_texture_stats(encoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per photo and intensity bin of encoded photos (B, C, H, W): (bin centre intensities, noise variances, weak
+    patch counts), each (B, INTENSITY_BINS), on the photos' device, float32 (float64 for float64 photos); a bin left
+    out (fewer than MIN_PATCHES / WEAK_FRACTION patches) counts 0, its centre and variance NaN.
+
+    The patches of a bin are those whose mean lies in it (the last bin takes means ≥ 1 too, none takes a mean < 0);
+    its weak patches are those whose smoothed curvature is at most the bin's WEAK_FRACTION quantile (torch.quantile),
+    its variance their lower median (torch.median) and its centre their mean intensity."""
+    encoded = working(encoded)
+    b = len(encoded)
+    variance = _plane_residual_variance(encoded).reshape(b, -1)
+    curvature = _plane_residual_variance(_smoothed(encoded)).reshape(b, -1)
+    means = _patches(encoded).mean(-1).reshape(b, -1)
+    none = torch.full((b, INTENSITY_BINS), torch.nan, dtype=encoded.dtype, device=encoded.device)
+    if means.shape[-1] == 0:
+        return none, none, torch.zeros_like(none, dtype=torch.long)
+    inside = means >= 0  # NaN: in no bin
+    bins = torch.where(inside, (means * INTENSITY_BINS).floor().clamp(max=INTENSITY_BINS - 1), INTENSITY_BINS).long()
+    sorted_curvature, firsts, members = _grouped(curvature, bins, INTENSITY_BINS)
+    threshold = _segment_quantile(sorted_curvature, firsts, members, WEAK_FRACTION)
+    weak = inside & (curvature <= threshold.gather(1, bins.clamp(max=INTENSITY_BINS - 1)))
+    weak_bins = torch.where(weak, bins, INTENSITY_BINS)
+    sorted_variance, firsts, counts = _grouped(variance, weak_bins, INTENSITY_BINS)
+    median = sorted_variance.gather(-1, (firsts + (counts - 1).clamp_min(0) // 2).clamp(max=means.shape[-1] - 1))
+    in_bin = weak_bins[:, None, :] == torch.arange(INTENSITY_BINS, device=bins.device)[:, None]  # B, bins, N
+    centres = torch.where(in_bin, means[:, None, :], 0).sum(-1) / counts
+    kept = ~(members < MIN_PATCHES / WEAK_FRACTION) & (counts > 0)
+    return torch.where(kept, centres, none), torch.where(kept, median, none), torch.where(kept, counts, 0)
 
 
 def weak_texture_bins(encoded: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per intensity bin of (C, H, W) encoded images: (bin centre intensities, noise variances, patch counts)."""
-    variance = _plane_residual_variance(encoded).flatten()
-    curvature = _plane_residual_variance(_smoothed(encoded)).flatten()
-    c, h, w = encoded.shape
-    means = encoded[:, :h // PATCH * PATCH, :w // PATCH * PATCH].unfold(1, PATCH, PATCH).unfold(2, PATCH, PATCH)
-    means = means.reshape(-1, PATCH * PATCH).to(torch.float64).mean(-1)
-    edges = torch.linspace(0, 1, INTENSITY_BINS + 1, dtype=torch.float64)
-    centres, variances, counts = [], [], []
-    for low, high in zip(edges[:-1], edges[1:]):
-        members = (means >= low) & (means < high) if high < 1 else (means >= low)
-        if members.sum() < MIN_PATCHES / WEAK_FRACTION:
-            continue
-        weak = curvature[members] <= torch.quantile(curvature[members], WEAK_FRACTION)
-        centres.append(float(means[members][weak].mean()))
-        variances.append(float(variance[members][weak].median()))
-        counts.append(int(weak.sum()))
-    return np.array(centres), np.array(variances), np.array(counts)
+    """Per intensity bin of (C, H, W) encoded images: (bin centre intensities, noise variances, patch counts), the
+    bins kept only (weak_texture_stats of one photo)."""
+    centres, variances, counts = (v[0].cpu().numpy() for v in weak_texture_stats(encoded[None]))
+    kept = counts > 0
+    return centres[kept].astype(np.float64), variances[kept].astype(np.float64), counts[kept]
 
 
 def fit_nlf(centres: np.ndarray, variances: np.ndarray, counts: np.ndarray, tone: ToneCurve) -> tuple[float, float, float]:
@@ -94,11 +153,13 @@ def fit_nlf(centres: np.ndarray, variances: np.ndarray, counts: np.ndarray, tone
 
 def band_noise_level(encoded: torch.Tensor, lens: LensPSF, tile: int = 256) -> float:
     """Root-mean-square noise std of (C, H, W) encoded images in the rings beyond the blur's main lobe (the upper
-    half of the spectrum when in focus), from the noise floor fitted there with `lens` as the blur."""
+    half of the spectrum when in focus), from the noise floor fitted there with `lens` as the blur. The tiles'
+    spectra are taken on the images' device; the radial spectrum (one value per ring) is fitted in float64."""
+    encoded = working(encoded)
     size = min(tile, *encoded.shape[-2:])
     spectrum = torch.stack([tile_spectra(channel, size, size // 2).mean(dim=(0, 1)) for channel in encoded]).mean(0)
     power = otf_power(lens, size)
-    theta = fit_spectra(spectrum, power[None], size).theta[0]
+    theta = fit_spectra(spectrum.to("cpu", torch.float64), power[None], size).theta[0]
     rings = torch.arange(len(power))
     frequency = rings.to(torch.float64).clamp_min(1) / size
     floor = theta[2].exp() * frequency ** (-theta[3])
@@ -114,29 +175,55 @@ def band_excess(image: torch.Tensor, lens: LensPSF, tone: ToneCurve) -> float:
     of an image (C, H, W) or (H, W) show (weak_texture_bins, fitted through `tone`): about 1 on a photo that
     lens blurred, a few where JPEG kept its noise around edges and wiped it out of flat patches, many where
     that band holds the scene's own detail, which the blur would have removed (hidd.blind.defocus)."""
-    image = image.detach().cpu().to(torch.float64)
+    image = working(image)
     image = image[None] if image.ndim == 2 else image
-    return band_noise_level(image, lens) / float(_flat_patch_nlf(image, tone).level(image[None]))
+    return band_noise_level(image, lens) / float(_flat_patch_nlfs(image[None], tone).level(image[None]))
 
 
-def _flat_patch_nlf(image: torch.Tensor, tone: ToneCurve) -> NoiseLevelFunction:
-    """The noise-level function the weak-texture patches of a float64 image (C, H, W) show, at least 8-bit rounding."""
-    shot, read, floor = fit_nlf(*weak_texture_bins(image), tone)
-    return NoiseLevelFunction(tone, *(torch.tensor([v], dtype=torch.float64)
-                                      for v in (shot, read, max(floor, QUANTISATION))))
+def _flat_patch_nlfs(encoded: torch.Tensor, tone: ToneCurve) -> NoiseLevelFunction:
+    """The noise-level functions the weak-texture patches of photos (B, C, H, W) show, at least 8-bit rounding:
+    one NNLS fit per photo on the host (a few bins), the parameters (B,) float64 on the photos' device."""
+    stats = weak_texture_stats(encoded)
+    centres, variances = (v.to("cpu", torch.float64).numpy() for v in stats[:2])
+    counts = stats[2].cpu().numpy()
+    parameters = []
+    for centre, variance, count in zip(centres, variances, counts):
+        kept = count > 0
+        shot, read, floor = fit_nlf(centre[kept], variance[kept], count[kept], tone)
+        parameters.append((shot, read, max(floor, QUANTISATION)))
+    shot, read, floor = torch.tensor(parameters, dtype=torch.float64).reshape(-1, 3).to(encoded.device).unbind(1)
+    return NoiseLevelFunction(tone, shot, read, floor)
+
+
+def estimate_nlfs(encoded: torch.Tensor, tone: ToneCurve,
+                  lenses: list[LensPSF | None] | None = None) -> NoiseLevelFunction:
+    """The noise-level functions of photos (B, C, H, W) in [0, 1] (see the module docstring), parameters (B,) float64
+    on the photos' device; the per-pixel work on that device, in float32 (float64 for float64 photos).
+
+    lenses: each photo's (estimated) blur, which defines its spectral noise band; None (for all, or for a photo)
+    skips that measurement."""
+    encoded = working(encoded)
+    if encoded.ndim != 4:
+        raise ValueError(f"estimate_nlfs takes photos (B, C, H, W), got a tensor of shape {tuple(encoded.shape)}")
+    lenses = [None] * len(encoded) if lenses is None else list(lenses)
+    if len(lenses) != len(encoded):
+        raise ValueError(f"estimate_nlfs: {len(lenses)} lenses for {len(encoded)} photos")
+    nlf = _flat_patch_nlfs(encoded, tone)
+    if all(lens is None for lens in lenses):
+        return nlf
+    levels = nlf.level(encoded).tolist()
+    gain = [1.0] * len(encoded)
+    for i, lens in enumerate(lenses):
+        band = math.nan if lens is None else band_noise_level(encoded[i], lens)
+        if band > levels[i]:
+            gain[i] = band / levels[i]
+    gain = torch.tensor(gain, dtype=torch.float64, device=encoded.device)
+    return NoiseLevelFunction(tone, nlf.shot * gain**2, nlf.read * gain, nlf.floor * gain)
 
 
 def estimate_nlf(encoded: torch.Tensor, tone: ToneCurve, lens: LensPSF | None = None) -> NoiseLevelFunction:
-    """The noise-level function of one photo (C, H, W) in [0, 1] (see the module docstring).
+    """The noise-level function of one photo (C, H, W) in [0, 1] (estimate_nlfs of a batch of one).
 
     lens: the photo's (estimated) blur, which defines the spectral noise band; None skips that measurement.
     """
-    encoded = encoded.detach().cpu().to(torch.float64)
-    nlf = _flat_patch_nlf(encoded, tone)
-    if lens is not None:
-        level = float(nlf.level(encoded[None]))
-        band = band_noise_level(encoded, lens)
-        if band > level:
-            gain = band / level
-            nlf = NoiseLevelFunction(tone, nlf.shot * gain**2, nlf.read * gain, nlf.floor * gain)
-    return nlf
+    return estimate_nlfs(encoded[None], tone, [lens])
