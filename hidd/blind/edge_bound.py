@@ -106,19 +106,21 @@ def edge_read_radius_batch(linear: torch.Tensor, max_radius: float) -> torch.Ten
     gray, slope = _smoothed_slope(linear, "edge_read_radius")
     readings = torch.zeros(gray.shape[0], dtype=gray.dtype, device=gray.device)
     reading = torch.arange(gray.shape[0], device=gray.device)  # the photos whose reading goes on
-    window, high, low = 1, gray, gray
+    window, high, low, bright = 1, gray, gray, None
     for step in range(1, math.floor((max_radius + 1e-9) / EDGE_READ_STEP) + 1):
         candidate = step * EDGE_READ_STEP
-        while window < _window(candidate):  # grown by 3×3 filters: max over (w + 2)² = 3×3 max of the w² max
-            window, high, low = window + 2, filters.maximum_filter(high, 3), filters.minimum_filter(low, 3)
-        rho = _sharpness(gray, slope, candidate, high - low)
+        if window < _window(candidate):
+            while window < _window(candidate):  # grown by 3×3 filters: max over (w + 2)² = 3×3 max of the w² max
+                window, high, low = window + 2, filters.maximum_filter(high, 3), filters.minimum_filter(low, 3)
+            bright = _bright(gray, window)
+        rho = _sharpness(gray, slope, candidate, high - low, bright)
         within = (rho > 0) & (rho <= EDGE_READ_LEVEL)  # 0: nothing left to judge, which allows no reading either
         readings[reading[within]] = candidate
         if not bool(within.all()):
             keep = within.nonzero().squeeze(1)
             if not keep.numel():
                 break
-            reading, gray, slope, high, low = (t[keep] for t in (reading, gray, slope, high, low))
+            reading, gray, slope, high, low, bright = (t[keep] for t in (reading, gray, slope, high, low, bright))
     return readings
 
 
@@ -160,15 +162,17 @@ def _smoothed_slope(linear: torch.Tensor, who: str) -> tuple[torch.Tensor, torch
     return gray, torch.hypot(*filters.gradient(gray))
 
 
-def _sharpness(gray: torch.Tensor, slope: torch.Tensor, radius: float,
-               local_range: torch.Tensor | None = None) -> torch.Tensor:
+def _sharpness(gray: torch.Tensor, slope: torch.Tensor, radius: float, local_range: torch.Tensor | None = None,
+               bright: torch.Tensor | None = None) -> torch.Tensor:
     """edge_sharpness (B,) of grey photos (B, H, W) already smoothed, with their gradient magnitude (and their
-    range over the window of `radius`, if already known)."""
+    range over the window of `radius` and their bright pixels (_bright), if already known)."""
     _check_radius(radius)
     window = _window(radius)
     if local_range is None:
         local_range = filters.maximum_filter(gray, window) - filters.minimum_filter(gray, window)
-    judged = ~_light_discs(gray, radius, window).flatten(1)
+    if bright is None:
+        bright = _bright(gray, window)
+    judged = ~_light_discs(bright, radius).flatten(1)
     size = judged.shape[1]
     count = judged.sum(dim=1).clamp(max=max(1, round(STRONG_EDGE_FRACTION * size)))  # a share of the whole image
     strong = _largest(torch.where(judged, local_range.flatten(1), -math.inf), count)
@@ -205,11 +209,15 @@ def _top_quantile(values: torch.Tensor, count: torch.Tensor, q: float) -> torch.
     return torch.where(count > 0, quantile, torch.zeros_like(quantile))
 
 
-def _light_discs(gray: torch.Tensor, radius: float, window: int) -> torch.Tensor:
-    """(B, H, W) bool: pixels within radius + HIGHLIGHT_REACH of a point light's disc: a connected region brighter
-    than HIGHLIGHT_FACTOR × its neighbourhood's mean that fits in that disc (the bright side of a scene's edge
-    extends further and stays in the test)."""
-    bright = gray > HIGHLIGHT_FACTOR * filters.uniform_filter(gray, 2 * window - 1)
+def _bright(gray: torch.Tensor, window: int) -> torch.Tensor:
+    """(B, H, W) bool: the pixels brighter than HIGHLIGHT_FACTOR × the mean of their (2 window − 1)² neighbourhood."""
+    return gray > HIGHLIGHT_FACTOR * filters.uniform_filter(gray, 2 * window - 1)
+
+
+def _light_discs(bright: torch.Tensor, radius: float) -> torch.Tensor:
+    """(B, H, W) bool: pixels within radius + HIGHLIGHT_REACH of a point light's disc: a connected region of bright
+    pixels (_bright) that fits in that disc (the bright side of a scene's edge extends further and stays in the
+    test)."""
     lights = small_regions(bright, 2 * (radius + HIGHLIGHT_REACH))
     if not bool(lights.any()):
         return lights
@@ -221,18 +229,22 @@ def small_regions(mask: torch.Tensor, span: float) -> torch.Tensor:
     high and wide (scipy.ndimage.label and find_objects; see the module docstring)."""
     b, h, w = mask.shape
     pixels = mask.flatten().nonzero().squeeze(1)  # the mask's pixels in raster order; nodes 0 … K − 1
-    node = torch.full((mask.numel(),), -1, dtype=torch.long, device=mask.device)
-    node[pixels] = torch.arange(pixels.numel(), device=mask.device)
-    index = torch.arange(mask.numel(), device=mask.device).reshape(b, h, w)
-    right = index[..., :-1][mask[..., :-1] & mask[..., 1:]]
-    down = index[:, :-1][mask[:, :-1] & mask[:, 1:]]
-    first, second = node[torch.cat([right, down])], node[torch.cat([right + 1, down + w])]
+    right = _flat_index(mask[..., :-1] & mask[..., 1:], h, w)  # pixels whose right neighbour is in the mask too
+    down = _flat_index(mask[:, :-1] & mask[:, 1:], h, w)
+    first = torch.searchsorted(pixels, torch.cat([right, down]))
+    second = torch.searchsorted(pixels, torch.cat([right + 1, down + w]))
     root = _component_roots(pixels.numel(), first, second)
     rows, cols = pixels // w % h, pixels % w
     fits = (_extent(rows, root) <= span) & (_extent(cols, root) <= span)
     small = torch.zeros(mask.numel(), dtype=torch.bool, device=mask.device)
     small[pixels[fits[root]]] = True
     return small.reshape(b, h, w)
+
+
+def _flat_index(pairs: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The raster indices in (B, h, w) of the True pixels of `pairs` (B, ≤ h, ≤ w), a crop at the top left."""
+    photo, row, col = pairs.nonzero().unbind(1)
+    return (photo * h + row) * w + col
 
 
 def _component_roots(nodes: int, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
