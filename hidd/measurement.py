@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from hidd.blind import estimate_defocus, estimate_nlf
+from hidd.blind import estimate_defocus
+from hidd.blind.noise import estimate_nlfs
 from hidd.blind.defocus_map import estimate_defocus_map, grey_noise_std
 from hidd.camera.noise import NoiseLevelFunction
 from hidd.camera.psf import PSF_FAMILIES, LensPSF
@@ -25,21 +26,20 @@ def known_lens(cfg) -> LensPSF | None:
 
 
 def noise_model(y: torch.Tensor, cfg, tone, lenses: list[LensPSF | None]) -> tuple[NoiseLevelFunction, torch.Tensor]:
-    """The noise-level function of images y (B, C, H, W) and its RMS level (B,) on the device of y: white at
-    cfg.noise_sigma when that is given, else estimated per image (hidd.blind.noise), floored at
-    cfg.noise_sigma_min."""
-    b, encoded = y.shape[0], y.detach().cpu().double()
+    """The noise-level function of images y (B, C, H, W) and its RMS level (B,), both on the device of y: white at
+    cfg.noise_sigma when that is given, else estimated for the batch on y's device (hidd.blind.noise, each image on
+    its own), floored at cfg.noise_sigma_min."""
+    b = y.shape[0]
     if cfg.noise_sigma > 0:
-        nlf = NoiseLevelFunction.white(tone, torch.full((b,), cfg.noise_sigma, dtype=torch.float64))
-        return nlf, nlf.level(encoded).to(y.device)
-    parts = [estimate_nlf(image, tone, lens) for image, lens in zip(y, lenses)]
-    nlf = NoiseLevelFunction(tone, *(torch.cat([getattr(p, k) for p in parts]) for k in ("shot", "read", "floor")))
-    level = nlf.level(encoded)
+        nlf = NoiseLevelFunction.white(tone, torch.full((b,), cfg.noise_sigma, dtype=torch.float64, device=y.device))
+        return nlf, nlf.level(y.detach().double())
+    nlf = estimate_nlfs(y.detach(), tone, lenses)
+    level = nlf.level(y.detach().double())
     if cfg.noise_sigma_min > 0:
         gain = (cfg.noise_sigma_min / level).clamp_min(1.0)  # raise the whole function to the floor
         nlf = NoiseLevelFunction(tone, nlf.shot * gain**2, nlf.read * gain, nlf.floor * gain)
         level = level * gain
-    return nlf, level.to(y.device)
+    return nlf, level
 
 
 def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = None) -> BlurOperator:
