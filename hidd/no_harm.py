@@ -44,6 +44,9 @@ and takes a periodic texture whose period lies there for ringing; halving costs 
 not more. A photo a 1-channel prior deblurs channel by channel is judged by its worst channel, each at its own
 lens.
 
+The flat-patch noise levels are measured on the images' device, in float32 (float64 for float64 images), the photos,
+the results and the blends of a batch each as one batch (hidd.blind.noise.estimate_nlfs).
+
 A photo that the blind PSF estimate finds in focus is returned unchanged, unmeasured: there the sampler would
 only denoise, which costs detail (so hidd.deblur does not sample it at all).
 

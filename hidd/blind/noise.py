@@ -17,6 +17,13 @@ Two measurements, fused:
    OTF (|K|² < BAND_OTF_POWER) the photo holds almost no scene, so the fitted noise floor of its spectrum
    there is the noise that the data step will amplify, read where it is measured rather than extrapolated.
    The NLF is raised, by one factor, until its root-mean-square over the photo reaches that level.
+
+Both run on the photos' device, over a batch of same-size photos at once, in float32 (float64 for float64 photos:
+the reference). The patch statistics are tensor reductions (a plane fit is the patch's mean plus its projections on
+the orthogonal y and x ramps, taken from the mean-centred patch); each bin's weak patches come from one sort of a
+photo's patches by bin and then value, their quantile and median read off as torch.quantile (linear interpolation)
+and torch.median (the lower median) compute them. Only the NNLS of each photo's few bins and the band's fit to its
+radial spectrum (one value per ring) run in float64 on the host.
 """
 from __future__ import annotations
 
