@@ -5,8 +5,13 @@ They reproduce scipy.ndimage's results to rounding, so that a decision measured 
 
 - `gaussian_filter(x, σ, mode, truncate)`: the separable kernel exp(−t² / 2σ²) / Σ on t ∈ [−r, r],
   r = ⌊truncate · σ + ½⌋ (ndimage's radius);
-- `uniform_filter(x, size)`: the mean over a size × size window (odd size);
-- `maximum_filter` / `minimum_filter(x, size)`: the max / min over a size × size window (odd size);
+- `uniform_filter(x, size)`: the mean over a size × size window (odd size), by running sums: along each axis
+  (S[i + size] − S[i]) / size with S the cumulative sum in float64 (whatever x's dtype), so its cost and its rounding
+  do not grow with the window;
+- `maximum_filter` / `minimum_filter(x, size)`: the max / min over a size × size window (odd size), separable, each
+  axis by van Herk / Gil–Werman: cut into blocks of `size`, a window starting at i spans the end of one block and
+  the start of the next, so its max is max(suffix max at i, prefix max at i + size − 1): three passes whatever the
+  window (exact: a max involves no rounding);
 - `gradient(x)`: numpy.gradient's (∂y, ∂x): central differences (x[i+1] − x[i−1]) / 2 inside, one-sided
   differences at the first and last row and column.
 
@@ -84,18 +89,30 @@ def uniform_filter(x: torch.Tensor, size: int, mode: str = "reflect") -> torch.T
     """scipy.ndimage.uniform_filter of the last two axes of x (…, H, W) over an odd size × size window."""
     _check_mode(mode)
     _check_odd(size, "uniform filter")
-    return _separable(x, torch.full((size,), 1.0 / size, dtype=torch.float64), mode)
+
+    def along_last(v: torch.Tensor) -> torch.Tensor:
+        sums = F.pad(_pad_axis(v, size // 2, v.ndim - 1, mode).double().cumsum(-1), (1, 0))
+        return ((sums[..., size:] - sums[..., :-size]) / size).to(v.dtype)
+
+    return along_last(along_last(x).transpose(-1, -2)).transpose(-1, -2)
 
 
 def maximum_filter(x: torch.Tensor, size: int) -> torch.Tensor:
     """scipy.ndimage.maximum_filter (mode "reflect") of the last two axes of x (…, H, W), odd size × size window."""
     _check_odd(size, "maximum filter")
-    flat, lead = _flat(x)
     pad = size // 2
-    flat = F.pad(flat, (pad, pad, pad, pad), value=float("-inf"))
-    flat = F.max_pool2d(flat, (size, 1), stride=1)  # separable: a square window's max is a max of maxes
-    flat = F.max_pool2d(flat, (1, size), stride=1)
-    return flat.reshape(*lead, *flat.shape[-2:])
+    x = F.pad(x, (pad, pad, pad, pad), value=float("-inf"))  # within the image only (see the module docstring)
+    return _running_max(_running_max(x, size).transpose(-1, -2), size).transpose(-1, -2)
+
+
+def _running_max(x: torch.Tensor, size: int) -> torch.Tensor:
+    """The max of every `size` consecutive values along the last axis of x (van Herk / Gil–Werman)."""
+    n = x.shape[-1] - size + 1
+    length = -(-x.shape[-1] // size) * size
+    blocks = F.pad(x, (0, length - x.shape[-1]), value=float("-inf")).unflatten(-1, (length // size, size))
+    prefix = blocks.cummax(-1).values.flatten(-2)
+    suffix = blocks.flip(-1).cummax(-1).values.flip(-1).flatten(-2)
+    return torch.maximum(suffix[..., :n], prefix[..., size - 1:size - 1 + n])
 
 
 def minimum_filter(x: torch.Tensor, size: int) -> torch.Tensor:
