@@ -19,6 +19,9 @@ their own), and it reads a periodic texture whose period happens to lie at the n
 guard (hidd.no_harm) only caps the share of a result that shows it (`fast`: ½): that costs a wrongly flagged result
 part of its gain, and a result better than its photo stays better at ½ (the error of y + w (x̂ − y) is quadratic in
 w, and lower at ½ than at 0 wherever it is at 1).
+
+The Welch spectrum is computed on the image's device (float32 unless the image is float64); the trend is fitted to
+its ring powers (at most TILE/2 + 1) on the host, in float64.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from dataclasses import replace
 
 import torch
 
-from hidd.blind.spectrum import otf_power, tile_spectra
+from hidd.blind.spectrum import otf_power, tile_spectra, working_dtype
 from hidd.camera.psf import LensPSF
 
 NOTCH_POWER = 0.01  # a notch: a local minimum of the blur's radially averaged |OTF|² below this
@@ -46,12 +49,32 @@ def notch_excess(image: torch.Tensor, lens: LensPSF, tile: int = TILE) -> float:
     `lens`'s first OTF notch above the spectrum's smooth trend; NaN where the lens has no notch below HIGHEST_FREQUENCY
     that the image's tiles resolve (in focus, a PSF wider than a tile), none below HIGHEST_NOTCH (blurs under about
     2 px), or too few rings are left to fit the trend."""
-    gray = image.detach().cpu().to(torch.float64)
-    gray = gray.mean(dim=0) if gray.ndim == 3 else gray
-    size = min(tile, *gray.shape) // 2 * 2
-    if lens.radius <= 0 or size < 16 or lens.channel(1.0).shape[-1] > size:  # no notch, or not within a tile
-        return math.nan
-    spectrum = tile_spectra(gray, size, size // 2).mean(dim=(0, 1))
+    return notch_excess_batch(image.reshape(1, -1, *image.shape[-2:]), [lens], tile)[0]
+
+
+def notch_excess_batch(images: torch.Tensor, lenses: list[LensPSF], tile: int = TILE) -> list[float]:
+    """notch_excess of each of same-size images (B, C, H, W) under its own lens, the Welch spectra of all of them
+    computed at once on their device."""
+    if images.ndim != 4 or len(lenses) != images.shape[0]:
+        raise ValueError(f"notch_excess_batch: {len(lenses)} lenses for images of shape {tuple(images.shape)}")
+    size = min(tile, *images.shape[-2:]) // 2 * 2
+    judged = [i for i, lens in enumerate(lenses) if _resolved(lens, size)]
+    excess = [math.nan] * len(lenses)
+    if judged:
+        gray = images[judged].detach().to(working_dtype(images)).mean(dim=1)
+        spectra = tile_spectra(gray, size, size // 2).mean(dim=(-3, -2)).cpu()  # size//2 + 1 ring powers each
+        for i, spectrum in zip(judged, spectra):
+            excess[i] = _excess(spectrum, lenses[i], size)
+    return excess
+
+
+def _resolved(lens: LensPSF, size: int) -> bool:
+    """Whether `lens` may have a notch that windows of `size` pixels resolve (a disk, within a window)."""
+    return lens.radius > 0 and size >= 16 and lens.channel(1.0).shape[-1] <= size
+
+
+def _excess(spectrum: torch.Tensor, lens: LensPSF, size: int) -> float:
+    """notch_excess of a radial spectrum (size//2 + 1,) on the host."""
     power = otf_power(replace(lens, softening=0.0), size)  # the aperture's zeros (a truncated Gaussian adds false ones)
     frequency = torch.arange(len(power), dtype=torch.float64) / size
     inner = (frequency > 0) & (frequency <= HIGHEST_FREQUENCY)

@@ -615,7 +615,7 @@ def test_a_blur_the_spectrum_prefers_unclearly_is_taken_where_the_tiles_and_the_
     in_focus = PSFEstimate(LensPSF(0.0), 1, False, 1e-6, 0.0, fit_ratio=0.8)
     margins = []
 
-    def fit(linear, *, max_radius, in_focus_margin=IN_FOCUS_MARGIN):
+    def fit(linear, *, max_radius, in_focus_margin=IN_FOCUS_MARGIN, pyramid=None):
         margins.append(in_focus_margin)
         return unclear if unclear.fit_ratio <= in_focus_margin else in_focus
 

@@ -36,6 +36,10 @@ fall-backs where the fit reads the photo in focus.
    radius r_e softened by EDGE_READ_SOFTENING, and the no-harm guard keeps at most `edge_read_share` of it (the
    reading is off by −21 … +26 %, and deblurring is sensitive to the radius).
 
+estimate_defocus_batch reads same-size photos at once where that pays: their Welch spectra at every scale the
+search may use (hidd.blind.psf_fit.WelchPyramid) and the first scale's search, vectorised over the photos, on their
+device; the branches above then run photo by photo on those spectra.
+
 Each constant's kind and the development photos behind it: docs/DECISIONS.md; the measurements that set them:
 docs/BENCHMARKS.md, "Development notes moved from docstrings".
 """
@@ -47,9 +51,10 @@ import torch
 
 from hidd.blind.edge_bound import EDGE_READ_STEP, MAX_EDGE_SHARPNESS, edge_read_radius, edge_sharpness
 from hidd.blind.noise import band_excess
-from hidd.blind.psf_fit import (IN_FOCUS_RADIUS, MAX_RADIUS, RESOLVED_RADIUS_FRACTION, PSFEstimate,
-                                 estimate_for_lens, estimate_psf, lens_fit_ratio)
+from hidd.blind.psf_fit import (IN_FOCUS_RADIUS, MAX_RADIUS, RESOLVED_RADIUS_FRACTION, PSFEstimate, WelchPyramid,
+                                 estimate_for_lens, estimate_psf, lens_fit_ratio, welch_pyramid)
 from hidd.blind.radius_map import tile_radius_quantiles
+from hidd.blind.spectrum import gray_batch, gray_linear
 from hidd.camera.psf import LensPSF
 from hidd.camera.tone import tone_curve
 
@@ -80,15 +85,36 @@ def estimate_defocus(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, sh
     that the tiles' quantiles bracket, or else the PSF most of its tiles share, if any; then, with
     edge_read_share > 0, the blur its edges allow, at most that share of it kept (see the module docstring)."""
     check_fallbacks(shared_quantile, edge_read_share)
-    estimate = estimate_psf(linear, max_radius=max_radius)
+    pyramid = welch_pyramid(gray_linear(linear, "estimate_defocus")[None], max_radius).photo(0)
+    return _decide(linear, pyramid, max_radius, shared_quantile, edge_read_share)
+
+
+def estimate_defocus_batch(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, shared_quantile: float = 0.0,
+                           edge_read_share: float = 0.0) -> list[PSFEstimate]:
+    """estimate_defocus of each of same-size images (B, C, H, W) in LINEAR light, on their device: the Welch spectra
+    of all of them at every scale the search may use, and the first scale's search, are computed at once; what
+    follows, per image, reuses them. Photo i's estimate is estimate_defocus(linear[i]) (to the rounding of batched
+    FFTs: the same lens, scale and flags)."""
+    check_fallbacks(shared_quantile, edge_read_share)
+    pyramids = welch_pyramid(gray_batch(linear, "estimate_defocus_batch"), max_radius)
+    return [_decide(image, pyramids.photo(i), max_radius, shared_quantile, edge_read_share)
+            for i, image in enumerate(linear)]
+
+
+def _decide(linear: torch.Tensor, pyramid: WelchPyramid, max_radius: float, shared_quantile: float,
+            edge_read_share: float) -> PSFEstimate:
+    """estimate_defocus of an image (C, H, W) or (H, W) whose welch_pyramid is given."""
+    estimate = estimate_psf(linear, max_radius=max_radius, pyramid=pyramid)
     if estimate.lens.radius > 0:
-        seen = estimate.found_scale == 1 or _coarse_blur_holds(linear, estimate.lens)
+        seen = estimate.found_scale == 1 or _coarse_blur_holds(linear, estimate.lens, pyramid)
         if seen and _noise_allows(linear, estimate.lens):
             return estimate
-        estimate = estimate_for_lens(linear, LensPSF(0.0))  # a sharp photo whose spectrum looks blurred
+        # a sharp photo whose spectrum looks blurred
+        estimate = estimate_for_lens(linear, LensPSF(0.0), pyramid=pyramid)
     if shared_quantile > 0:
         low, high = tile_radius_quantiles(linear, (shared_quantile, 1 - shared_quantile))
-        blur = _corroborated_blur(linear, max_radius, low, high) or _shared_blur(linear, max_radius, low, high)
+        blur = (_corroborated_blur(linear, pyramid, max_radius, low, high)
+                or _shared_blur(linear, pyramid, max_radius, low, high))
         if blur is not None:
             return blur
     if edge_read_share > 0:
@@ -97,7 +123,7 @@ def estimate_defocus(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, sh
         top = min(EDGE_READ_MAX_RADIUS, max_radius, RESOLVED_RADIUS_FRACTION * min(linear.shape[-2:]))
         if EDGE_READ_MIN_RADIUS <= radius <= top:
             lens = LensPSF(radius, softening=EDGE_READ_SOFTENING)
-            return replace(estimate_for_lens(linear, lens), max_share=edge_read_share)
+            return replace(estimate_for_lens(linear, lens, pyramid=pyramid), max_share=edge_read_share)
     return estimate
 
 
@@ -109,34 +135,36 @@ def check_fallbacks(shared_quantile: float, edge_read_share: float) -> None:
         raise ValueError(f"sampler.edge_read_share must be in [0, 1], got {edge_read_share}")
 
 
-def _corroborated_blur(linear: torch.Tensor, max_radius: float, low: float, high: float) -> PSFEstimate | None:
+def _corroborated_blur(linear: torch.Tensor, pyramid: WelchPyramid, max_radius: float, low: float,
+                       high: float) -> PSFEstimate | None:
     """The blur the whole-photo spectrum prefers to focus, though by less than IN_FOCUS_MARGIN, where the tiles'
     quantiles q and 1 − q (low, high) bracket it and the image's edges and noise allow it (see the module
     docstring), or None."""
     if low < IN_FOCUS_RADIUS:
         return None
-    estimate = estimate_psf(linear, max_radius=max_radius, in_focus_margin=CORROBORATED_MARGIN)
+    estimate = estimate_psf(linear, max_radius=max_radius, in_focus_margin=CORROBORATED_MARGIN, pyramid=pyramid)
     if not low <= estimate.lens.radius <= high:
         return None
     lens = estimate.lens  # unlike a clear blur, one the finest scale saw must fit the edges too
-    seen = _edges_allow(linear, lens) if estimate.found_scale == 1 else _coarse_blur_holds(linear, lens)
+    seen = _edges_allow(linear, lens) if estimate.found_scale == 1 else _coarse_blur_holds(linear, lens, pyramid)
     return estimate if seen and _noise_allows(linear, lens) else None
 
 
-def _shared_blur(linear: torch.Tensor, max_radius: float, radius: float, upper: float) -> PSFEstimate | None:
+def _shared_blur(linear: torch.Tensor, pyramid: WelchPyramid, max_radius: float, radius: float,
+                 upper: float) -> PSFEstimate | None:
     """The PSF most of the image's tiles share, given the tiles' quantiles q and 1 − q (see the module
     docstring), or None."""
     if radius < IN_FOCUS_RADIUS or upper < MIN_SPREAD * radius:
         return None
     lens = LensPSF(SHARED_RADIUS_FACTOR * float(min(radius, max_radius)), softening=SHARED_SOFTENING)
-    shared = estimate_for_lens(linear, lens)
+    shared = estimate_for_lens(linear, lens, pyramid=pyramid)
     return shared if shared.fit_ratio <= MAX_FIT_RATIO and _edges_allow(linear, lens) else None
 
 
-def _coarse_blur_holds(linear: torch.Tensor, lens: LensPSF) -> bool:
+def _coarse_blur_holds(linear: torch.Tensor, lens: LensPSF, pyramid: WelchPyramid) -> bool:
     """Whether a blur that only a coarser scale saw fits the full-resolution spectrum too, and the image's edges."""
-    return (lens_fit_ratio(linear, lens, max_noise_slope=FINE_BAND_NOISE_SLOPE) <= MAX_FINEST_FIT_RATIO
-            and _edges_allow(linear, lens))
+    ratio = lens_fit_ratio(linear, lens, max_noise_slope=FINE_BAND_NOISE_SLOPE, pyramid=pyramid)
+    return ratio <= MAX_FINEST_FIT_RATIO and _edges_allow(linear, lens)
 
 
 def _edges_allow(linear: torch.Tensor, lens: LensPSF) -> bool:

@@ -20,6 +20,10 @@ Search: radii on a COARSE_STEP grid up to the largest the window resolves (RESOL
 tile), then, for a blur near that top, the same on the image area-downsampled 2×, 4×, … (a disk of radius r
 is one of r/s on the s×-downsampled image, whose pixels integrate it the same way), up to `max_radius`.
 At the scale where the radius is found, a fine grid of radius × softening refines it.
+
+The spectra at every scale the search may reach are computed first (WelchPyramid), on the image's device, for one
+photo or for a batch of same-size photos at once, and so is the first scale's search, vectorised over the photos;
+the fits themselves run in float64 on that device.
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hidd.blind.spectrum import gray_linear, otf_power, tile_spectra
+from hidd.blind.spectrum import gray_linear, otf_table, tile_spectra
 from hidd.camera.psf import LensPSF
 
 MAX_RADIUS = 30.0  # default top of the search, in pixels of the full image
@@ -68,17 +72,20 @@ class SpectrumFit:
 
 def fit_spectra(spectra: torch.Tensor, otf_power: torch.Tensor, tile: int, beta: float | None = None,
                 iterations: int = 40, max_noise_slope: float = MAX_NOISE_SLOPE) -> SpectrumFit:
-    """Fit log(A f^−β |K|² + N f^−γ) to ring powers `spectra` (…, F) for each of R candidate |OTF|² (R, F).
+    """Fit log(A f^−β |K|² + N f^−γ) to ring powers `spectra` (…, F) for each of R candidate |OTF|², a table
+    (R, F) shared by all spectra or one per spectrum (…, R, F).
 
     beta: a fixed spectral slope, or None to fit it too. Levenberg–Marquardt on θ from several β starts,
-    vectorised over (…, R); γ is kept in [0, max_noise_slope]. A candidate whose every step met a singular
-    system (flat or pure-noise spectra) gets an infinite residual: it explains nothing.
+    vectorised over (…, R), in float64 on the spectra's device; γ is kept in [0, max_noise_slope]. A candidate
+    whose every step met a singular system (flat or pure-noise spectra) gets an infinite residual: it explains
+    nothing.
     """
-    rings = torch.arange(LOWEST_BIN, spectra.shape[-1])
-    log_p = spectra[..., rings].clamp_min(1e-20).log()[..., None, :]  # …, 1, F
+    device = spectra.device
+    rings = torch.arange(LOWEST_BIN, spectra.shape[-1], device=device)
+    log_p = spectra.to(torch.float64)[..., rings].clamp_min(1e-20).log()[..., None, :]  # …, 1, F
     log_f = (rings.to(torch.float64) / tile).log()
-    k2 = otf_power[:, rings].clamp_min(1e-12)
-    batch = log_p.shape[:-2] + (k2.shape[0],)
+    k2 = otf_power.to(device=device, dtype=torch.float64)[..., rings].clamp_min(1e-12)
+    batch = torch.broadcast_shapes(log_p.shape[:-1], k2.shape[:-1])
 
     def parts(theta):
         signal = torch.exp(theta[..., :1] - theta[..., 1:2] * log_f) * k2
@@ -88,15 +95,15 @@ def fit_spectra(spectra: torch.Tensor, otf_power: torch.Tensor, tile: int, beta:
         signal, noise = parts(theta)
         return ((torch.log(signal + noise) - log_p) ** 2).mean(-1)
 
-    free = torch.tensor([1.0, float(beta is None), 1.0, 1.0], dtype=torch.float64)  # 0: that parameter stays put
+    free = torch.tensor([1.0, float(beta is None), 1.0, 1.0], dtype=torch.float64, device=device)  # 0: held
     best_loss, best_theta = None, None
     for slope in (1.0, 2.0, 3.0, 4.0) if beta is None else (beta,):
         start = [log_p[..., 0] + slope * log_f[0], torch.full_like(log_p[..., 0], slope), log_p[..., -5:].mean(-1),
                  torch.zeros_like(log_p[..., 0])]
         theta = torch.stack([s.expand(batch) for s in start], -1)
-        damping = torch.full(batch, 1e-2, dtype=torch.float64)
+        damping = torch.full(batch, 1e-2, dtype=torch.float64, device=device)
         current = loss(theta)
-        solvable = torch.zeros(batch, dtype=torch.bool)  # whether any step's system had a solution
+        solvable = torch.zeros(batch, dtype=torch.bool, device=device)  # whether any step's system had a solution
         for _ in range(iterations):
             signal, noise = parts(theta)
             residual = torch.log(signal + noise) - log_p
@@ -125,29 +132,44 @@ def fit_spectra(spectra: torch.Tensor, otf_power: torch.Tensor, tile: int, beta:
     return SpectrumFit(best_loss, best_theta)
 
 
-def _table(candidates: list[LensPSF], size: int) -> torch.Tensor:
-    return torch.stack([otf_power(lens, size) for lens in candidates])
+def _table(candidates: list[LensPSF], size: int, device: torch.device) -> torch.Tensor:
+    return otf_table(tuple(candidates), size, device)
 
 
 def _radius_grid(top: float, step: float = COARSE_STEP) -> list[float]:
     return [float(r) for r in np.round(np.arange(0.0, top + 1e-9, step), 6)]
 
 
-def best_radius(spectra: torch.Tensor, tile: int, top: float, beta: float | None = None,
-                in_focus_margin: float | None = None, lens: LensPSF = LensPSF(0.0)) -> tuple[torch.Tensor, torch.Tensor]:
-    """Radius (on a COARSE_STEP grid in [0, top]) of the best-fitting `lens` shape for each spectrum (…, F), and
-    its residual over the best in-focus residual (…,). With in_focus_margin, a radius ≥ IN_FOCUS_RADIUS wins only
-    where that ratio is at most the margin; elsewhere the result is 0 (in focus)."""
-    radii = _radius_grid(top)
-    residual = fit_spectra(spectra, _table([lens.with_radius(r) for r in radii], tile), tile, beta).residual
-    radius = torch.as_tensor(radii, dtype=torch.float64)[residual.argmin(-1)]
-    sharp = torch.as_tensor(radii) < IN_FOCUS_RADIUS
+def search_residual(spectra: torch.Tensor, tile: int, top: float, beta: float | None = None,
+                    lens: LensPSF = LensPSF(0.0)) -> torch.Tensor:
+    """The fit residual (…, R) of `lens`'s shape at each radius of the COARSE_STEP grid in [0, top] to spectra
+    (…, F) (fit_spectra)."""
+    candidates = [lens.with_radius(r) for r in _radius_grid(top)]
+    return fit_spectra(spectra, _table(candidates, tile, spectra.device), tile, beta).residual
+
+
+def pick_radius(residual: torch.Tensor, top: float,
+                in_focus_margin: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The radius of the smallest residual (…, R) of a search over [0, top] (search_residual), and the best blur's
+    residual over the best in-focus one (…,). With in_focus_margin, a radius ≥ IN_FOCUS_RADIUS wins only where
+    that ratio is at most the margin; elsewhere the result is 0 (in focus)."""
+    radii = torch.tensor(_radius_grid(top), dtype=torch.float64, device=residual.device)
+    radius = radii[residual.argmin(-1)]
+    sharp = radii < IN_FOCUS_RADIUS
     in_focus = torch.where(sharp, residual, torch.inf).amin(-1)
     defocused = torch.where(sharp, torch.inf, residual).amin(-1)
     ratio = defocused / in_focus
     if in_focus_margin is not None:
         radius = torch.where(ratio <= in_focus_margin, radius, torch.zeros_like(radius))
     return radius, ratio
+
+
+def best_radius(spectra: torch.Tensor, tile: int, top: float, beta: float | None = None,
+                in_focus_margin: float | None = None,
+                lens: LensPSF = LensPSF(0.0)) -> tuple[torch.Tensor, torch.Tensor]:
+    """Radius (on a COARSE_STEP grid in [0, top]) of the best-fitting `lens` shape for each spectrum (…, F), and
+    its residual over the best in-focus residual (…,), as pick_radius gives them."""
+    return pick_radius(search_residual(spectra, tile, top, beta, lens), top, in_focus_margin)
 
 
 @dataclass(frozen=True)
@@ -165,17 +187,65 @@ class PSFEstimate:
     max_share: float = 1.0  # the share of its deblurring the no-harm guard may keep (< 1: only the edges saw the blur)
 
 
+@dataclass(frozen=True)
+class WelchPyramid:
+    """The spectra a search up to `max_radius` may fit, of one photo (… = ()) or of same-size photos (… = (B,)):
+    at each scale s = 1, 2, 4, … the search may reach, the photos area-downsampled s× and their Welch spectrum over
+    windows of min(tile, short side) at half that stride; and the search's residuals at scale 1."""
+
+    shape: tuple[int, int]  # (H, W) at full resolution
+    max_radius: float
+    spectra: dict[int, torch.Tensor]  # scale → ring powers (…, F), float64 on the photos' device
+    sizes: dict[int, int]  # scale → window side (F = side//2 + 1)
+    first_search: torch.Tensor  # (…, R) search_residual over [0, _top(1, …)] at scale 1
+
+    def photo(self, i: int) -> WelchPyramid:
+        """Photo i's pyramid, of a batch's."""
+        return WelchPyramid(self.shape, self.max_radius, {s: v[i] for s, v in self.spectra.items()}, self.sizes,
+                            self.first_search[i])
+
+
+def _top(scale: int, size: int, max_radius: float) -> float:
+    """The top of the search at `scale` (its pixels): max_radius, or the most a window of `size` resolves, twice
+    that at coarser scales, so that their range overlaps the finer scale's."""
+    return min(max_radius / scale, RESOLVED_RADIUS_FRACTION * size * (2 if scale > 1 else 1))
+
+
+def welch_pyramid(gray: torch.Tensor, max_radius: float = MAX_RADIUS, tile: int = 256) -> WelchPyramid:
+    """The WelchPyramid of gray linear-light images (…, H, W): scales while the finer one's range stops short of
+    max_radius and the coarser image keeps MIN_WINDOW pixels; the scale-1 search runs over all images at once."""
+    spectra, sizes, scale = {}, {}, 1
+    while True:
+        spectra[scale], sizes[scale] = _spectrum(_downsample(gray, scale), tile)
+        if (_top(scale, sizes[scale], max_radius) * scale >= max_radius
+                or min(gray.shape[-2:]) // (2 * scale) < MIN_WINDOW):
+            break
+        scale *= 2
+    first = search_residual(spectra[1], sizes[1], _top(1, sizes[1], max_radius))
+    return WelchPyramid(tuple(gray.shape[-2:]), max_radius, spectra, sizes, first)
+
+
 def _downsample(gray: torch.Tensor, factor: int) -> torch.Tensor:
-    return gray if factor == 1 else F.avg_pool2d(gray[None, None], factor)[0, 0]
+    """(…, H, W) area-downsampled factor×."""
+    if factor == 1:
+        return gray
+    pooled = F.avg_pool2d(gray.reshape(-1, 1, *gray.shape[-2:]), factor)
+    return pooled.reshape(*gray.shape[:-2], *pooled.shape[-2:])
 
 
-def _spectrum(gray: torch.Tensor, tile: int) -> torch.Tensor:
-    size = min(tile, *gray.shape)
-    return tile_spectra(gray, size, size // 2).mean(dim=(0, 1)), size
+def _spectrum(gray: torch.Tensor, tile: int) -> tuple[torch.Tensor, int]:
+    """The Welch spectrum (…, F) of images (…, H, W) over windows of min(tile, short side), and that side."""
+    size = min(tile, *gray.shape[-2:])
+    return tile_spectra(gray, size, size // 2).mean(dim=(-3, -2)), size
+
+
+def _photo_pyramid(linear: torch.Tensor, max_radius: float, tile: int, who: str) -> WelchPyramid:
+    return welch_pyramid(gray_linear(linear, who)[None], max_radius, tile).photo(0)
 
 
 def estimate_psf(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, tile: int = 256,
-                 softenings=SOFTENINGS, in_focus_margin: float = IN_FOCUS_MARGIN) -> PSFEstimate:
+                 softenings=SOFTENINGS, in_focus_margin: float = IN_FOCUS_MARGIN,
+                 pyramid: WelchPyramid | None = None) -> PSFEstimate:
     """The lens PSF (a disk of some radius and Gaussian softening) of a uniformly defocused image (C, H, W) or
     (H, W) in LINEAR light (decode a photo with its tone curve first: blur acts there).
 
@@ -183,61 +253,70 @@ def estimate_psf(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, tile: 
     window of their short side (at least 16). max_radius: the top of the search, in pixels. softenings: the
     refinement's grid, in pixels of the scale it runs at; only values up to MAX_LENS_SOFTENING full-res pixels.
     in_focus_margin: how much better than in focus a blur must fit to be taken (IN_FOCUS_MARGIN, alone; a looser
-    one where other evidence must confirm the blur, hidd.blind.defocus).
+    one where other evidence must confirm the blur, hidd.blind.defocus). pyramid: the image's welch_pyramid for
+    this max_radius and tile, where it was computed already (for a batch: hidd.blind.defocus).
     """
-    gray = gray_linear(linear, "estimate_psf")
+    if pyramid is None:
+        pyramid = _photo_pyramid(linear, max_radius, tile, "estimate_psf")
+    elif pyramid.max_radius != max_radius:
+        raise ValueError(f"estimate_psf: the pyramid was built for max_radius {pyramid.max_radius}, not {max_radius}")
+    spectra, sizes = pyramid.spectra, pyramid.sizes
     # Coarse to fine would miss small blurs, fine only would miss large ones: a blur far beyond the finest
     # window's range leaves it nothing but a noise floor, which fits "in focus". So the in-focus test runs
     # at each scale (area-downsampled 2×, 4×, … while the range does not yet reach max_radius); the first
     # scale that sees a blur keeps it, and coarser scales take over while it sits near the top of the range.
-    finest, finest_size = _spectrum(gray, tile)
-    spectrum, size, scale, radius, ratio = finest, finest_size, 1, 0.0, 1.0
+    scale = 1
     while True:
-        top = min(max_radius / scale, RESOLVED_RADIUS_FRACTION * size * (2 if scale > 1 else 1))
-        radius, ratio = (float(v) for v in best_radius(spectrum, size, top, in_focus_margin=in_focus_margin))
-        if radius >= IN_FOCUS_RADIUS or top * scale >= max_radius or min(gray.shape) // (2 * scale) < IN_FOCUS_WINDOW:
+        top = _top(scale, sizes[scale], max_radius)
+        residual = pyramid.first_search if scale == 1 else search_residual(spectra[scale], sizes[scale], top)
+        radius, ratio = (float(v) for v in pick_radius(residual, top, in_focus_margin))
+        if (radius >= IN_FOCUS_RADIUS or top * scale >= max_radius
+                or min(pyramid.shape) // (2 * scale) < IN_FOCUS_WINDOW):
             break
         scale *= 2
-        spectrum, size = _spectrum(_downsample(gray, scale), tile)
     if radius < IN_FOCUS_RADIUS:
-        return PSFEstimate(LensPSF(0.0), 1, False, *_floor(finest, finest_size, LensPSF(0.0)), fit_ratio=ratio)
+        return PSFEstimate(LensPSF(0.0), 1, False, *_floor(spectra[1], sizes[1], LensPSF(0.0)), fit_ratio=ratio)
     found_scale = scale
-    while radius >= COARSER_WHEN_ABOVE * top and top * scale < max_radius:
-        coarser = _downsample(gray, scale * 2)
-        if min(coarser.shape) < MIN_WINDOW:
-            break
+    while radius >= COARSER_WHEN_ABOVE * top and 2 * scale in spectra:  # the pyramid stops where the search must
         scale *= 2
-        spectrum, size = _spectrum(coarser, tile)
-        top = min(max_radius / scale, RESOLVED_RADIUS_FRACTION * size * 2)  # overlap the finer scale's range
-        radius = float(best_radius(spectrum, size, top)[0])
-    lens = _refine(spectrum, size, radius, top, _lens_softenings(softenings, scale))
+        top = _top(scale, sizes[scale], max_radius)
+        radius = float(best_radius(spectra[scale], sizes[scale], top)[0])
+    lens = _refine(spectra[scale], sizes[scale], radius, top, _lens_softenings(softenings, scale))
     at_bound = lens.radius >= top - COARSE_STEP
-    noise_floor, noise_slope = _floor(spectrum, size, lens)
+    noise_floor, noise_slope = _floor(spectra[scale], sizes[scale], lens)
     full = LensPSF(lens.radius * scale, softening=lens.softening * scale)
     return PSFEstimate(full, scale, at_bound, noise_floor, noise_slope, ratio, found_scale=found_scale)
 
 
-def estimate_for_lens(linear: torch.Tensor, lens: LensPSF, *, tile: int = 256) -> PSFEstimate:
+def _finest(linear: torch.Tensor, tile: int, pyramid: WelchPyramid | None, who: str) -> tuple[torch.Tensor, int]:
+    """The full-resolution Welch spectrum (F,) and window side of an image: its pyramid's, or computed."""
+    return (pyramid.spectra[1], pyramid.sizes[1]) if pyramid else _spectrum(gray_linear(linear, who), tile)
+
+
+def estimate_for_lens(linear: torch.Tensor, lens: LensPSF, *, tile: int = 256,
+                      pyramid: WelchPyramid | None = None) -> PSFEstimate:
     """The estimate of an image (C, H, W) or (H, W) in LINEAR light whose lens PSF was chosen elsewhere (from
     its tiles, hidd.blind.defocus): that lens, the noise floor it leaves in the image's spectrum, and how well
-    it fits that spectrum (fit_ratio: its residual over the best in-focus residual; > 1: in focus fits better)."""
-    spectrum, size = _spectrum(gray_linear(linear, "estimate_for_lens"), tile)
+    it fits that spectrum (fit_ratio: its residual over the best in-focus residual; > 1: in focus fits better).
+    pyramid: the image's welch_pyramid, where it was computed already."""
+    spectrum, size = _finest(linear, tile, pyramid, "estimate_for_lens")
     return PSFEstimate(lens, 1, False, *_floor(spectrum, size, lens), fit_ratio=_lens_ratio(spectrum, size, lens),
                        softening_fitted=False)
 
 
-def lens_fit_ratio(linear: torch.Tensor, lens: LensPSF, *, tile: int = 256,
-                   max_noise_slope: float = MAX_NOISE_SLOPE) -> float:
+def lens_fit_ratio(linear: torch.Tensor, lens: LensPSF, *, tile: int = 256, max_noise_slope: float = MAX_NOISE_SLOPE,
+                   pyramid: WelchPyramid | None = None) -> float:
     """How well `lens` explains the spectrum of an image (C, H, W) or (H, W) in LINEAR light at full resolution:
     its residual over the best in-focus residual (> 1: in focus fits better), the noise floor N f^−γ allowed
-    γ ≤ max_noise_slope under both hypotheses."""
-    spectrum, size = _spectrum(gray_linear(linear, "lens_fit_ratio"), tile)
+    γ ≤ max_noise_slope under both hypotheses. pyramid: the image's welch_pyramid, where it was computed already."""
+    spectrum, size = _finest(linear, tile, pyramid, "lens_fit_ratio")
     return _lens_ratio(spectrum, size, lens, max_noise_slope)
 
 
 def _lens_ratio(spectrum: torch.Tensor, size: int, lens: LensPSF, max_noise_slope: float = MAX_NOISE_SLOPE) -> float:
     in_focus = [LensPSF(r) for r in _radius_grid(IN_FOCUS_RADIUS - COARSE_STEP)]
-    residual = fit_spectra(spectrum, _table([lens, *in_focus], size), size, max_noise_slope=max_noise_slope).residual
+    table = _table([lens, *in_focus], size, spectrum.device)
+    residual = fit_spectra(spectrum, table, size, max_noise_slope=max_noise_slope).residual
     return float(residual[0] / residual[1:].min())
 
 
@@ -246,7 +325,7 @@ def _refine(spectrum: torch.Tensor, size: int, radius: float, top: float, soften
     offsets = np.arange(-COARSE_STEP, COARSE_STEP + 1e-9, FINE_STEP)
     radii = sorted({float(r) for r in np.round(np.clip(radius + offsets, 0.0, top), 6)})
     candidates = [LensPSF(r, softening=s) for s in softenings for r in radii]
-    residual = fit_spectra(spectrum, _table(candidates, size), size).residual
+    residual = fit_spectra(spectrum, _table(candidates, size, spectrum.device), size).residual
     return candidates[int(residual.argmin())]
 
 
@@ -258,5 +337,5 @@ def _lens_softenings(softenings, scale: int) -> list[float]:
 
 def _floor(spectrum: torch.Tensor, size: int, lens: LensPSF) -> tuple[float, float]:
     """(N, γ) of the noise floor fitted with `lens`."""
-    theta = fit_spectra(spectrum, _table([lens], size), size).theta[0]
+    theta = fit_spectra(spectrum, _table([lens], size, spectrum.device), size).theta[0]
     return float(theta[2].exp()), float(theta[3])

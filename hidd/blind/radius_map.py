@@ -30,10 +30,11 @@ def tile_radii(gray: torch.Tensor, tile: int, stride: int, max_radius: float = T
                smooth: int = 3) -> np.ndarray:
     """Radius grid of the `tile`×`tile` tiles of a gray linear-light image (H, W) at `stride`: each tile's fit
     (slope TILE_SLOPE, in focus unless a blur wins by TILE_IN_FOCUS_MARGIN), median-filtered over smooth×smooth
-    tiles and 0 below IN_FOCUS_RADIUS."""
+    tiles and 0 below IN_FOCUS_RADIUS. The spectra and fits run on the image's device; the grid (at most a few
+    hundred radii) is filtered on the host."""
     spectra = tile_spectra(gray, tile, stride)
     top = min(max_radius, (tile - 1) / 2 - 1)
-    radii = best_radius(spectra, tile, top, TILE_SLOPE, in_focus_margin=TILE_IN_FOCUS_MARGIN)[0].numpy()
+    radii = best_radius(spectra, tile, top, TILE_SLOPE, in_focus_margin=TILE_IN_FOCUS_MARGIN)[0].cpu().numpy()
     radii = ndimage.median_filter(radii, size=smooth, mode="nearest")
     return np.where(radii < IN_FOCUS_RADIUS, 0.0, radii)
 

@@ -3,6 +3,12 @@
 An image's periodogram is averaged over Hann-windowed tiles (Welch) and over rings of frequency
 |f| ∈ [(i − ½)/T, (i + ½)/T), T the tile side: a defocus PSF is (nearly) rotationally symmetric, so its
 |OTF|² is a function of |f|, and averaging over a ring beats down the periodogram's scatter.
+
+The per-pixel work runs on the image's device, over any leading batch dimensions, in float32 unless the image is
+float64 (the reference path). A real image's periodogram is even, P(−f) = P(f), so only the half plane of the real
+FFT is computed: a ring's mean over the full plane is the half plane's mean with every column that stands for
+itself and its mirror (0 < j < T − j) counted twice. The ring means are returned in float64: the fits that follow
+(hidd.blind.psf_fit) are small and keep float64.
 """
 from __future__ import annotations
 
@@ -14,6 +20,11 @@ from hidd.camera.optics import otf
 from hidd.camera.psf import LensPSF
 
 
+def working_dtype(image: torch.Tensor) -> torch.dtype:
+    """The dtype of an image's per-pixel estimation work: float64 for a float64 image, else float32."""
+    return torch.float64 if image.dtype == torch.float64 else torch.float32
+
+
 def _ring_index(size: int) -> torch.Tensor:
     """Index of each frequency of a size×size FFT in rings of width 1/size (size//2 + 1 rings; corners dropped)."""
     f = torch.fft.fftfreq(size, dtype=torch.float64)
@@ -21,13 +32,13 @@ def _ring_index(size: int) -> torch.Tensor:
 
 
 def radial_mean(power: torch.Tensor, size: int) -> torch.Tensor:
-    """Mean of (…, size, size) spectra over each ring, shape (…, size//2 + 1)."""
-    rings = _ring_index(size).flatten()
+    """Mean of (…, size, size) spectra over each ring, shape (…, size//2 + 1), on the spectra's device."""
+    rings = _ring_index(size).flatten().to(power.device)
     keep = rings <= size // 2
     values = power.flatten(-2)[..., keep]
-    sums = torch.zeros(*values.shape[:-1], size // 2 + 1, dtype=values.dtype).index_add_(-1, rings[keep], values)
+    sums = torch.zeros(*values.shape[:-1], size // 2 + 1, dtype=values.dtype, device=power.device)
     counts = torch.bincount(rings[keep], minlength=size // 2 + 1).to(values.dtype)
-    return sums / counts
+    return sums.index_add_(-1, rings[keep], values) / counts
 
 
 def ring_counts(size: int) -> torch.Tensor:
@@ -36,31 +47,78 @@ def ring_counts(size: int) -> torch.Tensor:
     return torch.bincount(rings[rings <= size // 2], minlength=size // 2 + 1).to(torch.float64)
 
 
+@functools.lru_cache(maxsize=32)
+def _half_plane_rings(size: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                    torch.Tensor]:
+    """For the rfft2 half plane of a size×size grid: the kept frequencies' flat positions and ring indices, each
+    one's weight (2 where it stands for its mirror too, else 1), and the full plane's count per ring."""
+    rings = _ring_index(size)[:, :size // 2 + 1]
+    columns = torch.arange(size // 2 + 1)
+    weight = torch.where((columns > 0) & (columns < size - columns), 2.0, 1.0).expand_as(rings)
+    rings, weight = rings.flatten(), weight.flatten()
+    keep = torch.nonzero(rings <= size // 2).flatten()
+    return (keep.to(device), rings[keep].to(device), weight[keep].to(device=device, dtype=dtype),
+            ring_counts(size).to(device=device, dtype=dtype))
+
+
+@functools.lru_cache(maxsize=32)
+def _hann2d(size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    hann = torch.hann_window(size, periodic=False, dtype=torch.float64)
+    return (hann[:, None] * hann[None, :]).to(device=device, dtype=dtype)
+
+
 def tile_spectra(gray: torch.Tensor, tile: int, stride: int) -> torch.Tensor:
-    """Radially averaged Hann-windowed periodograms of tile×tile windows of a (H, W) image, (n_i, n_j, tile//2 + 1).
+    """Radially averaged Hann-windowed periodograms of tile×tile windows of (…, H, W) images, (…, n_i, n_j,
+    tile//2 + 1) in float64 on the images' device (the FFT in their working dtype).
 
     Normalised by the window's energy, so that white noise of variance σ² reads σ² in every ring.
     """
-    windows = gray.to(torch.float64).unfold(0, tile, stride).unfold(1, tile, stride)  # n_i, n_j, tile, tile
+    dtype = working_dtype(gray)
+    windows = gray.to(dtype).unfold(-2, tile, stride).unfold(-2, tile, stride)  # …, n_i, n_j, tile, tile
     windows = windows - windows.mean(dim=(-2, -1), keepdim=True)
-    hann = torch.hann_window(tile, periodic=False, dtype=torch.float64)
-    window = hann[:, None] * hann[None, :]
-    power = torch.fft.fft2(windows * window).abs() ** 2 / (window**2).sum()
-    return radial_mean(power, tile)
+    window = _hann2d(tile, gray.device, dtype)
+    power = torch.fft.rfft2(windows * window).abs().square().flatten(-2) / window.square().sum()
+    keep, rings, weight, counts = _half_plane_rings(tile, gray.device, dtype)
+    sums = torch.zeros(*power.shape[:-1], tile // 2 + 1, dtype=dtype, device=gray.device)
+    sums.index_add_(-1, rings, power[..., keep] * weight)
+    return (sums / counts).to(torch.float64)
 
 
 def gray_linear(linear: torch.Tensor, who: str) -> torch.Tensor:
-    """The channel mean (H, W), in float64 on the CPU, of an image (C, H, W) or (H, W) in linear light; `who`
-    names the caller in the error for images under 16×16 pixels (too few frequency rings to fit)."""
-    gray = linear.detach().cpu().to(torch.float64)
+    """The channel mean (H, W), on the image's device in its working dtype (float32 unless float64), of an image
+    (C, H, W) or (H, W) in linear light; `who` names the caller in the error for images under 16×16 pixels (too
+    few frequency rings to fit)."""
+    gray = linear.detach().to(working_dtype(linear))
     gray = gray.mean(dim=0) if gray.ndim == 3 else gray
-    if min(gray.shape) < 16:
-        raise ValueError(f"{who}: the image is {gray.shape[1]}x{gray.shape[0]}; need at least 16x16 pixels")
+    return _checked(gray, who)
+
+
+def gray_batch(linear: torch.Tensor, who: str) -> torch.Tensor:
+    """The channel means (B, H, W) of images (B, C, H, W) in linear light, as gray_linear does each."""
+    if linear.ndim != 4:
+        raise ValueError(f"{who}: expected images (B, C, H, W), got shape {tuple(linear.shape)}")
+    return _checked(linear.detach().to(working_dtype(linear)).mean(dim=1), who)
+
+
+def _checked(gray: torch.Tensor, who: str) -> torch.Tensor:
+    if min(gray.shape[-2:]) < 16:
+        raise ValueError(f"{who}: the image is {gray.shape[-1]}x{gray.shape[-2]}; need at least 16x16 pixels")
     return gray
 
 
 @functools.lru_cache(maxsize=16384)
-def otf_power(lens: LensPSF, size: int) -> torch.Tensor:
-    """Radially averaged |OTF|² of a (gray) lens PSF on a size×size grid (size//2 + 1 rings)."""
+def _host_otf_power(lens: LensPSF, size: int) -> torch.Tensor:
     psf = lens.channel(1.0, dtype=torch.float64)
     return radial_mean(otf(psf, (size, size), full=True).abs() ** 2, size)
+
+
+def otf_power(lens: LensPSF, size: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Radially averaged |OTF|² of a (gray) lens PSF on a size×size grid (size//2 + 1 rings), float64 on `device`
+    (default the CPU; computed there once per lens and size)."""
+    return _host_otf_power(lens, size).to(device or "cpu")
+
+
+@functools.lru_cache(maxsize=256)
+def otf_table(lenses: tuple[LensPSF, ...], size: int, device: torch.device) -> torch.Tensor:
+    """otf_power of each of the lenses, stacked (R, size//2 + 1), on `device` (one copy per table and device)."""
+    return torch.stack([_host_otf_power(lens, size) for lens in lenses]).to(device)
