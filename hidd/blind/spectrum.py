@@ -48,8 +48,7 @@ def ring_counts(size: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=32)
-def _half_plane_rings(size: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor,
-                                                                                    torch.Tensor]:
+def _half_plane_rings(size: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
     """For the rfft2 half plane of a size×size grid: the kept frequencies' flat positions and ring indices, each
     one's weight (2 where it stands for its mirror too, else 1), and the full plane's count per ring."""
     rings = _ring_index(size)[:, :size // 2 + 1]
