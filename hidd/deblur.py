@@ -163,7 +163,8 @@ class Deblurrer:
                 lambda i, x: callback(i, photos(model.y.index_copy(0, rows, x.to(model.y)), list(range(b)))))
             sampled, measured = sample(model.photos(todo), self.prior.sde, score_fn, cfg, generators.select(todo),
                                        callback=step_callback)
-            results[todo], nfe[todo] = evidence.grayed(sampled.images, todo), sampled.nfe  # (already in the photos' layout)
+            # (sampled.images are already in the photos' layout)
+            results[todo], nfe[todo] = evidence.grayed(sampled.images, todo), sampled.nfe
             if measured is not None:
                 calibration = calibration.scatter(layout.rows(todo), measured)
         per_photo = self._evidence(evidence, calibration, b)

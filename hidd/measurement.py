@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hidd.blind import estimate_defocus
+from hidd.blind.defocus import estimate_defocus_batch
 from hidd.blind.noise import estimate_nlfs
 from hidd.blind.defocus_map import estimate_defocus_map, grey_noise_std
 from hidd.camera.noise import NoiseLevelFunction
@@ -55,9 +55,10 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
     a per-pixel defocus map read from its edges (hidd.blind.defocus_map: spatially varying blur).
     cfg.noise_sigma > 0 is taken as known; otherwise each
     image's noise-level function is estimated. The operator's `noise_sigma` is each image's RMS noise level.
+    The estimates run on y's device, the batch's same-size photos at once, each photo judged on its own.
     """
     tone = tone_curve(cfg.tone_curve, cfg.gamma)
-    linear = tone.decode(y.detach().cpu().double())
+    linear = tone.decode(y.detach())  # the estimates work on y's device, in float32 (float64 for float64 photos)
     if radius_map is not None and not cfg.radius_map:
         raise ValueError("a known radius map needs sampler.radius_map: true")
     if cfg.radius_map and (cfg.radius <= 0 or radius_map is not None):
@@ -72,14 +73,13 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
         if maps.shape != (y.shape[0], *y.shape[-2:]):
             raise ValueError(f"radius map of shape {tuple(maps.shape)} for images {tuple(y.shape)}")
         if cfg.psf == "disk" and cfg.softening <= 0:  # each photo's lens shape from its whole-photo fit
-            lens = [estimate_defocus(image, max_radius=cfg.max_radius).lens.with_radius(1.0) for image in linear]
+            lens = [e.lens.with_radius(1.0) for e in estimate_defocus_batch(linear, max_radius=cfg.max_radius)]
         else:
             lens = LensPSF(1.0, blades=cfg.blades if cfg.psf == "polygon" else 0, softening=cfg.softening)
         return DepthVaryingBlur(maps[:, None], noise, level, lens=lens, boundary=cfg.boundary)
     given = known_lens(cfg)
-    estimates = [None if given else estimate_defocus(image, max_radius=cfg.max_radius,
-                                                     shared_quantile=cfg.shared_quantile,
-                                                     edge_read_share=cfg.edge_read_share) for image in linear]
+    estimates = [None] * y.shape[0] if given else estimate_defocus_batch(
+        linear, max_radius=cfg.max_radius, shared_quantile=cfg.shared_quantile, edge_read_share=cfg.edge_read_share)
     lenses = [given or estimate.lens for estimate in estimates]
     noise, level = noise_model(y, cfg, tone, [lens if lens.radius > 0 or lens.softening > 0 else None
                                               for lens in lenses])

@@ -122,7 +122,7 @@ def _tiles(image: torch.Tensor, rows: list[int], cols: list[int], tile: int) -> 
 def grey_noise_std(noise: NoiseLevelFunction, encoded: torch.Tensor) -> torch.Tensor:
     """The linear-light noise std (B,) of the grey (channel-mean) image of photos (B, C, H, W) of encoded values under
     their noise-level functions: each photo's RMS per-channel std over √C (channels taken as independent)."""
-    encoded = encoded.detach().cpu().double()
+    encoded = encoded.detach().double()
     return (noise.linear_std(encoded).square().flatten(1).mean(dim=1) / encoded.shape[1]).sqrt()
 
 
