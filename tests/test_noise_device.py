@@ -139,7 +139,7 @@ def test_float32_backs_off_as_the_float64_reference_does():
 
 def test_a_batch_reads_each_photo_as_it_reads_it_alone_whatever_else_is_in_it():
     photos = torch.cat([synthetic_photos(3), camera_photos(("coffee",), 96)])
-    lenses = [None, LensPSF(2.5), None, None]
+    lenses = [LensPSF(3.0), LensPSF(2.5), None, LensPSF(2.5)]
     batched = estimate_nlfs(photos, SRGB, lenses)
     for i, photo in enumerate(photos):
         alone = estimate_nlf(photo, SRGB, lenses[i])

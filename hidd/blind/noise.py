@@ -160,13 +160,27 @@ def fit_nlf(centres: np.ndarray, variances: np.ndarray, counts: np.ndarray, tone
 
 def band_noise_level(encoded: torch.Tensor, lens: LensPSF, tile: int = 256) -> float:
     """Root-mean-square noise std of (C, H, W) encoded images in the rings beyond the blur's main lobe (the upper
-    half of the spectrum when in focus), from the noise floor fitted there with `lens` as the blur. The tiles'
-    spectra are taken on the images' device; the radial spectrum (one value per ring) is fitted in float64."""
+    half of the spectrum when in focus), from the noise floor fitted there with `lens` as the blur."""
+    return band_noise_levels(encoded[None], [lens], tile)[0]
+
+
+def band_noise_levels(encoded: torch.Tensor, lenses: list[LensPSF], tile: int = 256) -> list[float]:
+    """band_noise_level of each of same-size photos (B, C, H, W) under its own lens: the Welch spectra of all their
+    channels at once on their device, then each photo's radial spectrum (one value per ring, the mean over its
+    channels) fitted in float64 on the host, all photos in one fit."""
     encoded = working(encoded)
+    if encoded.ndim != 4 or len(lenses) != len(encoded):
+        raise ValueError(f"band_noise_levels: {len(lenses)} lenses for photos of shape {tuple(encoded.shape)}")
     size = min(tile, *encoded.shape[-2:])
-    spectrum = torch.stack([tile_spectra(channel, size, size // 2).mean(dim=(0, 1)) for channel in encoded]).mean(0)
-    power = otf_power(lens, size)
-    theta = fit_spectra(spectrum.to("cpu", torch.float64), power[None], size).theta[0]
+    spectra = tile_spectra(encoded, size, size // 2).mean(dim=(-3, -2)).mean(1).to("cpu", torch.float64)
+    powers = torch.stack([otf_power(lens, size) for lens in lenses])
+    thetas = fit_spectra(spectra, powers[:, None], size).theta[:, 0]
+    return [_band_level(theta, power, size) for theta, power in zip(thetas, powers)]
+
+
+def _band_level(theta: torch.Tensor, power: torch.Tensor, size: int) -> float:
+    """The RMS of the fitted noise floor N f^−γ (θ = log A, β, log N, γ) over the rings where the blur's radially
+    averaged |OTF|² `power` is below BAND_OTF_POWER (the upper half of the rings where fewer than 4 are)."""
     rings = torch.arange(len(power))
     frequency = rings.to(torch.float64).clamp_min(1) / size
     floor = theta[2].exp() * frequency ** (-theta[3])
@@ -219,11 +233,9 @@ def estimate_nlfs(encoded: torch.Tensor, tone: ToneCurve,
     if all(lens is None for lens in lenses):
         return nlf
     levels = nlf.level(encoded).tolist()
-    gain = [1.0] * len(encoded)
-    for i, lens in enumerate(lenses):
-        band = math.nan if lens is None else band_noise_level(encoded[i], lens)
-        if band > levels[i]:
-            gain[i] = band / levels[i]
+    measured = [i for i, lens in enumerate(lenses) if lens is not None]
+    bands = dict(zip(measured, band_noise_levels(encoded[measured], [lenses[i] for i in measured])))
+    gain = [bands[i] / level if bands.get(i, -math.inf) > level else 1.0 for i, level in enumerate(levels)]
     gain = torch.tensor(gain, dtype=torch.float64, device=encoded.device)
     return NoiseLevelFunction(tone, nlf.shot * gain**2, nlf.read * gain, nlf.floor * gain)
 
