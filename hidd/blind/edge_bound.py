@@ -56,6 +56,7 @@ import torch
 import torch.nn.functional as F
 
 from hidd.blind import filters
+from hidd.blind.spectrum import gray_batch
 
 MAX_EDGE_SHARPNESS = 1.3  # ρ's quantile above which a blur of radius r is contradicted (blurred ≤ 1.11, misread ≥ 1.65)
 EDGE_QUANTILE = 0.995  # ... taken over
@@ -66,7 +67,6 @@ HIGHLIGHT_REACH = 2.0  # px beyond the radius r around such a pixel
 MIN_EVIDENCE = 0.01  # fraction of the image that must remain for the test to say anything
 EDGE_READ_LEVEL = 0.7  # edge_read_radius: the largest r whose ρ stays within this (a disk of radius r: 2/π ≈ 0.64)
 EDGE_READ_STEP = 0.5  # px between the radii it tries
-MIN_SIDE = 16  # px: the least image side (as the spectral estimates need)
 
 
 def edge_sharpness(linear: torch.Tensor, radius: float) -> float:
@@ -141,21 +141,9 @@ def _window(radius: float) -> int:
     return 2 * math.ceil(radius) + 1
 
 
-def working_gray(linear: torch.Tensor, who: str) -> torch.Tensor:
-    """The channel means (B, H, W) of photos (B, C, H, W) on their device, in float64 for float64 photos and
-    float32 otherwise; `who` names the caller in the errors."""
-    if linear.ndim != 4:
-        raise ValueError(f"{who}: photos must be (B, C, H, W), got shape {tuple(linear.shape)}")
-    h, w = linear.shape[-2:]
-    if min(h, w) < MIN_SIDE:
-        raise ValueError(f"{who}: the image is {w}x{h}; need at least {MIN_SIDE}x{MIN_SIDE} pixels")
-    dtype = torch.float64 if linear.dtype == torch.float64 else torch.float32
-    return linear.detach().to(dtype).mean(dim=1)
-
-
 def _smoothed_slope(linear: torch.Tensor, who: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The grey linear-light photos (B, H, W) lightly smoothed (EDGE_SMOOTHING), and their gradient magnitude."""
-    gray = working_gray(linear, who)
+    gray = gray_batch(linear, who)
     if not bool(torch.isfinite(gray).all()):
         raise ValueError(f"{who}: the image has non-finite values")
     gray = filters.gaussian_filter(gray, EDGE_SMOOTHING)
