@@ -115,6 +115,8 @@ def weak_texture_stats(encoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     The patches of a bin are those whose mean lies in it (the last bin takes means ≥ 1 too, none takes a mean < 0);
     its weak patches are those whose smoothed curvature is at most the bin's WEAK_FRACTION quantile (torch.quantile),
     its variance their lower median (torch.median) and its centre their mean intensity."""
+    if encoded.ndim != 4:
+        raise ValueError(f"weak_texture_stats takes photos (B, C, H, W), got a tensor of shape {tuple(encoded.shape)}")
     encoded = working(encoded)
     b = len(encoded)
     variance = _plane_residual_variance(encoded).reshape(b, -1)
