@@ -503,7 +503,8 @@ def test_a_half_trusted_blur_is_kept_at_half_strength_and_said(tiny_checkpoint, 
     def edges_only(*args, **kwargs):  # as if only the photo's edges had seen its blur
         return PSFEstimate(LensPSF(3.0, softening=0.35), 1, False, 1e-6, 0.0, fit_ratio=2.0, max_share=0.5)
 
-    monkeypatch.setattr(hidd.measurement, "estimate_defocus", edges_only)
+    monkeypatch.setattr(hidd.measurement, "estimate_defocus_batch",
+                        lambda linear, **kw: [edges_only() for _ in linear])
     row, _ = _reconstruct_cat(tiny_checkpoint, tmp_path, 64, "sampler.num_steps=2", "sampler.prox_lambda_white=0",
                               "sampler.max_noise_gain=1000")
     assert float(row["share"]) == 0.45  # ½, and hedged by 0.9: the tiny model's misfit is correlated
@@ -599,7 +600,8 @@ def test_a_grey_prior_takes_the_edge_reading_per_channel_and_keeps_the_smallest_
         share = 0.5 if len(calls) % 3 == 1 else 1.0
         return PSFEstimate(LensPSF(3.0), 1, False, 1e-6, 0.0, fit_ratio=0.5, max_share=share)
 
-    monkeypatch.setattr(hidd.measurement, "estimate_defocus", one_channel_edges_only)
+    monkeypatch.setattr(hidd.measurement, "estimate_defocus_batch",
+                        lambda linear, **kw: [one_channel_edges_only() for _ in linear])
     deblur = Deblurrer(load_prior(make_tiny_checkpoint(tmp_path / "grey.pt", "model.channels=1"), preset="fast",
                                   overrides=["sampler.num_steps=2", "sampler.max_noise_gain=1000",
                                              "sampler.hedge_share=1"]))

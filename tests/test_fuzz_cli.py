@@ -15,6 +15,7 @@ import pytest
 import skimage.io
 import torch
 
+import hidd.blind
 import hidd.measurement
 import hidd.reconstruct
 from conftest import synthetic_photo
@@ -154,7 +155,7 @@ BOUND = 12.0
 
 def test_failures_inside_estimation_and_sampling_fail_one_image(bright_dark_and_odd_sizes, tiny_checkpoint,
                                                                 tmp_path, capsys, monkeypatch):
-    estimate_defocus, estimate_nlf = hidd.measurement.estimate_defocus, hidd.measurement.estimate_nlf
+    estimate_nlfs = hidd.measurement.estimate_nlfs
     score = Deblurrer.score
 
     def psf(linear, **fit):
@@ -164,12 +165,11 @@ def test_failures_inside_estimation_and_sampling_fail_one_image(bright_dark_and_
             return PSFEstimate(LensPSF(BOUND), 1, True, 1e-6, 1.0, 0.5)  # the top of a small image's range
         if linear.shape[-1] == 40:
             return PSFEstimate(LensPSF(2.0), 1, False, 1e-6, 1.0, 0.5)  # blurred: sampled (in focus would not be)
-        return estimate_defocus(linear, **fit)
+        return hidd.blind.estimate_defocus(linear, **fit)
 
-    def noise(encoded, tone, lens=None):
-        nlf = estimate_nlf(encoded, tone, lens)
-        if encoded.mean() < 0.1:
-            nlf.read = torch.full_like(nlf.read, torch.nan)
+    def noise(encoded, tone, lenses=None):  # the dark photo's noise level is NaN
+        nlf = estimate_nlfs(encoded, tone, lenses)
+        nlf.read = torch.where(encoded.flatten(1).mean(dim=1) < 0.1, torch.nan, nlf.read)
         return nlf
 
     def network(self, x, sigma):
@@ -181,8 +181,9 @@ def test_failures_inside_estimation_and_sampling_fail_one_image(bright_dark_and_
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         write_image(path, pixels, **kwargs)
 
-    monkeypatch.setattr(hidd.measurement, "estimate_defocus", psf)
-    monkeypatch.setattr(hidd.measurement, "estimate_nlf", noise)
+    monkeypatch.setattr(hidd.measurement, "estimate_defocus_batch",
+                        lambda linear, **fit: [psf(image, **fit) for image in linear])
+    monkeypatch.setattr(hidd.measurement, "estimate_nlfs", noise)
     monkeypatch.setattr(Deblurrer, "score", network)
     monkeypatch.setattr(hidd.reconstruct, "write_image", write)
     out = tmp_path / "out"
