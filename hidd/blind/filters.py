@@ -51,22 +51,22 @@ def _pad_axis(x: torch.Tensor, pad: int, dim: int, mode: str) -> torch.Tensor:
     return x.index_select(dim, index)
 
 
-def _flat(x: torch.Tensor) -> tuple[torch.Tensor, torch.Size]:
-    """(…, H, W) → (N, 1, H, W) and the leading shape."""
+def _separable(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
+    """Correlate the last two axes of x (…, H, W) with the 1-D `kernel` (odd length) along each, ndimage borders: a
+    weighted sum of the kernel's shifted slices (on a CPU several times faster than a convolution of one channel)."""
     if x.ndim < 2:
         raise ValueError(f"filters take images (…, H, W), got a tensor of shape {tuple(x.shape)}")
-    lead = x.shape[:-2]
-    return x.reshape(-1, 1, *x.shape[-2:]), lead
+    pad, taps = kernel.numel() // 2, kernel.tolist()
 
+    def along(v: torch.Tensor, dim: int) -> torch.Tensor:
+        v = _pad_axis(v, pad, dim, mode)
+        n = v.shape[dim] - 2 * pad
+        out = v.narrow(dim, 0, n) * taps[0]
+        for shift, tap in enumerate(taps[1:], start=1):
+            out.add_(v.narrow(dim, shift, n), alpha=tap)
+        return out
 
-def _separable(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
-    """Correlate the last two axes of x (…, H, W) with the 1-D `kernel` (odd length) along each, ndimage borders."""
-    flat, lead = _flat(x)
-    pad = kernel.numel() // 2
-    kernel = kernel.to(flat)
-    flat = F.conv2d(_pad_axis(flat, pad, 2, mode), kernel.reshape(1, 1, -1, 1))
-    flat = F.conv2d(_pad_axis(flat, pad, 3, mode), kernel.reshape(1, 1, 1, -1))
-    return flat.reshape(*lead, *flat.shape[-2:])
+    return along(along(x, x.ndim - 2), x.ndim - 1)
 
 
 def gaussian_kernel(sigma: float, truncate: float = 4.0, dtype=torch.float64) -> torch.Tensor:
