@@ -26,7 +26,7 @@ import math
 import torch
 
 from hidd.camera.tone import ToneCurve
-from hidd.blind.noise import working
+from hidd.blind.spectrum import working
 from hidd.no_harm import flat_noise_levels
 
 

@@ -60,7 +60,8 @@ from dataclasses import dataclass
 
 import torch
 
-from hidd.blind.noise import estimate_nlfs, working
+from hidd.blind.noise import estimate_nlfs
+from hidd.blind.spectrum import working
 from hidd.camera.psf import LensPSF
 from hidd.camera.tone import ToneCurve
 from hidd.misfit import whiteness

@@ -35,7 +35,7 @@ from scipy.optimize import nnls
 
 from hidd.blind.filters import gaussian_filter
 from hidd.blind.psf_fit import fit_spectra
-from hidd.blind.spectrum import otf_power, ring_counts, tile_spectra
+from hidd.blind.spectrum import otf_power, ring_counts, tile_spectra, working
 from hidd.camera.noise import NoiseLevelFunction
 from hidd.camera.psf import LensPSF
 from hidd.camera.tone import ToneCurve
@@ -47,12 +47,6 @@ INTENSITY_BINS = 8  # bins of patch mean over [0, 1]
 MIN_PATCHES = 12  # a bin with fewer weak patches is left out of the fit
 BAND_OTF_POWER = 0.05  # the noise band: rings where the blur's |OTF|² is below this
 QUANTISATION = 1 / (255 * 12**0.5)  # std of 8-bit rounding: the least noise an 8-bit photo has
-
-
-def working(images: torch.Tensor) -> torch.Tensor:
-    """Images detached, on their device, in the precision the estimates work in: float64 where given float64 (the
-    reference), else float32."""
-    return images.detach().to(torch.float64 if images.dtype == torch.float64 else torch.float32)
 
 
 def _patches(images: torch.Tensor) -> torch.Tensor:

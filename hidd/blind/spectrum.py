@@ -25,6 +25,11 @@ def working_dtype(image: torch.Tensor) -> torch.dtype:
     return torch.float64 if image.dtype == torch.float64 else torch.float32
 
 
+def working(images: torch.Tensor) -> torch.Tensor:
+    """Images detached, on their device, in their working dtype (working_dtype)."""
+    return images.detach().to(working_dtype(images))
+
+
 def _ring_index(size: int) -> torch.Tensor:
     """Index of each frequency of a size×size FFT in rings of width 1/size (size//2 + 1 rings; corners dropped)."""
     f = torch.fft.fftfreq(size, dtype=torch.float64)
