@@ -3,6 +3,7 @@
   python scripts/compare_estimation.py record data/camera/blurred data/benchmark/blurred --output now.json
   python scripts/compare_estimation.py record ... --deblur-every 6 --output now.json  # + the guard, every 6th
   python scripts/compare_estimation.py compare before.json now.json
+  python scripts/compare_estimation.py time --device cuda --sizes 256x256:64 1680x1120:1
 
 `record` runs stage 1 of a deblur (hidd.stages.estimate: colour test, blind PSF, noise level) with the given preset
 on each photo alone and writes, per photo, its radius, softening, whether the radius sits at the top of the search
@@ -14,7 +15,12 @@ code before a change.
 
 `compare` prints, in Markdown, how many photos moved: radii that differ by more than --radius-tolerance (relative,
 default 2 %; a radius of 0 must stay 0), verdicts (in focus, at bound, gray, max_share, the guard's reason) that
-differ, and the largest relative change of the noise levels and of the guard's share.
+differ, and the largest relative change of the noise levels and of the guard's share, each over the photos both
+records measured.
+
+`time` measures stage 1 alone (Deblurrer.estimate: colour test, blind PSFs and noise levels of a batch) on
+bench_speed's synthetic camera photo (a 4 px disk), for each SIZE:BATCH: seconds per batch (the best of
+--repeats, after one untimed call) and photos per second.
 """
 from __future__ import annotations
 
@@ -75,6 +81,33 @@ def record(args) -> None:
     print(f"{len(rows)} photos recorded in {args.output}")
 
 
+def timing(args) -> None:
+    from bench_speed import blurred_scene, machine_name, synchronize
+    from hidd.deblur import Deblurrer
+    from hidd.prior import load_prior
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    deblurrer = Deblurrer(load_prior(args.checkpoint, preset=args.preset, device=device))
+    print(f"Stage 1 (estimate), preset {args.preset}, {machine_name(device)}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads\n")
+    print("| size | batch | s / batch | photos / s |\n|---|---|---|---|")
+    for spec in args.sizes:
+        size, _, batch = spec.partition(":")
+        width, height = (int(v) for v in size.split("x"))
+        y = blurred_scene(height, width, int(batch or 1)).to(device)
+        deblurrer.estimate(y)  # untimed: caches, kernels
+        best = math.inf
+        for _ in range(args.repeats):
+            synchronize(device)
+            start = time.perf_counter()
+            deblurrer.estimate(y)
+            synchronize(device)
+            best = min(best, time.perf_counter() - start)
+        print(f"| {width}x{height} | {y.shape[0]} | {best:.3f} | {y.shape[0] / best:.1f} |", flush=True)
+
+
 def _relative(a, b) -> float:
     if a is None or b is None:
         return 0.0 if a is b else math.inf
@@ -91,10 +124,10 @@ def compare(args) -> None:
     print(f"| photos | radius moved > {100 * args.radius_tolerance:g} % | " + " | ".join(VERDICTS) + " | "
           + " | ".join(f"max Δ {name}" for name in LEVELS) + " |")
     print("|" + "---|" * (2 + len(VERDICTS) + len(LEVELS)))
-    verdicts = {name: [k for k in common if name in before[k] and before[k].get(name) != after[k].get(name)]
-                for name in VERDICTS}
-    levels = {name: max((_relative(before[k].get(name), after[k].get(name)) for k in common if name in before[k]),
-                        default=math.nan) for name in LEVELS}
+    both = {name: [k for k in common if name in before[k] and name in after[k]] for name in VERDICTS + LEVELS}
+    verdicts = {name: [k for k in both[name] if before[k][name] != after[k][name]] for name in VERDICTS}
+    levels = {name: max((_relative(before[k][name], after[k][name]) for k in both[name]), default=math.nan)
+              for name in LEVELS}
     print(f"| {len(common)} | {len(moved_radius)} | " + " | ".join(str(len(v)) for v in verdicts.values()) + " | "
           + " | ".join(f"{100 * v:.2g} %" for v in levels.values()) + " |")
     for k in moved_radius:
@@ -126,8 +159,15 @@ def main(argv=None) -> None:
     cmp.add_argument("before")
     cmp.add_argument("after")
     cmp.add_argument("--radius-tolerance", type=float, default=0.02)
+    tim = sub.add_parser("time", help="the time of stage 1 alone, per batch")
+    tim.add_argument("--sizes", nargs="+", default=["256x256:1"], metavar="WxH:BATCH")
+    tim.add_argument("--checkpoint", default=None)
+    tim.add_argument("--preset", default="fast")
+    tim.add_argument("--device", default="cpu")
+    tim.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    tim.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    record(args) if args.command == "record" else compare(args)
+    {"record": record, "compare": compare, "time": timing}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -34,3 +34,9 @@ def test_record_writes_every_photo(tmp_path):
     rows = json.loads((tmp_path / "r.json").read_text())["photos"]
     assert sorted(rows) == [f"{tmp_path.name}/p0.png", f"{tmp_path.name}/p1.png"]
     assert all(row["radius"] is not None and row["noise_sigma"] > 0 for row in rows.values())
+
+
+def test_time_prints_one_row_per_size(capsys):
+    compare_estimation.main(["time", "--sizes", "48x32:2", "--repeats", "1"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 48x32 |")]
+    assert len(rows) == 1 and rows[0].split("|")[2].strip() == "2"
