@@ -45,7 +45,7 @@ from hidd.sampling.settings import check_sampler
 from hidd.stages.estimate import Evidence, Model, estimate
 from hidd.stages.layout import Layout
 from hidd.stages.sample import sample, sample_again
-from hidd.stages.select import Candidate, Selection, select, wants_second_sampling, within_region
+from hidd.stages.select import Candidate, Selection, judge_batch, select, wants_second_sampling, within_region
 from hidd.tiling import ScoreTiler, TilingConfig
 
 
@@ -210,7 +210,8 @@ class Deblurrer:
         candidates = [Candidate(results[i], None if lenses is None else tuple(lenses[i * per:(i + 1) * per]),
                                 correlation[i]) for i in range(b)]
         report.stage("checking the results")
-        kept = [select(photos[i], [candidates[i]], evidence.select([i]), cfg) for i in range(b)]
+        judged = judge_batch(photos, candidates, evidence, cfg)  # the first results, measured as one batch
+        kept = [select(photos[i], [candidates[i]], evidence.select([i]), cfg, [judged[i]]) for i in range(b)]
         again = [i for i in range(b) if wants_second_sampling(kept[i], candidates[i], evidence.select([i]), cfg)]
         extra = torch.zeros(b, dtype=torch.long)
         if again:
@@ -223,7 +224,7 @@ class Deblurrer:
             results = results.clone()
             for image, i in zip(images, again):
                 kept[i] = select(photos[i], [candidates[i], replace(candidates[i], image=image)],
-                                 evidence.select([i]), cfg)
+                                 evidence.select([i]), cfg, [judged[i]])
                 if kept[i].candidate == 1:
                     results[i] = image
         return kept, results, extra

@@ -6,6 +6,7 @@ import torch
 
 from hidd.blind.defocus import estimate_defocus_batch
 from hidd.blind.noise import estimate_nlfs
+from hidd.blind.spectrum import working
 from hidd.blind.defocus_map import estimate_defocus_map, grey_noise_std
 from hidd.camera.noise import NoiseLevelFunction
 from hidd.camera.psf import PSF_FAMILIES, LensPSF
@@ -32,9 +33,9 @@ def noise_model(y: torch.Tensor, cfg, tone, lenses: list[LensPSF | None]) -> tup
     b = y.shape[0]
     if cfg.noise_sigma > 0:
         nlf = NoiseLevelFunction.white(tone, torch.full((b,), cfg.noise_sigma, dtype=torch.float64, device=y.device))
-        return nlf, nlf.level(y.detach().double())
+        return nlf, nlf.level(working(y)).double()
     nlf = estimate_nlfs(y.detach(), tone, lenses)
-    level = nlf.level(y.detach().double())
+    level = nlf.level(working(y)).double()
     if cfg.noise_sigma_min > 0:
         gain = (cfg.noise_sigma_min / level).clamp_min(1.0)  # raise the whole function to the floor
         nlf = NoiseLevelFunction(tone, nlf.shot * gain**2, nlf.read * gain, nlf.floor * gain)

@@ -56,7 +56,7 @@ docs/BENCHMARKS.md, "Development notes moved from docstrings".
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -72,13 +72,15 @@ BLEND_NOISE_GAIN = 1.5  # ... and the noise gain a blend may have (at most the l
 MAX_NOTCH_EXCESS = 1.2  # a result whose power at its blur's first OTF notch exceeds its spectrum's trend by more
 # (natural log of the ratio: 3.3×) rings (hidd.ringing; development results that gained ≤ 1.12 where more than half
 # was kept, sharp references ≤ 0.94 at the 95th percentile, results the blur model did not explain up to 3.29)
+MEASURED_VALUES = 2**26  # the most image values whose flat-patch noise is measured at once (memory, not results)
 
 
 def flat_noise_levels(images: torch.Tensor, tone: ToneCurve) -> torch.Tensor:
     """(B,) RMS weak-texture noise level of images (B, C, H, W) in [0, 1], float64 on their device (measured there in
-    float32, in float64 for float64 images)."""
+    float32, in float64 for float64 images), as many images at a time as MEASURED_VALUES allows."""
     images = working(images)
-    return estimate_nlfs(images, tone).level(images).to(torch.float64)
+    step = max(1, MEASURED_VALUES // max(1, images[0].numel()))
+    return torch.cat([estimate_nlfs(part, tone).level(part).to(torch.float64) for part in images.split(step)])
 
 
 def flat_noise_level(image: torch.Tensor, tone: ToneCurve) -> float:
@@ -113,6 +115,10 @@ class BackOff:
     hedge: torch.Tensor  # (B,) the hedge h in it (1: none); share / hedge is the guard's own share w
     notch_excess: torch.Tensor  # (B,) the full result's ringing (hidd.ringing, log power ratio); NaN: not measured
     rang: torch.Tensor  # (B,) bool: the ringing capped the share at ringing_share
+
+    def select(self, index: int) -> "BackOff":
+        """Image `index`'s outcome, as a batch of one."""
+        return BackOff(*(getattr(self, f.name)[index:index + 1] for f in fields(self)))
 
 
 def back_off(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, limit: float,
@@ -188,7 +194,10 @@ def _largest_clean_shares(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve
     found = {}
     if tried:
         rows, shares = [i for i, _ in tried], torch.tensor([w for _, w in tried], dtype=torch.float64)
-        gains = flat_noise_levels(blend(y[rows], result[rows], shares), tone).cpu() / photo_noise[rows]
+        step = max(1, MEASURED_VALUES // max(1, y[0].numel()))  # the blends made as they are measured
+        levels = [flat_noise_levels(blend(y[part], result[part], shares[start:start + step]), tone).cpu()
+                  for start in range(0, len(rows), step) for part in [rows[start:start + step]]]
+        gains = torch.cat(levels) / photo_noise[rows]
         for (i, w), clean in zip(tried, (gains <= bar).tolist()):
             if clean and i not in found:  # the largest share comes first
                 found[i] = w

@@ -1,7 +1,7 @@
 """Do the blind estimate's decisions move? Record them for folders of photos, and compare two records.
 
   python scripts/compare_estimation.py record data/camera/blurred data/benchmark/blurred --output now.json
-  python scripts/compare_estimation.py record ... --deblur-every 6 --output now.json  # + the guard, every 6th
+  python scripts/compare_estimation.py record ... --deblur-every 6 --output now.json  # the guard every 6th
   python scripts/compare_estimation.py compare before.json now.json
   python scripts/compare_estimation.py time --device cuda --sizes 256x256:64 1680x1120:1
 
@@ -9,9 +9,9 @@
 on each photo alone and writes, per photo, its radius, softening, whether the radius sits at the top of the search
 (at_bound), the share a half-trusted blur allows (max_share), the in-focus verdict, the colour verdict, the photo's
 flat-patch noise and the operator's noise level. With --deblur-every K it also deblurs every K-th photo (of a sorted
-list over the folders, the first included) and records what the no-harm guard decided: share, reason, noise gain, ringing. It uses only
-the Deblurrer's public API, so it runs on any checkout: `PYTHONPATH=<old checkout> python scripts/...` records the
-code before a change.
+list over the folders, the first included) and records what the no-harm guard decided: share, reason, noise gain,
+ringing. It uses only the Deblurrer's public API, so it runs on any checkout: `PYTHONPATH=<old checkout> python
+scripts/...` records the code before a change.
 
 `compare` prints, in Markdown, how many photos moved: radii that differ by more than --radius-tolerance (relative,
 default 2 %; a radius of 0 must stay 0), verdicts (in focus, at bound, gray, max_share, the guard's reason) that

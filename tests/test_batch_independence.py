@@ -19,7 +19,7 @@ from hidd.sampling.loops import sample
 from hidd.sampling.schedules import sigma_grid
 from hidd.sde import VESDE
 from hidd.stages.estimate import Evidence
-from hidd.stages.select import Candidate, select
+from hidd.stages.select import Candidate, judge, judge_batch, select
 from hidd.tiling import ChunkedScore, ScoreTiler, TilingConfig
 from test_blind import photo
 
@@ -226,6 +226,24 @@ def test_select_returns_the_photo_itself_where_every_cap_is_0_and_names_the_chec
     broken = Candidate(torch.full_like(y, float("nan")), None, white)  # a second that is not finite: not taken
     chosen = select(y, [first, broken], _evidence(), cfg)
     assert (chosen.candidate, chosen.share, chosen.reason) == (0, 0.25, "noise")
+
+
+def test_a_batch_is_judged_as_each_photo_alone():
+    cfg = SamplerConfig(max_noise_gain=2.0, hedge_share=0.9, ringing_share=0.5)
+    cases = [_select_case(a) for a in (12.0, 2.2, 0.0)]  # nothing kept, a ¼ blend, the whole result
+    misfits = [torch.tensor([v], dtype=torch.float64) for v in (0.1, 0.9, 0.1)]  # the second is hedged
+    candidates = [Candidate(result, (LensPSF(4.0),), misfit) for (_, result), misfit in zip(cases, misfits)]
+    photos = torch.stack([y for y, _ in cases])
+    evidence = _evidence(max_share=torch.ones(3, dtype=torch.float64), in_focus=torch.zeros(3, dtype=torch.bool))
+    together = judge_batch(photos, candidates, evidence, cfg)
+    assert [float(m.share[0]) for m in together] == pytest.approx([0.0, 0.25 * 0.9, 1.0])
+    for i, measured in enumerate(together):
+        alone = judge(photos[i], candidates[i], evidence.select([i]), cfg)
+        for field in dataclasses.fields(measured):
+            assert torch.allclose(getattr(measured, field.name), getattr(alone, field.name), rtol=0, atol=1e-12,
+                                  equal_nan=True), field.name
+        chosen = select(photos[i], [candidates[i]], evidence.select([i]), cfg, [measured])
+        assert chosen.share == float(measured.share[0]) and torch.equal(chosen.output, measured.images[0])
 
 
 def test_calibration_rows_are_taken_and_put_back_per_image():

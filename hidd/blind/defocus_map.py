@@ -33,7 +33,7 @@ from scipy import ndimage
 
 from hidd.blind import filters
 from hidd.blind.edge_bound import edge_read_radius_batch
-from hidd.blind.spectrum import gray_batch
+from hidd.blind.spectrum import gray_batch, working
 from hidd.camera.noise import NoiseLevelFunction
 
 TILE = 64  # px: the side of a tile read on its own (sampler.radius_tile)
@@ -123,7 +123,7 @@ def _tiles(image: torch.Tensor, rows: list[int], cols: list[int], tile: int) -> 
 def grey_noise_std(noise: NoiseLevelFunction, encoded: torch.Tensor) -> torch.Tensor:
     """The linear-light noise std (B,) of the grey (channel-mean) image of photos (B, C, H, W) of encoded values under
     their noise-level functions: each photo's RMS per-channel std over √C (channels taken as independent)."""
-    encoded = encoded.detach().double()
+    encoded = working(encoded)
     return (noise.linear_std(encoded).square().flatten(1).mean(dim=1) / encoded.shape[1]).sqrt()
 
 

@@ -267,7 +267,7 @@ def disc_dilation(mask: torch.Tensor, reach: float) -> torch.Tensor:
     """(B, H, W) bool: the pixels within Euclidean distance `reach` of a pixel of the mask (B, H, W)."""
     limit = reach * reach
     grown = torch.zeros_like(mask)
-    for dy in range(math.floor(reach) + 1):
+    for dy in range(min(math.floor(reach), mask.shape[-2] - 1) + 1):  # rows beyond the image reach nothing
         half = math.isqrt(math.floor(limit - dy * dy))
         while half * half + dy * dy > limit:
             half -= 1

@@ -37,13 +37,28 @@ def _ring_index(size: int) -> torch.Tensor:
 
 
 def radial_mean(power: torch.Tensor, size: int) -> torch.Tensor:
-    """Mean of (…, size, size) spectra over each ring, shape (…, size//2 + 1), on the spectra's device."""
+    """Mean of (…, size, size) spectra over each ring, shape (…, size//2 + 1), float64 on the spectra's device."""
     rings = _ring_index(size).flatten().to(power.device)
-    keep = rings <= size // 2
-    values = power.flatten(-2)[..., keep]
-    sums = torch.zeros(*values.shape[:-1], size // 2 + 1, dtype=values.dtype, device=power.device)
-    counts = torch.bincount(rings[keep], minlength=size // 2 + 1).to(values.dtype)
-    return sums.index_add_(-1, rings[keep], values) / counts
+    keep = torch.nonzero(rings <= size // 2).flatten()
+    order, bounds = _ring_runs(rings[keep], size // 2 + 1)
+    counts = ring_counts(size).to(power.device)
+    return _ring_sums(power.flatten(-2)[..., keep], order, bounds) / counts
+
+
+def _ring_runs(rings: torch.Tensor, n_rings: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The order that sorts values by ring, outermost ring first, and each ring's (start, end) in it (n_rings, 2)."""
+    order = torch.argsort(rings, descending=True, stable=True)
+    counts = torch.bincount(rings, minlength=n_rings).flip(0)  # outermost first
+    ends = counts.cumsum(0)
+    return order, torch.stack([ends - counts, ends], dim=1).flip(0)
+
+
+def _ring_sums(values: torch.Tensor, order: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
+    """Σ of values (…, N) over each ring (`_ring_runs`), float64: a running sum over the values sorted by ring,
+    outermost first, differenced at the rings' bounds. Deterministic on every device (an index_add_ on a GPU adds
+    atomically, in no fixed order), and accurate: a ring's partial sums hold only fainter, outer rings."""
+    partial = torch.nn.functional.pad(values[..., order].double().cumsum(-1), (1, 0))
+    return partial[..., bounds[:, 1]] - partial[..., bounds[:, 0]]
 
 
 def ring_counts(size: int) -> torch.Tensor:
@@ -54,15 +69,17 @@ def ring_counts(size: int) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=32)
 def _half_plane_rings(size: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
-    """For the rfft2 half plane of a size×size grid: the kept frequencies' flat positions and ring indices, each
-    one's weight (2 where it stands for its mirror too, else 1), and the full plane's count per ring."""
+    """For the rfft2 half plane of a size×size grid: the kept frequencies' flat positions, the order and bounds of
+    their rings (`_ring_runs`), each one's weight (2 where it stands for its mirror too, else 1), and the full plane's
+    count per ring."""
     rings = _ring_index(size)[:, :size // 2 + 1]
     columns = torch.arange(size // 2 + 1)
     weight = torch.where((columns > 0) & (columns < size - columns), 2.0, 1.0).expand_as(rings)
     rings, weight = rings.flatten(), weight.flatten()
     keep = torch.nonzero(rings <= size // 2).flatten()
-    return (keep.to(device), rings[keep].to(device), weight[keep].to(device=device, dtype=dtype),
-            ring_counts(size).to(device=device, dtype=dtype))
+    order, bounds = _ring_runs(rings[keep], size // 2 + 1)
+    return (keep.to(device), order.to(device), bounds.to(device), weight[keep].to(device=device, dtype=dtype),
+            ring_counts(size).to(device=device))
 
 
 @functools.lru_cache(maxsize=32)
@@ -82,10 +99,8 @@ def tile_spectra(gray: torch.Tensor, tile: int, stride: int) -> torch.Tensor:
     windows = windows - windows.mean(dim=(-2, -1), keepdim=True)
     window = _hann2d(tile, gray.device, dtype)
     power = torch.fft.rfft2(windows * window).abs().square().flatten(-2) / window.square().sum()
-    keep, rings, weight, counts = _half_plane_rings(tile, gray.device, dtype)
-    sums = torch.zeros(*power.shape[:-1], tile // 2 + 1, dtype=dtype, device=gray.device)
-    sums.index_add_(-1, rings, power[..., keep] * weight)
-    return (sums / counts).to(torch.float64)
+    keep, order, bounds, weight, counts = _half_plane_rings(tile, gray.device, dtype)
+    return _ring_sums(power[..., keep] * weight, order, bounds) / counts
 
 
 def gray_linear(linear: torch.Tensor, who: str) -> torch.Tensor:

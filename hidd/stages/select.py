@@ -76,14 +76,17 @@ def _noise(measured: BackOff, evidence: Evidence, cfg) -> float:
 CHECKS = {"in-focus": _in_focus, "trust": _trust, "ringing": _ringing, "noise": _noise}  # reason → the cap it gives
 
 
-def select(photo: torch.Tensor, candidates: list[Candidate], evidence: Evidence, cfg) -> Selection:
+def select(photo: torch.Tensor, candidates: list[Candidate], evidence: Evidence, cfg,
+           judged: list[BackOff | None] | None = None) -> Selection:
     """The output of one photo (C, H, W), as it is compared and blended (gray where it is taken for gray), among its
-    candidates, under its evidence (one photo's: Evidence.select) and the guard's settings (a SamplerConfig)."""
+    candidates, under its evidence (one photo's: Evidence.select) and the guard's settings (a SamplerConfig).
+    judged: candidates' measures made already (judge_batch: a batch's first candidates at once), None where not."""
     best = None
     for index, candidate in enumerate(candidates):
         if index > 0 and not bool(torch.isfinite(candidate.image).all()):
             continue
-        measured = judge(photo, candidate, evidence, cfg)
+        known = None if judged is None or index >= len(judged) else judged[index]
+        measured = known if known is not None else judge(photo, candidate, evidence, cfg)
         if best is None or float(measured.share[0]) > float(best[1].share[0]):
             best = index, measured
     index, measured = best
@@ -104,10 +107,18 @@ def within_region(photos: torch.Tensor, results: torch.Tensor, region: torch.Ten
 
 def judge(photo: torch.Tensor, candidate: Candidate, evidence: Evidence, cfg) -> BackOff:
     """hidd.no_harm.back_off's outcome for one photo's candidate (a batch of one)."""
-    hedges = hedge(candidate.misfit_correlation.amax().reshape(1), cfg.hedge_share) if evidence.blind else None
-    return back_off(photo[None], candidate.image[None].nan_to_num(), evidence.tone, cfg.max_noise_gain,
-                    evidence.in_focus, evidence.max_share, hedges, [candidate.lenses], cfg.ringing_share,
-                    photo_noise=evidence.photo_noise)
+    return judge_batch(photo[None], [candidate], evidence, cfg)[0]
+
+
+def judge_batch(photos: torch.Tensor, candidates: list[Candidate], evidence: Evidence, cfg) -> list[BackOff]:
+    """judge of each photo (B, C, H, W) with its one candidate, under the batch's evidence: measured as one batch
+    (hidd.no_harm.back_off), each photo's measures its own."""
+    hedges = torch.cat([hedge(c.misfit_correlation.amax().reshape(1), cfg.hedge_share) for c in candidates]) \
+        if evidence.blind else None
+    images = torch.stack([c.image for c in candidates]).nan_to_num()
+    measured = back_off(photos, images, evidence.tone, cfg.max_noise_gain, evidence.in_focus, evidence.max_share,
+                        hedges, [c.lenses for c in candidates], cfg.ringing_share, photo_noise=evidence.photo_noise)
+    return [measured.select(i) for i in range(len(candidates))]
 
 
 def reason(measured: BackOff, evidence: Evidence, cfg) -> str:
