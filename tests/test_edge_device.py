@@ -124,3 +124,12 @@ def test_ties_at_the_strong_range_cut_are_taken_in_raster_order_and_the_quantile
     found = edge_bound._top_quantile(rows, counts, 0.995)
     for row, value in zip(rows, found):
         assert float(value) == pytest.approx(np.quantile(row[torch.isfinite(row)].numpy(), 0.995), rel=1e-12, abs=1e-15)
+
+
+def test_a_light_disc_wider_than_the_image_covers_it_without_error():
+    mask = torch.zeros(1, 24, 24, dtype=torch.bool)
+    mask[0, 12, 12] = True
+    assert disc_dilation(mask, 25.0).all()  # every pixel lies within 25 px of the light
+    image = torch.full((24, 24), 0.1, dtype=torch.float64)
+    image[12, 12] = 1.0  # a point light, judged at a radius larger than the image
+    assert edge_sharpness(image, 25.0) >= 0
