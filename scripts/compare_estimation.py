@@ -108,6 +108,16 @@ def timing(args) -> None:
         print(f"| {width}x{height} | {y.shape[0]} | {best:.3f} | {y.shape[0] / best:.1f} |", flush=True)
 
 
+def _load(path: str) -> dict:
+    """The photos of a record, or a one-line exit naming the file and what is wrong with it."""
+    try:
+        return json.loads(Path(path).read_text())["photos"]
+    except FileNotFoundError:
+        raise SystemExit(f"compare_estimation: {path}: no such record") from None
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+        raise SystemExit(f"compare_estimation: {path}: not a record written by compare_estimation.py record") from None
+
+
 def _relative(a, b) -> float:
     if a is None or b is None:
         return 0.0 if a is b else math.inf
@@ -115,7 +125,7 @@ def _relative(a, b) -> float:
 
 
 def compare(args) -> None:
-    before, after = (json.loads(Path(p).read_text())["photos"] for p in (args.before, args.after))
+    before, after = _load(args.before), _load(args.after)
     common = sorted(set(before) & set(after))
     if not common:
         raise SystemExit("compare_estimation: the two records share no photo")

@@ -1,6 +1,8 @@
 """scripts/compare_estimation.py: it records the estimate's decisions per photo and counts those that moved."""
 import json
 
+import pytest
+
 from conftest import load_script, synthetic_photo
 from hidd.imageio import write_image
 
@@ -40,3 +42,11 @@ def test_time_prints_one_row_per_size(capsys):
     compare_estimation.main(["time", "--sizes", "48x32:2", "--repeats", "1"])
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 48x32 |")]
     assert len(rows) == 1 and rows[0].split("|")[2].strip() == "2"
+
+
+def test_a_missing_or_foreign_record_is_one_line(tmp_path):
+    (tmp_path / "foreign.json").write_text("[1, 2]")
+    for name in ("missing.json", "foreign.json"):
+        with pytest.raises(SystemExit) as stop:
+            compare_estimation.main(["compare", str(tmp_path / name), str(tmp_path / name)])
+        assert name in str(stop.value) and "\n" not in str(stop.value)
