@@ -259,7 +259,8 @@ def test_where_everything_else_reads_in_focus_the_edges_blur_is_taken_half_trust
 def test_the_tiles_shared_blur_must_fit_the_photos_edges(monkeypatch):
     in_focus = PSFEstimate(LensPSF(0.0), 1, False, 1e-6, 0.0, fit_ratio=2.0)
     monkeypatch.setattr(hidd.blind.defocus, "estimate_psf", lambda *args, **kwargs: in_focus)
-    monkeypatch.setattr(hidd.blind.defocus, "tile_radius_quantiles", lambda *args: np.array([7.0, 10.0]))
+    monkeypatch.setattr(hidd.blind.defocus, "tile_radius_quantiles_batch",
+                        lambda linear, q: np.array([[7.0, 10.0]] * len(linear)))
     monkeypatch.setattr(hidd.blind.defocus, "MAX_FIT_RATIO", math.inf)  # whatever the spectrum says
     sharp = linear(photo("astronaut"))
     blurred = linear(Camera(psf=LensPSF(7.0, softening=0.5), noise=PoissonGaussian(1e-4, 1e-3)).render(
@@ -623,7 +624,8 @@ def test_a_blur_the_spectrum_prefers_unclearly_is_taken_where_the_tiles_and_the_
 
     quartiles = [6.0, 9.0]
     monkeypatch.setattr(hidd.blind.defocus, "estimate_psf", fit)
-    monkeypatch.setattr(hidd.blind.defocus, "tile_radius_quantiles", lambda *args: np.array(quartiles))
+    monkeypatch.setattr(hidd.blind.defocus, "tile_radius_quantiles_batch",
+                        lambda linear, q: np.array([quartiles] * len(linear)))
     monkeypatch.setattr(hidd.blind.defocus, "MAX_FIT_RATIO", math.inf)
     blurred = linear(Camera(psf=LensPSF(7.0, softening=0.5), noise=PoissonGaussian(1e-4, 1e-3)).render(
         photo("astronaut"), generator=torch.Generator().manual_seed(0)))
@@ -639,7 +641,8 @@ def test_a_blur_the_spectrum_prefers_unclearly_is_taken_where_the_tiles_and_the_
 def test_the_tiles_shared_blur_comes_before_the_edge_reading(monkeypatch):
     in_focus = PSFEstimate(LensPSF(0.0), 1, False, 1e-6, 0.0, fit_ratio=2.0)
     monkeypatch.setattr(hidd.blind.defocus, "estimate_psf", lambda *args, **kwargs: in_focus)
-    monkeypatch.setattr(hidd.blind.defocus, "tile_radius_quantiles", lambda *args: np.array([7.0, 10.0]))
+    monkeypatch.setattr(hidd.blind.defocus, "tile_radius_quantiles_batch",
+                        lambda linear, q: np.array([[7.0, 10.0]] * len(linear)))
     monkeypatch.setattr(hidd.blind.defocus, "MAX_FIT_RATIO", math.inf)
     blurred = linear(Camera(psf=LensPSF(7.0, softening=0.5), noise=PoissonGaussian(1e-4, 1e-3)).render(
         photo("astronaut"), generator=torch.Generator().manual_seed(0)))

@@ -119,3 +119,12 @@ def test_a_batch_is_judged_for_ringing_as_each_photo_alone(photos):
     assert batch[1:] == pytest.approx(alone, abs=1e-9)
     with pytest.raises(ValueError, match="2 lenses"):
         notch_excess_batch(photos, lenses[:2])
+
+
+def test_the_tiles_of_a_batch_are_read_as_each_photo_alone(photos):
+    from hidd.blind.radius_map import tile_radius_quantiles, tile_radius_quantiles_batch
+
+    together = tile_radius_quantiles_batch(photos, (0.25, 0.75))
+    assert together.shape == (len(photos), 2) and together.max() > 0  # the blurred photos' tiles read a blur
+    for image, row in zip(photos, together):
+        assert tile_radius_quantiles(image, (0.25, 0.75)).tolist() == row.tolist()

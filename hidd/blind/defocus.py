@@ -47,14 +47,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import torch
 
 from hidd.blind.edge_bound import EDGE_READ_STEP, MAX_EDGE_SHARPNESS, edge_read_radius, edge_sharpness
 from hidd.blind.noise import band_excess
 from hidd.blind.psf_fit import (IN_FOCUS_RADIUS, MAX_RADIUS, RESOLVED_RADIUS_FRACTION, PSFEstimate, WelchPyramid,
                                  estimate_for_lens, estimate_psf, lens_fit_ratio, welch_pyramid)
-from hidd.blind.radius_map import tile_radius_quantiles
-from hidd.blind.spectrum import gray_batch, gray_linear
+from hidd.blind.radius_map import tile_radius_quantiles_batch
+from hidd.blind.spectrum import gray_batch
 from hidd.camera.psf import LensPSF
 from hidd.camera.tone import tone_curve
 
@@ -85,34 +86,50 @@ def estimate_defocus(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, sh
     that the tiles' quantiles bracket, or else the PSF most of its tiles share, if any; then, with
     edge_read_share > 0, the blur its edges allow, at most that share of it kept (see the module docstring)."""
     check_fallbacks(shared_quantile, edge_read_share)
-    pyramid = welch_pyramid(gray_linear(linear, "estimate_defocus")[None], max_radius).photo(0)
-    return _decide(linear, pyramid, max_radius, shared_quantile, edge_read_share)
+    image = linear if linear.ndim == 3 else linear[None]
+    return estimate_defocus_batch(image[None], max_radius=max_radius, shared_quantile=shared_quantile,
+                                  edge_read_share=edge_read_share)[0]
 
 
 def estimate_defocus_batch(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, shared_quantile: float = 0.0,
                            edge_read_share: float = 0.0) -> list[PSFEstimate]:
     """estimate_defocus of each of same-size images (B, C, H, W) in LINEAR light, on their device: the Welch spectra
-    of all of them at every scale the search may use, and the first scale's search, are computed at once; what
-    follows, per image, reuses them. Photo i's estimate is estimate_defocus(linear[i]) (to the rounding of batched
-    FFTs: the same lens, scale and flags)."""
+    of all of them at every scale the search may use, and the first scale's search, are computed at once, and so are
+    the tiles' fits of the images read in focus; what follows, per image, reuses them. Photo i's estimate is
+    estimate_defocus(linear[i]) (to the rounding of batched FFTs: the same lens, scale and flags)."""
     check_fallbacks(shared_quantile, edge_read_share)
     pyramids = welch_pyramid(gray_batch(linear, "estimate_defocus_batch"), max_radius)
-    return [_decide(image, pyramids.photo(i), max_radius, shared_quantile, edge_read_share)
-            for i, image in enumerate(linear)]
+    first = [_first_reading(image, pyramids.photo(i), max_radius) for i, image in enumerate(linear)]
+    in_focus = [i for i, (_, kept) in enumerate(first) if not kept]
+    quantiles = {}
+    if shared_quantile > 0 and in_focus:  # the tiles of every photo read in focus, fitted together
+        found = tile_radius_quantiles_batch(linear[in_focus], (shared_quantile, 1 - shared_quantile))
+        quantiles = dict(zip(in_focus, found))
+    return [estimate if kept else _fall_back(linear[i], pyramids.photo(i), estimate, max_radius, quantiles.get(i),
+                                             edge_read_share)
+            for i, (estimate, kept) in enumerate(first)]
 
 
-def _decide(linear: torch.Tensor, pyramid: WelchPyramid, max_radius: float, shared_quantile: float,
-            edge_read_share: float) -> PSFEstimate:
-    """estimate_defocus of an image (C, H, W) or (H, W) whose welch_pyramid is given."""
+def _first_reading(linear: torch.Tensor, pyramid: WelchPyramid, max_radius: float) -> tuple[PSFEstimate, bool]:
+    """The whole-photo fit of an image (C, H, W) and whether it stands (a blur the photo does not contradict); where
+    it does not, the in-focus estimate the fall-backs start from."""
     estimate = estimate_psf(linear, max_radius=max_radius, pyramid=pyramid)
     if estimate.lens.radius > 0:
         seen = estimate.found_scale == 1 or _coarse_blur_holds(linear, estimate.lens, pyramid)
         if seen and _noise_allows(linear, estimate.lens):
-            return estimate
+            return estimate, True
         # a sharp photo whose spectrum looks blurred
         estimate = estimate_for_lens(linear, LensPSF(0.0), pyramid=pyramid)
-    if shared_quantile > 0:
-        low, high = tile_radius_quantiles(linear, (shared_quantile, 1 - shared_quantile))
+    return estimate, False
+
+
+def _fall_back(linear: torch.Tensor, pyramid: WelchPyramid, estimate: PSFEstimate, max_radius: float,
+               quantiles: np.ndarray | None, edge_read_share: float) -> PSFEstimate:
+    """The fall-backs of an image (C, H, W) read in focus (its in-focus `estimate`): with the tiles' quantiles q and
+    1 − q (None: shared_quantile 0), a corroborated or a shared blur; then, with edge_read_share > 0, the blur its
+    edges allow; else the estimate."""
+    if quantiles is not None:
+        low, high = (float(v) for v in quantiles)
         blur = (_corroborated_blur(linear, pyramid, max_radius, low, high)
                 or _shared_blur(linear, pyramid, max_radius, low, high))
         if blur is not None:

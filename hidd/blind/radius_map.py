@@ -21,21 +21,24 @@ import torch
 from scipy import ndimage
 
 from hidd.blind.psf_fit import IN_FOCUS_RADIUS, TILE_IN_FOCUS_MARGIN, TILE_SLOPE, best_radius
-from hidd.blind.spectrum import gray_linear, tile_spectra
+from hidd.blind.spectrum import gray_batch, tile_spectra
 
+FIT_TILES = 4096  # the most tiles whose radii are fitted at once (memory, not results)
 TILE_MAX_RADIUS = 12.0  # the largest radius a tile is searched for (its window resolves about (tile − 1)/2 − 1)
 
 
 def tile_radii(gray: torch.Tensor, tile: int, stride: int, max_radius: float = TILE_MAX_RADIUS,
                smooth: int = 3) -> np.ndarray:
-    """Radius grid of the `tile`×`tile` tiles of a gray linear-light image (H, W) at `stride`: each tile's fit
-    (slope TILE_SLOPE, in focus unless a blur wins by TILE_IN_FOCUS_MARGIN), median-filtered over smooth×smooth
-    tiles and 0 below IN_FOCUS_RADIUS. The spectra and fits run on the image's device; the grid (at most a few
-    hundred radii) is filtered on the host."""
-    spectra = tile_spectra(gray, tile, stride)
+    """Radius grids (…, n_i, n_j) of the `tile`×`tile` tiles of gray linear-light images (…, H, W) at `stride`: each
+    tile's fit (slope TILE_SLOPE, in focus unless a blur wins by TILE_IN_FOCUS_MARGIN), median-filtered over
+    smooth×smooth tiles of its own image and 0 below IN_FOCUS_RADIUS. The spectra and fits run on the images' device,
+    at most FIT_TILES tiles at a time; the grids (at most a few hundred radii each) are filtered on the host."""
+    spectra = tile_spectra(gray, tile, stride)  # (…, n_i, n_j, F)
     top = min(max_radius, (tile - 1) / 2 - 1)
-    radii = best_radius(spectra, tile, top, TILE_SLOPE, in_focus_margin=TILE_IN_FOCUS_MARGIN)[0].cpu().numpy()
-    radii = ndimage.median_filter(radii, size=smooth, mode="nearest")
+    rows = spectra.reshape(-1, spectra.shape[-1])
+    radii = torch.cat([best_radius(part, tile, top, TILE_SLOPE, in_focus_margin=TILE_IN_FOCUS_MARGIN)[0]
+                       for part in rows.split(FIT_TILES)]).cpu().numpy().reshape(spectra.shape[:-1])
+    radii = ndimage.median_filter(radii, size=(1,) * (radii.ndim - 2) + (smooth, smooth), mode="nearest")
     return np.where(radii < IN_FOCUS_RADIUS, 0.0, radii)
 
 
@@ -43,8 +46,17 @@ def tile_radius_quantiles(linear: torch.Tensor, quantiles, *, tile: int = 64, ma
     """Quantiles of the defocus radii of an image's tiles (tile_radii); linear: (C, H, W) or (H, W) in LINEAR
     light. Tiles overlap by 3/4 on small images; on large ones the stride grows so that at most about
     `max_tiles` are fitted (seconds, not minutes, at 1680×1120)."""
-    gray = gray_linear(linear, "tile_radius_quantiles")
-    h, w = gray.shape
+    image = linear if linear.ndim == 3 else linear[None]
+    return tile_radius_quantiles_batch(image[None], quantiles, tile=tile, max_tiles=max_tiles)[0]
+
+
+def tile_radius_quantiles_batch(linear: torch.Tensor, quantiles, *, tile: int = 64,
+                                max_tiles: int = 400) -> np.ndarray:
+    """tile_radius_quantiles of each of same-size images (B, C, H, W), (B, len(quantiles)): their tiles fitted
+    together, each image's quantiles over its own tiles."""
+    gray = gray_batch(linear, "tile_radius_quantiles")
+    h, w = gray.shape[-2:]
     tile = min(tile, h, w)
     stride = max(1, tile // 4, math.ceil(math.sqrt(h * w / max_tiles)))
-    return np.quantile(tile_radii(gray, tile, stride), quantiles)
+    radii = tile_radii(gray, tile, stride)
+    return np.quantile(radii.reshape(len(gray), -1), quantiles, axis=1).T
