@@ -98,7 +98,9 @@ def tile_spectra(gray: torch.Tensor, tile: int, stride: int) -> torch.Tensor:
     windows = gray.to(dtype).unfold(-2, tile, stride).unfold(-2, tile, stride)  # …, n_i, n_j, tile, tile
     windows = windows - windows.mean(dim=(-2, -1), keepdim=True)
     window = _hann2d(tile, gray.device, dtype)
-    power = torch.fft.rfft2(windows * window).abs().square().flatten(-2) / window.square().sum()
+    images = (windows * window).reshape(-1, *windows.shape[-4:])  # each image's FFTs on their own: a batched FFT
+    power = torch.stack([torch.fft.rfft2(image) for image in images]).reshape(*windows.shape[:-2], -1)  # rounds
+    power = power.abs().square() / window.square().sum()  # by batch size, and a photo must not depend on its batch
     keep, order, bounds, weight, counts = _half_plane_rings(tile, gray.device, dtype)
     return _ring_sums(power[..., keep] * weight, order, bounds) / counts
 
