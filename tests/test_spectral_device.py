@@ -91,13 +91,14 @@ def test_the_per_pixel_work_runs_in_the_inputs_dtype_on_its_device(photos, monke
     monkeypatch.setattr(torch.fft, "rfft2", recorded)
     pyramid = welch_pyramid(gray_batch(photos.float(), "test"), 30.0)
     assert pyramid.sizes == {1: 128, 2: 64} and set(dtypes) == {torch.float32}
+    assert len(dtypes) == 3 * 2  # one FFT call per photo and scale: a photo's spectra do not depend on its batch
     assert all(s.dtype == torch.float64 and s.shape == (3, pyramid.sizes[k] // 2 + 1)
                for k, s in pyramid.spectra.items())
     assert pyramid.first_search.shape[0] == 3
     notch_excess(photos[2].float(), LensPSF(6.0))
-    assert len(dtypes) == 3 and dtypes[-1] == torch.float32
+    assert len(dtypes) == 7 and dtypes[-1] == torch.float32
     welch_pyramid(gray_batch(photos[:1], "test"), 30.0)  # float64: the reference path
-    assert dtypes[3:] == [torch.float64, torch.float64]
+    assert dtypes[7:] == [torch.float64, torch.float64]
     meta = tile_spectra(torch.empty(2, 3, 96, 80, device="meta"), 32, 16)  # no step leaves the device
     assert meta.device.type == "meta" and meta.shape == (2, 3, 5, 4, 17) and meta.dtype == torch.float64
     assert hidd.blind.spectrum.otf_table.cache_info().maxsize is not None  # device tables are bounded
