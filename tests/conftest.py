@@ -21,6 +21,16 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 sys.path.insert(0, str(SCRIPTS))  # make_benchmark imports its sibling prepare_corpus, as when run as a script
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the test: on a shared 2-core machine two spinning OpenMP threads run many times slower,
+    and small networks gain nothing from threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def load_script(name: str):
     """scripts/NAME.py as a module (registered, so that its dataclasses find it)."""
     spec = importlib.util.spec_from_file_location(f"{name}_script", SCRIPTS / f"{name}.py")

@@ -22,16 +22,13 @@ def recording_backend(gm, example_inputs):
 
 
 @pytest.fixture(autouse=True)
-def traced_only(monkeypatch):
+def traced_only(monkeypatch, one_thread):
     """One thread, and torch.compile through the recording backend, with dynamo's caches reset around each test."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     monkeypatch.setenv(BACKEND_ENV, "hidd_test_recording")
     GRAPHS.clear()
     torch._dynamo.reset()
     yield
     torch._dynamo.reset()
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,7 @@ from hidd.models.norm import GroupNorm, resolve_norm, split_group_norm, use_norm
 from hidd.precision import InferencePrecision
 from hidd.prior import load_prior
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: the machine's cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # (conftest)
 
 
 SHAPES = [((2, 32, 12, 10), 8), ((1, 128, 4, 4), 32), ((3, 16, 1, 1), 4), ((1, 64, 7, 3), 16)]

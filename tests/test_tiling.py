@@ -21,13 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 FEW_STEPS = ["sampler.num_steps=4"]  # with ablation-pdc: predictor + pull, 1 NFE per step
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two spinning OpenMP threads run ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # (conftest)
 
 
 @pytest.fixture(scope="module")
