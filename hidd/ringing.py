@@ -30,7 +30,7 @@ from dataclasses import replace
 
 import torch
 
-from hidd.blind.spectrum import otf_power, tile_spectra, working_dtype
+from hidd.blind.spectrum import as_batch, gray_batch, otf_power, tile_spectra
 from hidd.camera.psf import LensPSF
 
 NOTCH_POWER = 0.01  # a notch: a local minimum of the blur's radially averaged |OTF|² below this
@@ -49,7 +49,7 @@ def notch_excess(image: torch.Tensor, lens: LensPSF, tile: int = TILE) -> float:
     `lens`'s first OTF notch above the spectrum's smooth trend; NaN where the lens has no notch below HIGHEST_FREQUENCY
     that the image's tiles resolve (in focus, a PSF wider than a tile), none below HIGHEST_NOTCH (blurs under about
     2 px), or too few rings are left to fit the trend."""
-    return notch_excess_batch(image.reshape(1, -1, *image.shape[-2:]), [lens], tile)[0]
+    return notch_excess_batch(as_batch(image, "notch_excess"), [lens], tile)[0]
 
 
 def notch_excess_batch(images: torch.Tensor, lenses: list[LensPSF], tile: int = TILE) -> list[float]:
@@ -61,7 +61,7 @@ def notch_excess_batch(images: torch.Tensor, lenses: list[LensPSF], tile: int = 
     judged = [i for i, lens in enumerate(lenses) if _resolved(lens, size)]
     excess = [math.nan] * len(lenses)
     if judged:
-        gray = images[judged].detach().to(working_dtype(images)).mean(dim=1)
+        gray = gray_batch(images[judged], "notch_excess")
         spectra = tile_spectra(gray, size, size // 2).mean(dim=(-3, -2)).cpu()  # size//2 + 1 ring powers each
         for i, spectrum in zip(judged, spectra):
             excess[i] = _excess(spectrum, lenses[i], size)

@@ -55,7 +55,7 @@ from hidd.blind.noise import band_excess
 from hidd.blind.psf_fit import (IN_FOCUS_RADIUS, MAX_RADIUS, RESOLVED_RADIUS_FRACTION, PSFEstimate, WelchPyramid,
                                  estimate_for_lens, estimate_psf, lens_fit_ratio, welch_pyramid)
 from hidd.blind.radius_map import tile_radius_quantiles_batch
-from hidd.blind.spectrum import gray_batch
+from hidd.blind.spectrum import as_batch, gray_batch
 from hidd.camera.psf import LensPSF
 from hidd.camera.tone import tone_curve
 
@@ -86,8 +86,7 @@ def estimate_defocus(linear: torch.Tensor, *, max_radius: float = MAX_RADIUS, sh
     that the tiles' quantiles bracket, or else the PSF most of its tiles share, if any; then, with
     edge_read_share > 0, the blur its edges allow, at most that share of it kept (see the module docstring)."""
     check_fallbacks(shared_quantile, edge_read_share)
-    image = linear if linear.ndim == 3 else linear[None]
-    return estimate_defocus_batch(image[None], max_radius=max_radius, shared_quantile=shared_quantile,
+    return estimate_defocus_batch(as_batch(linear, "estimate_defocus"), max_radius=max_radius, shared_quantile=shared_quantile,
                                   edge_read_share=edge_read_share)[0]
 
 

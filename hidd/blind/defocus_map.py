@@ -33,7 +33,7 @@ from scipy import ndimage
 
 from hidd.blind import filters
 from hidd.blind.edge_bound import edge_read_radius_batch
-from hidd.blind.spectrum import gray_batch, working
+from hidd.blind.spectrum import gray_linear, working
 from hidd.camera.noise import NoiseLevelFunction
 
 TILE = 64  # px: the side of a tile read on its own (sampler.radius_tile)
@@ -94,7 +94,7 @@ def tile_readings(linear: torch.Tensor, noise_std: float, tile: int = TILE) -> t
     """Each tile's edge reading (NaN where it holds no edge), its row and column origins, and the tile size, for an
     image (C, H, W) or (H, W) in LINEAR light whose grey noise std is `noise_std`. The tiles are read as batches
     on the image's device (hidd.blind.edge_bound.edge_read_radius_batch); only the readings come to the host."""
-    gray = gray_batch(linear.reshape(1, -1, *linear.shape[-2:]), "estimate_defocus_map")[0]
+    gray = gray_linear(linear, "estimate_defocus_map")
     if not bool(torch.isfinite(gray).all()):
         raise ValueError("estimate_defocus_map: the image has non-finite values")
     h, w = gray.shape

@@ -56,7 +56,7 @@ import torch
 import torch.nn.functional as F
 
 from hidd.blind import filters
-from hidd.blind.spectrum import gray_batch
+from hidd.blind.spectrum import as_batch, gray_batch
 
 MAX_EDGE_SHARPNESS = 1.3  # ρ's quantile above which a blur of radius r is contradicted (blurred ≤ 1.11, misread ≥ 1.65)
 EDGE_QUANTILE = 0.995  # ... taken over
@@ -74,7 +74,7 @@ def edge_sharpness(linear: torch.Tensor, radius: float) -> float:
     STRONG_EDGE_FRACTION of pixels with the largest local range, leaving out the discs of point lights, for an
     image (C, H, W) or (H, W) in LINEAR light on any device (see the module docstring). About 2/π or less if
     the image is a disk blur of that radius; more if its edges are sharper; 0 if the lights leave too little."""
-    return float(edge_sharpness_batch(_one(linear, "edge_sharpness"), [radius])[0])
+    return float(edge_sharpness_batch(as_batch(linear, "edge_sharpness"), [radius])[0])
 
 
 def edge_sharpness_batch(linear: torch.Tensor, radii: torch.Tensor | Sequence[float]) -> torch.Tensor:
@@ -97,7 +97,7 @@ def edge_read_radius(linear: torch.Tensor, max_radius: float) -> float:
     """The blur the image's edges allow: the largest radius r ≤ max_radius (EDGE_READ_STEP apart) up to which
     edge_sharpness stays within EDGE_READ_LEVEL, for an image (C, H, W) or (H, W) in LINEAR light on any
     device; 0 if even the first step is too sharp or the image has nothing to judge (see the module docstring)."""
-    return float(edge_read_radius_batch(_one(linear, "edge_read_radius"), max_radius)[0])
+    return float(edge_read_radius_batch(as_batch(linear, "edge_read_radius"), max_radius)[0])
 
 
 def edge_read_radius_batch(linear: torch.Tensor, max_radius: float) -> torch.Tensor:
@@ -122,13 +122,6 @@ def edge_read_radius_batch(linear: torch.Tensor, max_radius: float) -> torch.Ten
                 break
             reading, gray, slope, high, low, bright = (t[keep] for t in (reading, gray, slope, high, low, bright))
     return readings
-
-
-def _one(linear: torch.Tensor, who: str) -> torch.Tensor:
-    """An image (C, H, W) or (H, W) as a batch of one (1, C, H, W)."""
-    if linear.ndim not in (2, 3):
-        raise ValueError(f"{who}: an image must be (C, H, W) or (H, W), got shape {tuple(linear.shape)}")
-    return linear.reshape(1, -1, *linear.shape[-2:])
 
 
 def _check_radius(radius: float) -> None:

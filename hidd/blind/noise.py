@@ -35,7 +35,7 @@ from scipy.optimize import nnls
 
 from hidd.blind.filters import gaussian_filter
 from hidd.blind.psf_fit import fit_spectra
-from hidd.blind.spectrum import otf_power, ring_counts, tile_spectra, working
+from hidd.blind.spectrum import as_batch, otf_power, ring_counts, tile_spectra, working
 from hidd.camera.noise import NoiseLevelFunction
 from hidd.camera.psf import LensPSF
 from hidd.camera.tone import ToneCurve
@@ -192,9 +192,8 @@ def band_excess(image: torch.Tensor, lens: LensPSF, tone: ToneCurve) -> float:
     of an image (C, H, W) or (H, W) show (weak_texture_bins, fitted through `tone`): about 1 on a photo that
     lens blurred, a few where JPEG kept its noise around edges and wiped it out of flat patches, many where
     that band holds the scene's own detail, which the blur would have removed (hidd.blind.defocus)."""
-    image = working(image)
-    image = image[None] if image.ndim == 2 else image
-    return band_noise_level(image, lens) / float(_flat_patch_nlfs(image[None], tone).level(image[None]))
+    photo = working(as_batch(image, "band_excess"))
+    return band_noise_level(photo[0], lens) / float(_flat_patch_nlfs(photo, tone).level(photo))
 
 
 def _flat_patch_nlfs(encoded: torch.Tensor, tone: ToneCurve) -> NoiseLevelFunction:

@@ -21,7 +21,7 @@ import torch
 from scipy import ndimage
 
 from hidd.blind.psf_fit import IN_FOCUS_RADIUS, TILE_IN_FOCUS_MARGIN, TILE_SLOPE, best_radius
-from hidd.blind.spectrum import gray_batch, tile_spectra
+from hidd.blind.spectrum import as_batch, gray_batch, tile_spectra
 
 FIT_TILES = 4096  # the most tiles whose radii are fitted at once (memory, not results)
 TILE_MAX_RADIUS = 12.0  # the largest radius a tile is searched for (its window resolves about (tile − 1)/2 − 1)
@@ -46,8 +46,7 @@ def tile_radius_quantiles(linear: torch.Tensor, quantiles, *, tile: int = 64, ma
     """Quantiles of the defocus radii of an image's tiles (tile_radii); linear: (C, H, W) or (H, W) in LINEAR
     light. Tiles overlap by 3/4 on small images; on large ones the stride grows so that at most about
     `max_tiles` are fitted (seconds, not minutes, at 1680×1120)."""
-    image = linear if linear.ndim == 3 else linear[None]
-    return tile_radius_quantiles_batch(image[None], quantiles, tile=tile, max_tiles=max_tiles)[0]
+    return tile_radius_quantiles_batch(as_batch(linear, "tile_radius_quantiles"), quantiles, tile=tile, max_tiles=max_tiles)[0]
 
 
 def tile_radius_quantiles_batch(linear: torch.Tensor, quantiles, *, tile: int = 64,

@@ -30,6 +30,14 @@ def working(images: torch.Tensor) -> torch.Tensor:
     return images.detach().to(working_dtype(images))
 
 
+def as_batch(image: torch.Tensor, who: str) -> torch.Tensor:
+    """An image (C, H, W) or (H, W) as a batch of one (1, C, H, W) (the batched estimates' single-image form); `who`
+    names the caller in the error for any other shape."""
+    if image.ndim not in (2, 3):
+        raise ValueError(f"{who}: an image must be (C, H, W) or (H, W), got shape {tuple(image.shape)}")
+    return image.reshape(1, -1, *image.shape[-2:])
+
+
 def _ring_index(size: int) -> torch.Tensor:
     """Index of each frequency of a size×size FFT in rings of width 1/size (size//2 + 1 rings; corners dropped)."""
     f = torch.fft.fftfreq(size, dtype=torch.float64)
@@ -98,9 +106,10 @@ def tile_spectra(gray: torch.Tensor, tile: int, stride: int) -> torch.Tensor:
     windows = gray.to(dtype).unfold(-2, tile, stride).unfold(-2, tile, stride)  # …, n_i, n_j, tile, tile
     windows = windows - windows.mean(dim=(-2, -1), keepdim=True)
     window = _hann2d(tile, gray.device, dtype)
-    images = (windows * window).reshape(-1, *windows.shape[-4:])  # each image's FFTs on their own: a batched FFT
-    power = torch.stack([torch.fft.rfft2(image) for image in images]).reshape(*windows.shape[:-2], -1)  # rounds
-    power = power.abs().square() / window.square().sum()  # by batch size, and a photo must not depend on its batch
+    # each image's FFTs run on their own: a batched FFT rounds by batch size, and a photo must not depend on its batch
+    images = (windows * window).reshape(-1, *windows.shape[-4:])
+    power = torch.stack([torch.fft.rfft2(image) for image in images]).reshape(*windows.shape[:-2], -1)
+    power = power.abs().square() / window.square().sum()
     keep, order, bounds, weight, counts = _half_plane_rings(tile, gray.device, dtype)
     return _ring_sums(power[..., keep] * weight, order, bounds) / counts
 
