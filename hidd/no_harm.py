@@ -79,8 +79,13 @@ def flat_noise_levels(images: torch.Tensor, tone: ToneCurve) -> torch.Tensor:
     """(B,) RMS weak-texture noise level of images (B, C, H, W) in [0, 1], float64 on their device (measured there in
     float32, in float64 for float64 images), as many images at a time as MEASURED_VALUES allows."""
     images = working(images)
-    step = max(1, MEASURED_VALUES // max(1, images[0].numel()))
-    return torch.cat([estimate_nlfs(part, tone).level(part).to(torch.float64) for part in images.split(step)])
+    return torch.cat([estimate_nlfs(part, tone).level(part).to(torch.float64)
+                      for part in images.split(_measured_at_once(images))])
+
+
+def _measured_at_once(images: torch.Tensor) -> int:
+    """How many of images (B, C, H, W) fit MEASURED_VALUES (at least one)."""
+    return max(1, MEASURED_VALUES // max(1, images[0].numel()))
 
 
 def flat_noise_level(image: torch.Tensor, tone: ToneCurve) -> float:
@@ -187,14 +192,14 @@ def _worst_notch_excess(image: torch.Tensor, lenses: tuple[LensPSF, ...]) -> flo
 def _largest_clean_shares(y: torch.Tensor, result: torch.Tensor, tone: ToneCurve, photo_noise: torch.Tensor,
                           index: list[int], cap: torch.Tensor, bar: float) -> torch.Tensor:
     """For each image i of `index`: the largest w of BLEND_SHARES, each capped at cap[i], whose blend of y[i] and
-    result[i] has at most `bar` × the photo's noise photo_noise[i]; 0 if none has. Every blend is measured, all in
-    one batch. (len(index),) float64."""
+    result[i] has at most `bar` × the photo's noise photo_noise[i]; 0 if none has. Every blend is measured, as many
+    at a time as MEASURED_VALUES allows, each made just before it is measured. (len(index),) float64."""
     tried = [(i, w) for i in index for w in sorted({min(w, float(cap[i])) for w in BLEND_SHARES}, reverse=True)
              if w > 0]
     found = {}
     if tried:
         rows, shares = [i for i, _ in tried], torch.tensor([w for _, w in tried], dtype=torch.float64)
-        step = max(1, MEASURED_VALUES // max(1, y[0].numel()))  # the blends made as they are measured
+        step = _measured_at_once(y)
         levels = [flat_noise_levels(blend(y[part], result[part], shares[start:start + step]), tone).cpu()
                   for start in range(0, len(rows), step) for part in [rows[start:start + step]]]
         gains = torch.cat(levels) / photo_noise[rows]
