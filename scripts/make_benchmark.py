@@ -52,13 +52,13 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 from hidd.camera import Camera, Layers, disparity_to_radius, quantize  # noqa: E402
 from hidd.camera.draws import lens_camera, linear_disk_camera, srgb_disk_camera  # noqa: E402
+from hidd.camera.scenes import subject_mask, tilted_plane  # noqa: E402  (the (c) and (d) layouts)
 from prepare_corpus import OPENCV_DIR, PACKAGES, ensure_unpacked, package_licence  # noqa: E402  (sibling script)
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle", "camera")
 EXAMPLES = (("chelsea", 3.0), ("coffee", 3.5), ("astronaut", 2.5))  # (photo, lens radius)
 RADIUS_BANDS = ((2.0, 3.5), (3.5, 5.5), (5.5, 8.0))  # camera benchmark: one radius drawn in each band
 SUBJECT_BACKGROUND = (5.0, 9.0)  # (d): the background's defocus radius, px
-SUBJECT_SHARE = (0.2, 0.45)  # (d): the share of the frame the subject covers
 SUBJECT_DRAWS = 2  # (d): subject scenes per photo
 EXAMPLE_SUBJECT = "motorcycle"  # the examples' subject pair (condition d)
 KINDS = ("srgb-disk", "camera")
@@ -149,35 +149,6 @@ def describe(camera: Camera, seed: int, **extra) -> dict:
             "shot": camera.noise.shot, "read": camera.noise.read, "white_noise": camera.white_noise, "demosaic": camera.demosaic,
             "jpeg_quality": camera.jpeg_quality, "bits": camera.bits, "boundary": camera.boundary, "seed": seed,
             **extra}
-
-
-def tilted_plane(rng: random.Random, size: int) -> torch.Tensor:
-    """Disparity of a plane tilted along a random direction: it falls linearly across the frame."""
-    angle = rng.uniform(0, 2 * np.pi)
-    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
-    return np.cos(angle) * xx + np.sin(angle) * yy
-
-
-def subject_mask(rng: random.Random, size: int, supersample: int = 4) -> np.ndarray:
-    """A random subject's coverage α (size, size) in [0, 1]: one blob covering SUBJECT_SHARE of the frame (the module
-    docstring), each pixel the share of its supersample² sub-pixels inside (an edge about 1 px soft)."""
-    noise = np.random.default_rng(rng.randrange(2**32))
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    for _ in range(100):
-        share = rng.uniform(*SUBJECT_SHARE)
-        cy, cx = rng.uniform(0.35, 0.65), rng.uniform(0.35, 0.65)
-        field = ndimage.gaussian_filter(noise.standard_normal((size, size)), size / 10, mode="reflect")
-        field = field / field.std() + 2.0 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 0.25 ** 2))
-        fine = ndimage.zoom(field, supersample, order=1)
-        inside = fine > np.quantile(fine, 1 - share)
-        labels, count = ndimage.label(inside)
-        if count == 0:
-            continue
-        largest = labels == 1 + np.argmax(ndimage.sum_labels(inside, labels, range(1, count + 1)))
-        alpha = ndimage.binary_fill_holes(largest).reshape(size, supersample, size, supersample).mean(axis=(1, 3))
-        if SUBJECT_SHARE[0] <= alpha.mean() <= SUBJECT_SHARE[1]:
-            return alpha
-    raise ValueError(f"no subject of {SUBJECT_SHARE[0]:.0%}–{SUBJECT_SHARE[1]:.0%} of the frame in 100 draws")
 
 
 def subject_pair(rng: random.Random, sharp: torch.Tensor, seed: int) -> tuple:
