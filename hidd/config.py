@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import difflib
 import math
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,7 +133,9 @@ class SamplerConfig:
     edge_read_share: float = 0.0  # in [0, 1]: where every blind reading says in focus but the photo's edges are no
     # sharper than a blur of 3–12 px leaves them (textureless photos), deblur by that blur and keep at most this share
     # of the result (hidd.blind.defocus); 0: off
-    radius_map: bool = False  # blind (radius 0) spatially varying blur: a defocus map from edges (hidd.blind.defocus_map)
+    radius_map: bool | str = False  # blind (radius 0) spatially varying blur from a per-pixel defocus map: false
+    # (none: one PSF per photo), edges (from its edges, hidd.blind.defocus_map; true means edges) or learned (a small
+    # network, hidd.blind.map_net, checkpoints/defocus_map.pt); hidd.blind.map_estimators
     radius_tile: int = 64  # tile side (pixels) of the defocus map's readings (tiles overlap by 1/2)
     noise_sigma: float = 0.0  # measurement noise std on [0, 1]; 0: estimated from each image
     noise_sigma_min: float = 0.0  # floor of that estimate
@@ -191,6 +194,14 @@ def _unknown_key(where: str, key: str, valid) -> ConfigError:
 def _coerce(value, typ, where: str):
     """Check (and gently convert) a YAML value to the declared field type."""
     origin = typing.get_origin(typ)
+    if origin in (typing.Union, types.UnionType):  # the first of its types that takes the value (bool | str)
+        for option in typing.get_args(typ):
+            try:
+                return _coerce(value, option, where)
+            except ConfigError:
+                continue
+        names = " or ".join(getattr(t, "__name__", str(t)) for t in typing.get_args(typ))
+        raise ConfigError(f"{where}: expected {names}, got {value!r}")
     if origin is list:
         (item,) = typing.get_args(typ)
         if isinstance(value, tuple):

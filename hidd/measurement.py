@@ -7,7 +7,8 @@ import torch
 from hidd.blind.defocus import estimate_defocus_batch
 from hidd.blind.noise import estimate_nlfs
 from hidd.blind.spectrum import working
-from hidd.blind.defocus_map import estimate_defocus_map, grey_noise_std
+from hidd.blind.defocus_map import grey_noise_std
+from hidd.blind.map_estimators import map_estimator
 from hidd.camera.noise import NoiseLevelFunction
 from hidd.camera.psf import PSF_FAMILIES, LensPSF
 from hidd.camera.tone import tone_curve
@@ -53,7 +54,8 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
     cfg.shared_quantile, where that reads in focus, a blur it preferred unclearly that the tiles confirm or else the
     blur most of its tiles share, and with cfg.edge_read_share
     the blur its edges allow where even that does), or, with cfg.radius_map,
-    a per-pixel defocus map read from its edges (hidd.blind.defocus_map: spatially varying blur).
+    a per-pixel defocus map (spatially varying blur), read from each photo on its own by the estimator it names
+    (hidd.blind.map_estimators: edges, or learned from the encoded photo).
     cfg.noise_sigma > 0 is taken as known; otherwise each
     image's noise-level function is estimated. The operator's `noise_sigma` is each image's RMS noise level.
     The estimates run on y's device, the batch's same-size photos at once, each photo judged on its own.
@@ -61,15 +63,15 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
     tone = tone_curve(cfg.tone_curve, cfg.gamma)
     linear = tone.decode(y.detach())  # the estimates work on y's device, in float32 (float64 for float64 photos)
     if radius_map is not None and not cfg.radius_map:
-        raise ValueError("a known radius map needs sampler.radius_map: true")
+        raise ValueError("a known radius map needs sampler.radius_map (true, edges or learned)")
     if cfg.radius_map and (cfg.radius <= 0 or radius_map is not None):
         if cfg.psf == "gaussian":
             raise ValueError("sampler.radius_map: spatially varying blur supports psf disk or polygon, not gaussian")
         noise, level = noise_model(y, cfg, tone, [None] * y.shape[0])
-        if radius_map is None:  # each photo's blind defocus map, from its edges (hidd.blind.defocus_map)
-            grey_noise = grey_noise_std(noise, y)
-            radius_map = torch.stack([estimate_defocus_map(image, float(std), cfg.radius_tile).radius
-                                      for image, std in zip(linear, grey_noise)])
+        if radius_map is None:  # each photo's blind defocus map, on its own (hidd.blind.map_estimators)
+            estimator, grey_noise = map_estimator(cfg.radius_map), grey_noise_std(noise, y)
+            radius_map = torch.stack([estimator(photo, image, float(std), cfg.radius_tile).radius
+                                      for photo, image, std in zip(y.detach(), linear, grey_noise)])
         maps = radius_map.to(y)
         if maps.shape != (y.shape[0], *y.shape[-2:]):
             raise ValueError(f"radius map of shape {tuple(maps.shape)} for images {tuple(y.shape)}")

@@ -1,0 +1,65 @@
+"""Blind defocus map estimators by name (sampler.radius_map), each reading one photo on its own.
+
+  edges    the blur each region's strongest edges allow (hidd.blind.defocus_map.estimate_defocus_map), from the
+           photo in linear light and its grey noise std;
+  learned  a small network trained on rendered scenes (hidd.blind.map_net), from the photo as encoded; its
+           weights are checkpoints/defocus_map.pt (map_net.CHECKPOINT).
+
+sampler.radius_map: false (one PSF per photo, no map), edges, learned; true is edges (the configs written before
+the learned map). An estimator is called as estimator(photo, linear, noise_std, tile) with one photo (C, H, W) of
+encoded values in [0, 1], the same photo in linear light, its grey noise std (linear light) and the tile side
+(sampler.radius_tile), and returns a DefocusMap.
+"""
+from __future__ import annotations
+
+import torch
+
+from hidd.blind.defocus_map import DefocusMap, estimate_defocus_map
+from hidd.config import ConfigError
+from hidd.registry import Registry
+
+MAP_ESTIMATORS = Registry("radius map estimator", key="sampler.radius_map")
+LEGACY_TRUE = "edges"  # what sampler.radius_map: true reads as
+
+
+@MAP_ESTIMATORS.register("edges")
+class EdgeMap:
+    def __call__(self, photo: torch.Tensor, linear: torch.Tensor, noise_std: float, tile: int) -> DefocusMap:
+        return estimate_defocus_map(linear, noise_std, tile)
+
+
+@MAP_ESTIMATORS.register("learned")
+class LearnedMap:
+    def __init__(self, checkpoint=None):
+        self.checkpoint = checkpoint  # None: map_net.CHECKPOINT
+
+    def __call__(self, photo: torch.Tensor, linear: torch.Tensor, noise_std: float, tile: int) -> DefocusMap:
+        from hidd.blind.map_net import CHECKPOINT, learned_defocus_map, load_network
+
+        net = load_network(self.checkpoint or CHECKPOINT, photo.device)
+        return learned_defocus_map(photo, net, tile)
+
+
+def estimator_name(value) -> str | None:
+    """The estimator a sampler.radius_map value names: None for false (no map), 'edges' for true; ConfigError
+    (one line) for anything else."""
+    if value is False:
+        return None
+    if value is True:
+        return LEGACY_TRUE
+    if isinstance(value, str) and value in MAP_ESTIMATORS.names():
+        return value
+    raise ConfigError(f"sampler.radius_map: {value!r} is not valid; {radius_map_rule(value)}")
+
+
+def radius_map_rule(value) -> str | None:
+    """The settings rule of sampler.radius_map (hidd.rules): None where valid, else what it may be."""
+    if isinstance(value, bool) or (isinstance(value, str) and value in MAP_ESTIMATORS.names()):
+        return None
+    return f"choose from false, {', '.join(MAP_ESTIMATORS.names())} (true: {LEGACY_TRUE})"
+
+
+def map_estimator(value):
+    """The estimator instance for a sampler.radius_map value (None for false)."""
+    name = estimator_name(value)
+    return None if name is None else MAP_ESTIMATORS.get(name)()

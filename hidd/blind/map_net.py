@@ -1,0 +1,140 @@
+"""Learned blind defocus map: a small fully convolutional network reads each pixel's defocus radius and how sure
+it is, from the photo as its file encodes it.
+
+The network f maps a photo y (C, H, W) in [0, 1] to two numbers per pixel, a radius r̂ = softplus(a) (px) and a
+Laplace scale b = softplus(s) + MIN_SCALE (px), trained on rendered scenes (hidd.camera.scenes) with the negative
+log-likelihood of the true radius r under Laplace(r̂, b),
+
+    L = |r − r̂| / b + log b,
+
+so b is the error it expects: large where the photo holds nothing to read (flat sky, a texture-less wall).
+The confidence is c = 1 / (1 + b) ∈ (0, 1]. Layout: a U-Net of four scales (1, 1/2, 1/4, 1/8; features
+`features`), three dilated 3×3 convolutions (dilation 2, 4, 8) at 1/8 for a receptive field of about 200 px
+(a 12 px blur spans 25), replicate padding, no normalisation (a photo's map depends on that photo alone, whatever
+batch it comes in). The photo is padded (replicate) to a multiple of 8 and the map cropped back.
+
+`DefocusMap.tiles` holds the map's mean over TILE px tiles at stride TILE/2 (hidd.blind.defocus_map), so that
+`varies` reads this map as it reads the edge map.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hidd import checkpoint
+from hidd.blind.defocus_map import TILE, DefocusMap, _starts, _tiles
+
+MIN_SCALE = 0.05  # px: the least Laplace scale (keeps the likelihood finite on exact radii)
+FEATURES = (24, 32, 48, 48)  # feature maps at scales 1, 1/2, 1/4, 1/8
+KIND = "defocus_map"  # a checkpoint's "kind": what it holds
+CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "defocus_map.pt"  # the shipped network
+
+
+def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation,
+                                   padding_mode="replicate"), nn.ReLU(inplace=True))
+
+
+class MapNet(nn.Module):
+    """The radius-and-scale network of the module docstring."""
+
+    def __init__(self, features=FEATURES, channels: int = 3):
+        super().__init__()
+        f0, f1, f2, f3 = features
+        self.channels = channels
+        self.enc0 = nn.Sequential(_conv(channels, f0), _conv(f0, f0))
+        self.enc1 = nn.Sequential(_conv(f0, f1, 2), _conv(f1, f1))
+        self.enc2 = nn.Sequential(_conv(f1, f2, 2), _conv(f2, f2))
+        self.enc3 = nn.Sequential(_conv(f2, f3, 2), _conv(f3, f3, 1, 2), _conv(f3, f3, 1, 4), _conv(f3, f3, 1, 8))
+        self.dec2 = _conv(f3 + f2, f2)
+        self.dec1 = _conv(f2 + f1, f1)
+        self.dec0 = _conv(f1 + f0, f0)
+        self.head = nn.Conv2d(f0, 2, 1)
+
+    def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Photos (B, C, H, W) in [0, 1] → radius (B, H, W) and Laplace scale (B, H, W), px."""
+        if y.ndim != 4 or y.shape[1] != self.channels:
+            raise ValueError(f"MapNet: expected photos (B, {self.channels}, H, W), got {tuple(y.shape)}")
+        h, w = y.shape[-2:]
+        x = F.pad(y - 0.5, (0, -w % 8, 0, -h % 8), mode="replicate")
+        e0 = self.enc0(x)
+        e1 = self.enc1(e0)
+        e2 = self.enc2(e1)
+        e3 = self.enc3(e2)
+        d2 = self.dec2(torch.cat([_up(e3, e2), e2], 1))
+        d1 = self.dec1(torch.cat([_up(d2, e1), e1], 1))
+        d0 = self.dec0(torch.cat([_up(d1, e0), e0], 1))
+        out = self.head(d0)[..., :h, :w]
+        return F.softplus(out[:, 0]), F.softplus(out[:, 1]) + MIN_SCALE
+
+
+def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def laplace_nll(radius: torch.Tensor, scale: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """The mean negative log-likelihood |r − r̂| / b + log b (the constant log 2 dropped)."""
+    return ((true - radius).abs() / scale + scale.log()).mean()
+
+
+def confidence(scale: torch.Tensor) -> torch.Tensor:
+    """c = 1 / (1 + b): 1 for an exact reading, ½ where the expected error is 1 px."""
+    return 1.0 / (1.0 + scale)
+
+
+def save_network(net: MapNet, path: str | Path, config: dict, **extra) -> None:
+    """An exported network: its weights, the training config it came from (model.features) and `extra`."""
+    checkpoint.save_atomic({"kind": KIND, "config": config, "model": {k: v.detach().cpu().clone()
+                                                                      for k, v in net.state_dict().items()},
+                            **extra}, path)
+
+
+def load_network(path: str | Path = CHECKPOINT, device: torch.device | str | None = None) -> MapNet:
+    """The network in a defocus-map checkpoint (weights-only load), in eval mode on `device` (default CPU); a
+    missing, foreign or mismatched file is one line naming it (hidd.checkpoint.CheckpointError). Loaded once per
+    file version and device (the weights are never changed after loading)."""
+    path = Path(path)
+    if not path.is_file():
+        raise checkpoint.CheckpointError(f"{path}: defocus map checkpoint not found (train one with "
+                                         "scripts/train_defocus_map.py, or use sampler.radius_map: edges)")
+    return _load_network(str(path.resolve()), path.stat().st_mtime_ns, str(torch.device(device or "cpu")))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_network(path: str, _mtime: int, device: str) -> MapNet:
+    state = checkpoint.load(path)
+    if state.get("kind") != KIND:
+        raise checkpoint.CheckpointError(f"{path}: not a defocus map checkpoint (kind {state.get('kind')!r})")
+    features = state["config"].get("model", {}).get("features", FEATURES)
+    try:
+        net = MapNet(tuple(int(f) for f in features))
+    except (TypeError, ValueError):
+        raise checkpoint.CheckpointError(f"{path}: its model.features {features!r} are not four sizes") from None
+    checkpoint.load_weights_strict(net, state["model"], path)
+    return net.eval().requires_grad_(False).to(device)
+
+
+def learned_defocus_map(photo: torch.Tensor, net: MapNet, tile: int = TILE) -> DefocusMap:
+    """The defocus map of one photo (C, H, W) of encoded values in [0, 1] (gray photos (H, W) or (1, H, W) are
+    replicated to the network's channels), on the network's device and dtype."""
+    photo = photo[None] if photo.ndim == 2 else photo
+    if photo.ndim != 3:
+        raise ValueError(f"learned_defocus_map: expected a photo (C, H, W), got {tuple(photo.shape)}")
+    if photo.shape[0] == 1:
+        photo = photo.expand(net.channels, -1, -1)
+    if not bool(torch.isfinite(photo).all()):
+        raise ValueError("learned_defocus_map: the photo has non-finite values")
+    weight = next(net.parameters())
+    with torch.no_grad():
+        radius, scale = net(photo[None].to(weight))
+    radius, conf = radius[0].float().to(photo.device), confidence(scale[0]).float().to(photo.device)
+    h, w = radius.shape
+    side = min(tile, h, w)
+    rows, cols = _starts(h, side), _starts(w, side)
+    tiles = _tiles(radius, rows, cols, side).mean(dim=(-2, -1)).cpu().double().numpy()
+    return DefocusMap(radius, conf, np.asarray(tiles))

@@ -1,0 +1,224 @@
+"""Training of the learned defocus map (hidd.blind.map_net): config and loop, one process, CPU or one device.
+
+Each step draws `batch_size` scenes from a generator seeded by (training seed, step): a training photo, a square
+crop of it, and a scene of that crop through a random lens camera (hidd.camera.scenes.sample_scene), so a resumed
+run sees exactly the batches an uninterrupted one would have. The held-out photos (data.held_out, by stem) are
+never read: they stay for the sharp false-alarm test (scripts/bench_defocus_map.py --sharp). Loss: the Laplace
+negative log-likelihood of the true radius (map_net.laplace_nll); Adam, its rate decaying linearly to 0 after
+lr_decay_from of the steps.
+
+The run lives in one work directory:
+  config.yaml            the resolved config
+  checkpoints/latest.pt  rolling checkpoint: weights, optimiser, step, RNG states (--resume continues from it)
+  tb/                    TensorBoard: loss, learning rate, and on fixed evaluation scenes (drawn once from the
+                         training photos with EVAL_SEED) the mean absolute error and the share of truly in-focus
+                         pixels (r < 1) read ≥ FOCUS_RADIUS
+  defocus_map.pt         the exported network (weights and config only), written at the end
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from hidd import checkpoint
+from hidd.blind.defocus_map import FOCUS_RADIUS
+from hidd.blind.map_net import FEATURES, MapNet, laplace_nll, save_network
+from hidd.camera.scenes import SCENE_KINDS, sample_scene
+from hidd.config import CONFIG_DIR, ConfigDocument, ConfigError, load_config, resolve_config_path, save_config
+from hidd.imageio import read_image, to_rgb
+from hidd.train import KILL_AT_STEP_ENV, RunExistsError
+
+EVAL_SEED = "defocus-map-eval"  # the evaluation scenes' generator (fixed: the same scenes at every evaluation)
+HELD_OUT = ["opencv_fruits", "opencv_graf1", "opencv_graf3", "opencv_messi5", "plasma_Kite", "plasma_Path"]
+
+
+@dataclass
+class MapDataConfig:
+    photos: str = "data/corpus/photos"  # sharp training photos (PNG), read whole
+    held_out: list[str] = field(default_factory=lambda: list(HELD_OUT))  # stems never trained on
+    crop: int = 128  # side of the square crops the scenes are rendered from
+
+
+@dataclass
+class MapModelConfig:
+    features: list[int] = field(default_factory=lambda: list(FEATURES))  # at scales 1, 1/2, 1/4, 1/8
+
+
+@dataclass
+class MapScenesConfig:
+    max_radius: float = 12.0  # px
+    weights: list[float] = field(default_factory=lambda: [0.3, 0.25, 0.3, 0.15])  # uniform, tilt, subject, layers
+
+
+@dataclass
+class MapTrainingConfig:
+    steps: int = 3000
+    batch_size: int = 8
+    lr: float = 2e-3
+    lr_decay_from: float = 0.5  # fraction of the steps after which the rate decays linearly to 0
+    latest_every: int = 50  # refresh the rolling checkpoint
+    log_every: int = 10  # TensorBoard scalars
+    eval_every: int = 250
+    eval_scenes: int = 16
+    time_limit_minutes: float = 0.0  # stop (with a checkpoint) after this much wall time; 0: none
+    threads: int = 1  # torch CPU threads; 0: torch's default
+    seed: int = 0
+
+
+@dataclass
+class DefocusMapConfig(ConfigDocument):
+    data: MapDataConfig = field(default_factory=MapDataConfig)
+    model: MapModelConfig = field(default_factory=MapModelConfig)
+    scenes: MapScenesConfig = field(default_factory=MapScenesConfig)
+    training: MapTrainingConfig = field(default_factory=MapTrainingConfig)
+
+
+def load_map_config(name_or_path: str | Path | None, overrides=()) -> DefocusMapConfig:
+    """The config by path or by name from configs/ (defocus_map), with `--set` overrides, strictly checked."""
+    path = resolve_config_path(str(name_or_path), CONFIG_DIR) if name_or_path is not None else None
+    cfg = load_config(path, overrides, base=DefocusMapConfig())
+    check(cfg)
+    return cfg
+
+
+def check(cfg: DefocusMapConfig) -> None:
+    t, s = cfg.training, cfg.scenes
+    if len(cfg.model.features) != 4 or min(cfg.model.features) < 1:
+        raise ConfigError(f"model.features: four positive sizes, got {cfg.model.features}")
+    if len(s.weights) != len(SCENE_KINDS) or min(s.weights) < 0 or sum(s.weights) <= 0:
+        raise ConfigError(f"scenes.weights: {len(SCENE_KINDS)} non-negative weights ({', '.join(SCENE_KINDS)}), "
+                          f"got {s.weights}")
+    if cfg.data.crop < 16 or t.steps < 1 or t.batch_size < 1 or t.lr <= 0 or not 0 <= t.lr_decay_from <= 1:
+        raise ConfigError("need data.crop ≥ 16, training.steps ≥ 1, training.batch_size ≥ 1, training.lr > 0 and "
+                          "0 ≤ training.lr_decay_from ≤ 1")
+    if min(t.latest_every, t.log_every, t.eval_every) < 1 or t.eval_scenes < 1 or t.threads < 0:
+        raise ConfigError("need latest_every, log_every, eval_every, eval_scenes ≥ 1 and threads ≥ 0")
+
+
+def training_photos(cfg: MapDataConfig) -> list[torch.Tensor]:
+    """The training photos (C, H, W) in [0, 1], sorted by name, the held-out stems left out (each must exist)."""
+    folder = Path(cfg.photos)
+    paths = sorted(p for p in folder.glob("*.png")) if folder.is_dir() else []
+    if not paths:
+        raise ValueError(f"{folder}: no PNG photos")
+    missing = sorted(set(cfg.held_out) - {p.stem for p in paths})
+    if missing:
+        raise ValueError(f"{folder}: held-out photos not found: {', '.join(missing)}")
+    photos = []
+    for path in paths:
+        if path.stem in cfg.held_out:
+            continue
+        pixels = to_rgb(read_image(path, allow_alpha=True).pixels)
+        if min(pixels.shape[:2]) < cfg.crop:
+            raise ValueError(f"{path}: smaller than data.crop {cfg.crop}")
+        photos.append(torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float())
+    return photos
+
+
+def draw_batch(rng: random.Random, photos: list[torch.Tensor], cfg: DefocusMapConfig,
+               count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` scenes: photos (B, C, S, S) and true radii (B, S, S)."""
+    ys, rs, size = [], [], cfg.data.crop
+    for _ in range(count):
+        photo = rng.choice(photos)
+        top, left = rng.randrange(photo.shape[1] - size + 1), rng.randrange(photo.shape[2] - size + 1)
+        crop = photo[:, top:top + size, left:left + size]
+        if rng.random() < 0.5:
+            crop = crop.flip(-1)
+        scene = sample_scene(rng, crop, max_radius=cfg.scenes.max_radius, weights=tuple(cfg.scenes.weights))
+        ys.append(scene.photo)
+        rs.append(scene.radius)
+    return torch.stack(ys), torch.stack(rs)
+
+
+def learning_rate(t: MapTrainingConfig, step: int) -> float:
+    start = int(t.lr_decay_from * t.steps)
+    return t.lr if step < start else t.lr * max(0.0, (t.steps - step) / max(1, t.steps - start))
+
+
+def evaluate(net: MapNet, scenes: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+    """Mean absolute error (px) and the share of truly in-focus pixels (r < 1) read ≥ FOCUS_RADIUS."""
+    net.eval()
+    with torch.no_grad():
+        radius, _ = net(scenes[0])
+    net.train()
+    true = scenes[1]
+    sharp = true < 1.0
+    return {"mae": float((radius - true).abs().mean()),
+            "in_focus_read_defocused": float((radius[sharp] >= FOCUS_RADIUS).float().mean()) if sharp.any() else 0.0}
+
+
+def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = False) -> Path:
+    """Train (or continue) a run in `workdir`; returns the exported network's path (module docstring)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    workdir = Path(workdir)
+    latest = checkpoint.latest_path(workdir)
+    if resume and not latest.is_file():
+        raise RunExistsError(f"{workdir}: no run to resume ({latest} not found)")
+    if not resume and latest.is_file():
+        raise RunExistsError(f"{workdir}: holds a run already; continue it with --resume or pick another --workdir")
+    t = cfg.training
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    photos = training_photos(cfg.data)
+    torch.manual_seed(t.seed)
+    net = MapNet(tuple(cfg.model.features))
+    opt = torch.optim.Adam(net.parameters(), lr=t.lr)
+    step = 0
+    if resume:
+        state = checkpoint.load(latest)
+        checkpoint.load_weights_strict(net, state["model"], str(latest))
+        opt.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        checkpoint.set_rng_state(state["rng"])
+    workdir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, workdir / "config.yaml")
+    eval_scenes = draw_batch(random.Random(EVAL_SEED), photos, cfg, t.eval_scenes)
+    writer = SummaryWriter(str(workdir / "tb"), purge_step=step)
+    kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "-1"))
+    deadline = time.monotonic() + t.time_limit_minutes * 60 if t.time_limit_minutes > 0 else float("inf")
+
+    def save() -> None:
+        checkpoint.save_atomic({"kind": "defocus_map_training", "config": cfg.to_dict(), "model": net.state_dict(),
+                                "optimizer": opt.state_dict(), "step": step, "rng": checkpoint.rng_state()}, latest)
+
+    bar = tqdm(total=t.steps, initial=step, desc="defocus map", dynamic_ncols=True)
+    net.train()
+    while step < t.steps:
+        y, true = draw_batch(random.Random(f"{t.seed}-{step}"), photos, cfg, t.batch_size)
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(t, step)
+        radius, scale = net(y)
+        loss = laplace_nll(radius, scale, true)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        bar.update(1)
+        if step % t.log_every == 0:
+            writer.add_scalar("train/nll", float(loss), step)
+            writer.add_scalar("train/mae", float((radius - true).abs().mean()), step)
+            writer.add_scalar("train/lr", opt.param_groups[0]["lr"], step)
+            bar.set_postfix(nll=f"{float(loss):.3f}")
+        if step % t.eval_every == 0 or step == t.steps:
+            for key, value in evaluate(net, eval_scenes).items():
+                writer.add_scalar(f"eval/{key}", value, step)
+        if step % t.latest_every == 0 or step == t.steps or step == kill_at or time.monotonic() > deadline:
+            save()
+        if step == kill_at:
+            raise KeyboardInterrupt(f"{KILL_AT_STEP_ENV}={kill_at}")
+        if time.monotonic() > deadline:
+            break
+    bar.close()
+    writer.close()
+    out = workdir / "defocus_map.pt"
+    save_network(net, out, cfg.to_dict(), step=step)
+    return out

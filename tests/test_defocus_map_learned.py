@@ -1,0 +1,174 @@
+"""The learned defocus map: its training scenes (hidd.camera.scenes), network (hidd.blind.map_net), training loop
+(hidd.blind.map_train) and its place among the map estimators (hidd.blind.map_estimators, sampler.radius_map)."""
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import load_script, synthetic_photo
+from hidd.blind import map_net
+from hidd.blind.map_estimators import MAP_ESTIMATORS, estimator_name
+from hidd.blind.map_net import MapNet, laplace_nll, learned_defocus_map, load_network, save_network
+from hidd.camera.scenes import FOCUS_TOP, SCENE_KINDS, sample_scene, subject_mask, tilted_plane
+from hidd.checkpoint import CheckpointError
+from hidd.config import Config, ConfigError, apply_overrides
+from hidd.settings import check_values
+
+TINY = (4, 4, 6, 6)  # feature sizes of the networks trained here
+
+
+def crop(seed: int, size: int = 48) -> torch.Tensor:
+    return torch.from_numpy(synthetic_photo(seed, size)).permute(2, 0, 1)
+
+
+@pytest.mark.parametrize("kind", SCENE_KINDS)
+def test_each_scene_kind_renders_a_photo_and_its_true_radii_the_same_for_the_same_seed(kind):
+    scenes = [sample_scene(random.Random(seed), crop(0), kinds=(kind,), max_radius=6.0) for seed in (3, 3, 4)]
+    first, again, other = scenes
+    assert first.kind == kind and first.photo.shape == (3, 48, 48) and first.radius.shape == (48, 48)
+    assert 0 <= float(first.photo.min()) and float(first.photo.max()) <= 1
+    assert 0 <= float(first.radius.min()) and float(first.radius.max()) <= 6.0 + 1e-6
+    assert torch.equal(first.photo, again.photo) and torch.equal(first.radius, again.radius)
+    assert not torch.equal(first.photo, other.photo)
+    if kind == "subject":  # an in-focus subject before a background at FOCUS_TOP or more
+        assert float(first.radius.min()) == 0.0 and float(first.radius.max()) >= FOCUS_TOP
+    if kind == "uniform":
+        assert float(first.radius.std()) == 0.0
+
+
+def test_uniform_scenes_include_in_focus_ones_and_wrong_input_is_refused():
+    radii = [float(sample_scene(random.Random(s), crop(1, 32), kinds=("uniform",)).radius[0, 0]) for s in range(12)]
+    assert 0.0 in radii and max(radii) > 0
+    with pytest.raises(ValueError, match="unknown scene kinds"):
+        sample_scene(random.Random(0), crop(1, 32), kinds=("tilted",))
+    with pytest.raises(ValueError, match="square crop"):
+        sample_scene(random.Random(0), crop(1, 32)[:, :16])
+
+
+def test_the_benchmark_layouts_moved_from_make_benchmark_draw_what_they_drew():
+    """Sums of the layouts scripts/make_benchmark.py drew before they moved to hidd.camera.scenes (same seeds)."""
+    make_benchmark = load_script("make_benchmark")
+    assert make_benchmark.tilted_plane is tilted_plane and make_benchmark.subject_mask is subject_mask
+    for seed, plane, mask, moment in ((5, 498.0678666010499, 637.375, 19212.6875),
+                                      (11, 520.8686670213938, 697.625, 14223.75)):
+        assert float(tilted_plane(random.Random(seed), 32).double().abs().sum()) == pytest.approx(plane, rel=1e-9)
+        alpha = subject_mask(random.Random(seed), 48)
+        assert float(alpha.sum()) == mask and float((alpha * np.arange(48)).sum()) == moment
+
+
+def test_the_network_reads_any_size_and_its_loss_falls_in_a_few_steps(one_thread):
+    torch.manual_seed(0)
+    net = MapNet(TINY)
+    radius, scale = net(torch.rand(2, 3, 37, 45))
+    assert radius.shape == scale.shape == (2, 37, 45) and bool((radius >= 0).all() and (scale > 0).all())
+    scenes = [sample_scene(random.Random(s), crop(s, 32)) for s in range(4)]
+    y, true = torch.stack([s.photo for s in scenes]), torch.stack([s.radius for s in scenes])
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        loss = laplace_nll(*net(y), true)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
+
+
+def test_a_checkpoint_round_trips_and_a_bad_one_is_one_line_naming_the_file(tmp_path):
+    torch.manual_seed(1)
+    net = MapNet(TINY).eval()
+    path = tmp_path / "map.pt"
+    save_network(net, path, {"model": {"features": list(TINY)}})
+    loaded = load_network(path)
+    photo = crop(2, 40)
+    found, expected = learned_defocus_map(photo, loaded), learned_defocus_map(photo, net)
+    assert torch.equal(found.radius, expected.radius) and found.radius.shape == (40, 40)
+    assert bool((found.confidence > 0).all() and (found.confidence <= 1).all()) and np.isfinite(found.tiles).all()
+    with pytest.raises(CheckpointError, match=f"{tmp_path / 'none.pt'}: defocus map checkpoint not found"):
+        load_network(tmp_path / "none.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.pt: ") as refused:
+        load_network(tmp_path / "junk.pt")
+    assert "\n" not in str(refused.value)
+    save_network(net, tmp_path / "other.pt", {"model": {"features": [4, 4, 6, 8]}})
+    with pytest.raises(CheckpointError, match="other.pt: does not match the model config"):
+        load_network(tmp_path / "other.pt")
+    torch.save({"kind": "dncnn", "config": {}, "model": net.state_dict()}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="foreign.pt: not a defocus map checkpoint"):
+        load_network(tmp_path / "foreign.pt")
+
+
+@pytest.mark.parametrize("value, name", [("true", "edges"), ("false", None), ("edges", "edges"),
+                                         ("learned", "learned")])
+def test_radius_map_takes_false_edges_learned_and_true_as_edges(value, name):
+    cfg = apply_overrides(Config(), [f"sampler.radius_map={value}"])
+    check_values(cfg)
+    assert estimator_name(cfg.sampler.radius_map) == name
+    assert (name is None) == (not cfg.sampler.radius_map)
+
+
+@pytest.mark.parametrize("value", ["learnd", "Edges", "none"])
+def test_radius_map_refuses_anything_else_in_one_line(value):
+    with pytest.raises(ConfigError, match="sampler.radius_map: .* choose from false, edges, learned"):
+        check_values(apply_overrides(Config(), [f"sampler.radius_map={value}"]))
+    with pytest.raises(ValueError, match="unknown radius map estimator"):
+        MAP_ESTIMATORS.get("learnd")
+    with pytest.raises(ConfigError, match="sampler.radius_map: expected bool or str, got 1"):
+        apply_overrides(Config(), ["sampler.radius_map=1"])
+
+
+@pytest.fixture
+def tiny_map(tmp_path, monkeypatch):
+    """A tiny untrained network in place of checkpoints/defocus_map.pt."""
+    torch.manual_seed(2)
+    path = tmp_path / "defocus_map.pt"
+    save_network(MapNet(TINY), path, {"model": {"features": list(TINY)}})
+    monkeypatch.setattr(map_net, "CHECKPOINT", path)
+    return path
+
+
+def _operator(y, radius_map):
+    from hidd.measurement import measurement_model
+    cfg = apply_overrides(Config(), [f"sampler.radius_map={radius_map}", "sampler.psf=disk", "sampler.softening=0.5",
+                                     "sampler.noise_sigma=0.01"]).sampler
+    return measurement_model(y, cfg)
+
+
+def test_a_photos_learned_map_does_not_depend_on_its_batch(tiny_map, one_thread):
+    y = torch.stack([crop(s, 48) for s in range(3)])
+    together = _operator(y, "learned").radius_map[:, 0]
+    for i in range(3):
+        assert torch.equal(_operator(y[i:i + 1], "learned").radius_map[0, 0], together[i])
+    gray = _operator(y[:2, :1], "learned").radius_map  # a 1-channel layout (a gray prior) reads too
+    assert gray.shape == (2, 1, 48, 48)
+
+
+def test_the_learned_map_without_its_checkpoint_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(map_net, "CHECKPOINT", tmp_path / "gone.pt")
+    with pytest.raises(CheckpointError, match="gone.pt: defocus map checkpoint not found"):
+        _operator(crop(0, 32)[None], "learned")
+
+
+def test_training_runs_resumes_and_exports(tmp_path, one_thread):
+    from hidd.blind.map_train import load_map_config, train_map
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, stem in enumerate(["a", "b", "kept_out"]):
+        Image.fromarray((synthetic_photo(i, 48) * 255).astype(np.uint8)).save(photos / f"{stem}.png")
+    sets = [f"data.photos={photos}", "data.held_out=[kept_out]", "data.crop=32", "training.batch_size=2",
+            "training.steps=2", "training.latest_every=1", "training.eval_every=1", "training.eval_scenes=2",
+            "model.features=[4,4,6,6]"]
+    cfg = load_map_config("configs/maps/defocus_map.yaml", sets)
+    out = train_map(cfg, tmp_path / "run")
+    assert load_network(out) is not None
+    with pytest.raises(ValueError, match="holds a run already"):
+        train_map(cfg, tmp_path / "run")
+    train_map(load_map_config("configs/maps/defocus_map.yaml", sets[:-4] + ["training.steps=3", sets[-1]]),
+              tmp_path / "run", resume=True)
+    assert torch.load(tmp_path / "run" / "checkpoints" / "latest.pt", weights_only=True)["step"] == 3
+    with pytest.raises(ValueError, match="held-out photos not found: nothere"):
+        train_map(load_map_config("configs/maps/defocus_map.yaml", sets + ["data.held_out=[nothere]"]), tmp_path / "x")
+    with pytest.raises(ConfigError, match="scenes.weights"):
+        load_map_config("configs/maps/defocus_map.yaml", ["scenes.weights=[1, 1]"])
