@@ -10,7 +10,7 @@ from PIL import Image
 from conftest import load_script, synthetic_photo
 from hidd.blind import map_net
 from hidd.blind.map_estimators import MAP_ESTIMATORS, estimator_name
-from hidd.blind.map_net import MapNet, laplace_nll, learned_defocus_map, load_network, save_network
+from hidd.blind.map_net import MapNet, learned_defocus_map, load_network, map_loss, save_network
 from hidd.camera.scenes import FOCUS_TOP, SCENE_KINDS, sample_scene, subject_mask, tilted_plane
 from hidd.checkpoint import CheckpointError
 from hidd.config import Config, ConfigError, apply_overrides
@@ -68,7 +68,7 @@ def test_the_network_reads_any_size_and_its_loss_falls_in_a_few_steps(one_thread
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     losses = []
     for _ in range(40):
-        loss = laplace_nll(*net(y), true)
+        loss = map_loss(*net(y), true)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -2,12 +2,15 @@
 it is, from the photo as its file encodes it.
 
 The network f maps a photo y (C, H, W) in [0, 1] to two numbers per pixel, a radius r̂ = softplus(a) (px) and a
-Laplace scale b = softplus(s) + MIN_SCALE (px), trained on rendered scenes (hidd.camera.scenes) with the negative
-log-likelihood of the true radius r under Laplace(r̂, b),
+Laplace scale b = softplus(s) + MIN_SCALE (px), trained on rendered scenes (hidd.camera.scenes) with the absolute
+error of the radius plus the negative log-likelihood of the true radius r under Laplace(r̂, b) for the scale alone
+(r̂ held fixed in it, so a large b early on does not slow the radius down),
 
-    L = |r − r̂| / b + log b,
+    L = |r − r̂| + |r − sg(r̂)| / b + log b,
 
 so b is the error it expects: large where the photo holds nothing to read (flat sky, a texture-less wall).
+What it sees: y − ½ and y's local contrast, (y − μ) / √(v + ε²) with μ, v the mean and variance over
+CONTRAST_WINDOW² px (ε = CONTRAST_FLOOR): an edge's sharpness is a ratio of slope to step, whatever its contrast.
 The confidence is c = 1 / (1 + b) ∈ (0, 1]. Layout: a U-Net of four scales (1, 1/2, 1/4, 1/8; features
 `features`), three dilated 3×3 convolutions (dilation 2, 4, 8) at 1/8 for a receptive field of about 200 px
 (a 12 px blur spans 25), replicate padding, no normalisation (a photo's map depends on that photo alone, whatever
@@ -30,6 +33,8 @@ from hidd import checkpoint
 from hidd.blind.defocus_map import TILE, DefocusMap, _starts, _tiles
 
 MIN_SCALE = 0.05  # px: the least Laplace scale (keeps the likelihood finite on exact radii)
+CONTRAST_WINDOW = 15  # px: the window of the local contrast the network sees
+CONTRAST_FLOOR = 0.01  # ε: the local std below which contrast is not amplified (8-bit noise and rounding)
 FEATURES = (24, 32, 48, 48)  # feature maps at scales 1, 1/2, 1/4, 1/8
 KIND = "defocus_map"  # a checkpoint's "kind": what it holds
 CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "defocus_map.pt"  # the shipped network
@@ -47,7 +52,7 @@ class MapNet(nn.Module):
         super().__init__()
         f0, f1, f2, f3 = features
         self.channels = channels
-        self.enc0 = nn.Sequential(_conv(channels, f0), _conv(f0, f0))
+        self.enc0 = nn.Sequential(_conv(2 * channels, f0), _conv(f0, f0))
         self.enc1 = nn.Sequential(_conv(f0, f1, 2), _conv(f1, f1))
         self.enc2 = nn.Sequential(_conv(f1, f2, 2), _conv(f2, f2))
         self.enc3 = nn.Sequential(_conv(f2, f3, 2), _conv(f3, f3, 1, 2), _conv(f3, f3, 1, 4), _conv(f3, f3, 1, 8))
@@ -61,7 +66,7 @@ class MapNet(nn.Module):
         if y.ndim != 4 or y.shape[1] != self.channels:
             raise ValueError(f"MapNet: expected photos (B, {self.channels}, H, W), got {tuple(y.shape)}")
         h, w = y.shape[-2:]
-        x = F.pad(y - 0.5, (0, -w % 8, 0, -h % 8), mode="replicate")
+        x = F.pad(torch.cat([y - 0.5, local_contrast(y)], 1), (0, -w % 8, 0, -h % 8), mode="replicate")
         e0 = self.enc0(x)
         e1 = self.enc1(e0)
         e2 = self.enc2(e1)
@@ -73,6 +78,15 @@ class MapNet(nn.Module):
         return F.softplus(out[:, 0]), F.softplus(out[:, 1]) + MIN_SCALE
 
 
+def local_contrast(y: torch.Tensor) -> torch.Tensor:
+    """(y − μ) / √(v + ε²) per channel, μ and v over CONTRAST_WINDOW² px (replicate-padded)."""
+    pad = CONTRAST_WINDOW // 2
+    padded = F.pad(y, (pad, pad, pad, pad), mode="replicate")
+    mean = F.avg_pool2d(padded, CONTRAST_WINDOW, stride=1)
+    var = (F.avg_pool2d(padded.square(), CONTRAST_WINDOW, stride=1) - mean.square()).clamp_min(0)
+    return (y - mean) / (var + CONTRAST_FLOOR ** 2).sqrt()
+
+
 def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
 
@@ -80,6 +94,11 @@ def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def laplace_nll(radius: torch.Tensor, scale: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     """The mean negative log-likelihood |r − r̂| / b + log b (the constant log 2 dropped)."""
     return ((true - radius).abs() / scale + scale.log()).mean()
+
+
+def map_loss(radius: torch.Tensor, scale: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """The training loss |r − r̂| + NLL(sg(r̂), b) (the module docstring), averaged over pixels."""
+    return (true - radius).abs().mean() + laplace_nll(radius.detach(), scale, true)
 
 
 def confidence(scale: torch.Tensor) -> torch.Tensor:

@@ -3,9 +3,9 @@
 Each step draws `batch_size` scenes from a generator seeded by (training seed, step): a training photo, a square
 crop of it, and a scene of that crop through a random lens camera (hidd.camera.scenes.sample_scene), so a resumed
 run sees exactly the batches an uninterrupted one would have. The held-out photos (data.held_out, by stem) are
-never read: they stay for the sharp false-alarm test (scripts/bench_defocus_map.py --sharp). Loss: the Laplace
-negative log-likelihood of the true radius (map_net.laplace_nll); Adam, its rate decaying linearly to 0 after
-lr_decay_from of the steps.
+never read: they stay for the sharp false-alarm test (scripts/bench_defocus_map.py --sharp). Loss: the radius's
+absolute error plus the Laplace negative log-likelihood for the scale (map_net.map_loss); Adam, its rate decaying
+linearly to 0 after lr_decay_from of the steps.
 
 The run lives in one work directory:
   config.yaml            the resolved config
@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from hidd import checkpoint
 from hidd.blind.defocus_map import FOCUS_RADIUS
-from hidd.blind.map_net import FEATURES, MapNet, laplace_nll, save_network
+from hidd.blind.map_net import FEATURES, MapNet, laplace_nll, map_loss, save_network
 from hidd.camera.scenes import SCENE_KINDS, sample_scene
 from hidd.config import CONFIG_DIR, ConfigDocument, ConfigError, load_config, resolve_config_path, save_config
 from hidd.imageio import read_image, to_rgb
@@ -197,17 +197,18 @@ def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = Fals
         for group in opt.param_groups:
             group["lr"] = learning_rate(t, step)
         radius, scale = net(y)
-        loss = laplace_nll(radius, scale, true)
+        loss = map_loss(radius, scale, true)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         step += 1
         bar.update(1)
         if step % t.log_every == 0:
-            writer.add_scalar("train/nll", float(loss), step)
+            writer.add_scalar("train/loss", float(loss), step)
+            writer.add_scalar("train/nll", float(laplace_nll(radius, scale, true)), step)
             writer.add_scalar("train/mae", float((radius - true).abs().mean()), step)
             writer.add_scalar("train/lr", opt.param_groups[0]["lr"], step)
-            bar.set_postfix(nll=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{float(loss):.3f}")
         if step % t.eval_every == 0 or step == t.steps:
             for key, value in evaluate(net, eval_scenes).items():
                 writer.add_scalar(f"eval/{key}", value, step)
