@@ -172,3 +172,33 @@ def test_training_runs_resumes_and_exports(tmp_path, one_thread):
         train_map(load_map_config("configs/maps/defocus_map.yaml", sets + ["data.held_out=[nothere]"]), tmp_path / "x")
     with pytest.raises(ConfigError, match="scenes.weights"):
         load_map_config("configs/maps/defocus_map.yaml", ["scenes.weights=[1, 1]"])
+
+
+def test_the_depth_preset_runs_end_to_end_with_the_learned_map(tmp_path, tiny_map, one_thread):
+    from conftest import make_tiny_checkpoint
+    from hidd.deblur import Deblurrer
+    from hidd.prior import load_prior
+
+    prior = load_prior(make_tiny_checkpoint(tmp_path / "tiny.pt"), preset="depth",
+                       overrides=["sampler.radius_map=learned", "sampler.num_steps=2"])
+    y = crop(5, 48)[None].float()
+    out = Deblurrer(prior)(y)
+    assert out.images.shape == y.shape and bool(torch.isfinite(out.images).all())
+
+
+def test_the_shipped_network_is_small_and_reads_a_sharp_photo_in_focus_and_a_blurred_one_defocused(one_thread):
+    from skimage import data, transform
+
+    from hidd.blind.defocus_map import FOCUS_RADIUS
+    from hidd.camera.draws import lens_camera
+
+    assert map_net.CHECKPOINT.stat().st_size <= 2_000_000
+    net = load_network()
+    assert sum(p.numel() for p in net.parameters()) <= 300_000
+    sharp = torch.from_numpy(transform.resize(data.astronaut(), (128, 128), anti_aliasing=True)).permute(2, 0, 1)
+    read = {}
+    for radius in (0.0, 6.0):  # through a random lens camera: softening, noise, demosaicing, JPEG
+        photo = lens_camera(random.Random(1), radius).render(sharp[None].float(),
+                                                             generator=torch.Generator().manual_seed(1))
+        read[radius] = float(learned_defocus_map(photo[0], net).radius.median())
+    assert read[0.0] < FOCUS_RADIUS and 3.5 <= read[6.0] <= 9.0, read
