@@ -202,3 +202,14 @@ def test_the_shipped_network_is_small_and_reads_a_sharp_photo_in_focus_and_a_blu
                                                              generator=torch.Generator().manual_seed(1))
         read[radius] = float(learned_defocus_map(photo[0], net).radius.median())
     assert read[0.0] < FOCUS_RADIUS and 3.5 <= read[6.0] <= 9.0, read
+
+
+def test_the_loss_is_the_absolute_error_at_the_median_and_costs_over_reading_more_below_it():
+    true, scale = torch.full((1, 4, 4), 3.0), torch.ones(1, 4, 4)
+    nll = float(map_net.laplace_nll(torch.full_like(true, 3.0), scale, true))
+    over, under = torch.full_like(true, 4.0), torch.full_like(true, 2.0)
+    assert float(map_loss(over, scale, true)) == pytest.approx(1.0 + 1.0 + nll)
+    assert float(map_loss(over, scale, true, 0.3)) > float(map_loss(under, scale, true, 0.3))
+    with pytest.raises(ConfigError, match="training.quantile"):
+        from hidd.blind.map_train import load_map_config
+        load_map_config("configs/maps/defocus_map.yaml", ["training.quantile=1"])

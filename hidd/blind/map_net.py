@@ -6,7 +6,9 @@ Laplace scale b = softplus(s) + MIN_SCALE (px), trained on rendered scenes (hidd
 error of the radius plus the negative log-likelihood of the true radius r under Laplace(r̂, b) for the scale alone
 (r̂ held fixed in it, so a large b early on does not slow the radius down),
 
-    L = |r − r̂| + |r − sg(r̂)| / b + log b,
+    L = |r − r̂| + |r − sg(r̂)| / b + log b
+
+(or, with training.quantile q, the pinball loss of the q-quantile in place of |r − r̂|: map_loss),
 
 so b is the error it expects: large where the photo holds nothing to read (flat sky, a texture-less wall).
 What it sees: y − ½ and y's local contrast, (y − μ) / √(v + ε²) with μ, v the mean and variance over
@@ -96,9 +98,13 @@ def laplace_nll(radius: torch.Tensor, scale: torch.Tensor, true: torch.Tensor) -
     return ((true - radius).abs() / scale + scale.log()).mean()
 
 
-def map_loss(radius: torch.Tensor, scale: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-    """The training loss |r − r̂| + NLL(sg(r̂), b) (the module docstring), averaged over pixels."""
-    return (true - radius).abs().mean() + laplace_nll(radius.detach(), scale, true)
+def map_loss(radius: torch.Tensor, scale: torch.Tensor, true: torch.Tensor, quantile: float = 0.5) -> torch.Tensor:
+    """The training loss |r − r̂| + NLL(sg(r̂), b) (the module docstring), averaged over pixels. With quantile
+    q ≠ ½ the absolute error becomes the pinball loss 2 max(q e, (q − 1) e), e = r − r̂ (equal to |e| at ½), whose
+    minimiser is the q-quantile of the radii a photo allows: q < ½ reads an ambiguous region shorter."""
+    error = true - radius
+    return (2 * torch.maximum(quantile * error, (quantile - 1) * error)).mean() + laplace_nll(radius.detach(), scale,
+                                                                                             true)
 
 
 def confidence(scale: torch.Tensor) -> torch.Tensor:

@@ -67,6 +67,7 @@ class MapTrainingConfig:
     log_every: int = 10  # TensorBoard scalars
     eval_every: int = 250
     eval_scenes: int = 16
+    quantile: float = 0.5  # the radius learnt is this quantile of those a photo allows (½: the median; map_loss)
     time_limit_minutes: float = 0.0  # stop (with a checkpoint) after this much wall time; 0: none
     threads: int = 1  # torch CPU threads; 0: torch's default
     seed: int = 0
@@ -98,6 +99,8 @@ def check(cfg: DefocusMapConfig) -> None:
     if cfg.data.crop < 16 or t.steps < 1 or t.batch_size < 1 or t.lr <= 0 or not 0 <= t.lr_decay_from <= 1:
         raise ConfigError("need data.crop ≥ 16, training.steps ≥ 1, training.batch_size ≥ 1, training.lr > 0 and "
                           "0 ≤ training.lr_decay_from ≤ 1")
+    if not 0 < t.quantile < 1:
+        raise ConfigError(f"training.quantile: in (0, 1), got {t.quantile}")
     if min(t.latest_every, t.log_every, t.eval_every) < 1 or t.eval_scenes < 1 or t.threads < 0:
         raise ConfigError("need latest_every, log_every, eval_every, eval_scenes ≥ 1 and threads ≥ 0")
 
@@ -197,7 +200,7 @@ def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = Fals
         for group in opt.param_groups:
             group["lr"] = learning_rate(t, step)
         radius, scale = net(y)
-        loss = map_loss(radius, scale, true)
+        loss = map_loss(radius, scale, true, t.quantile)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
