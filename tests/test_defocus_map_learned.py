@@ -1,5 +1,6 @@
 """The learned defocus map: its training scenes (hidd.camera.scenes), network (hidd.blind.map_net), training loop
 (hidd.blind.map_train) and its place among the map estimators (hidd.blind.map_estimators, sampler.radius_map)."""
+import csv
 import random
 
 import numpy as np
@@ -213,3 +214,28 @@ def test_the_loss_is_the_absolute_error_at_the_median_and_costs_over_reading_mor
     with pytest.raises(ConfigError, match="training.quantile"):
         from hidd.blind.map_train import load_map_config
         load_map_config("configs/maps/defocus_map.yaml", ["training.quantile=1"])
+
+
+def test_bench_defocus_map_scores_the_learned_map_and_sharp_photos_through_an_in_focus_camera(tmp_path, tiny_map,
+                                                                                             one_thread):
+    bench = load_script("bench_defocus_map")
+    root = tmp_path / "bench"
+    for folder in ("blurred", "radius_maps"):
+        (root / folder).mkdir(parents=True)
+    photo = sample_scene(random.Random(0), crop(3, 64), kinds=("subject",))
+    Image.fromarray((photo.photo.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(root / "blurred" /
+                                                                                                "subject_a.png")
+    np.save(root / "radius_maps" / "subject_a.npy", photo.radius.numpy())
+    bench.main(["--estimator", "learned", "--checkpoint", str(tiny_map), "--benchmark", str(root),
+                "--output", str(tmp_path / "out")])
+    (row,) = list(csv.DictReader(open(tmp_path / "out" / "map.csv")))
+    assert row["photo"] == "subject_a" and float(row["mae"]) >= 0
+    sharp = tmp_path / "sharp"
+    sharp.mkdir()
+    Image.fromarray((synthetic_photo(4, 96) * 255).round().astype(np.uint8)).save(sharp / "p.png")
+    bench.main(["--estimator", "learned", "--sharp", str(sharp), "--sizes", "64", "--in-focus-camera",
+                "--output", str(tmp_path / "s")])
+    (row,) = list(csv.DictReader(open(tmp_path / "s" / "map.csv")))
+    assert row["photo"] == "p@64" and 0 <= float(row["pixels_read_defocused"]) <= 1
+    with pytest.raises(ValueError, match="no photo named"):
+        bench.main(["--sharp", str(sharp), "--held-out", "--output", str(tmp_path / "h")])
