@@ -65,19 +65,23 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
     if cfg.radius_map and (cfg.radius <= 0 or radius_map is not None):
         if cfg.psf == "gaussian":
             raise ValueError("sampler.radius_map: spatially varying blur supports psf disk or polygon, not gaussian")
-        noise, level = noise_model(y, cfg, tone, [None] * y.shape[0])
         if radius_map is None:  # each photo's blind defocus map, from its edges (hidd.blind.defocus_map)
-            grey_noise = grey_noise_std(noise, y)
+            grey_noise = grey_noise_std(noise_model(y, cfg, tone, [None] * y.shape[0])[0], y)
             radius_map = torch.stack([estimate_defocus_map(image, float(std), cfg.radius_tile).radius
                                       for image, std in zip(linear, grey_noise)])
         maps = radius_map.to(y)
         if maps.shape != (y.shape[0], *y.shape[-2:]):
             raise ValueError(f"radius map of shape {tuple(maps.shape)} for images {tuple(y.shape)}")
         if cfg.psf == "disk" and cfg.softening <= 0:  # each photo's lens shape from its whole-photo fit
-            lens = [e.lens.with_radius(1.0) for e in estimate_defocus_batch(linear, max_radius=cfg.max_radius)]
+            shapes = [e.lens.with_radius(1.0) for e in estimate_defocus_batch(linear, max_radius=cfg.max_radius)]
         else:
-            lens = LensPSF(1.0, blades=cfg.blades if cfg.psf == "polygon" else 0, softening=cfg.softening)
-        return DepthVaryingBlur(maps[:, None], noise, level, lens=lens, boundary=cfg.boundary)
+            shapes = [LensPSF(1.0, blades=cfg.blades if cfg.psf == "polygon" else 0, softening=cfg.softening)] * len(y)
+        # the noise the data step amplifies, as for one PSF: the band beyond the main lobe of the blur at the map's
+        # mean radius (JPEG wipes noise out of flat patches, not around edges: hidd.blind.noise)
+        bands = [shape.with_radius(float(m.mean())) for shape, m in zip(shapes, maps)]
+        noise, level = noise_model(y, cfg, tone, [lens if lens.radius > 0 or lens.softening > 0 else None
+                                                  for lens in bands])
+        return DepthVaryingBlur(maps[:, None], noise, level, lens=shapes, boundary=cfg.boundary)
     given = known_lens(cfg)
     estimates = [None] * y.shape[0] if given else estimate_defocus_batch(
         linear, max_radius=cfg.max_radius, shared_quantile=cfg.shared_quantile, edge_read_share=cfg.edge_read_share)
