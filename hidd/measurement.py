@@ -53,7 +53,9 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
     cfg.shared_quantile, where that reads in focus, a blur it preferred unclearly that the tiles confirm or else the
     blur most of its tiles share, and with cfg.edge_read_share
     the blur its edges allow where even that does), or, with cfg.radius_map,
-    a per-pixel defocus map read from its edges (hidd.blind.defocus_map: spatially varying blur).
+    a per-pixel defocus map read from its edges (hidd.blind.defocus_map: spatially varying blur), each photo's PSF
+    shape its whole-photo fit's and its noise level read as one PSF's is (hidd.blind.noise: the flat patches, raised
+    to the spectral band beyond the main lobe of that shape at the map's mean radius).
     cfg.noise_sigma > 0 is taken as known; otherwise each
     image's noise-level function is estimated. The operator's `noise_sigma` is each image's RMS noise level.
     The estimates run on y's device, the batch's same-size photos at once, each photo judged on its own.
