@@ -55,7 +55,9 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
     blur most of its tiles share, and with cfg.edge_read_share
     the blur its edges allow where even that does), or, with cfg.radius_map,
     a per-pixel defocus map (spatially varying blur), read from each photo on its own by the estimator it names
-    (hidd.blind.map_estimators: edges, or learned from the encoded photo).
+    (hidd.blind.map_estimators: edges, or learned from the encoded photo), each photo's PSF shape its whole-photo
+    fit's and its noise level read as one PSF's is (hidd.blind.noise: the flat patches, raised to the spectral band
+    beyond the main lobe of that shape at the map's mean radius).
     cfg.noise_sigma > 0 is taken as known; otherwise each
     image's noise-level function is estimated. The operator's `noise_sigma` is each image's RMS noise level.
     The estimates run on y's device, the batch's same-size photos at once, each photo judged on its own.
@@ -67,19 +69,24 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
     if cfg.radius_map and (cfg.radius <= 0 or radius_map is not None):
         if cfg.psf == "gaussian":
             raise ValueError("sampler.radius_map: spatially varying blur supports psf disk or polygon, not gaussian")
-        noise, level = noise_model(y, cfg, tone, [None] * y.shape[0])
         if radius_map is None:  # each photo's blind defocus map, on its own (hidd.blind.map_estimators)
-            estimator, grey_noise = map_estimator(cfg.radius_map), grey_noise_std(noise, y)
+            estimator = map_estimator(cfg.radius_map)
+            grey_noise = grey_noise_std(noise_model(y, cfg, tone, [None] * y.shape[0])[0], y)
             radius_map = torch.stack([estimator(photo, image, float(std), cfg.radius_tile).radius
                                       for photo, image, std in zip(y.detach(), linear, grey_noise)])
         maps = radius_map.to(y)
         if maps.shape != (y.shape[0], *y.shape[-2:]):
             raise ValueError(f"radius map of shape {tuple(maps.shape)} for images {tuple(y.shape)}")
         if cfg.psf == "disk" and cfg.softening <= 0:  # each photo's lens shape from its whole-photo fit
-            lens = [e.lens.with_radius(1.0) for e in estimate_defocus_batch(linear, max_radius=cfg.max_radius)]
+            shapes = [e.lens.with_radius(1.0) for e in estimate_defocus_batch(linear, max_radius=cfg.max_radius)]
         else:
-            lens = LensPSF(1.0, blades=cfg.blades if cfg.psf == "polygon" else 0, softening=cfg.softening)
-        return DepthVaryingBlur(maps[:, None], noise, level, lens=lens, boundary=cfg.boundary)
+            shapes = [LensPSF(1.0, blades=cfg.blades if cfg.psf == "polygon" else 0, softening=cfg.softening)] * len(y)
+        # the noise the data step amplifies, as for one PSF: the band beyond the main lobe of the blur at the map's
+        # mean radius (JPEG wipes noise out of flat patches, not around edges: hidd.blind.noise)
+        bands = [shape.with_radius(float(m.mean())) for shape, m in zip(shapes, maps)]
+        noise, level = noise_model(y, cfg, tone, [lens if lens.radius > 0 or lens.softening > 0 else None
+                                                  for lens in bands])
+        return DepthVaryingBlur(maps[:, None], noise, level, lens=shapes, boundary=cfg.boundary)
     given = known_lens(cfg)
     estimates = [None] * y.shape[0] if given else estimate_defocus_batch(
         linear, max_radius=cfg.max_radius, shared_quantile=cfg.shared_quantile, edge_read_share=cfg.edge_read_share)
