@@ -15,7 +15,7 @@ as varying (DefocusMap.varies: both an in-focus and a defocused region, REGION_S
 --sharp: in-focus photos, cropped as scripts/check_sharp.py crops them (their own target): the share of tiles
 holding an edge that read ≥ FOCUS_RADIUS (the tiles' false-alarm rate; for the learned map, whose tiles are its
 mean over each tile, of all tiles), the share of pixels the map reads defocused, and whether it reads as varying.
---held-out keeps only the learned map's held-out training photos (hidd.blind.map_train.HELD_OUT);
+--held-out keeps only the learned map's held-out training photos (hidd.map_train.HELD_OUT);
 --in-focus-camera first takes each crop's picture with an in-focus lens camera (hidd.camera.draws.lens_camera at
 radius 0: softening 0.3–1 px, noise, demosaicing, JPEG; drawn from a generator seeded by the crop's name).
 Writes OUTPUT/map.csv (row by row) and prints the means.
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 from hidd.blind.defocus_map import FOCUS_RADIUS, grey_noise_std  # noqa: E402
 from hidd.blind.map_estimators import MAP_ESTIMATORS  # noqa: E402
 from hidd.blind.defocus_map import TILE  # noqa: E402
-from hidd.blind.map_train import HELD_OUT  # noqa: E402
+from hidd.map_train import HELD_OUT  # noqa: E402
 from hidd.blind.noise import estimate_nlf  # noqa: E402
 from hidd.camera.draws import lens_camera  # noqa: E402
 from hidd.camera.tone import tone_curve  # noqa: E402
@@ -102,9 +102,9 @@ def main(argv=None):
     p.add_argument("--output", type=Path, default=Path("results/defocus_map"))
     args = p.parse_args(argv)
     tone = tone_curve(args.tone_curve)
-    estimator = MAP_ESTIMATORS.get(args.estimator)(*([args.checkpoint] if args.checkpoint else []))
     if args.checkpoint and args.estimator != "learned":
         raise ValueError("--checkpoint is the learned map's network: give --estimator learned")
+    estimator = MAP_ESTIMATORS.get(args.estimator)(*([args.checkpoint] if args.checkpoint else []))
     rows = (benchmark_rows(args.benchmark, tone, estimator) if args.benchmark else
             sharp_rows(args.sharp, args.sizes, tone, estimator, HELD_OUT if args.held_out else None,
                        args.in_focus_camera))

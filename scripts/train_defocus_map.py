@@ -1,4 +1,4 @@
-"""Train the learned blind defocus map (hidd.blind.map_net; the loop: hidd.blind.map_train).
+"""Train the learned blind defocus map (hidd.blind.map_net; the loop: hidd.map_train).
 
   python scripts/train_defocus_map.py --config defocus_map --workdir runs/defocus_map
   python scripts/train_defocus_map.py --workdir runs/defocus_map --resume        # continue after a kill
@@ -17,9 +17,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 from hidd.cli import one_line_errors  # noqa: E402
 from hidd.cli.train import stored_config, training_parser  # noqa: E402
-from hidd.config import CONFIG_DIR  # noqa: E402
-
-MAP_CONFIG_DIR = CONFIG_DIR / "maps"
 
 
 def main(argv=None):
@@ -29,11 +26,10 @@ def main(argv=None):
                                                              "--resume, from its last checkpoint"):
         if args.init is not None or args.device not in (None, "cpu"):
             raise ValueError("train_defocus_map.py trains on the CPU from scratch (no --init, --device cpu)")
-        from hidd.blind.map_train import load_map_config, train_map
-        from hidd.config import resolve_config_path
+        from hidd.map_train import load_map_config, train_map
 
         stored = stored_config(args, "defocus_map or a YAML file")
-        cfg = load_map_config(stored or resolve_config_path(args.config, MAP_CONFIG_DIR), args.overrides)
+        cfg = load_map_config(stored or args.config, args.overrides)
         if args.dry_run:
             print(cfg.to_yaml(), end="")
             return

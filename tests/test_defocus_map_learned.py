@@ -1,5 +1,5 @@
 """The learned defocus map: its training scenes (hidd.camera.scenes), network (hidd.blind.map_net), training loop
-(hidd.blind.map_train) and its place among the map estimators (hidd.blind.map_estimators, sampler.radius_map)."""
+(hidd.map_train) and its place among the map estimators (hidd.blind.map_estimators, sampler.radius_map)."""
 import csv
 import random
 
@@ -153,7 +153,7 @@ def test_the_learned_map_without_its_checkpoint_is_one_line_naming_the_file(tmp_
 
 
 def test_training_runs_resumes_and_exports(tmp_path, one_thread):
-    from hidd.blind.map_train import load_map_config, train_map
+    from hidd.map_train import load_map_config, train_map
     photos = tmp_path / "photos"
     photos.mkdir()
     for i, stem in enumerate(["a", "b", "kept_out"]):
@@ -163,7 +163,9 @@ def test_training_runs_resumes_and_exports(tmp_path, one_thread):
             "model.features=[4,4,6,6]"]
     cfg = load_map_config("configs/maps/defocus_map.yaml", sets)
     out = train_map(cfg, tmp_path / "run")
-    assert load_network(out) is not None
+    latest = torch.load(tmp_path / "run" / "checkpoints" / "latest.pt", weights_only=True)["model"]
+    exported = load_network(out).state_dict()
+    assert exported.keys() == latest.keys() and all(torch.equal(exported[k], latest[k]) for k in latest)
     with pytest.raises(ValueError, match="holds a run already"):
         train_map(cfg, tmp_path / "run")
     train_map(load_map_config("configs/maps/defocus_map.yaml", sets[:-4] + ["training.steps=3", sets[-1]]),
@@ -212,7 +214,7 @@ def test_the_loss_is_the_absolute_error_at_the_median_and_costs_over_reading_mor
     assert float(map_loss(over, scale, true)) == pytest.approx(1.0 + 1.0 + nll)
     assert float(map_loss(over, scale, true, 0.3)) > float(map_loss(under, scale, true, 0.3))
     with pytest.raises(ConfigError, match="training.quantile"):
-        from hidd.blind.map_train import load_map_config
+        from hidd.map_train import load_map_config
         load_map_config("configs/maps/defocus_map.yaml", ["training.quantile=1"])
 
 
@@ -239,3 +241,24 @@ def test_bench_defocus_map_scores_the_learned_map_and_sharp_photos_through_an_in
     assert row["photo"] == "p@64" and 0 <= float(row["pixels_read_defocused"]) <= 1
     with pytest.raises(ValueError, match="no photo named"):
         bench.main(["--sharp", str(sharp), "--held-out", "--output", str(tmp_path / "h")])
+
+
+def test_a_killed_run_resumes_to_the_same_weights(tmp_path, one_thread, monkeypatch):
+    from hidd.map_train import load_map_config, train_map
+    from hidd.train import KILL_AT_STEP_ENV
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, stem in enumerate(["a", "b"]):
+        Image.fromarray((synthetic_photo(i, 48) * 255).astype(np.uint8)).save(photos / f"{stem}.png")
+    cfg = load_map_config("configs/maps/defocus_map.yaml", [
+        f"data.photos={photos}", "data.held_out=[]", "data.crop=32", "training.batch_size=2", "training.steps=4",
+        "training.latest_every=10", "training.eval_every=10", "training.eval_scenes=2", "model.features=[4,4,6,6]"])
+    straight = load_network(train_map(cfg, tmp_path / "straight")).state_dict()
+    monkeypatch.setenv(KILL_AT_STEP_ENV, "2")
+    with pytest.raises(KeyboardInterrupt):
+        train_map(cfg, tmp_path / "killed")
+    monkeypatch.delenv(KILL_AT_STEP_ENV)
+    at_kill = torch.load(tmp_path / "killed" / "checkpoints" / "latest.pt", weights_only=True)
+    assert at_kill["step"] == 2 and not all(torch.equal(at_kill["model"][k], straight[k]) for k in straight)
+    resumed = load_network(train_map(cfg, tmp_path / "killed", resume=True)).state_dict()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)

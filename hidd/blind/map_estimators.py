@@ -15,7 +15,6 @@ from __future__ import annotations
 import torch
 
 from hidd.blind.defocus_map import DefocusMap, estimate_defocus_map
-from hidd.config import ConfigError
 from hidd.registry import Registry
 
 MAP_ESTIMATORS = Registry("radius map estimator", key="sampler.radius_map")
@@ -41,7 +40,7 @@ class LearnedMap:
 
 
 def estimator_name(value) -> str | None:
-    """The estimator a sampler.radius_map value names: None for false (no map), 'edges' for true; ConfigError
+    """The estimator a sampler.radius_map value names: None for false (no map), 'edges' for true; ValueError
     (one line) for anything else."""
     if value is False:
         return None
@@ -49,7 +48,7 @@ def estimator_name(value) -> str | None:
         return LEGACY_TRUE
     if isinstance(value, str) and value in MAP_ESTIMATORS.names():
         return value
-    raise ConfigError(f"sampler.radius_map: {value!r} is not valid; {radius_map_rule(value)}")
+    raise ValueError(f"sampler.radius_map: {value!r} is not valid; {radius_map_rule(value)}")
 
 
 def radius_map_rule(value) -> str | None:

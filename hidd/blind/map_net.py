@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hidd import checkpoint
-from hidd.blind.defocus_map import TILE, DefocusMap, _starts, _tiles
+from hidd.blind.defocus_map import MAX_MAP_RADIUS, TILE, DefocusMap, _starts, _tiles
 
 MIN_SCALE = 0.05  # px: the least Laplace scale (keeps the likelihood finite on exact radii)
 CONTRAST_WINDOW = 15  # px: the window of the local contrast the network sees
@@ -157,7 +157,8 @@ def learned_defocus_map(photo: torch.Tensor, net: MapNet, tile: int = TILE) -> D
     weight = next(net.parameters())
     with torch.no_grad():
         radius, scale = net(photo[None].to(weight))
-    radius, conf = radius[0].float().to(photo.device), confidence(scale[0]).float().to(photo.device)
+    radius = radius[0].float().clamp(max=MAX_MAP_RADIUS).to(photo.device)  # the radii it was trained on
+    conf = confidence(scale[0]).float().to(photo.device)
     h, w = radius.shape
     side = min(tile, h, w)
     rows, cols = _starts(h, side), _starts(w, side)

@@ -1,10 +1,12 @@
 """Training of the learned defocus map (hidd.blind.map_net): config and loop, one process, CPU or one device.
+(A training layer, beside hidd.train and hidd.baselines.train: hidd.blind holds only what a deblur reads.)
 
 Each step draws `batch_size` scenes from a generator seeded by (training seed, step): a training photo, a square
 crop of it, and a scene of that crop through a random lens camera (hidd.camera.scenes.sample_scene), so a resumed
 run sees exactly the batches an uninterrupted one would have. The held-out photos (data.held_out, by stem) are
 never read: they stay for the sharp false-alarm test (scripts/bench_defocus_map.py --sharp). Loss: the radius's
-absolute error plus the Laplace negative log-likelihood for the scale (map_net.map_loss); Adam, its rate decaying
+absolute error (or, with training.quantile q ≠ ½, the pinball loss of its q-quantile) plus the Laplace negative
+log-likelihood for the scale (map_net.map_loss); Adam, its rate decaying
 linearly to 0 after lr_decay_from of the steps.
 
 The run lives in one work directory:
@@ -33,7 +35,10 @@ from hidd.blind.map_net import FEATURES, MapNet, laplace_nll, map_loss, save_net
 from hidd.camera.scenes import SCENE_KINDS, sample_scene
 from hidd.config import CONFIG_DIR, ConfigDocument, ConfigError, load_config, resolve_config_path, save_config
 from hidd.imageio import read_image, to_rgb
+from hidd.metrics import IN_FOCUS_RADIUS
 from hidd.train import KILL_AT_STEP_ENV, RunExistsError
+
+MAP_CONFIG_DIR = CONFIG_DIR / "maps"  # the map's configs, by name
 
 EVAL_SEED = "defocus-map-eval"  # the evaluation scenes' generator (fixed: the same scenes at every evaluation)
 HELD_OUT = ["opencv_fruits", "opencv_graf1", "opencv_graf3", "opencv_messi5", "plasma_Kite", "plasma_Path"]
@@ -82,8 +87,8 @@ class DefocusMapConfig(ConfigDocument):
 
 
 def load_map_config(name_or_path: str | Path | None, overrides=()) -> DefocusMapConfig:
-    """The config by path or by name from configs/ (defocus_map), with `--set` overrides, strictly checked."""
-    path = resolve_config_path(str(name_or_path), CONFIG_DIR) if name_or_path is not None else None
+    """The config by path or by name from configs/maps/ (defocus_map), with `--set` overrides, strictly checked."""
+    path = resolve_config_path(str(name_or_path), MAP_CONFIG_DIR) if name_or_path is not None else None
     cfg = load_config(path, overrides, base=DefocusMapConfig())
     check(cfg)
     return cfg
@@ -153,7 +158,7 @@ def evaluate(net: MapNet, scenes: tuple[torch.Tensor, torch.Tensor]) -> dict[str
         radius, _ = net(scenes[0])
     net.train()
     true = scenes[1]
-    sharp = true < 1.0
+    sharp = true < IN_FOCUS_RADIUS
     return {"mae": float((radius - true).abs().mean()),
             "in_focus_read_defocused": float((radius[sharp] >= FOCUS_RADIUS).float().mean()) if sharp.any() else 0.0}
 
@@ -215,11 +220,12 @@ def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = Fals
         if step % t.eval_every == 0 or step == t.steps:
             for key, value in evaluate(net, eval_scenes).items():
                 writer.add_scalar(f"eval/{key}", value, step)
-        if step % t.latest_every == 0 or step == t.steps or step == kill_at or time.monotonic() > deadline:
+        out_of_time = time.monotonic() > deadline
+        if step % t.latest_every == 0 or step == t.steps or step == kill_at or out_of_time:
             save()
         if step == kill_at:
             raise KeyboardInterrupt(f"{KILL_AT_STEP_ENV}={kill_at}")
-        if time.monotonic() > deadline:
+        if out_of_time:
             break
     bar.close()
     writer.close()
