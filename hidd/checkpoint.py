@@ -11,9 +11,11 @@ no gain in safety over weights_only, and one more dependency.
 """
 from __future__ import annotations
 
+import os
 import pickle
 import random
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +29,37 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used, reported as one line."""
 
 
+# Fault injection for the resume tests: a training run stops right after this step's checkpoint.
+KILL_AT_STEP_ENV = "HIDD_FAULT_KILL_AT_STEP"
+
+
+class RunExistsError(ValueError):
+    """The work directory holds a run already (and --resume was not given), or holds none to resume."""
+
+
 def latest_path(workdir: str | Path) -> Path:
     """A training run's rolling checkpoint, the one --resume continues from."""
     return Path(workdir) / "checkpoints" / "latest.pt"
+
+
+def run_checkpoint(workdir: str | Path, resume: bool, init: str | Path | None = None) -> Path:
+    """The rolling checkpoint of the run a training starts (resume false: none there yet) or continues (resume:
+    there); RunExistsError otherwise, ValueError for a resume that is also given weights to start from (init)."""
+    latest = latest_path(workdir)
+    if latest.exists() and not resume:
+        raise RunExistsError(f"{workdir}: holds a run already; pass --resume to continue it or pick another --workdir")
+    if resume and not latest.exists():
+        raise RunExistsError(f"{latest}: nothing to resume")
+    if resume and init is not None:
+        raise ValueError("init starts a new run from a checkpoint's weights; --resume continues this run: give one")
+    return latest
+
+
+def run_limits(minutes: float) -> tuple[int, float]:
+    """A training run's limits: the step after whose checkpoint a resume test stops it (KILL_AT_STEP_ENV; -1: none)
+    and the time.monotonic() deadline `minutes` from now (inf for 0: none)."""
+    kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "-1"))
+    return kill_at, time.monotonic() + minutes * 60 if minutes > 0 else float("inf")
 
 
 def save_atomic(obj, path: str | Path) -> None:

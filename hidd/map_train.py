@@ -19,7 +19,6 @@ The run lives in one work directory:
 """
 from __future__ import annotations
 
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -36,7 +35,6 @@ from hidd.camera.scenes import SCENE_KINDS, sample_scene
 from hidd.config import CONFIG_DIR, ConfigDocument, ConfigError, load_config, resolve_config_path, save_config
 from hidd.imageio import read_image, to_rgb
 from hidd.metrics import IN_FOCUS_RADIUS
-from hidd.train import KILL_AT_STEP_ENV, RunExistsError
 
 MAP_CONFIG_DIR = CONFIG_DIR / "maps"  # the map's configs, by name
 
@@ -168,11 +166,7 @@ def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = Fals
     from torch.utils.tensorboard import SummaryWriter
 
     workdir = Path(workdir)
-    latest = checkpoint.latest_path(workdir)
-    if resume and not latest.is_file():
-        raise RunExistsError(f"{workdir}: no run to resume ({latest} not found)")
-    if not resume and latest.is_file():
-        raise RunExistsError(f"{workdir}: holds a run already; continue it with --resume or pick another --workdir")
+    latest = checkpoint.run_checkpoint(workdir, resume)
     t = cfg.training
     if t.threads:
         torch.set_num_threads(t.threads)
@@ -191,8 +185,7 @@ def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = Fals
     save_config(cfg, workdir / "config.yaml")
     eval_scenes = draw_batch(random.Random(EVAL_SEED), photos, cfg, t.eval_scenes)
     writer = SummaryWriter(str(workdir / "tb"), purge_step=step)
-    kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "-1"))
-    deadline = time.monotonic() + t.time_limit_minutes * 60 if t.time_limit_minutes > 0 else float("inf")
+    kill_at, deadline = checkpoint.run_limits(t.time_limit_minutes)
 
     def save() -> None:
         checkpoint.save_atomic({"kind": "defocus_map_training", "config": cfg.to_dict(), "model": net.state_dict(),
@@ -224,7 +217,7 @@ def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = Fals
         if step % t.latest_every == 0 or step == t.steps or step == kill_at or out_of_time:
             save()
         if step == kill_at:
-            raise KeyboardInterrupt(f"{KILL_AT_STEP_ENV}={kill_at}")
+            raise KeyboardInterrupt(f"{checkpoint.KILL_AT_STEP_ENV}={kill_at}")
         if out_of_time:
             break
     bar.close()

@@ -40,14 +40,6 @@ from hidd.metrics import denoising_psnr
 from hidd.models import build_model, count_parameters
 from hidd.sde import build_sde
 
-# Fault injection for the resume test: SIGKILL the process right after this step's checkpoint.
-KILL_AT_STEP_ENV = "HIDD_FAULT_KILL_AT_STEP"
-
-
-class RunExistsError(ValueError):
-    """The work directory holds a run already (and --resume was not given), or holds none to resume."""
-
-
 @dataclass
 class TrainResult:
     latest: Path  # the final rolling checkpoint
@@ -95,18 +87,12 @@ def train(cfg: Config, workdir: str | Path, *, resume: bool = False, device: str
     """Train (or resume) the score network described by `cfg` in `workdir`; a new run starts from the weights
     of checkpoint `init` where given (see the module's docstring)."""
     workdir = Path(workdir)
-    latest = checkpoint.latest_path(workdir)
+    latest = checkpoint.run_checkpoint(workdir, resume, init)
     ckpt_dir = latest.parent
     info = distributed.setup(device)
     tc = cfg.training
     if tc.batch_size % info.world_size:
         raise ValueError(f"training.batch_size={tc.batch_size} is not divisible by {info.world_size} processes")
-    if latest.exists() and not resume:
-        raise RunExistsError(f"{workdir}: holds a run already; pass --resume to continue it or pick another --workdir")
-    if resume and not latest.exists():
-        raise RunExistsError(f"{latest}: nothing to resume")
-    if resume and init is not None:
-        raise ValueError("init starts a new run from a checkpoint's weights; --resume continues this run: give one")
 
     torch.manual_seed(tc.seed)
     dev = info.device
@@ -155,9 +141,8 @@ def train(cfg: Config, workdir: str | Path, *, resume: bool = False, device: str
             if warm_start:
                 writer.add_text("warm_start", f"weights of {warm_start['init']} (step {warm_start['step']})", step)
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16")
-    kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "-1"))
+    kill_at, deadline = checkpoint.run_limits(tc.time_limit_minutes)  # at kill_at: SIGKILL after the checkpoint
 
-    deadline = time.monotonic() + tc.time_limit_minutes * 60 if tc.time_limit_minutes > 0 else float("inf")
     bar = tqdm(total=tc.steps, initial=step, desc="train", disable=not info.is_main, dynamic_ncols=True)
     batches = iter(loader)
     tick, images_seen = time.perf_counter(), 0

@@ -19,7 +19,7 @@ from hidd.baselines.train import train_baseline
 from hidd.config import ConfigError
 from hidd.imageio import write_image
 from hidd.prior import load_prior
-from hidd.train import KILL_AT_STEP_ENV
+from hidd.checkpoint import KILL_AT_STEP_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 METHODS = ["dncnn", "ffdnet", "cyclegan"]

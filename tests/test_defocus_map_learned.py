@@ -245,7 +245,7 @@ def test_bench_defocus_map_scores_the_learned_map_and_sharp_photos_through_an_in
 
 def test_a_killed_run_resumes_to_the_same_weights(tmp_path, one_thread, monkeypatch):
     from hidd.map_train import load_map_config, train_map
-    from hidd.train import KILL_AT_STEP_ENV
+    from hidd.checkpoint import KILL_AT_STEP_ENV
     photos = tmp_path / "photos"
     photos.mkdir()
     for i, stem in enumerate(["a", "b"]):

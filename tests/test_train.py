@@ -11,7 +11,8 @@ from hidd.config import apply_overrides, load_config, resolve_config_path
 from hidd.losses import score_matching_loss
 from hidd.models import build_model
 from hidd.sde import build_sde
-from hidd.train import KILL_AT_STEP_ENV, RunExistsError, train
+from hidd.checkpoint import KILL_AT_STEP_ENV, RunExistsError
+from hidd.train import train
 
 REPO = Path(__file__).resolve().parent.parent
 

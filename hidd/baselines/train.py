@@ -38,7 +38,6 @@ from hidd.data import train_val_datasets
 from hidd.data_stream import ResumableSampler, SeededItems, fixed_items
 from hidd.devices import resolve_device
 from hidd.metrics import psnr
-from hidd.train import KILL_AT_STEP_ENV, RunExistsError
 
 EVAL_SEED = 1_000_003  # the held-out pairs' camera draws (fixed: the same pairs at every evaluation)
 
@@ -126,14 +125,8 @@ def train_baseline(cfg, workdir: str | Path, *, resume: bool = False, device: st
     """Train (or resume) the baseline of `cfg` (a BaselineConfig) in `workdir`, a new run from the weights of
     checkpoint `init` where given; returns the latest checkpoint."""
     workdir = Path(workdir)
-    latest = checkpoint.latest_path(workdir)
+    latest = checkpoint.run_checkpoint(workdir, resume, init)
     tc = cfg.training
-    if latest.exists() and not resume:
-        raise RunExistsError(f"{workdir}: holds a run already; pass --resume to continue it or pick another --workdir")
-    if resume and not latest.exists():
-        raise RunExistsError(f"{latest}: nothing to resume")
-    if resume and init is not None:
-        raise ValueError("init starts a new run from a checkpoint's weights; --resume continues this run: give one")
     if tc.threads > 0:
         torch.set_num_threads(tc.threads)
     dev = resolve_device(device)
@@ -174,8 +167,7 @@ def train_baseline(cfg, workdir: str | Path, *, resume: bool = False, device: st
         writer.add_scalar("model/parameters", sum(p.numel() for p in network.restorer().parameters()), step)
         if started_from:
             writer.add_text("warm_start", f"weights of {started_from['init']} (step {started_from['step']})", step)
-    kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "-1"))
-    deadline = time.monotonic() + tc.time_limit_minutes * 60 if tc.time_limit_minutes > 0 else float("inf")
+    kill_at, deadline = checkpoint.run_limits(tc.time_limit_minutes)
     bar = tqdm(total=tc.steps, initial=step, desc=f"train {cfg.model.name}", dynamic_ncols=True)
     batches = iter(loader)
     network.train()

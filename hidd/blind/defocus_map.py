@@ -121,6 +121,15 @@ def _tiles(image: torch.Tensor, rows: list[int], cols: list[int], tile: int) -> 
     return image[..., ys[:, None, :, None], xs[None, :, None, :]]
 
 
+def tile_means(radius: torch.Tensor, tile: int = TILE) -> np.ndarray:
+    """A per-pixel map's (H, W) mean over the tiles the edge map reads (tile px, stride tile/2, the last flush with
+    the end): (rows, cols), float64, what `DefocusMap.tiles` holds for a map read per pixel."""
+    h, w = radius.shape
+    side = min(tile, h, w)
+    means = _tiles(radius, _starts(h, side), _starts(w, side), side).mean(dim=(-2, -1))
+    return means.cpu().double().numpy()
+
+
 def grey_noise_std(noise: NoiseLevelFunction, encoded: torch.Tensor) -> torch.Tensor:
     """The linear-light noise std (B,) of the grey (channel-mean) image of photos (B, C, H, W) of encoded values under
     their noise-level functions: each photo's RMS per-channel std over √C (channels taken as independent)."""

@@ -8,7 +8,8 @@
 sampler.radius_map: false (one PSF per photo, no map), edges, learned; true is edges (the configs written before
 the learned map). An estimator is called as estimator(photo, linear, noise_std, tile) with one photo (C, H, W) of
 encoded values in [0, 1], the same photo in linear light, its grey noise std (linear light) and the tile side
-(sampler.radius_tile), and returns a DefocusMap.
+(sampler.radius_tile), and returns a DefocusMap; `reads_noise` says whether it uses the noise std (NaN is given
+where it does not).
 """
 from __future__ import annotations
 
@@ -23,12 +24,16 @@ LEGACY_TRUE = "edges"  # what sampler.radius_map: true reads as
 
 @MAP_ESTIMATORS.register("edges")
 class EdgeMap:
+    reads_noise = True  # its edge test is relative to the photo's noise
+
     def __call__(self, photo: torch.Tensor, linear: torch.Tensor, noise_std: float, tile: int) -> DefocusMap:
         return estimate_defocus_map(linear, noise_std, tile)
 
 
 @MAP_ESTIMATORS.register("learned")
 class LearnedMap:
+    reads_noise = False  # the network reads the photo alone (noise_std is not used)
+
     def __init__(self, checkpoint=None):
         self.checkpoint = checkpoint  # None: map_net.CHECKPOINT
 
@@ -42,13 +47,10 @@ class LearnedMap:
 def estimator_name(value) -> str | None:
     """The estimator a sampler.radius_map value names: None for false (no map), 'edges' for true; ValueError
     (one line) for anything else."""
-    if value is False:
-        return None
-    if value is True:
-        return LEGACY_TRUE
-    if isinstance(value, str) and value in MAP_ESTIMATORS.names():
-        return value
-    raise ValueError(f"sampler.radius_map: {value!r} is not valid; {radius_map_rule(value)}")
+    problem = radius_map_rule(value)
+    if problem:
+        raise ValueError(f"sampler.radius_map: {value!r} is not valid; {problem}")
+    return None if value is False else LEGACY_TRUE if value is True else value
 
 
 def radius_map_rule(value) -> str | None:

@@ -26,13 +26,12 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from hidd import checkpoint
-from hidd.blind.defocus_map import MAX_MAP_RADIUS, TILE, DefocusMap, _starts, _tiles
+from hidd.blind.defocus_map import MAX_MAP_RADIUS, TILE, DefocusMap, tile_means
 
 MIN_SCALE = 0.05  # px: the least Laplace scale (keeps the likelihood finite on exact radii)
 CONTRAST_WINDOW = 15  # px: the window of the local contrast the network sees
@@ -98,7 +97,8 @@ def laplace_nll(radius: torch.Tensor, scale: torch.Tensor, true: torch.Tensor) -
     return ((true - radius).abs() / scale + scale.log()).mean()
 
 
-def map_loss(radius: torch.Tensor, scale: torch.Tensor, true: torch.Tensor, quantile: float = 0.5) -> torch.Tensor:
+def map_loss(radius: torch.Tensor, scale: torch.Tensor, true: torch.Tensor,
+             quantile: float = 0.5) -> torch.Tensor:
     """The training loss |r − r̂| + NLL(sg(r̂), b) (the module docstring), averaged over pixels. With quantile
     q ≠ ½ the absolute error becomes the pinball loss 2 max(q e, (q − 1) e), e = r − r̂ (equal to |e| at ½), whose
     minimiser is the q-quantile of the radii a photo allows: q < ½ reads an ambiguous region shorter."""
@@ -159,8 +159,4 @@ def learned_defocus_map(photo: torch.Tensor, net: MapNet, tile: int = TILE) -> D
         radius, scale = net(photo[None].to(weight))
     radius = radius[0].float().clamp(max=MAX_MAP_RADIUS).to(photo.device)  # the radii it was trained on
     conf = confidence(scale[0]).float().to(photo.device)
-    h, w = radius.shape
-    side = min(tile, h, w)
-    rows, cols = _starts(h, side), _starts(w, side)
-    tiles = _tiles(radius, rows, cols, side).mean(dim=(-2, -1)).cpu().double().numpy()
-    return DefocusMap(radius, conf, np.asarray(tiles))
+    return DefocusMap(radius, conf, tile_means(radius, tile))
