@@ -3,7 +3,7 @@ import pytest
 import torch
 from skimage import data, transform
 
-from hidd.blind.defocus_map import FOCUS_RADIUS, estimate_defocus_map
+from hidd.blind.defocus_map import FOCUS_RADIUS, MAX_MAP_RADIUS, edge_ceiling, estimate_defocus_map
 from hidd.camera.optics import blur
 from hidd.camera.psf import LensPSF
 
@@ -39,6 +39,30 @@ def test_a_flat_photo_says_nothing_and_reads_in_focus():
     found = estimate_defocus_map(flat, NOISE)
     assert bool(found.in_focus.all()) and float(found.confidence.max()) == 0.0
     assert not found.varies
+
+
+def test_the_edge_ceiling_holds_a_sharp_part_in_focus_and_allows_a_defocused_parts_blur(scene):
+    blurred = blur(scene[None], LensPSF(6.0).kernels(1, torch.float64)[None])[0]
+    half = scene.clone()
+    half[..., 64:] = blurred[..., 64:]
+    ceiling = edge_ceiling(half, NOISE)
+    assert ceiling.shape == (192, 192) and ceiling.dtype == torch.float32
+    assert float(ceiling[:, :24].max()) < FOCUS_RADIUS  # the sharp third's edges allow no defocus
+    assert float(ceiling[:, 96:160].median()) >= 4.0  # the defocused part's allow its blur (6 px, read short)
+    flat = torch.full((1, 128, 128), 0.3, dtype=torch.float64)
+    assert bool((edge_ceiling(flat, NOISE) == MAX_MAP_RADIUS).all())  # no edge: nothing bounds the blur
+
+
+def test_a_maps_scale_is_read_from_the_photos_tile_spectra(scene):
+    from hidd.blind.radius_map import map_scale
+
+    blurred = blur(scene[None], LensPSF(5.0).kernels(1, torch.float64)[None])[0]  # 5 px everywhere
+    half_read = torch.full((192, 192), 2.5)  # a map of the right shape read at half the blur
+    assert map_scale(half_read, blurred) == pytest.approx(2.0, rel=0.25)
+    assert map_scale(torch.zeros(192, 192), blurred) == 1.0  # a map that reads no blur says nothing to scale
+    assert map_scale(half_read, scene) == 1.0  # nor does a sharp photo, whose tiles read in focus
+    with pytest.raises(ValueError, match="map_scale: a map of shape"):
+        map_scale(half_read[:100], scene)
 
 
 def test_a_bad_noise_level_is_refused(scene):

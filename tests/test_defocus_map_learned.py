@@ -146,6 +146,24 @@ def test_a_photos_learned_map_does_not_depend_on_its_batch(tiny_map, one_thread)
     assert gray.shape == (2, 1, 48, 48)
 
 
+def test_the_learned_map_is_scaled_by_the_photos_spectra_and_held_under_the_blur_its_edges_allow(tiny_map,
+                                                                                                   monkeypatch):
+    from hidd.blind.defocus_map import DefocusMap, edge_ceiling
+    from hidd.blind.radius_map import map_scale
+    from hidd.camera.tone import tone_curve
+
+    photo = crop(5, 64).float()
+    linear = tone_curve("srgb").decode(photo)
+    reading = torch.full((64, 64), 8.0)  # a network that over-reads everywhere
+    monkeypatch.setattr(map_net, "learned_defocus_map",
+                        lambda photo, net, tile: DefocusMap(reading, torch.ones(64, 64), np.zeros((1, 1))))
+    found = MAP_ESTIMATORS.get("learned")()(photo, linear, 0.002, 32)
+    ceiling = edge_ceiling(linear, 0.002, 32)
+    scale = map_scale(reading, linear, tile=32)
+    assert torch.equal(found.radius, torch.minimum((reading * scale).clamp(max=12.0), ceiling))
+    assert float(found.radius.min()) < 2.0  # the photo's sharp edges hold it in focus there
+
+
 def test_the_learned_map_without_its_checkpoint_is_one_line_naming_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(map_net, "CHECKPOINT", tmp_path / "gone.pt")
     with pytest.raises(CheckpointError, match="gone.pt: defocus map checkpoint not found"):

@@ -130,6 +130,20 @@ def tile_means(radius: torch.Tensor, tile: int = TILE) -> np.ndarray:
     return means.cpu().double().numpy()
 
 
+def edge_ceiling(linear: torch.Tensor, noise_std: float, tile: int = TILE) -> torch.Tensor:
+    """The largest blur the edges near each pixel allow, (H, W) float32 on the image's device, for an image (C, H, W)
+    or (H, W) in LINEAR light whose grey noise std is noise_std: each tile's reading (tile_readings) taken as the
+    bound at the tile's centre, a tile without an edge bounding nothing (MAX_MAP_RADIUS, the search's top),
+    interpolated bilinearly between tile centres as the map's grid is.
+
+    A tile's reading bounds the blur of its strongest edges: a disk of radius r cannot leave an edge sharper than its
+    line-spread peak (hidd.blind.edge_bound), and the reading errs short, not long, where a tile spans several
+    features. A map read another way (the learned one) is held under it: its over-reading is what rings."""
+    readings, rows, cols, side = tile_readings(linear, noise_std, tile)
+    bound = np.where(np.isfinite(readings), readings, MAX_MAP_RADIUS)
+    return _to_pixels(bound, rows, cols, side, *linear.shape[-2:], linear.device)
+
+
 def grey_noise_std(noise: NoiseLevelFunction, encoded: torch.Tensor) -> torch.Tensor:
     """The linear-light noise std (B,) of the grey (channel-mean) image of photos (B, C, H, W) of encoded values under
     their noise-level functions: each photo's RMS per-channel std over √C (channels taken as independent)."""

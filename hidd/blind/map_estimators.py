@@ -3,7 +3,10 @@
   edges    the blur each region's strongest edges allow (hidd.blind.defocus_map.estimate_defocus_map), from the
            photo in linear light and its grey noise std;
   learned  a small network trained on rendered scenes (hidd.blind.map_net), from the photo as encoded; its
-           weights are checkpoints/defocus_map.pt (map_net.CHECKPOINT).
+           weights are checkpoints/defocus_map.pt (map_net.CHECKPOINT). The network reads the map's shape; its
+           scale is the photo's own, read from its tiles' spectra (radius_map.map_scale), and it is held under the
+           blur the edges near each pixel allow (defocus_map.edge_ceiling, a physical bound): a map that reads too
+           large rings, one that reads too small only deblurs less.
 
 sampler.radius_map: false (one PSF per photo, no map), edges, learned; true is edges (the configs written before
 the learned map). An estimator is called as estimator(photo, linear, noise_std, tile) with one photo (C, H, W) of
@@ -15,7 +18,8 @@ from __future__ import annotations
 
 import torch
 
-from hidd.blind.defocus_map import DefocusMap, estimate_defocus_map
+from hidd.blind.defocus_map import MAX_MAP_RADIUS, DefocusMap, edge_ceiling, estimate_defocus_map, tile_means
+from hidd.blind.radius_map import map_scale
 from hidd.registry import Registry
 
 MAP_ESTIMATORS = Registry("radius map estimator", key="sampler.radius_map")
@@ -32,7 +36,7 @@ class EdgeMap:
 
 @MAP_ESTIMATORS.register("learned")
 class LearnedMap:
-    reads_noise = False  # the network reads the photo alone (noise_std is not used)
+    reads_noise = True  # the edges' bound on its reading is relative to the photo's noise
 
     def __init__(self, checkpoint=None):
         self.checkpoint = checkpoint  # None: map_net.CHECKPOINT
@@ -41,7 +45,10 @@ class LearnedMap:
         from hidd.blind.map_net import CHECKPOINT, learned_defocus_map, load_network
 
         net = load_network(self.checkpoint or CHECKPOINT, photo.device)
-        return learned_defocus_map(photo, net, tile)
+        found = learned_defocus_map(photo, net, tile)
+        scaled = (found.radius * map_scale(found.radius, linear, tile=tile)).clamp(max=MAX_MAP_RADIUS)
+        radius = torch.minimum(scaled, edge_ceiling(linear, noise_std, tile).to(scaled))
+        return DefocusMap(radius, found.confidence, tile_means(radius, tile))
 
 
 def estimator_name(value) -> str | None:
@@ -64,3 +71,5 @@ def map_estimator(value):
     """The estimator instance for a sampler.radius_map value (None for false)."""
     name = estimator_name(value)
     return None if name is None else MAP_ESTIMATORS.get(name)()
+
+

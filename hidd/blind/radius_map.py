@@ -11,6 +11,14 @@ per-pixel map is hidd.blind.defocus_map's, from edges.
 quartile is a blur that three quarters of the photo reach, and so one PSF that deblurs
 most of a depth-varying photo without over-sharpening much of it (hidd.blind.defocus). Tiles stay 64 px
 and see radii up to TILE_MAX_RADIUS: on a large photo a wider blur reads as that.
+
+`map_scale` reads the tile fits as a calibration of a map read by its shape (the learned one, hidd.blind.map_net):
+with f_t a tile's fit and m_t the map's mean over that tile, the map's scale is
+
+    s = median_t (f_t / m_t)   over the tiles that both read defocused (≥ FOCUS_RADIUS),
+
+1 where none does. A tile's fit reads its blur from where its spectrum falls (the disk's first zero), unreliably
+alone, but the median over a photo's tiles carries its blur's size; the map carries where the blur is larger.
 """
 from __future__ import annotations
 
@@ -20,6 +28,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from hidd.blind.defocus_map import FOCUS_RADIUS
 from hidd.blind.psf_fit import IN_FOCUS_RADIUS, TILE_IN_FOCUS_MARGIN, TILE_SLOPE, best_radius
 from hidd.blind.spectrum import as_batch, gray_batch, tile_spectra
 
@@ -59,3 +68,20 @@ def tile_radius_quantiles_batch(linear: torch.Tensor, quantiles, *, tile: int = 
     stride = max(1, tile // 4, math.ceil(math.sqrt(h * w / max_tiles)))
     radii = tile_radii(gray, tile, stride)
     return np.quantile(radii.reshape(len(gray), -1), quantiles, axis=1).T
+
+
+def map_scale(radius: torch.Tensor, linear: torch.Tensor, *, tile: int = 64, max_tiles: int = 400) -> float:
+    """The factor s that brings a per-pixel defocus map (H, W) to the blur its photo's tile spectra read (the module
+    docstring): linear is the photo (C, H, W) or (H, W) in LINEAR light; tiles of `tile` px at a stride of tile/2,
+    wider on large photos (at most about `max_tiles`, as tile_radius_quantiles). 1.0 where no tile reads defocused
+    on both."""
+    gray = gray_batch(as_batch(linear, "map_scale"), "map_scale")
+    h, w = gray.shape[-2:]
+    if tuple(radius.shape) != (h, w):
+        raise ValueError(f"map_scale: a map of shape {tuple(radius.shape)} for a photo of {h}x{w}")
+    tile = min(tile, h, w)
+    stride = max(1, tile // 2, math.ceil(math.sqrt(h * w / max_tiles)))
+    fits = tile_radii(gray, tile, stride)[0]
+    means = radius.to(torch.float64).unfold(0, tile, stride).unfold(1, tile, stride).mean(dim=(-2, -1)).cpu().numpy()
+    both = (fits >= FOCUS_RADIUS) & (means >= FOCUS_RADIUS)
+    return float(np.median(fits[both] / means[both])) if both.any() else 1.0
