@@ -1,10 +1,13 @@
-"""Training of the learned defocus map (hidd.blind.map_net): config and loop, one process, CPU or one device.
+"""Training of the learned defocus map (hidd.blind.map_net): config and loop, on the CPU or one device.
 (A training layer, beside hidd.train and hidd.baselines.train: hidd.blind holds only what a deblur reads.)
 
 Each step draws `batch_size` scenes from a generator seeded by (training seed, step): a training photo, a square
 crop of it, and a scene of that crop through a random lens camera (hidd.camera.scenes.sample_scene), so a resumed
 run sees exactly the batches an uninterrupted one would have. The held-out photos (data.held_out, by stem) are
-never read: they stay for the sharp false-alarm test (scripts/bench_defocus_map.py --sharp). Loss: the radius's
+never read: they stay for the sharp false-alarm test (scripts/bench_defocus_map.py --sharp). With
+training.workers > 0 the scenes are rendered by that many worker processes (a torch DataLoader over the steps, one
+thread each) while the network trains on its device: batch `step` is still drawn from (seed, step), so the
+workers change how fast a run goes, not what it trains on. Loss: the radius's
 absolute error (or, with training.quantile q ≠ ½, the pinball loss of its q-quantile) plus the Laplace negative
 log-likelihood for the scale (map_net.map_loss); Adam, its rate decaying
 linearly to 0 after lr_decay_from of the steps.
@@ -73,6 +76,7 @@ class MapTrainingConfig:
     quantile: float = 0.5  # the radius learnt is this quantile of those a photo allows (½: the median; map_loss)
     time_limit_minutes: float = 0.0  # stop (with a checkpoint) after this much wall time; 0: none
     threads: int = 1  # torch CPU threads; 0: torch's default
+    workers: int = 0  # processes rendering the scenes (each batch the same whichever renders it); 0: this one
     seed: int = 0
 
 
@@ -104,8 +108,8 @@ def check(cfg: DefocusMapConfig) -> None:
                           "0 ≤ training.lr_decay_from ≤ 1")
     if not 0 < t.quantile < 1:
         raise ConfigError(f"training.quantile: in (0, 1), got {t.quantile}")
-    if min(t.latest_every, t.log_every, t.eval_every) < 1 or t.eval_scenes < 1 or t.threads < 0:
-        raise ConfigError("need latest_every, log_every, eval_every, eval_scenes ≥ 1 and threads ≥ 0")
+    if min(t.latest_every, t.log_every, t.eval_every) < 1 or t.eval_scenes < 1 or min(t.threads, t.workers) < 0:
+        raise ConfigError("need latest_every, log_every, eval_every, eval_scenes ≥ 1 and threads, workers ≥ 0")
 
 
 def training_photos(cfg: MapDataConfig) -> list[torch.Tensor]:
@@ -144,6 +148,25 @@ def draw_batch(rng: random.Random, photos: list[torch.Tensor], cfg: DefocusMapCo
     return torch.stack(ys), torch.stack(rs)
 
 
+class StepBatches(torch.utils.data.Dataset):
+    """Batch `step` of a run: draw_batch from a generator seeded by (training seed, step), so any process renders
+    the same batch for a step."""
+
+    def __init__(self, photos: list[torch.Tensor], cfg: DefocusMapConfig):
+        self.photos, self.cfg = photos, cfg
+
+    def __len__(self) -> int:
+        return self.cfg.training.steps
+
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        t = self.cfg.training
+        return draw_batch(random.Random(f"{t.seed}-{step}"), self.photos, self.cfg, t.batch_size)
+
+
+def _one_thread(_worker: int) -> None:
+    torch.set_num_threads(1)  # a rendering worker: the processes, not threads, run side by side
+
+
 def learning_rate(t: MapTrainingConfig, step: int) -> float:
     start = int(t.lr_decay_from * t.steps)
     return t.lr if step < start else t.lr * max(0.0, (t.steps - step) / max(1, t.steps - start))
@@ -154,6 +177,7 @@ def evaluate(net: MapNet, scenes: tuple[torch.Tensor, torch.Tensor]) -> dict[str
     net.eval()
     with torch.no_grad():
         radius, _ = net(scenes[0])
+    radius = radius.cpu()
     net.train()
     true = scenes[1]
     sharp = true < IN_FOCUS_RADIUS
@@ -161,8 +185,10 @@ def evaluate(net: MapNet, scenes: tuple[torch.Tensor, torch.Tensor]) -> dict[str
             "in_focus_read_defocused": float((radius[sharp] >= FOCUS_RADIUS).float().mean()) if sharp.any() else 0.0}
 
 
-def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = False) -> Path:
-    """Train (or continue) a run in `workdir`; returns the exported network's path (module docstring)."""
+def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = False,
+              device: torch.device | str | None = None) -> Path:
+    """Train (or continue) a run in `workdir` on `device` (default CPU); returns the exported network's path (module
+    docstring)."""
     from torch.utils.tensorboard import SummaryWriter
 
     workdir = Path(workdir)
@@ -171,8 +197,9 @@ def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = Fals
     if t.threads:
         torch.set_num_threads(t.threads)
     photos = training_photos(cfg.data)
+    device = torch.device(device or "cpu")
     torch.manual_seed(t.seed)
-    net = MapNet(tuple(cfg.model.features))
+    net = MapNet(tuple(cfg.model.features)).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=t.lr)
     step = 0
     if resume:
@@ -183,7 +210,10 @@ def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = Fals
         checkpoint.set_rng_state(state["rng"])
     workdir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, workdir / "config.yaml")
-    eval_scenes = draw_batch(random.Random(EVAL_SEED), photos, cfg, t.eval_scenes)
+    eval_scenes = tuple(v.to(device) for v in draw_batch(random.Random(EVAL_SEED), photos, cfg, t.eval_scenes))
+    batches = torch.utils.data.DataLoader(StepBatches(photos, cfg), batch_size=None, sampler=range(step, t.steps),
+                                          num_workers=t.workers, worker_init_fn=_one_thread,
+                                          pin_memory=device.type == "cuda")
     writer = SummaryWriter(str(workdir / "tb"), purge_step=step)
     kill_at, deadline = checkpoint.run_limits(t.time_limit_minutes)
 
@@ -193,8 +223,8 @@ def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = Fals
 
     bar = tqdm(total=t.steps, initial=step, desc="defocus map", dynamic_ncols=True)
     net.train()
-    while step < t.steps:
-        y, true = draw_batch(random.Random(f"{t.seed}-{step}"), photos, cfg, t.batch_size)
+    for y, true in batches:
+        y, true = y.to(device, non_blocking=True), true.to(device, non_blocking=True)
         for group in opt.param_groups:
             group["lr"] = learning_rate(t, step)
         radius, scale = net(y)

@@ -3,6 +3,7 @@
   python scripts/train_defocus_map.py --config defocus_map --workdir runs/defocus_map
   python scripts/train_defocus_map.py --workdir runs/defocus_map --resume        # continue after a kill
   python scripts/train_defocus_map.py --config defocus_map --workdir runs/m --set training.time_limit_minutes=40
+  python scripts/train_defocus_map.py --config defocus_map --workdir runs/g --device cuda --set training.workers=14
   cp runs/defocus_map/defocus_map.pt checkpoints/defocus_map.pt                    # ship it
 
 Configs by name from configs/maps/ (or a YAML path). Scenes are rendered on the fly from data.photos minus
@@ -24,8 +25,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     with one_line_errors("train_defocus_map.py", interrupted=f"continue the run with --workdir {args.workdir} "
                                                              "--resume, from its last checkpoint"):
-        if args.init is not None or args.device not in (None, "cpu"):
-            raise ValueError("train_defocus_map.py trains on the CPU from scratch (no --init, --device cpu)")
+        if args.init is not None:
+            raise ValueError("train_defocus_map.py trains from scratch or --resume (no --init)")
+        from hidd.devices import resolve_device
         from hidd.map_train import load_map_config, train_map
 
         stored = stored_config(args, "defocus_map or a YAML file")
@@ -33,7 +35,7 @@ def main(argv=None):
         if args.dry_run:
             print(cfg.to_yaml(), end="")
             return
-        out = train_map(cfg, args.workdir, resume=args.resume)
+        out = train_map(cfg, args.workdir, resume=args.resume, device=resolve_device(args.device))
         print(f"train_defocus_map.py: done; exported network {out}")
 
 

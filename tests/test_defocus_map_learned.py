@@ -2,6 +2,7 @@
 (hidd.map_train) and its place among the map estimators (hidd.blind.map_estimators, sampler.radius_map)."""
 import csv
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -280,3 +281,7 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, one_thread, monkeypa
     assert at_kill["step"] == 2 and not all(torch.equal(at_kill["model"][k], straight[k]) for k in straight)
     resumed = load_network(train_map(cfg, tmp_path / "killed", resume=True)).state_dict()
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    # rendering workers change the speed, not the batches: the same weights with two worker processes
+    workers = load_network(train_map(replace(cfg, training=replace(cfg.training, workers=2)),
+                                     tmp_path / "workers")).state_dict()
+    assert all(torch.equal(straight[k], workers[k]) for k in straight)
