@@ -177,9 +177,8 @@ def evaluate(net: MapNet, scenes: tuple[torch.Tensor, torch.Tensor]) -> dict[str
     net.eval()
     with torch.no_grad():
         radius, _ = net(scenes[0])
-    radius = radius.cpu()
     net.train()
-    true = scenes[1]
+    radius, true = radius.cpu(), scenes[1].cpu()
     sharp = true < IN_FOCUS_RADIUS
     return {"mae": float((radius - true).abs().mean()),
             "in_focus_read_defocused": float((radius[sharp] >= FOCUS_RADIUS).float().mean()) if sharp.any() else 0.0}

@@ -71,5 +71,3 @@ def map_estimator(value):
     """The estimator instance for a sampler.radius_map value (None for false)."""
     name = estimator_name(value)
     return None if name is None else MAP_ESTIMATORS.get(name)()
-
-
