@@ -7,7 +7,9 @@ run sees exactly the batches an uninterrupted one would have. The held-out photo
 never read: they stay for the sharp false-alarm test (scripts/bench_defocus_map.py --sharp). With
 training.workers > 0 the scenes are rendered by that many worker processes (a torch DataLoader over the steps, one
 thread each) while the network trains on its device: batch `step` is still drawn from (seed, step), so the
-workers change how fast a run goes, not what it trains on. Loss: the radius's
+workers change how fast a run goes, not what it trains on. On the CPU a run killed and resumed ends with the very
+weights of one never stopped; on CUDA the convolutions' and the upsampling's backward passes are not deterministic,
+so two GPU runs agree only to rounding. Loss: the radius's
 absolute error (or, with training.quantile q ≠ ½, the pinball loss of its q-quantile) plus the Laplace negative
 log-likelihood for the scale (map_net.map_loss); Adam, its rate decaying
 linearly to 0 after lr_decay_from of the steps.
@@ -186,8 +188,8 @@ def evaluate(net: MapNet, scenes: tuple[torch.Tensor, torch.Tensor]) -> dict[str
 
 def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = False,
               device: torch.device | str | None = None) -> Path:
-    """Train (or continue) a run in `workdir` on `device` (default CPU); returns the exported network's path (module
-    docstring)."""
+    """Train (or continue) a run in `workdir` on `device` (None: the CPU; scripts/train_defocus_map.py's --device
+    picks CUDA where there is one); returns the exported network's path (module docstring)."""
     from torch.utils.tensorboard import SummaryWriter
 
     workdir = Path(workdir)
@@ -212,6 +214,7 @@ def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = Fals
     eval_scenes = tuple(v.to(device) for v in draw_batch(random.Random(EVAL_SEED), photos, cfg, t.eval_scenes))
     batches = torch.utils.data.DataLoader(StepBatches(photos, cfg), batch_size=None, sampler=range(step, t.steps),
                                           num_workers=t.workers, worker_init_fn=_one_thread,
+                                          generator=torch.Generator().manual_seed(t.seed),  # not the global RNG
                                           pin_memory=device.type == "cuda")
     writer = SummaryWriter(str(workdir / "tb"), purge_step=step)
     kill_at, deadline = checkpoint.run_limits(t.time_limit_minutes)

@@ -51,6 +51,8 @@ def test_the_edge_ceiling_holds_a_sharp_part_in_focus_and_allows_a_defocused_par
     assert float(ceiling[:, 96:160].median()) >= 4.0  # the defocused part's allow its blur (6 px, read short)
     flat = torch.full((1, 128, 128), 0.3, dtype=torch.float64)
     assert bool((edge_ceiling(flat, NOISE) == MAX_MAP_RADIUS).all())  # no edge: nothing bounds the blur
+    with pytest.raises(ValueError, match="edge_ceiling: the noise std"):
+        edge_ceiling(half, float("nan"))
 
 
 def test_a_maps_scale_is_read_from_the_photos_tile_spectra(scene):

@@ -165,6 +165,24 @@ def test_the_learned_map_is_scaled_by_the_photos_spectra_and_held_under_the_blur
     assert float(found.radius.min()) < 2.0  # the photo's sharp edges hold it in focus there
 
 
+def test_a_learned_map_read_at_half_the_blur_is_brought_to_the_blur_by_the_photos_spectra(tiny_map, monkeypatch):
+    from skimage import data, transform
+
+    from hidd.blind.defocus_map import DefocusMap
+    from hidd.camera.optics import blur
+    from hidd.camera.psf import LensPSF
+    from hidd.camera.tone import tone_curve
+
+    srgb = tone_curve("srgb")
+    linear = srgb.decode(torch.from_numpy(transform.resize(data.camera(), (192, 192), anti_aliasing=True))[None])
+    blurred = blur(linear[None], LensPSF(5.0).kernels(1, torch.float64)[None])[0]  # 5 px everywhere
+    half = torch.full((192, 192), 2.5)
+    monkeypatch.setattr(map_net, "learned_defocus_map",
+                        lambda photo, net, tile: DefocusMap(half, torch.ones(192, 192), np.zeros((1, 1))))
+    found = MAP_ESTIMATORS.get("learned")()(srgb.encode(blurred), blurred, 1e-3, 64)
+    assert 3.75 <= float(found.radius.median()) <= 6.25, float(found.radius.median())
+
+
 def test_the_learned_map_without_its_checkpoint_is_one_line_naming_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(map_net, "CHECKPOINT", tmp_path / "gone.pt")
     with pytest.raises(CheckpointError, match="gone.pt: defocus map checkpoint not found"):
@@ -281,7 +299,11 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, one_thread, monkeypa
     assert at_kill["step"] == 2 and not all(torch.equal(at_kill["model"][k], straight[k]) for k in straight)
     resumed = load_network(train_map(cfg, tmp_path / "killed", resume=True)).state_dict()
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
-    # rendering workers change the speed, not the batches: the same weights with two worker processes
-    workers = load_network(train_map(replace(cfg, training=replace(cfg.training, workers=2)),
-                                     tmp_path / "workers")).state_dict()
+    # rendering workers change the speed, not the batches: two worker processes, killed and resumed, the same weights
+    two = replace(cfg, training=replace(cfg.training, workers=2))
+    monkeypatch.setenv(KILL_AT_STEP_ENV, "3")
+    with pytest.raises(KeyboardInterrupt):
+        train_map(two, tmp_path / "workers")
+    monkeypatch.delenv(KILL_AT_STEP_ENV)
+    workers = load_network(train_map(two, tmp_path / "workers", resume=True)).state_dict()
     assert all(torch.equal(straight[k], workers[k]) for k in straight)

@@ -139,6 +139,8 @@ def edge_ceiling(linear: torch.Tensor, noise_std: float, tile: int = TILE) -> to
     A tile's reading bounds the blur of its strongest edges: a disk of radius r cannot leave an edge sharper than its
     line-spread peak (hidd.blind.edge_bound), and the reading errs short, not long, where a tile spans several
     features. A map read another way (the learned one) is held under it: its over-reading is what rings."""
+    if not math.isfinite(noise_std) or noise_std < 0:
+        raise ValueError(f"edge_ceiling: the noise std must be finite and ≥ 0, got {noise_std}")
     readings, rows, cols, side = tile_readings(linear, noise_std, tile)
     bound = np.where(np.isfinite(readings), readings, MAX_MAP_RADIUS)
     return _to_pixels(bound, rows, cols, side, *linear.shape[-2:], linear.device)

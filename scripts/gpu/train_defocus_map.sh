@@ -5,9 +5,10 @@
 #   OUT=$OUT bash scripts/gpu/train_defocus_map.sh          # one device call, carry ["data/corpus/photos"]
 # Steps, each time-boxed so that the whole ends within BUDGET_S seconds:
 #   1. the camera benchmark (make_benchmark.py --kind camera, CPU, in the background);
-#   2. PROBE steps of configs/maps/defocus_map.yaml with QUANTILE from scratch, timed; then --resume to as many steps
-#      as MINUTES allow at that pace (the rate is constant over the first half of a run, so the probe is the run's
-#      start whatever its length), stopped by training.time_limit_minutes if the pace drops;
+#   2. a probe of PROBE_MINUTES from scratch (configs/maps/defocus_map.yaml, QUANTILE), timed by its own
+#      training.time_limit_minutes with steps set far beyond it; then --resume to as many steps as MINUTES allow at
+#      its pace, stopped by training.time_limit_minutes if the pace drops. The rate is constant over the first half
+#      of a run (lr_decay_from 0.5), so the probe is the start of the run whatever the run's length;
 #   3. $OUT/defocus_map.pt (the exported network) and $OUT/logs.tar.gz (config, TensorBoard events, logs);
 #   4. bench_defocus_map.py, new network and shipped one (as `sampler.radius_map: learned` reads them): the camera
 #      benchmark's (c)+(d) and the six held-out sharp photos through an in-focus camera; then, while time is left,
@@ -16,11 +17,13 @@
 # checkpoints/defocus_map.pt and update checkpoints/defocus_map.md with summary.md's rows.
 # Smoke test on a CPU (a few minutes): DEVICE=cpu OUT=/tmp/smoke SMOKE=1 bash scripts/gpu/train_defocus_map.sh
 set -uo pipefail
+set -f  # no globbing: overrides such as model.features=[4,4,6,6] are words, not patterns
 START=$(date +%s)
 source "$(dirname "$0")/env.sh"  # PYTHONPATH, OUT, PY, DEVICE, $OUT/env.txt
 BUDGET_S=${BUDGET_S:-530}  # the whole job's wall time (a device call's limit is 600 s)
 MINUTES=${MINUTES:-5}  # training time in all (probe included)
-PROBE=${PROBE:-200}  # steps timed to set the run's length
+PROBE_MINUTES=${PROBE_MINUTES:-0.75}  # the probe's training time, which sets the run's length
+PROBE_CAP=1000000  # the probe's steps (never reached: its time limit stops it; only its first half's rate matters)
 QUANTILE=${QUANTILE:-0.3}  # the radius learnt (docs/BENCHMARKS.md: reading long costs 2–2.5× reading short)
 WORKERS=${WORKERS:-$(( $(nproc) > 3 ? $(nproc) - 2 : 1 ))}  # scene-rendering processes
 PHOTOS=${PHOTOS:-data/corpus/photos}
@@ -32,7 +35,7 @@ IMAGES="depth_astronaut_0 depth_astronaut_1 depth_camera_0 depth_camera_1 depth_
   subject_astronaut_0 subject_astronaut_1 subject_camera_0 subject_camera_1 subject_chelsea_0 subject_chelsea_1
   subject_coffee_0 subject_coffee_1 subject_motorcycle_0 subject_motorcycle_1 subject_rocket_0 subject_rocket_1"
 if [ "${SMOKE:-0}" = 1 ]; then  # a tiny CPU run of every step
-  MINUTES=${SMOKE_MINUTES:-0.5} PROBE=4 BUDGET_S=${SMOKE_BUDGET_S:-400} WORKERS=${SMOKE_WORKERS:-2}
+  MINUTES=${SMOKE_MINUTES:-0.5} PROBE_MINUTES=0.1 BUDGET_S=${SMOKE_BUDGET_S:-400} WORKERS=${SMOKE_WORKERS:-2}
   MAP_SET="training.batch_size=2 training.eval_every=100000 model.features=[4,4,6,6] $MAP_SET"
   IMAGES="depth_coffee_0 subject_rocket_1"
 fi
@@ -46,36 +49,43 @@ pack_logs() {
   cp "$OUT/env.txt" "$LOGS/" 2>/dev/null; cp -r "$RUN/tb" "$RUN/config.yaml" "$LOGS/" 2>/dev/null
   tar -czf "$OUT/logs.tar.gz.tmp" -C "$WORK" logs && mv "$OUT/logs.tar.gz.tmp" "$OUT/logs.tar.gz"
 }
-{ echo "# Issue 30 defocus-map GPU run, $(date -u)"; echo; echo "MINUTES=$MINUTES PROBE=$PROBE QUANTILE=$QUANTILE"\
+{ echo "# Issue 30 defocus-map GPU run, $(date -u)"; echo; echo "MINUTES=$MINUTES PROBE_MINUTES=$PROBE_MINUTES"\
+  "QUANTILE=$QUANTILE"\
   "WORKERS=$WORKERS DEVICE=$DEVICE MAP_SET=$MAP_SET"; echo; } > "$SUMMARY"
 test -d "$PHOTOS" || { note "no $PHOTOS: carry it (python scripts/prepare_corpus.py makes it)"; exit 1; }
 
 # 1. The camera benchmark (CPU, beside the training).
-[ "$BENCH" = 1 ] && { "$PY" scripts/make_benchmark.py --kind camera --out "$WORK/camera" \
-  > "$LOGS/camera_make.log" 2>&1 & }
+MAKE_PID=
+if [ "$BENCH" = 1 ]; then
+  timeout "$(left)" "$PY" scripts/make_benchmark.py --kind camera --out "$WORK/camera" > "$LOGS/camera_make.log" 2>&1 &
+  MAKE_PID=$!
+fi
 
 # 2. Training: a timed probe, then the run at the probe's pace.
-train() {  # train LOG ARGS...
-  timeout "$(left)" "$PY" scripts/train_defocus_map.py --workdir "$RUN" --device "$DEVICE" \
+train() {  # train LOG ARGS...: SIGINT at the budget's end (a run killed so keeps its last rolling checkpoint)
+  timeout -s INT "$(left)" "$PY" scripts/train_defocus_map.py --workdir "$RUN" --device "$DEVICE" \
     --set "data.photos=$PHOTOS" --set "training.quantile=$QUANTILE" --set "training.workers=$WORKERS" \
-    $(sets "$MAP_SET") "${@:2}" > "$LOGS/$1.log" 2>&1 || note "training ($1) failed: $(tail -n 1 "$LOGS/$1.log")"
+    $(sets "$MAP_SET") "${@:2}" > "$LOGS/$1.log" 2>&1 || { note "training ($1) failed: $(tail -n 1 "$LOGS/$1.log")"
+    pack_logs; exit 1; }
 }
+step_of() { "$PY" -c "import torch; print(torch.load('$RUN/checkpoints/latest.pt', weights_only=True)['step'])"; }
 T0=$(date +%s)
-train probe --config defocus_map --set "training.steps=$PROBE"
-PACE=$("$PY" -c "print(max(1e-3, ($(date +%s) - $T0) / $PROBE))")  # s per step, start-up included
-STEPS=$("$PY" -c "print(max($PROBE + 1, int($MINUTES * 60 / $PACE)))")
-stamp "probe: $PROBE steps at $PACE s/step (start-up included); the run goes to $STEPS steps"
+train probe --config defocus_map --set "training.steps=$PROBE_CAP" --set "training.time_limit_minutes=$PROBE_MINUTES"
+PROBED=$(step_of)
+PACE=$("$PY" -c "print(max(1e-3, ($(date +%s) - $T0) / max(1, $PROBED)))")  # s per step, start-up included
+STEPS=$("$PY" -c "print(max(2 * $PROBED + 1, int($MINUTES * 60 / $PACE)))")
+stamp "probe: $PROBED steps at $PACE s/step (start-up included); the run goes to $STEPS steps"
 REST=$("$PY" -c "print(max(0.1, $MINUTES - ($(date +%s) - $T0) / 60))")
 train run --resume --set "training.steps=$STEPS" --set "training.time_limit_minutes=$REST"
-DONE=$("$PY" -c "import torch; print(torch.load('$RUN/checkpoints/latest.pt', weights_only=True)['step'])" \
-  2> /dev/null || echo "?")
+DONE=$(step_of 2> /dev/null || echo "?")
 stamp "trained to step $DONE of $STEPS"
 cp "$RUN/defocus_map.pt" "$OUT/defocus_map.pt" 2>/dev/null || note "no exported network"
 pack_logs
 [ "$BENCH" = 1 ] && [ -f "$OUT/defocus_map.pt" ] || exit 0
 
 # 3. Scores: the new network and the shipped one, as the learned estimator reads them.
-wait
+wait "$MAKE_PID" || { note "the camera benchmark was not made: $(tail -n 1 "$LOGS/camera_make.log")"; pack_logs
+  exit 1; }
 for net in new shipped; do
   ckpt=$([ $net = new ] && echo "$OUT/defocus_map.pt" || echo checkpoints/defocus_map.pt)
   timeout "$(left)" "$PY" scripts/bench_defocus_map.py --estimator learned --checkpoint "$ckpt" \
@@ -88,6 +98,7 @@ for net in new shipped; do
 done
 pack_logs
 cp checkpoints/defocus_map.pt "$WORK/shipped.pt"
+trap 'cp "$WORK/shipped.pt" checkpoints/defocus_map.pt' EXIT  # the shipped network back, however this ends
 for net in new shipped; do  # `depth` reads checkpoints/defocus_map.pt: this copy of the tree swaps it per run
   cp "$([ $net = new ] && echo "$OUT/defocus_map.pt" || echo "$WORK/shipped.pt")" checkpoints/defocus_map.pt
   timeout "$(left)" "$PY" scripts/bench_quality.py --benchmark "$WORK/camera" --methods depth --device "$DEVICE" \
@@ -95,7 +106,7 @@ for net in new shipped; do  # `depth` reads checkpoints/defocus_map.pt: this cop
     && { note "## depth with the $net network"; sed -n '/^Gain over/,/^SSIM per group/p;/^By region/,/^RMS chroma/p' \
          "$LOGS/depth_$net.md" | grep -v "^SSIM per\|^RMS chroma" >> "$SUMMARY"; } \
     || note "depth with the $net network: out of time or failed"
-  for f in "$WORK/depth_$net"/*.csv; do cp "$f" "$LOGS/depth_${net}_$(basename "$f")" 2>/dev/null; done
+  for f in per_image summary; do cp "$WORK/depth_$net/$f.csv" "$LOGS/depth_${net}_$f.csv" 2>/dev/null; done
 done
 cp "$WORK/shipped.pt" checkpoints/defocus_map.pt
 stamp "done"
