@@ -99,8 +99,11 @@ def main(argv=None):
     p.add_argument("--checkpoint", type=Path, default=None, help="learned: the network (default checkpoints/)")
     p.add_argument("--held-out", action="store_true", help="--sharp: only the learned map's held-out photos")
     p.add_argument("--in-focus-camera", action="store_true", help="--sharp: through an in-focus lens camera first")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (CPU); default: torch's choice")
     p.add_argument("--output", type=Path, default=Path("results/defocus_map"))
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     tone = tone_curve(args.tone_curve)
     if args.checkpoint and args.estimator != "learned":
         raise ValueError("--checkpoint is the learned map's network: give --estimator learned")

@@ -265,7 +265,7 @@ def test_bench_defocus_map_scores_the_learned_map_and_sharp_photos_through_an_in
     Image.fromarray((photo.photo.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(root / "blurred" /
                                                                                                 "subject_a.png")
     np.save(root / "radius_maps" / "subject_a.npy", photo.radius.numpy())
-    bench.main(["--estimator", "learned", "--checkpoint", str(tiny_map), "--benchmark", str(root),
+    bench.main(["--estimator", "learned", "--threads", "1", "--checkpoint", str(tiny_map), "--benchmark", str(root),
                 "--output", str(tmp_path / "out")])
     (row,) = list(csv.DictReader(open(tmp_path / "out" / "map.csv")))
     assert row["photo"] == "subject_a" and float(row["mae"]) >= 0
