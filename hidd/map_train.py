@@ -36,7 +36,7 @@ from tqdm import tqdm
 from hidd import checkpoint
 from hidd.blind.defocus_map import FOCUS_RADIUS
 from hidd.blind.map_net import FEATURES, MapNet, laplace_nll, map_loss, save_network
-from hidd.camera.scenes import SCENE_KINDS, sample_scene
+from hidd.camera.scenes import FOCUS_TOP, SCENE_KINDS, sample_scene
 from hidd.config import CONFIG_DIR, ConfigDocument, ConfigError, load_config, resolve_config_path, save_config
 from hidd.imageio import read_image, to_rgb
 from hidd.metrics import IN_FOCUS_RADIUS
@@ -102,6 +102,9 @@ def check(cfg: DefocusMapConfig) -> None:
     t, s = cfg.training, cfg.scenes
     if len(cfg.model.features) != 4 or min(cfg.model.features) < 1:
         raise ConfigError(f"model.features: four positive sizes, got {cfg.model.features}")
+    if not s.max_radius >= FOCUS_TOP:  # (not: NaN too)
+        raise ConfigError(f"scenes.max_radius: at least {FOCUS_TOP} px (a defocused background's least), got "
+                          f"{s.max_radius}")
     if len(s.weights) != len(SCENE_KINDS) or min(s.weights) < 0 or sum(s.weights) <= 0:
         raise ConfigError(f"scenes.weights: {len(SCENE_KINDS)} non-negative weights ({', '.join(SCENE_KINDS)}), "
                           f"got {s.weights}")

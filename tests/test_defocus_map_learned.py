@@ -212,6 +212,8 @@ def test_training_runs_resumes_and_exports(tmp_path, one_thread):
         train_map(load_map_config("configs/maps/defocus_map.yaml", sets + ["data.held_out=[nothere]"]), tmp_path / "x")
     with pytest.raises(ConfigError, match="scenes.weights"):
         load_map_config("configs/maps/defocus_map.yaml", ["scenes.weights=[1, 1]"])
+    with pytest.raises(ConfigError, match="scenes.max_radius: at least 2.0 px"):
+        load_map_config("configs/maps/defocus_map.yaml", ["scenes.max_radius=1"])
 
 
 def test_the_depth_preset_runs_end_to_end_with_the_learned_map(tmp_path, tiny_map, one_thread):
