@@ -2,8 +2,6 @@
 its noise-level function (given as one white level, or estimated), as a hidd.operators.BlurOperator."""
 from __future__ import annotations
 
-import math
-
 import torch
 
 from hidd.blind.defocus import estimate_defocus_batch
@@ -73,8 +71,7 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
             raise ValueError("sampler.radius_map: spatially varying blur supports psf disk or polygon, not gaussian")
         if radius_map is None:  # each photo's blind defocus map, on its own (hidd.blind.map_estimators)
             estimator = map_estimator(cfg.radius_map)
-            grey_noise = (grey_noise_std(noise_model(y, cfg, tone, [None] * y.shape[0])[0], y) if estimator.reads_noise
-                          else [math.nan] * y.shape[0])
+            grey_noise = grey_noise_std(noise_model(y, cfg, tone, [None] * y.shape[0])[0], y)  # the edge tests
             radius_map = torch.stack([estimator(photo, image, float(std), cfg.radius_tile).radius
                                       for photo, image, std in zip(y.detach(), linear, grey_noise)])
         maps = radius_map.to(y)

@@ -33,9 +33,8 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
-from hidd.blind.defocus_map import FOCUS_RADIUS, grey_noise_std  # noqa: E402
+from hidd.blind.defocus_map import FOCUS_RADIUS, TILE, grey_noise_std  # noqa: E402
 from hidd.blind.map_estimators import MAP_ESTIMATORS  # noqa: E402
-from hidd.blind.defocus_map import TILE  # noqa: E402
 from hidd.map_train import HELD_OUT  # noqa: E402
 from hidd.blind.noise import estimate_nlf  # noqa: E402
 from hidd.camera.draws import lens_camera  # noqa: E402

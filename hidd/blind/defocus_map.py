@@ -90,14 +90,17 @@ def _starts(size: int, tile: int) -> list[int]:
     return starts
 
 
-def tile_readings(linear: torch.Tensor, noise_std: float, tile: int = TILE) -> tuple[np.ndarray, list[int], list[int],
-                                                                                  int]:
+def tile_readings(linear: torch.Tensor, noise_std: float, tile: int = TILE,
+                  who: str = "tile_readings") -> tuple[np.ndarray, list[int], list[int], int]:
     """Each tile's edge reading (NaN where it holds no edge), its row and column origins, and the tile size, for an
     image (C, H, W) or (H, W) in LINEAR light whose grey noise std is `noise_std`. The tiles are read as batches
-    on the image's device (hidd.blind.edge_bound.edge_read_radius_batch); only the readings come to the host."""
-    gray = gray_linear(linear, "estimate_defocus_map")
+    on the image's device (hidd.blind.edge_bound.edge_read_radius_batch); only the readings come to the host. A bad
+    noise level or image is a ValueError naming `who`."""
+    if not math.isfinite(noise_std) or noise_std < 0:
+        raise ValueError(f"{who}: the noise std must be finite and ≥ 0, got {noise_std}")
+    gray = gray_linear(linear, who)
     if not bool(torch.isfinite(gray).all()):
-        raise ValueError("estimate_defocus_map: the image has non-finite values")
+        raise ValueError(f"{who}: the image has non-finite values")
     h, w = gray.shape
     tile = min(tile, h, w)
     rows, cols = _starts(h, tile), _starts(w, tile)
@@ -139,9 +142,7 @@ def edge_ceiling(linear: torch.Tensor, noise_std: float, tile: int = TILE) -> to
     A tile's reading bounds the blur of its strongest edges: a disk of radius r cannot leave an edge sharper than its
     line-spread peak (hidd.blind.edge_bound), and the reading errs short, not long, where a tile spans several
     features. A map read another way (the learned one) is held under it: its over-reading is what rings."""
-    if not math.isfinite(noise_std) or noise_std < 0:
-        raise ValueError(f"edge_ceiling: the noise std must be finite and ≥ 0, got {noise_std}")
-    readings, rows, cols, side = tile_readings(linear, noise_std, tile)
+    readings, rows, cols, side = tile_readings(linear, noise_std, tile, "edge_ceiling")
     bound = np.where(np.isfinite(readings), readings, MAX_MAP_RADIUS)
     return _to_pixels(bound, rows, cols, side, *linear.shape[-2:], linear.device)
 
@@ -156,9 +157,7 @@ def grey_noise_std(noise: NoiseLevelFunction, encoded: torch.Tensor) -> torch.Te
 def estimate_defocus_map(linear: torch.Tensor, noise_std: float, tile: int = TILE) -> DefocusMap:
     """The defocus map of one photo (C, H, W) or (H, W) in LINEAR light whose grey noise std (linear light) is
     noise_std, from tiles of `tile` px (sampler.radius_tile; see the module docstring)."""
-    if not math.isfinite(noise_std) or noise_std < 0:
-        raise ValueError(f"estimate_defocus_map: the noise std must be finite and ≥ 0, got {noise_std}")
-    readings, rows, cols, tile = tile_readings(linear, noise_std, tile)
+    readings, rows, cols, tile = tile_readings(linear, noise_std, tile, "estimate_defocus_map")
     h, w = linear.shape[-2:]
     held = np.isfinite(readings).astype(np.float64)
     mass = ndimage.gaussian_filter(held, FILL_SPREAD, mode="nearest")

@@ -11,8 +11,7 @@
 sampler.radius_map: false (one PSF per photo, no map), edges, learned; true is edges (the configs written before
 the learned map). An estimator is called as estimator(photo, linear, noise_std, tile) with one photo (C, H, W) of
 encoded values in [0, 1], the same photo in linear light, its grey noise std (linear light) and the tile side
-(sampler.radius_tile), and returns a DefocusMap; `reads_noise` says whether it uses the noise std (NaN is given
-where it does not).
+(sampler.radius_tile), and returns a DefocusMap.
 """
 from __future__ import annotations
 
@@ -28,16 +27,12 @@ LEGACY_TRUE = "edges"  # what sampler.radius_map: true reads as
 
 @MAP_ESTIMATORS.register("edges")
 class EdgeMap:
-    reads_noise = True  # its edge test is relative to the photo's noise
-
     def __call__(self, photo: torch.Tensor, linear: torch.Tensor, noise_std: float, tile: int) -> DefocusMap:
         return estimate_defocus_map(linear, noise_std, tile)
 
 
 @MAP_ESTIMATORS.register("learned")
 class LearnedMap:
-    reads_noise = True  # the edges' bound on its reading is relative to the photo's noise
-
     def __init__(self, checkpoint=None):
         self.checkpoint = checkpoint  # None: map_net.CHECKPOINT
 
