@@ -57,6 +57,7 @@ class MapDataConfig:
 @dataclass
 class MapModelConfig:
     features: list[int] = field(default_factory=lambda: list(FEATURES))  # at scales 1, 1/2, 1/4, 1/8
+    bands: int = 0  # log-spaced bands of the local spectrum the network also sees (0: none; else ≥ 2)
 
 
 @dataclass
@@ -102,6 +103,8 @@ def check(cfg: DefocusMapConfig) -> None:
     t, s = cfg.training, cfg.scenes
     if len(cfg.model.features) != 4 or min(cfg.model.features) < 1:
         raise ConfigError(f"model.features: four positive sizes, got {cfg.model.features}")
+    if cfg.model.bands < 0 or cfg.model.bands == 1:
+        raise ConfigError(f"model.bands: 0 (none) or at least 2, got {cfg.model.bands}")
     if not s.max_radius >= FOCUS_TOP:  # (not: NaN too)
         raise ConfigError(f"scenes.max_radius: at least {FOCUS_TOP} px (a defocused background's least), got "
                           f"{s.max_radius}")
@@ -203,7 +206,7 @@ def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = Fals
     photos = training_photos(cfg.data)
     device = torch.device(device or "cpu")
     torch.manual_seed(t.seed)
-    net = MapNet(tuple(cfg.model.features)).to(device)
+    net = MapNet(tuple(cfg.model.features), bands=cfg.model.bands).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=t.lr)
     step = 0
     if resume:

@@ -12,7 +12,9 @@ error of the radius plus the negative log-likelihood of the true radius r under 
 
 so b is the error it expects: large where the photo holds nothing to read (flat sky, a texture-less wall).
 What it sees: y − ½ and y's local contrast, (y − μ) / √(v + ε²) with μ, v the mean and variance over
-CONTRAST_WINDOW² px (ε = CONTRAST_FLOOR): an edge's sharpness is a ratio of slope to step, whatever its contrast.
+CONTRAST_WINDOW² px (ε = CONTRAST_FLOOR): an edge's sharpness is a ratio of slope to step, whatever its contrast;
+with `bands` > 0 (model.bands) also the shape of y's local power spectrum in that many log-spaced bands
+(hidd.blind.local_spectrum): where a region's power falls and dips tells its blur whatever its contrast.
 The confidence is c = 1 / (1 + b) ∈ (0, 1]. Layout: a U-Net of four scales (1, 1/2, 1/4, 1/8; features
 `features`), three dilated 3×3 convolutions (dilation 2, 4, 8) at 1/8 for a receptive field of about 200 px
 (a 12 px blur spans 25), replicate padding, no normalisation (a photo's map depends on that photo alone, whatever
@@ -32,6 +34,7 @@ from torch import nn
 
 from hidd import checkpoint
 from hidd.blind.defocus_map import MAX_MAP_RADIUS, TILE, DefocusMap, tile_means
+from hidd.blind.local_spectrum import local_spectrum
 
 MIN_SCALE = 0.05  # px: the least Laplace scale (keeps the likelihood finite on exact radii)
 CONTRAST_WINDOW = 15  # px: the window of the local contrast the network sees
@@ -49,11 +52,14 @@ def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequent
 class MapNet(nn.Module):
     """The radius-and-scale network of the module docstring."""
 
-    def __init__(self, features=FEATURES, channels: int = 3):
+    def __init__(self, features=FEATURES, channels: int = 3, bands: int = 0):
         super().__init__()
         f0, f1, f2, f3 = features
+        if bands < 0 or bands == 1:
+            raise ValueError(f"MapNet: bands must be 0 (none) or at least 2, got {bands}")
         self.channels = channels
-        self.enc0 = nn.Sequential(_conv(2 * channels, f0), _conv(f0, f0))
+        self.bands = bands  # bands of the local spectrum it sees (0: none)
+        self.enc0 = nn.Sequential(_conv(2 * channels + bands, f0), _conv(f0, f0))
         self.enc1 = nn.Sequential(_conv(f0, f1, 2), _conv(f1, f1))
         self.enc2 = nn.Sequential(_conv(f1, f2, 2), _conv(f2, f2))
         self.enc3 = nn.Sequential(_conv(f2, f3, 2), _conv(f3, f3, 1, 2), _conv(f3, f3, 1, 4), _conv(f3, f3, 1, 8))
@@ -67,7 +73,8 @@ class MapNet(nn.Module):
         if y.ndim != 4 or y.shape[1] != self.channels:
             raise ValueError(f"MapNet: expected photos (B, {self.channels}, H, W), got {tuple(y.shape)}")
         h, w = y.shape[-2:]
-        x = F.pad(torch.cat([y - 0.5, local_contrast(y)], 1), (0, -w % 8, 0, -h % 8), mode="replicate")
+        seen = [y - 0.5, local_contrast(y)] + ([local_spectrum(y, self.bands)] if self.bands else [])
+        x = F.pad(torch.cat(seen, 1), (0, -w % 8, 0, -h % 8), mode="replicate")
         e0 = self.enc0(x)
         e1 = self.enc1(e0)
         e2 = self.enc2(e1)
@@ -135,11 +142,13 @@ def _load_network(path: str, _mtime: int, device: str) -> MapNet:
     state = checkpoint.load(path)
     if state.get("kind") != KIND:
         raise checkpoint.CheckpointError(f"{path}: not a defocus map checkpoint (kind {state.get('kind')!r})")
-    features = state["config"].get("model", {}).get("features", FEATURES)
+    model = state["config"].get("model", {})
+    features, bands = model.get("features", FEATURES), model.get("bands", 0)
     try:
-        net = MapNet(tuple(int(f) for f in features))
+        net = MapNet(tuple(int(f) for f in features), bands=int(bands))
     except (TypeError, ValueError):
-        raise checkpoint.CheckpointError(f"{path}: its model.features {features!r} are not four sizes") from None
+        raise checkpoint.CheckpointError(f"{path}: its model.features {features!r} (four sizes) or model.bands "
+                                         f"{bands!r} (0 or at least 2) are not valid") from None
     checkpoint.load_weights_strict(net, state["model"], path)
     return net.eval().requires_grad_(False).to(device)
 
