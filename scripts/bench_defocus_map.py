@@ -9,9 +9,11 @@ often it reads a sharp photo as defocused.
 
 --benchmark: every pair with a true radius map (radius_maps/STEM.npy: the camera benchmark's (c) depth and (d)
 subject, scripts/make_heldout.py's tilt and subject scenes). Per photo: the correlation of the map with the true
-one, the mean absolute error (px), the share of the truly in-focus pixels (true radius < 1 px, hidd.metrics) read
-as defocused (≥ FOCUS_RADIUS) and of the truly defocused ones (≥ 3 px) read in focus, and whether the map reads
-as varying (DefocusMap.varies: both an in-focus and a defocused region, REGION_SHARE of the tiles each).
+one, the mean absolute error (px) and its two sides, the mean over-reading max(read − true, 0) and under-reading
+(px; over-reading is what costs a deblurring most: docs/BENCHMARKS.md), the share of the truly in-focus pixels
+(true radius < 1 px, hidd.metrics) read as defocused (≥ FOCUS_RADIUS) and of the truly defocused ones (≥ 3 px)
+read in focus, and whether the map reads as varying (DefocusMap.varies: both an in-focus and a defocused region,
+REGION_SHARE of the tiles each).
 --sharp: in-focus photos, cropped as scripts/check_sharp.py crops them (their own target): the share of tiles
 holding an edge that read ≥ FOCUS_RADIUS (the tiles' false-alarm rate; for the learned map, whose tiles are its
 mean over each tile, of all tiles), the share of pixels the map reads defocused, and whether it reads as varying.
@@ -62,6 +64,7 @@ def benchmark_rows(root: Path, tone, estimator):
         sharp, defocused = true < IN_FOCUS_RADIUS, true >= DEFOCUSED
         yield {"photo": stem, "correlation": float(np.corrcoef(read.ravel(), true.ravel())[0, 1]),
                "mae": float(np.abs(read - true).mean()),
+               "over": float(np.maximum(read - true, 0).mean()), "under": float(np.maximum(true - read, 0).mean()),
                "sharp_read_defocused": float((read[sharp] >= FOCUS_RADIUS).mean()) if sharp.any() else float("nan"),
                "defocused_read_sharp": (float((read[defocused] < FOCUS_RADIUS).mean()) if defocused.any()
                                         else float("nan")),
@@ -106,6 +109,8 @@ def main(argv=None):
     tone = tone_curve(args.tone_curve)
     if args.checkpoint and args.estimator != "learned":
         raise ValueError("--checkpoint is the learned map's network: give --estimator learned")
+    if args.benchmark and (args.held_out or args.in_focus_camera):
+        raise ValueError("--held-out and --in-focus-camera choose and take sharp photos: give them with --sharp")
     estimator = MAP_ESTIMATORS.get(args.estimator)(*([args.checkpoint] if args.checkpoint else []))
     rows = (benchmark_rows(args.benchmark, tone, estimator) if args.benchmark else
             sharp_rows(args.sharp, args.sizes, tone, estimator, HELD_OUT if args.held_out else None,

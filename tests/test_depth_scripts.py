@@ -3,6 +3,7 @@ sharp photos) and count_decisions (the default path's keys and constants)."""
 import ast
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -32,7 +33,11 @@ def test_bench_defocus_map_scores_maps_and_sharp_photos(tmp_path, capsys):
     rows = {row["photo"]: row for row in read_csv(tmp_path / "out" / "map.csv")}
     assert set(rows) == {"subject_a", "depth_b"}
     assert all(-1 <= float(r["correlation"]) <= 1 and float(r["mae"]) >= 0 for r in rows.values())
+    assert all(float(r["over"]) + float(r["under"]) == pytest.approx(float(r["mae"])) for r in rows.values())
     assert float(rows["subject_a"]["correlation"]) > 0.5  # the blurred half reads blurred
+    for flag in ("--held-out", "--in-focus-camera"):  # sharp-photo options are refused, not ignored
+        with pytest.raises(ValueError, match="give them with --sharp"):
+            bench_defocus_map.main(["--benchmark", str(tmp_path / "bench"), flag, "--output", str(tmp_path / "x")])
     (tmp_path / "sharp").mkdir()
     Image.fromarray((synthetic_photo(3, 160) * 255).round().astype(np.uint8)).save(tmp_path / "sharp" / "p.png")
     bench_defocus_map.main(["--sharp", str(tmp_path / "sharp"), "--sizes", "128", "--output", str(tmp_path / "s")])

@@ -3,6 +3,7 @@
 # scenes rendered by the machine's CPU cores (training.workers) while the GPU trains, then score it against the
 # shipped network. Carry the 28 sharp corpus photos (11 MB; `python scripts/prepare_corpus.py` makes them here):
 #   OUT=$OUT bash scripts/gpu/train_defocus_map.sh          # one device call, carry ["data/corpus/photos"]
+#   MAP_SET="model.bands=8" OUT=$OUT bash scripts/gpu/train_defocus_map.sh   # the network that sees the local spectrum
 # Steps, each time-boxed so that the whole ends within BUDGET_S seconds:
 #   1. the camera benchmark (make_benchmark.py --kind camera, CPU, in the background);
 #   2. a probe of PROBE_MINUTES from scratch (configs/maps/defocus_map.yaml, QUANTILE), timed by its own
