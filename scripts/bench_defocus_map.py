@@ -95,7 +95,7 @@ def main(argv=None):
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--benchmark", type=Path, help="a benchmark folder with radius_maps/ and blurred/")
     source.add_argument("--sharp", type=Path, help="a folder of in-focus photos")
-    p.add_argument("--sizes", type=int, nargs="+", default=[256], help="--sharp: square crop sides")
+    p.add_argument("--sizes", type=int, nargs="+", help="--sharp: square crop sides (default 256)")
     p.add_argument("--tone-curve", default="srgb", help="the photos' tone curve (hidd.camera.tone)")
     p.add_argument("--estimator", default="edges", choices=MAP_ESTIMATORS.names(), help="which map")
     p.add_argument("--checkpoint", type=Path, default=None, help="learned: the network (default checkpoints/)")
@@ -109,11 +109,12 @@ def main(argv=None):
     tone = tone_curve(args.tone_curve)
     if args.checkpoint and args.estimator != "learned":
         raise ValueError("--checkpoint is the learned map's network: give --estimator learned")
-    if args.benchmark and (args.held_out or args.in_focus_camera):
-        raise ValueError("--held-out and --in-focus-camera choose and take sharp photos: give them with --sharp")
+    if args.benchmark and (args.held_out or args.in_focus_camera or args.sizes):
+        raise ValueError("--sizes, --held-out and --in-focus-camera crop, choose and take sharp photos: give them "
+                         "with --sharp")
     estimator = MAP_ESTIMATORS.get(args.estimator)(*([args.checkpoint] if args.checkpoint else []))
     rows = (benchmark_rows(args.benchmark, tone, estimator) if args.benchmark else
-            sharp_rows(args.sharp, args.sizes, tone, estimator, HELD_OUT if args.held_out else None,
+            sharp_rows(args.sharp, args.sizes or [256], tone, estimator, HELD_OUT if args.held_out else None,
                        args.in_focus_camera))
     args.output.mkdir(parents=True, exist_ok=True)
     kept = []

@@ -11,24 +11,30 @@ energies of the grey photo g (the channels' mean), each through an isotropic log
 
 and their shape, the log energies less their mean over the bands,
 
-    s_k = ln(e_k + ε) − (1/K) Σ_j ln(e_j + ε),
+    s_k = ln(e_k + ε) − (1/K) Σ_j ln(e_j + ε).
 
-which does not change with the region's contrast (a brighter copy of the region multiplies every e_k alike) and is
-0 in a flat region (every e_k ≪ ε). σ = BANDWIDTH (in ln f) gives band k a spatial extent of about
-1 / (2π f_k σ) px (11 px at F_LOW, 1 px at F_HIGH): the dense spectrum trades a tile's frequency resolution for
-position. g is reflect-padded by PAD px (less on small photos) before its FFT, so no band wraps around the frame;
-W = WINDOW px, replicate-padded.
+An offset of the region changes no e_k (G_k(0) = 0) and a contrast gain a multiplies every e_k by a², so s does
+not change with either while the e_k are well above ε; a noise-free flat region reads 0 (every e_k ≪ ε), a noisy
+one its noise's shape (white: rising with f_k, as an in-focus texture does). σ = BANDWIDTH (in ln f) gives band k
+a spatial extent of about 1 / (2π f_k σ) px (11 px at F_LOW, 1 px at F_HIGH): the dense spectrum trades a tile's
+frequency resolution for position. The energy is the square of a real (even-phase) response, so at the lowest
+bands it keeps a little of its ripple at 2 f_k (about 0.2 in ln at F_LOW; 0.02 at 0.1 cycles/px). g is
+reflect-padded by PAD px before its FFT (less on smaller photos), so on photos over PAD px no band wraps around
+the frame; W = WINDOW px, replicate-padded. The bands are filtered one at a time (memory: one band of a large
+photo at once).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 
 F_LOW = 0.04  # cycles/px: the lowest band (the first notch of a 15 px disk)
 F_HIGH = 0.4  # cycles/px: the highest (demosaicing owns the corner above)
-BANDWIDTH = 0.35  # σ of each band in ln f (neighbouring bands 8 apart overlap at about 1/e of their peaks)
+BANDWIDTH = 0.35  # σ of each band in ln f (with 8 bands, neighbours cross at about 0.9 of their peaks)
 WINDOW = 15  # px: the side of the box its energies are averaged over
-FLOOR = 1e-6  # ε: a band energy below this is noise (8-bit rounding alone leaves about 1.3e-6 over all bands)
+FLOOR = 1e-6  # ε: a band energy below this counts as none (keeps ln finite on a noise-free flat region)
 PAD = 32  # px of reflect padding before the FFT
 
 
@@ -49,14 +55,17 @@ def local_spectrum(y: torch.Tensor, bands: int) -> torch.Tensor:
     pad = min(PAD, h - 1, w - 1)
     padded = F.pad(gray, (pad, pad, pad, pad), mode="reflect") if pad > 0 else gray
     ph, pw = padded.shape[-2:]
-    fy = torch.fft.fftfreq(ph, dtype=torch.float64, device=y.device)[:, None]
-    fx = torch.fft.rfftfreq(pw, dtype=torch.float64, device=y.device)[None, :]
-    radius = torch.hypot(fy, fx).clamp_min(1e-12)  # |f|; the mean (f = 0) gets G_k ≈ 0
-    centres = band_centres(bands).to(y.device)[:, None, None]
-    gains = torch.exp(-torch.log(radius / centres).square() / (2 * BANDWIDTH ** 2)).to(y.dtype)  # (K, H', W'/2+1)
-    responses = torch.fft.irfft2(torch.fft.rfft2(padded) * gains, s=(ph, pw))[..., pad:pad + h, pad:pad + w]
+    fy = torch.fft.fftfreq(ph, device=y.device, dtype=y.dtype)[:, None]
+    fx = torch.fft.rfftfreq(pw, device=y.device, dtype=y.dtype)[None, :]
+    log_f = torch.log(torch.hypot(fy, fx).clamp_min(1e-12))  # ln |f|; the mean (f = 0) gets G_k ≈ 0
+    spectrum = torch.fft.rfft2(padded)
     half = WINDOW // 2
-    energy = F.avg_pool2d(F.pad(responses.square(), (half, half, half, half), mode="replicate"), WINDOW, stride=1)
+    energy = []
+    for centre in band_centres(bands).tolist():
+        gain = torch.exp(-(log_f - math.log(centre)).square() / (2 * BANDWIDTH ** 2))
+        response = torch.fft.irfft2(spectrum * gain, s=(ph, pw))[..., pad:pad + h, pad:pad + w]
+        energy.append(F.avg_pool2d(F.pad(response.square(), (half,) * 4, mode="replicate"), WINDOW, stride=1))
+    energy = torch.cat(energy, dim=1)
     logs = torch.log(energy + FLOOR)
     return logs - logs.mean(dim=1, keepdim=True)
 

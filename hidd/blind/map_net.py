@@ -144,11 +144,12 @@ def _load_network(path: str, _mtime: int, device: str) -> MapNet:
         raise checkpoint.CheckpointError(f"{path}: not a defocus map checkpoint (kind {state.get('kind')!r})")
     model = state["config"].get("model", {})
     features, bands = model.get("features", FEATURES), model.get("bands", 0)
+    if not isinstance(bands, int) or isinstance(bands, bool) or bands < 0 or bands == 1:
+        raise checkpoint.CheckpointError(f"{path}: its model.bands {bands!r} is not 0 (none) or a count of at least 2")
     try:
-        net = MapNet(tuple(int(f) for f in features), bands=int(bands))
+        net = MapNet(tuple(int(f) for f in features), bands=bands)
     except (TypeError, ValueError):
-        raise checkpoint.CheckpointError(f"{path}: its model.features {features!r} (four sizes) or model.bands "
-                                         f"{bands!r} (0 or at least 2) are not valid") from None
+        raise checkpoint.CheckpointError(f"{path}: its model.features {features!r} are not four sizes") from None
     checkpoint.load_weights_strict(net, state["model"], path)
     return net.eval().requires_grad_(False).to(device)
 
