@@ -165,6 +165,23 @@ def test_the_learned_map_is_scaled_by_the_photos_spectra_and_held_under_the_blur
     assert float(found.radius.min()) < 2.0  # the photo's sharp edges hold it in focus there
 
 
+def test_the_learned_map_reads_a_linear_photo_as_the_srgb_photo_it_was_trained_on(tiny_map, monkeypatch):
+    from hidd.blind.map_net import TRAINED_TONE
+    from hidd.camera.tone import tone_curve
+
+    seen = []
+    real = map_net.learned_defocus_map
+    monkeypatch.setattr(map_net, "learned_defocus_map", lambda photo, net, tile: seen.append(photo) or real(photo, net,
+                                                                                                           tile))
+    encoded = crop(6, 64).double()
+    linear = tone_curve("srgb").decode(encoded)
+    learned = MAP_ESTIMATORS.get("learned")()
+    as_srgb = learned(encoded, linear, 0.002, 32)  # sampler.tone_curve srgb: the photo as its file holds it
+    as_linear = learned(linear, linear, 0.002, 32)  # sampler.tone_curve none: the same light, values linear
+    assert TRAINED_TONE == "srgb" and torch.allclose(seen[0], encoded, atol=1e-6) and torch.equal(seen[0], seen[1])
+    assert torch.equal(as_srgb.radius, as_linear.radius)
+
+
 def test_a_learned_map_read_at_half_the_blur_is_brought_to_the_blur_by_the_photos_spectra(tiny_map, monkeypatch):
     from skimage import data, transform
 

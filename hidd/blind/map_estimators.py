@@ -2,8 +2,10 @@
 
   edges    the blur each region's strongest edges allow (hidd.blind.defocus_map.estimate_defocus_map), from the
            photo in linear light and its grey noise std;
-  learned  a small network trained on rendered scenes (hidd.blind.map_net), from the photo as encoded; its
-           weights are checkpoints/defocus_map.pt (map_net.CHECKPOINT). The network reads the map's shape; its
+  learned  a small network trained on rendered scenes (hidd.blind.map_net); its weights are
+           checkpoints/defocus_map.pt (map_net.CHECKPOINT). It reads the photo encoded as the photos it was trained
+           on were (map_net.TRAINED_TONE, sRGB: hidd.camera's curve), re-encoded from linear light, so that a photo
+           read under another sampler.tone_curve (none: linear values) shows it what it knows. The network reads the map's shape; its
            scale is the photo's own, read from its tiles' spectra (radius_map.map_scale), and it is held under the
            blur the edges near each pixel allow (defocus_map.edge_ceiling, a physical bound): a map that reads too
            large rings, one that reads too small only deblurs less.
@@ -19,6 +21,7 @@ import torch
 
 from hidd.blind.defocus_map import MAX_MAP_RADIUS, DefocusMap, edge_ceiling, estimate_defocus_map, tile_means
 from hidd.blind.radius_map import map_scale
+from hidd.camera.tone import tone_curve
 from hidd.registry import Registry
 
 MAP_ESTIMATORS = Registry("radius map estimator", key="sampler.radius_map")
@@ -37,10 +40,11 @@ class LearnedMap:
         self.checkpoint = checkpoint  # None: map_net.CHECKPOINT
 
     def __call__(self, photo: torch.Tensor, linear: torch.Tensor, noise_std: float, tile: int) -> DefocusMap:
-        from hidd.blind.map_net import CHECKPOINT, learned_defocus_map, load_network
+        from hidd.blind.map_net import CHECKPOINT, TRAINED_TONE, learned_defocus_map, load_network
 
         net = load_network(self.checkpoint or CHECKPOINT, photo.device)
-        found = learned_defocus_map(photo, net, tile)
+        seen = tone_curve(TRAINED_TONE).encode(linear.clamp(0, 1)).to(photo.dtype)
+        found = learned_defocus_map(seen, net, tile)
         scaled = (found.radius * map_scale(found.radius, linear, tile=tile)).clamp(max=MAX_MAP_RADIUS)
         radius = torch.minimum(scaled, edge_ceiling(linear, noise_std, tile).to(scaled))
         return DefocusMap(radius, found.confidence, tile_means(radius, tile))

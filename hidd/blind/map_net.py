@@ -41,6 +41,7 @@ CONTRAST_WINDOW = 15  # px: the window of the local contrast the network sees
 CONTRAST_FLOOR = 0.01  # ε: the local std below which contrast is not amplified (8-bit noise and rounding)
 FEATURES = (24, 32, 48, 48)  # feature maps at scales 1, 1/2, 1/4, 1/8
 KIND = "defocus_map"  # a checkpoint's "kind": what it holds
+TRAINED_TONE = "srgb"  # the tone curve of the photos it is trained on (hidd.camera.draws.lens_camera's)
 CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "defocus_map.pt"  # the shipped network
 
 
