@@ -5,10 +5,10 @@
   learned  a small network trained on rendered scenes (hidd.blind.map_net); its weights are
            checkpoints/defocus_map.pt (map_net.CHECKPOINT). It reads the photo encoded as the photos it was trained
            on were (map_net.TRAINED_TONE, sRGB: hidd.camera's curve), re-encoded from linear light, so that a photo
-           read under another sampler.tone_curve (none: linear values) shows it what it knows. The network reads the map's shape; its
-           scale is the photo's own, read from its tiles' spectra (radius_map.map_scale), and it is held under the
-           blur the edges near each pixel allow (defocus_map.edge_ceiling, a physical bound): a map that reads too
-           large rings, one that reads too small only deblurs less.
+           read under another sampler.tone_curve (none: linear values) shows it what it knows. The network reads
+           the map's shape; its scale is the photo's own, read from its tiles' spectra (radius_map.map_scale), and
+           it is held under the blur the edges near each pixel allow (defocus_map.edge_ceiling, a physical bound):
+           a map that reads too large rings, one that reads too small only deblurs less.
 
 sampler.radius_map: false (one PSF per photo, no map), edges, learned; true is edges (the configs written before
 the learned map). An estimator is called as estimator(photo, linear, noise_std, tile) with one photo (C, H, W) of
