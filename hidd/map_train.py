@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from hidd import checkpoint
 from hidd.blind.defocus_map import FOCUS_RADIUS
-from hidd.blind.map_net import FEATURES, MapNet, laplace_nll, map_loss, save_network
+from hidd.blind.map_net import FEATURES, MapNet, laplace_nll, map_loss, save_network, valid_bands
 from hidd.camera.scenes import FOCUS_TOP, SCENE_KINDS, sample_scene
 from hidd.config import CONFIG_DIR, ConfigDocument, ConfigError, load_config, resolve_config_path, save_config
 from hidd.imageio import read_image, to_rgb
@@ -103,7 +103,7 @@ def check(cfg: DefocusMapConfig) -> None:
     t, s = cfg.training, cfg.scenes
     if len(cfg.model.features) != 4 or min(cfg.model.features) < 1:
         raise ConfigError(f"model.features: four positive sizes, got {cfg.model.features}")
-    if cfg.model.bands < 0 or cfg.model.bands == 1:
+    if not valid_bands(cfg.model.bands):
         raise ConfigError(f"model.bands: 0 (none) or at least 2, got {cfg.model.bands}")
     if not s.max_radius >= FOCUS_TOP:  # (not: NaN too)
         raise ConfigError(f"scenes.max_radius: at least {FOCUS_TOP} px (a defocused background's least), got "

@@ -17,11 +17,11 @@ An offset of the region changes no e_k (G_k(0) = 0) and a contrast gain a multip
 not change with either while the e_k are well above ε; a noise-free flat region reads 0 (every e_k ≪ ε), a noisy
 one its noise's shape (white: rising with f_k, as an in-focus texture does). σ = BANDWIDTH (in ln f) gives band k
 a spatial extent of about 1 / (2π f_k σ) px (11 px at F_LOW, 1 px at F_HIGH): the dense spectrum trades a tile's
-frequency resolution for position. The energy is the square of a real (even-phase) response, so at the lowest
-bands it keeps a little of its ripple at 2 f_k (about 0.2 in ln at F_LOW; 0.02 at 0.1 cycles/px). g is
-reflect-padded by PAD px before its FFT (less on smaller photos), so on photos over PAD px no band wraps around
-the frame; W = WINDOW px, replicate-padded. The bands are filtered one at a time (memory: one band of a large
-photo at once).
+frequency resolution for position. The energy is the square of a real (even-phase) response, so at the lowest bands
+it keeps a little of its ripple at 2 f_k (about 0.2 in ln at F_LOW; 0.02 at 0.1 cycles/px). g is reflect-padded by
+PAD px before its FFT (less on smaller photos), so on photos over PAD px no band wraps around the frame; box_W is
+hidd.blind.filters.uniform_filter over W = WINDOW px, its border the edge repeated. The bands are filtered one at a
+time (memory: one band of a large photo at once).
 """
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from hidd.blind import filters
 
 F_LOW = 0.04  # cycles/px: the lowest band (the first notch of a 15 px disk)
 F_HIGH = 0.4  # cycles/px: the highest (demosaicing owns the corner above)
@@ -59,12 +61,11 @@ def local_spectrum(y: torch.Tensor, bands: int) -> torch.Tensor:
     fx = torch.fft.rfftfreq(pw, device=y.device, dtype=y.dtype)[None, :]
     log_f = torch.log(torch.hypot(fy, fx).clamp_min(1e-12))  # ln |f|; the mean (f = 0) gets G_k ≈ 0
     spectrum = torch.fft.rfft2(padded)
-    half = WINDOW // 2
     energy = []
     for centre in band_centres(bands).tolist():
         gain = torch.exp(-(log_f - math.log(centre)).square() / (2 * BANDWIDTH ** 2))
         response = torch.fft.irfft2(spectrum * gain, s=(ph, pw))[..., pad:pad + h, pad:pad + w]
-        energy.append(F.avg_pool2d(F.pad(response.square(), (half,) * 4, mode="replicate"), WINDOW, stride=1))
+        energy.append(filters.uniform_filter(response.square(), WINDOW, mode="nearest"))
     energy = torch.cat(energy, dim=1)
     logs = torch.log(energy + FLOOR)
     return logs - logs.mean(dim=1, keepdim=True)

@@ -56,7 +56,7 @@ class MapNet(nn.Module):
     def __init__(self, features=FEATURES, channels: int = 3, bands: int = 0):
         super().__init__()
         f0, f1, f2, f3 = features
-        if bands < 0 or bands == 1:
+        if not valid_bands(bands):
             raise ValueError(f"MapNet: bands must be 0 (none) or at least 2, got {bands}")
         self.channels = channels
         self.bands = bands  # bands of the local spectrum it sees (0: none)
@@ -85,6 +85,11 @@ class MapNet(nn.Module):
         d0 = self.dec0(torch.cat([_up(d1, e0), e0], 1))
         out = self.head(d0)[..., :h, :w]
         return F.softplus(out[:, 0]), F.softplus(out[:, 1]) + MIN_SCALE
+
+
+def valid_bands(bands) -> bool:
+    """Whether `bands` is a valid model.bands: 0 (no local spectrum) or a count of at least 2 (a shape across bands)."""
+    return isinstance(bands, int) and not isinstance(bands, bool) and (bands == 0 or bands >= 2)
 
 
 def local_contrast(y: torch.Tensor) -> torch.Tensor:
@@ -145,7 +150,7 @@ def _load_network(path: str, _mtime: int, device: str) -> MapNet:
         raise checkpoint.CheckpointError(f"{path}: not a defocus map checkpoint (kind {state.get('kind')!r})")
     model = state["config"].get("model", {})
     features, bands = model.get("features", FEATURES), model.get("bands", 0)
-    if not isinstance(bands, int) or isinstance(bands, bool) or bands < 0 or bands == 1:
+    if not valid_bands(bands):
         raise checkpoint.CheckpointError(f"{path}: its model.bands {bands!r} is not 0 (none) or a count of at least 2")
     try:
         net = MapNet(tuple(int(f) for f in features), bands=bands)
