@@ -27,7 +27,7 @@ What is hidden behind nearer layers is not in x: the layer continues behind them
 visible pixels nearby, by normalised convolution with its own PSF, backed by a pull-push fill (for depths the
 PSF does not reach):
 
-    h_l = (k_l ∗ (v_l x) + τ c_l) / (k_l ∗ v_l + τ),    τ = 1e-3
+    h_l = (k_l ∗ (v_l x) + τ c_l) / (k_l ∗ v_l + τ),    τ = FILL_TAU = 1e-3
     c_l = push-pull of (v_l x, v_l): both halved (area means) down to one pixel, then back up with
           c_j = (N_j + τ_p up(c_{j+1})) / (D_j + τ_p),  τ_p = 1/16, `up` bilinear
     x_l = T_l x + (1 − T_l) h_l       (a pixel's photo where the layer is seen, its fill where it is hidden)
@@ -96,20 +96,33 @@ def blur(x: Tensor, psf: Tensor, *, boundary: str = "reflect") -> Tensor:
     """
     if x.ndim != 4:
         raise ValueError(f"expected images (B, C, H, W), got shape {tuple(x.shape)}")
-    psf = as_batched_psf(psf.to(device=x.device, dtype=x.dtype))
-    ph, pw = psf.shape[-2] // 2, psf.shape[-1] // 2
-    if boundary == "reflect":
-        mode = "reflect" if ph < x.shape[-2] and pw < x.shape[-1] else "replicate"
-        xp = F.pad(x, (pw, pw, ph, ph), mode=mode) if ph or pw else x
-    elif boundary == "circular":
-        xp = x
-    else:
-        raise ValueError(f"boundary must be 'reflect' or 'circular', got {boundary!r}")
-    shape = xp.shape[-2:]
-    y = torch.fft.irfft2(torch.fft.rfft2(xp) * otf(psf, shape), s=shape)
-    if boundary == "reflect":
-        y = y[..., ph : ph + x.shape[-2], pw : pw + x.shape[-1]]
-    return y
+    return Convolution(psf, tuple(x.shape[-2:]), boundary=boundary, like=x)(x)
+
+
+class Convolution:
+    """`blur` by one PSF of images of one size (H, W), its OTF on the padded frame computed once."""
+
+    def __init__(self, psf: Tensor, size: tuple[int, int], *, boundary: str = "reflect", like: Tensor):
+        psf = as_batched_psf(psf.to(device=like.device, dtype=like.dtype))
+        self.ph, self.pw = psf.shape[-2] // 2, psf.shape[-1] // 2
+        self.size = size
+        if boundary == "reflect":
+            self.mode = "reflect" if self.ph < size[0] and self.pw < size[1] else "replicate"
+            shape = (size[0] + 2 * self.ph, size[1] + 2 * self.pw)
+        elif boundary == "circular":
+            self.mode, shape = None, size
+        else:
+            raise ValueError(f"boundary must be 'reflect' or 'circular', got {boundary!r}")
+        self.shape = shape
+        self.otf = otf(psf, shape)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        pad = self.mode is not None and (self.ph or self.pw)
+        xp = F.pad(x, (self.pw, self.pw, self.ph, self.ph), mode=self.mode) if pad else x
+        y = torch.fft.irfft2(torch.fft.rfft2(xp) * self.otf, s=self.shape)
+        if self.mode is not None:
+            y = y[..., self.ph:self.ph + self.size[0], self.pw:self.pw + self.size[1]]
+        return y
 
 
 def layer_radii(radius_map: Tensor, levels: int | Sequence[float]) -> list[float]:
@@ -168,6 +181,9 @@ def as_layer_alphas(alphas: Tensor | Sequence[Tensor], x: Tensor) -> Tensor:
     return alphas.to(device=x.device, dtype=x.dtype)
 
 
+FILL_TAU = 1e-3  # τ of a hidden layer's fill: where its PSF reaches no visible pixel, the pull-push fill decides
+
+
 def pull_push(num: Tensor, den: Tensor, tau: float = 1 / 16) -> Tensor:
     """A fill of num / den everywhere (den ≥ 0, a confidence): both averaged down by halves to one pixel, then
     back up, each level c = (num + τ up(c_coarser)) / (den + τ). Linear in num; 0 where den is 0 everywhere."""
@@ -182,14 +198,6 @@ def pull_push(num: Tensor, den: Tensor, tau: float = 1 / 16) -> Tensor:
         up = F.interpolate(fill, size=n.shape[-2:], mode="bilinear", align_corners=False)
         fill = (n + tau * up) / (d + tau)
     return fill
-
-
-def fill_hidden(x: Tensor, visible: Tensor, psf: Tensor, *, boundary: str = "reflect", tau: float = 1e-3) -> Tensor:
-    """A layer's colour behind what hides it: normalised convolution of its visible pixels (visible (B, 1, H, W)
-    its visible share of each pixel) with its PSF, the pull-push fill where the PSF reaches no visible pixel."""
-    num = visible * x
-    coarse = pull_push(num, visible)
-    return (blur(num, psf, boundary=boundary) + tau * coarse) / (blur(visible, psf, boundary=boundary) + tau)
 
 
 def transmission(alphas: Tensor) -> Tensor:
@@ -234,19 +242,39 @@ def blur_layered(x: Tensor, alphas: Tensor | Sequence[Tensor], psfs: Sequence[Te
     """Defocus of a layered scene with occlusion (the module docstring): layers from far to near, coverages
     `alphas` ((L, H, W), (B, L, H, W) or L masks; usually the farthest all ones) and one PSF per layer (any
     layout of the module docstring). Linear in x for fixed coverages; with one layer of coverage 1, blur(x, k)."""
-    alphas = as_layer_alphas(alphas, x)
-    if alphas.shape[1] != len(psfs):
-        raise ValueError(f"{alphas.shape[1]} layer coverages but {len(psfs)} PSFs")
-    seen = transmission(alphas)
-    y = torch.zeros_like(x)
-    for level, psf in enumerate(psfs):
-        psf = as_batched_psf(psf.to(device=x.device, dtype=x.dtype))
-        alpha, t = alphas[:, level:level + 1], seen[:, level:level + 1]
-        layer = x
-        if level < len(psfs) - 1:  # something in front: the hidden part continues the layer's visible colours
-            layer = t * x + (1 - t) * fill_hidden(x, alpha * t, psf, boundary=boundary)
-        y = blur(alpha * layer, psf, boundary=boundary) + (1 - blur(alpha, psf, boundary=boundary)) * y
-    return y
+    return LayeredOptics(as_layer_alphas(alphas, x), psfs, boundary=boundary, like=x)(x)
+
+
+class LayeredOptics:
+    """`blur_layered` for fixed coverages (B or 1, L, H, W) and PSFs, as a map of images x (B, C, H, W): what does
+    not depend on x (the PSFs' OTFs, k_l ∗ α_l, the fills' denominators k_l ∗ v_l + τ) computed once."""
+
+    def __init__(self, alphas: Tensor, psfs: Sequence[Tensor], *, boundary: str = "reflect", like: Tensor):
+        if alphas.shape[1] != len(psfs):
+            raise ValueError(f"{alphas.shape[1]} layer coverages but {len(psfs)} PSFs")
+        seen = transmission(alphas)
+        size = tuple(alphas.shape[-2:])
+        self.layers = []  # per layer: its convolution, coverage, 1 − k ∗ α, and (v, T, k ∗ v + τ) where it is hidden
+        for level, psf in enumerate(psfs):
+            convolve = Convolution(psf, size, boundary=boundary, like=like)
+            alpha = alphas[:, level:level + 1]
+            fill = None
+            if level < len(psfs) - 1:  # something in front: the hidden part continues the layer's visible colours
+                visible = alpha * seen[:, level:level + 1]
+                fill = visible, seen[:, level:level + 1], convolve(visible) + FILL_TAU
+            self.layers.append((convolve, alpha, 1 - convolve(alpha), fill))
+
+    def __call__(self, x: Tensor) -> Tensor:
+        y = torch.zeros_like(x)
+        for convolve, alpha, uncovered, fill in self.layers:
+            layer = x
+            if fill is not None:  # x_l = T x + (1 − T) h, h the normalised convolution backed by the pull-push fill
+                visible, seen, denominator = fill
+                num = visible * x
+                hidden = (convolve(num) + FILL_TAU * pull_push(num, visible)) / denominator
+                layer = seen * x + (1 - seen) * hidden
+            y = convolve(alpha * layer) + uncovered * y
+        return y
 
 
 def disparity_to_radius(disparity, focus_disparity: float, max_radius: float):
