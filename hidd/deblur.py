@@ -37,6 +37,7 @@ from typing import NamedTuple
 
 import torch
 
+from hidd.camera.optics import Layers
 from hidd.precision import InferencePrecision
 from hidd.prior import Prior
 from hidd.randomness import PhotoGenerators
@@ -132,19 +133,20 @@ class Deblurrer:
         return self.precision.run(self.network, x, sigma)
 
     def __call__(self, y: torch.Tensor, *, seed: int = 0, callback=None, radius_map: torch.Tensor | None = None,
-                 progress: Callable[[str, int], None] | None = None,
+                 layers: list[Layers] | None = None, progress: Callable[[str, int], None] | None = None,
                  estimated: Estimated | None = None) -> DeblurResult:
         """seed: every photo's noise is drawn from a generator of its own seeded with it (a photo's output is the
         same alone and in any batch). callback(iteration, images) receives the current iterate, cropped and in the
         input's layout (each photo's latest). radius_map: a known per-pixel defocus radius (B, H, W) instead of the
-        estimate (needs sampler.radius_map). progress(stage, nfe) is told, as it goes, what the batch is doing
-        (reading colour, estimating the blur, sampling, checking the results, sampling again) and its network
-        evaluations so far. estimated: the batch's stage 1, made beforehand (`estimate`: a prefetch)."""
+        estimate (needs sampler.radius_map); layers: instead, each photo's known layered scene (hidd.camera.Layers),
+        blurred with occlusion (hidd.operators.LayeredBlur). progress(stage, nfe) is told, as it goes, what the batch
+        is doing (reading colour, estimating the blur, sampling, checking the results, sampling again) and its
+        network evaluations so far. estimated: the batch's stage 1, made beforehand (`estimate`: a prefetch)."""
         b = y.shape[0]
         cfg = self.prior.config.sampler
         report = Progress(progress)
         if estimated is None:
-            estimated = self.estimate(y, radius_map=radius_map, stage=report.stage)
+            estimated = self.estimate(y, radius_map=radius_map, layers=layers, stage=report.stage)
         layout, model, evidence = estimated
         generators = PhotoGenerators.seeded(seed, b, self.prior.device, layout.images_per_photo)
         score_fn = report.counting(self.tiler.wrap(self.score, model.y.shape))  # on tiles when an image is too large
@@ -188,14 +190,15 @@ class Deblurrer:
 
     @torch.no_grad()  # (grad mode is per thread: the prefetch thread's is not __call__'s)
     def estimate(self, y: torch.Tensor, *, radius_map: torch.Tensor | None = None,
-                 stage: Callable[[str], None] = lambda name: None) -> Estimated:
+                 layers: list[Layers] | None = None, stage: Callable[[str], None] = lambda name: None) -> Estimated:
         """Stage 1 of photos y (B, C, H, W) alone (see __call__), for a later call to sample them."""
         cfg = self.prior.config.sampler
         check_sampler(cfg)  # before the blind estimates, which a refused setting would waste
         layout = Layout.of(y, self.model_channels, self.multiple)
         device = torch.device(self.prior.device)  # the current card is per thread (a prefetch thread's is cuda:0)
         with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
-            return Estimated(layout, *estimate(y.to(device), cfg, layout, radius_map=radius_map, stage=stage))
+            return Estimated(layout, *estimate(y.to(device), cfg, layout, radius_map=radius_map, layers=layers,
+                                               stage=stage))
 
     def _guard(self, y, results, model: Model, evidence: Evidence, calibration: Calibration, generators, score_fn,
                report) -> tuple[list[Selection], torch.Tensor, torch.Tensor]:

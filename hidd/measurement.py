@@ -12,7 +12,8 @@ from hidd.blind.map_estimators import map_estimator
 from hidd.camera.noise import NoiseLevelFunction
 from hidd.camera.psf import PSF_FAMILIES, LensPSF
 from hidd.camera.tone import tone_curve
-from hidd.operators import BlurOperator, DepthVaryingBlur, UniformBlur, lens_psfs
+from hidd.camera.optics import Layers
+from hidd.operators import BlurOperator, DepthVaryingBlur, LayeredBlur, UniformBlur, lens_psfs
 
 
 
@@ -44,11 +45,14 @@ def noise_model(y: torch.Tensor, cfg, tone, lenses: list[LensPSF | None]) -> tup
     return nlf, level
 
 
-def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = None) -> BlurOperator:
+def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = None,
+                      layers: list[Layers] | None = None) -> BlurOperator:
     """Blur operator of measurements y (B, C, H, W) in [0, 1] under a SamplerConfig.
 
     radius_map: a known per-pixel disk radius (B, H, W) (e.g. from depth, or a benchmark's ground truth):
-    spatially varying blur without estimation; it needs cfg.radius_map.
+    spatially varying blur without estimation; it needs cfg.radius_map. layers: instead, each image's known layered
+    scene (hidd.camera.Layers, coverages (L, H, W) far to near): the camera's layered blur with occlusion
+    (hidd.operators.LayeredBlur), its pinhole radius map standing for the map where a map is read.
     cfg.radius > 0 is taken as known (one PSF for every image); otherwise each image's lens PSF (radius and
     softening) is estimated from its spectrum in linear light (hidd.blind.defocus: the whole-photo fit, with
     cfg.shared_quantile, where that reads in focus, a blur it preferred unclearly that the tiles confirm or else the
@@ -64,8 +68,17 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
     """
     tone = tone_curve(cfg.tone_curve, cfg.gamma)
     linear = tone.decode(y.detach())  # the estimates work on y's device, in float32 (float64 for float64 photos)
+    if radius_map is not None and layers is not None:
+        raise ValueError("give a known radius map or known layers, not both")
     if radius_map is not None and not cfg.radius_map:
         raise ValueError("a known radius map needs sampler.radius_map (true, edges or learned)")
+    if layers is not None and not cfg.radius_map:
+        raise ValueError("known layers need sampler.radius_map (true, edges or learned)")
+    if layers is not None:
+        if len(layers) != y.shape[0] or any(s.alphas.ndim != 3 or s.alphas.shape[-2:] != y.shape[-2:] for s in layers):
+            raise ValueError(f"known layers: one (L, H, W) coverage stack per image of {tuple(y.shape)}, got "
+                             f"{[tuple(s.alphas.shape) for s in layers]}")
+        radius_map = torch.stack([scene.radius_map() for scene in layers])
     if cfg.radius_map and (cfg.radius <= 0 or radius_map is not None):
         if cfg.psf == "gaussian":
             raise ValueError("sampler.radius_map: spatially varying blur supports psf disk or polygon, not gaussian")
@@ -86,6 +99,9 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
         bands = [shape.with_radius(float(m.mean())) for shape, m in zip(shapes, maps)]
         noise, level = noise_model(y, cfg, tone, [lens if lens.radius > 0 or lens.softening > 0 else None
                                                   for lens in bands])
+        if layers is not None:
+            return LayeredBlur([Layers(scene.alphas.to(y), scene.radii) for scene in layers], noise, level,
+                               lens=shapes, boundary=cfg.boundary)
         return DepthVaryingBlur(maps[:, None], noise, level, lens=shapes, boundary=cfg.boundary)
     given = known_lens(cfg)
     estimates = [None] * y.shape[0] if given else estimate_defocus_batch(

@@ -7,7 +7,7 @@ negative, so the linear-light solution is clipped at 0 before Γ: a deconvolutio
 bright edges, and near black the curve's steep toe (slope 12.92 for sRGB) would turn a small negative
 radiance into a large dark halo (on the linear-disk benchmark the clip is worth +2 dB).
 
-An operator holds each image's blur (a PSF, or a per-pixel radius map) and its noise-level function
+An operator holds each image's blur (a PSF, a per-pixel radius map, or layers) and its noise-level function
 (hidd.camera.noise: noise std against encoded intensity), with `noise_sigma` its RMS over the image. It is not
 changed once built: what a sampling measures (hidd.sampling.calibration) is returned, and an operator with a
 blind PSF's softening rescaled is a new one (`with_softening`). The images of a batch are independent: `select`
@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from scipy.fft import next_fast_len
 
 from hidd.camera.noise import NoiseLevelFunction
-from hidd.camera.optics import blur, blur_depth_varying, layer_radii, layer_weights, otf
+from hidd.camera.optics import (Layers, LayeredOptics, blur, blur_depth_varying, layer_radii, layer_weights, otf,
+                                transmission)
 from hidd.camera.psf import LensPSF, stack_psfs
 
 BOUNDARIES = ("free", "reflect")  # sampler.boundary: the scene beyond the frame unknown, or mirrored
@@ -384,6 +385,95 @@ class DepthVaryingBlur(BlurOperator):
         return _layered_cg_reflect(u0, v, rho, psfs, weights)
 
 
+class LayeredBlur(BlurOperator):
+    """Defocus of layered scenes with occlusion, as the camera renders them (hidd.camera.optics.blur_layered, whose
+    docstring has the maths): each image's layers from far to near, with coverages α_l and radii r_l, the PSF at
+    radius r the image's `lens` scaled to r,
+
+        A u = Σ_l (k_l ∗ (α_l u_l)) Π_{m>l} (1 − k_m ∗ α_m),   u_l = T_l u + (1 − T_l) h_l(u),
+
+    linear in u for fixed coverages (the fill h_l behind nearer layers is a normalised convolution of u). The gather
+    model (DepthVaryingBlur) spreads an in-focus subject's colour over the blurred background beside it; this one
+    hides the background behind the subject and lets a defocused subject spill over what lies behind it.
+
+    Its proximal step in linear light solves the normal equations (AᵀA + ρ I) u = Aᵀ v + ρ u0 by preconditioned
+    conjugate gradients, Aᵀ taken by autograd, to a relative residual of CG_TOLERANCE or CG_ITERATIONS steps:
+    exact, up to that tolerance, on data the camera made with these layers. The preconditioner is
+    (Σ_l v̄_l |K_l|² + ρ)⁻¹ in the Fourier domain, v̄_l layer l's mean visible share α_l T_l. One layer of coverage
+    one is UniformBlur, whose closed form this then calls. Borders as DepthVaryingBlur's: 'free' solves for u on the
+    frame padded by the widest PSF's half-width and on to 5-smooth sides (the coverages continued by replication;
+    data only inside the frame, the padding anchored to u0 reflect-padded; the fill behind a nearer layer reaches the
+    whole frame, so unlike the gather model's the solution moves, slightly, with the frame's size), 'reflect' for u
+    on the frame. The layers are given (a benchmark's
+    truth, or a depth map's); no estimator reads them from a photo.
+    """
+
+    def __init__(self, layers: list[Layers], noise: NoiseLevelFunction, noise_sigma: torch.Tensor, *,
+                 lens: LensPSF | list[LensPSF] | None = None, boundary: str = "free"):
+        for scene in layers:
+            if scene.alphas.ndim != 3:
+                raise ValueError(f"LayeredBlur: each image's coverages must be (L, H, W), got shape "
+                                 f"{tuple(scene.alphas.shape)}")
+        fields = torch.stack([scene.radius_map()[None] for scene in layers])
+        super().__init__(noise, fields.flatten(1).mean(dim=1), noise_sigma)
+        self.layers = layers  # each image's layers, far to near
+        self.field = fields  # (B, 1, H, W) the radius a pinhole sees at each pixel
+        lens = lens or LensPSF(1.0)
+        self.lenses_shape = lens if isinstance(lens, list) else [lens] * len(layers)  # each image's PSF shape
+        self.boundary = check_boundary(boundary)
+
+    @property
+    def radius_field(self):
+        return self.field
+
+    def _psfs(self, image: int, like: torch.Tensor) -> list[torch.Tensor]:
+        """Image `image`'s PSF (1, C|1, K, K) of each layer, on the device and in the dtype of `like`."""
+        shape = self.lenses_shape[image]
+        return [shape.with_radius(r).kernels(like.shape[1]).to(like)[None] for r in self.layers[image].radii]
+
+    def _optics(self, image: int, like: torch.Tensor, pad: int = 0, frame: tuple[int, int] | None = None):
+        """Image `image`'s layered blur (hidd.camera.optics.LayeredOptics) on its frame, or with its coverages padded
+        by `pad` onto `frame` (replicated), once per device, dtype and frame."""
+        key = ("optics", image, like.device, like.dtype, like.shape[1], pad, frame)
+        if key not in self._cache:
+            alphas = self.layers[image].alphas.to(like)[None]
+            if frame is not None:
+                alphas = pad_to_frame(alphas, pad, frame, "replicate")
+            self._cache[key] = LayeredOptics(alphas, self._psfs(image, like), like=like)
+        return self._cache[key]
+
+    def linear(self, u):
+        return torch.cat([self._optics(i, u)(u[i:i + 1]) for i in range(u.shape[0])])
+
+    def prox(self, x0, y, rho):
+        rho = rho.to(x0.dtype).reshape(-1)
+        u0, v = self.tone.decode(x0), self.tone.decode(y)
+        u = torch.cat([self.solve_linear(i, u0[i:i + 1], v[i:i + 1], rho[i]) for i in range(u0.shape[0])])
+        return self.tone.encode(u.clamp_min(0))
+
+    def solve_linear(self, image: int, u0: torch.Tensor, v: torch.Tensor, rho: float | torch.Tensor) -> torch.Tensor:
+        """argmin_u ‖A u − v‖² + ρ ‖u − u0‖² in linear light for image `image` of the batch (u0, v: (1, C, H, W));
+        ρ a number or a 0-dimensional tensor."""
+        alphas = self.layers[image].alphas.to(u0)[None]  # (1, L, H, W)
+        psfs = self._psfs(image, u0)
+        if len(psfs) == 1 and bool((alphas == 1).all()):
+            layer = UniformBlur(psfs[0], self.noise, self.radius[:1], self.noise_sigma[:1], boundary=self.boundary)
+            return layer.solve_linear(u0, v, torch.as_tensor(rho, dtype=u0.dtype, device=u0.device).reshape(1, 1, 1, 1))
+        visible = (alphas * transmission(alphas))[0][:, None]  # (L, 1, H, W)
+        kernels = [k[0] for k in psfs]
+        if self.boundary == "reflect":
+            shape = tuple(u0.shape[-2:])
+            return _autograd_cg(self._optics(image, u0), u0, v, rho,
+                                _preconditioner(_padded_otfs(kernels, shape), visible, rho, shape))
+        p = max(k.shape[-1] for k in kernels) // 2
+        h, w = u0.shape[-2:]
+        shape = fast_frame(h, w, p)
+        optics = self._optics(image, u0, p, shape)
+        solved = _autograd_cg(lambda u: optics(u)[..., p:p + h, p:p + w], pad_to_frame(u0, p, shape, "reflect"), v, rho,
+                              _preconditioner(_padded_otfs(kernels, shape), visible, rho, shape))
+        return solved[..., p:p + h, p:p + w]
+
+
 def _padded_otfs(psfs: list[torch.Tensor], shape: tuple[int, int]) -> torch.Tensor:
     """OTFs (L, C|1, H, W/2+1) of PSFs (C|1, K_l, K_l) of different sizes on a frame of `shape`."""
     size = max(p.shape[-1] for p in psfs)
@@ -448,18 +538,20 @@ def _layered_cg_reflect(u0, v, rho, psfs, weights):
     def forward(u):
         return sum(weights[i:i + 1, 0:1] * blur(u, k[None]) for i, k in enumerate(psfs))
 
+    shape = tuple(u0.shape[-2:])
+    return _autograd_cg(forward, u0, v, rho, _preconditioner(_padded_otfs(psfs, shape), weights, rho, shape))
+
+
+def _autograd_cg(forward, start: torch.Tensor, v: torch.Tensor, rho, precondition) -> torch.Tensor:
+    """argmin_u ‖forward(u) − v‖² + ρ ‖u − start‖² for a linear `forward` (its adjoint taken by autograd), by
+    preconditioned conjugate gradients on the normal equations from `start`."""
     def normal(u):
         with torch.enable_grad():
             u = u.detach().requires_grad_(True)
             (grad,) = torch.autograd.grad(0.5 * forward(u).square().sum(), u)
         return grad + rho * u
 
-    def adjoint(r):
-        with torch.enable_grad():
-            u = torch.zeros_like(r, requires_grad=True)
-            (grad,) = torch.autograd.grad((forward(u) * r).sum(), u)
-        return grad
-
-    shape = u0.shape[-2:]
-    otfs = _padded_otfs(psfs, tuple(shape))
-    return _conjugate_gradients(normal, adjoint(v) + rho * u0, u0, _preconditioner(otfs, weights, rho, tuple(shape)))
+    with torch.enable_grad():
+        u = torch.zeros_like(start, requires_grad=True)
+        (adjoint_v,) = torch.autograd.grad((forward(u) * v).sum(), u)
+    return _conjugate_gradients(normal, adjoint_v + rho * start, start, precondition)

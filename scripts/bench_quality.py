@@ -50,7 +50,7 @@ from hidd.baselines.restore import BaselineDeblurrer, load_baseline
 from hidd.cli import one_line_errors
 from hidd.config import save_config
 from hidd.deblur import Deblurrer
-from hidd.camera import LensPSF, tone_curve
+from hidd.camera import Layers, LensPSF, tone_curve
 from hidd.colour import chroma_rms
 from hidd.imageio import read_image, write_image
 from hidd.metrics import IN_FOCUS_RADIUS, psnr, region_psnr, ssim
@@ -126,6 +126,16 @@ def oracle_deblur(method: str, blurred: np.ndarray, camera, parameter: float) ->
     return tone.encode(torch.from_numpy(np.stack(channels, axis=-1)).clamp(0, 1)).numpy()
 
 
+def true_layers(root: Path, name: str) -> Layers | None:
+    """The layered scene an image was rendered from (its meta.json's subject coverage `alpha` before a whole-frame
+    background, at the `layers` radii far to near), or None for an image rendered without layers."""
+    info = json.loads((root / "meta.json").read_text())["images"][name]
+    if "layers" not in info:
+        return None
+    background, subject = info["layers"]["radii"]
+    return Layers.subject(torch.from_numpy(np.load(root / info["alpha"])).float(), background, subject)
+
+
 def run_oracle(method: str, items):
     """Tune the parameter per group against the targets (on up to 6 of its images), then deblur every image."""
     results = {}
@@ -148,7 +158,8 @@ def run_preset(preset: str, items, args):
     """Each image, or batches of up to --batch images of one size (one sampling each; a batch's time is shared)."""
     prior = load_prior(args.checkpoint, preset=preset, overrides=args.overrides, device=args.device)
     deblur = Deblurrer(prior, precision=args.precision)
-    oracle = {item[0]: args.oracle_map and item[1] in MAP_GROUPS for item in items}  # the true radius map given
+    # the true radius map given (or, with --oracle-layers, a layered image's true layers)
+    oracle = {item[0]: (args.oracle_map or args.oracle_layers) and item[1] in MAP_GROUPS for item in items}
 
     def key(item):
         return item[3].shape, oracle[item[0]]
@@ -160,13 +171,16 @@ def run_preset(preset: str, items, args):
     results = {}
     with tqdm(total=len(items), desc=preset) as bar:
         for batch in batches:
-            known = None
+            known = layers = None
             if oracle[batch[0][0]]:  # the true radius maps instead of the estimate
-                known = torch.stack([torch.from_numpy(np.load(args.benchmark / "radius_maps" / f"{item[0]}.npy"))
-                                     .float() for item in batch])
+                layers = [true_layers(args.benchmark, item[0]) for item in batch] if args.oracle_layers else None
+                if layers is None or None in layers:
+                    layers = None
+                    known = torch.stack([torch.from_numpy(np.load(args.benchmark / "radius_maps" / f"{item[0]}.npy"))
+                                         .float() for item in batch])
             start = time.perf_counter()
             y = torch.stack([torch.from_numpy(item[3]).permute(2, 0, 1) for item in batch])
-            out = deblur(y, seed=args.seed, radius_map=known)
+            out = deblur(y, seed=args.seed, radius_map=known, layers=layers)
             seconds = (time.perf_counter() - start) / len(batch)
             for i, item in enumerate(batch):
                 kept = "" if out.share is None else round(out.share[i].item(), 3)  # the share of its deblurring kept
@@ -219,6 +233,9 @@ def main(argv=None):
     p.add_argument("--oracle-map", action="store_true",
                    help="give the hidd presets the TRUE radius map of the depth-varying image (needs "
                         "sampler.radius_map=true, as the depth preset sets): the solver without the estimator")
+    p.add_argument("--oracle-layers", action="store_true",
+                   help="as --oracle-map, but an image rendered as layers (a subject) gets its TRUE layers and the "
+                        "data step with occlusion (hidd.operators.LayeredBlur); the others their true map")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="network precision of the hidd presets (see hidd.precision); labelled in the table unless fp32")
     p.add_argument("--include", type=Path, action="append", default=[], metavar="DIR",
@@ -256,7 +273,7 @@ def main(argv=None):
                 results, cfg = run_preset(method, items, args)
                 save_config(cfg, args.output / f"config_{method}.yaml")
                 label = (f"hidd {method}" + (f" ({args.precision})" if args.precision != "fp32" else "")
-                         + (" (oracle map)" if args.oracle_map else ""))
+                         + (" (oracle layers)" if args.oracle_layers else " (oracle map)" if args.oracle_map else ""))
             if args.save_images:
                 folder = args.output / "images" / method.replace("@", "_at_").replace("/", "_")
                 for name, (out, *_) in results.items():

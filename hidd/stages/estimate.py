@@ -19,6 +19,7 @@ import torch
 
 from hidd.batch import take
 from hidd.blind.defocus_map import region_share
+from hidd.camera.optics import Layers
 from hidd.camera.tone import ToneCurve, tone_curve
 from hidd.colour import colourless, gray as to_gray
 from hidd.measurement import measurement_model
@@ -76,10 +77,13 @@ class Evidence:
 
 
 def estimate(photos: torch.Tensor, cfg, layout: Layout, *, radius_map: torch.Tensor | None = None,
+             layers: list[Layers] | None = None,
              stage: Callable[[str], None] = lambda name: None) -> tuple[Model, Evidence]:
     """The model and evidence of photos (B, C, H, W) in [0, 1] under a SamplerConfig (see the module docstring).
     radius_map: a known per-pixel defocus radius (B, H, W) instead of the estimate (needs sampler.radius_map).
-    stage(name) is told what it is doing (reading colour, estimating the blur)."""
+    layers: instead, each photo's known layered scene (hidd.camera.Layers, coverages (L, H, W)): the blur with
+    occlusion (hidd.operators.LayeredBlur). stage(name) is told what it is doing (reading colour, estimating the
+    blur)."""
     b, c = photos.shape[:2]
     tone = tone_curve(cfg.tone_curve, cfg.gamma)
     gray = photo_noise = None
@@ -88,18 +92,23 @@ def estimate(photos: torch.Tensor, cfg, layout: Layout, *, radius_map: torch.Ten
         gray, photo_noise = colourless(photos, tone)
         photo_noise = torch.where(gray, torch.nan, photo_noise)  # a gray photo's differs from its colour's
     y = layout.to_network(photos)
+    if (radius_map is not None or layers is not None) and not needs_operator(cfg.consistency):
+        raise ValueError("a known radius map or known layers need a blur-aware consistency "
+                         "(sampler.consistency: prox or gradient)")
+    if layers is not None:  # as the maps: padded like y, one per network image
+        if len(layers) != b:
+            raise ValueError(f"known layers: one per photo, got {len(layers)} for {b} photos")
+        layers = [Layers(pad_to_multiple(scene.alphas.to(y.device, torch.float32), layout.multiple)[0], scene.radii)
+                  for scene in layers for _ in range(layout.images_per_photo)]
     if radius_map is not None:  # padded like y; one map per network image (a 1-channel prior sees C per photo)
-        if not needs_operator(cfg.consistency):
-            raise ValueError("a known radius map needs a blur-aware consistency "
-                             "(sampler.consistency: prox or gradient)")
         radius_map = pad_to_multiple(radius_map.to(y.device, torch.float32)[:, None], layout.multiple)[0]
         radius_map = radius_map.repeat_interleave(layout.images_per_photo, dim=0)[:, 0]
     operator = None
     if needs_operator(cfg.consistency):
         stage("estimating the blur")
-        operator = measurement_model(y, cfg, radius_map)
+        operator = measurement_model(y, cfg, radius_map, layers)
     guarded = operator is not None and cfg.max_noise_gain > 0
-    blind = guarded and cfg.radius <= 0 and radius_map is None  # (a blind radius map too)
+    blind = guarded and cfg.radius <= 0 and radius_map is None and layers is None  # (a blind radius map too)
     evidence = Evidence(tone=tone, blind=blind, gray=gray, photo_noise=photo_noise)
     if operator is not None:  # one value per photo (a 1-channel prior sees its C channels as C images)
         radius = operator.radius.reshape(b, -1).mean(dim=1).cpu()
