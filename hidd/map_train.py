@@ -37,7 +37,8 @@ from hidd import checkpoint
 from hidd.blind.defocus_map import FOCUS_RADIUS
 from hidd.blind.map_net import FEATURES, MapNet, laplace_nll, map_loss, save_network, valid_bands
 from hidd.camera.scenes import FOCUS_TOP, SCENE_KINDS, sample_scene
-from hidd.config import CONFIG_DIR, ConfigDocument, ConfigError, load_config, resolve_config_path, save_config
+from hidd.config import (CONFIG_DIR, ConfigDocument, ConfigError, in_repository, load_config, resolve_config_path,
+                         save_config)
 from hidd.imageio import read_image, to_rgb
 from hidd.metrics import IN_FOCUS_RADIUS
 
@@ -121,8 +122,10 @@ def check(cfg: DefocusMapConfig) -> None:
 
 
 def training_photos(cfg: MapDataConfig) -> list[torch.Tensor]:
-    """The training photos (C, H, W) in [0, 1], sorted by name, the held-out stems left out (each must exist)."""
-    folder = Path(cfg.photos)
+    """The training photos (C, H, W) in [0, 1], sorted by name, the held-out stems left out (each must exist). A
+    relative folder is taken from the working directory where it exists there, else from the repository's (as the
+    prior's data.roots)."""
+    folder = in_repository(cfg.photos)
     paths = sorted(p for p in folder.glob("*.png")) if folder.is_dir() else []
     if not paths:
         raise ValueError(f"{folder}: no PNG photos")

@@ -326,3 +326,17 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, one_thread, monkeypa
     monkeypatch.delenv(KILL_AT_STEP_ENV)
     workers = load_network(train_map(two, tmp_path / "workers", resume=True)).state_dict()
     assert all(torch.equal(straight[k], workers[k]) for k in straight)
+
+
+def test_training_photos_named_relative_to_the_repository_are_found_from_any_folder(tmp_path, monkeypatch):
+    import hidd.config
+    from hidd.map_train import MapDataConfig, training_photos
+
+    repository = tmp_path / "repo"
+    (repository / "data" / "photos").mkdir(parents=True)
+    Image.fromarray((synthetic_photo(0, 32) * 255).astype(np.uint8)).save(repository / "data" / "photos" / "a.png")
+    monkeypatch.setattr(hidd.config, "REPO_ROOT", repository)
+    monkeypatch.chdir(tmp_path)  # another folder: data/photos is not here
+    assert [p.shape for p in training_photos(MapDataConfig(photos="data/photos", held_out=[], crop=32))] == [(3, 32, 32)]
+    with pytest.raises(ValueError, match="data/nowhere: no PNG photos"):
+        training_photos(MapDataConfig(photos="data/nowhere", held_out=[]))
