@@ -404,8 +404,7 @@ class LayeredBlur(BlurOperator):
     frame padded by the widest PSF's half-width and on to 5-smooth sides (the coverages continued by replication;
     data only inside the frame, the padding anchored to u0 reflect-padded; the fill behind a nearer layer reaches the
     whole frame, so unlike the gather model's the solution moves, slightly, with the frame's size), 'reflect' for u
-    on the frame. The layers are given (a benchmark's
-    truth, or a depth map's); no estimator reads them from a photo.
+    on the frame. The layers are given (a benchmark's truth, or a depth map's); no estimator reads them from a photo.
     """
 
     def __init__(self, layers: list[Layers], noise: NoiseLevelFunction, noise_sigma: torch.Tensor, *,
