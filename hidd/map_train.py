@@ -246,11 +246,12 @@ def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = Fals
         step += 1
         bar.update(1)
         if step % t.log_every == 0:
-            writer.add_scalar("train/loss", float(loss), step)
-            writer.add_scalar("train/nll", float(laplace_nll(radius, scale, true)), step)
-            writer.add_scalar("train/mae", float((radius - true).abs().mean()), step)
+            radius, scale = radius.detach(), scale.detach()
+            writer.add_scalar("train/loss", loss.item(), step)
+            writer.add_scalar("train/nll", laplace_nll(radius, scale, true).item(), step)
+            writer.add_scalar("train/mae", (radius - true).abs().mean().item(), step)
             writer.add_scalar("train/lr", opt.param_groups[0]["lr"], step)
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}")
         if step % t.eval_every == 0 or step == t.steps:
             for key, value in evaluate(net, eval_scenes).items():
                 writer.add_scalar(f"eval/{key}", value, step)
