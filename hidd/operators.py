@@ -377,8 +377,8 @@ class DepthVaryingBlur(BlurOperator):
         channels = u0.shape[1]
         psfs = [self.psf_of_radius(r, channels, image).to(u0) for r in radii]
         if len(radii) == 1:
-            layer = UniformBlur(psfs[0][None], self.noise, self.radius[:1], self.noise_sigma[:1],
-                                boundary=self.boundary)
+            layer = UniformBlur(psfs[0][None], self.noise, self.radius[image:image + 1],
+                                self.noise_sigma[image:image + 1], boundary=self.boundary)
             return layer.solve_linear(u0, v, torch.as_tensor(rho, dtype=u0.dtype, device=u0.device).reshape(1, 1, 1, 1))
         if self.boundary == "free":
             return _layered_cg_free(u0, v, rho, psfs, weights)
@@ -419,6 +419,8 @@ class LayeredBlur(BlurOperator):
         self.field = fields  # (B, 1, H, W) the radius a pinhole sees at each pixel
         lens = lens or LensPSF(1.0)
         self.lenses_shape = lens if isinstance(lens, list) else [lens] * len(layers)  # each image's PSF shape
+        # per image, whether it is one layer covering the frame (the closed form)
+        self.whole = [len(scene.radii) == 1 and bool((scene.alphas == 1).all()) for scene in layers]
         self.boundary = check_boundary(boundary)
 
     @property
@@ -426,9 +428,13 @@ class LayeredBlur(BlurOperator):
         return self.field
 
     def _psfs(self, image: int, like: torch.Tensor) -> list[torch.Tensor]:
-        """Image `image`'s PSF (1, C|1, K, K) of each layer, on the device and in the dtype of `like`."""
-        shape = self.lenses_shape[image]
-        return [shape.with_radius(r).kernels(like.shape[1]).to(like)[None] for r in self.layers[image].radii]
+        """Image `image`'s PSF (1, C|1, K, K) of each layer, on the device and in the dtype of `like`, once per them."""
+        key = ("psfs", image, like.device, like.dtype, like.shape[1])
+        if key not in self._cache:
+            shape = self.lenses_shape[image]
+            self._cache[key] = [shape.with_radius(r).kernels(like.shape[1]).to(like)[None]
+                                for r in self.layers[image].radii]
+        return self._cache[key]
 
     def _optics(self, image: int, like: torch.Tensor, pad: int = 0, frame: tuple[int, int] | None = None):
         """Image `image`'s layered blur (hidd.camera.optics.LayeredOptics) on its frame, or with its coverages padded
@@ -453,24 +459,32 @@ class LayeredBlur(BlurOperator):
     def solve_linear(self, image: int, u0: torch.Tensor, v: torch.Tensor, rho: float | torch.Tensor) -> torch.Tensor:
         """argmin_u ‖A u − v‖² + ρ ‖u − u0‖² in linear light for image `image` of the batch (u0, v: (1, C, H, W));
         ρ a number or a 0-dimensional tensor."""
-        alphas = self.layers[image].alphas.to(u0)[None]  # (1, L, H, W)
-        psfs = self._psfs(image, u0)
-        if len(psfs) == 1 and bool((alphas == 1).all()):
-            layer = UniformBlur(psfs[0], self.noise, self.radius[:1], self.noise_sigma[:1], boundary=self.boundary)
+        if self.whole[image]:
+            psf = self._psfs(image, u0)[0]
+            layer = UniformBlur(psf, self.noise, self.radius[image:image + 1], self.noise_sigma[image:image + 1],
+                                boundary=self.boundary)
             return layer.solve_linear(u0, v, torch.as_tensor(rho, dtype=u0.dtype, device=u0.device).reshape(1, 1, 1, 1))
-        visible = (alphas * transmission(alphas))[0][:, None]  # (L, 1, H, W)
-        kernels = [k[0] for k in psfs]
         if self.boundary == "reflect":
             shape = tuple(u0.shape[-2:])
-            return _autograd_cg(self._optics(image, u0), u0, v, rho,
-                                _preconditioner(_padded_otfs(kernels, shape), visible, rho, shape))
-        p = max(k.shape[-1] for k in kernels) // 2
+            return _autograd_cg(self._optics(image, u0), u0, v, rho, self._preconditioner(image, u0, shape, rho))
+        p = max(k.shape[-1] for k in self._psfs(image, u0)) // 2
         h, w = u0.shape[-2:]
         shape = fast_frame(h, w, p)
         optics = self._optics(image, u0, p, shape)
         solved = _autograd_cg(lambda u: optics(u)[..., p:p + h, p:p + w], pad_to_frame(u0, p, shape, "reflect"), v, rho,
-                              _preconditioner(_padded_otfs(kernels, shape), visible, rho, shape))
+                              self._preconditioner(image, u0, shape, rho))
         return solved[..., p:p + h, p:p + w]
+
+    def _preconditioner(self, image: int, like: torch.Tensor, shape: tuple[int, int], rho):
+        """The class docstring's preconditioner of image `image` on a frame of `shape`: the layers' OTFs and mean
+        visible shares once per device, dtype and frame."""
+        key = ("spectra", image, like.device, like.dtype, like.shape[1], shape)
+        if key not in self._cache:
+            alphas = self.layers[image].alphas.to(like)[None]
+            visible = (alphas * transmission(alphas))[0][:, None]  # (L, 1, H, W)
+            self._cache[key] = _padded_otfs([k[0] for k in self._psfs(image, like)], shape), visible
+        otfs, visible = self._cache[key]
+        return _preconditioner(otfs, visible, rho, shape)
 
 
 def _padded_otfs(psfs: list[torch.Tensor], shape: tuple[int, int]) -> torch.Tensor:
@@ -548,7 +562,7 @@ def _autograd_cg(forward, start: torch.Tensor, v: torch.Tensor, rho, preconditio
         with torch.enable_grad():
             u = u.detach().requires_grad_(True)
             (grad,) = torch.autograd.grad(0.5 * forward(u).square().sum(), u)
-        return grad + rho * u
+        return grad + rho * u.detach()
 
     with torch.enable_grad():
         u = torch.zeros_like(start, requires_grad=True)

@@ -126,14 +126,14 @@ def oracle_deblur(method: str, blurred: np.ndarray, camera, parameter: float) ->
     return tone.encode(torch.from_numpy(np.stack(channels, axis=-1)).clamp(0, 1)).numpy()
 
 
-def true_layers(root: Path, name: str) -> Layers | None:
-    """The layered scene an image was rendered from (its meta.json's subject coverage `alpha` before a whole-frame
-    background, at the `layers` radii far to near), or None for an image rendered without layers."""
-    info = json.loads((root / "meta.json").read_text())["images"][name]
-    if "layers" not in info:
-        return None
-    background, subject = info["layers"]["radii"]
-    return Layers.subject(torch.from_numpy(np.load(root / info["alpha"])).float(), background, subject)
+def true_layers(root: Path, info: dict) -> Layers:
+    """The layered scene an image was rendered from, by its meta.json entry `info`: the subject coverage `alpha`
+    before a whole-frame background, at the `layers` radii far to near."""
+    radii = info["layers"]["radii"]
+    if len(radii) != 2:
+        raise ValueError(f"{root / 'meta.json'}: layers of {len(radii)} radii; --oracle-layers reads a subject before "
+                         "a background (two)")
+    return Layers.subject(torch.from_numpy(np.load(root / info["alpha"])).float(), *radii)
 
 
 def run_oracle(method: str, items):
@@ -160,11 +160,13 @@ def run_preset(preset: str, items, args):
     deblur = Deblurrer(prior, precision=args.precision)
     # the true radius map given (or, with --oracle-layers, a layered image's true layers)
     oracle = {item[0]: (args.oracle_map or args.oracle_layers) and item[1] in MAP_GROUPS for item in items}
+    meta = json.loads((args.benchmark / "meta.json").read_text())["images"]
+    layered = {item[0]: oracle[item[0]] and args.oracle_layers and "layers" in meta[item[0]] for item in items}
 
     def key(item):
-        return item[3].shape, oracle[item[0]]
+        return item[3].shape, oracle[item[0]], layered[item[0]]
 
-    groups = defaultdict(list)  # images of one size (and with or without a map) share batches
+    groups = defaultdict(list)  # images of one size (with a map, with layers, or neither) share batches
     for item in items:
         groups[key(item)].append(item)
     batches = [group[i:i + args.batch] for group in groups.values() for i in range(0, len(group), args.batch)]
@@ -172,12 +174,11 @@ def run_preset(preset: str, items, args):
     with tqdm(total=len(items), desc=preset) as bar:
         for batch in batches:
             known = layers = None
-            if oracle[batch[0][0]]:  # the true radius maps instead of the estimate
-                layers = [true_layers(args.benchmark, item[0]) for item in batch] if args.oracle_layers else None
-                if layers is None or None in layers:
-                    layers = None
-                    known = torch.stack([torch.from_numpy(np.load(args.benchmark / "radius_maps" / f"{item[0]}.npy"))
-                                         .float() for item in batch])
+            if layered[batch[0][0]]:  # the true layers instead of the estimate
+                layers = [true_layers(args.benchmark, meta[item[0]]) for item in batch]
+            elif oracle[batch[0][0]]:  # the true radius maps
+                known = torch.stack([torch.from_numpy(np.load(args.benchmark / "radius_maps" / f"{item[0]}.npy"))
+                                     .float() for item in batch])
             start = time.perf_counter()
             y = torch.stack([torch.from_numpy(item[3]).permute(2, 0, 1) for item in batch])
             out = deblur(y, seed=args.seed, radius_map=known, layers=layers)

@@ -337,6 +337,7 @@ def test_training_photos_named_relative_to_the_repository_are_found_from_any_fol
     Image.fromarray((synthetic_photo(0, 32) * 255).astype(np.uint8)).save(repository / "data" / "photos" / "a.png")
     monkeypatch.setattr(hidd.config, "REPO_ROOT", repository)
     monkeypatch.chdir(tmp_path)  # another folder: data/photos is not here
-    assert [p.shape for p in training_photos(MapDataConfig(photos="data/photos", held_out=[], crop=32))] == [(3, 32, 32)]
+    found = training_photos(MapDataConfig(photos="data/photos", held_out=[], crop=32))
+    assert [photo.shape for photo in found] == [(3, 32, 32)]
     with pytest.raises(ValueError, match="data/nowhere: no PNG photos"):
         training_photos(MapDataConfig(photos="data/nowhere", held_out=[]))

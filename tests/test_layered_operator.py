@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import hidd.operators as operators
-from hidd.camera import Camera, Layers
+from hidd.camera import Camera, Layers, blur_layered
 from hidd.camera.noise import NoiseLevelFunction
 from hidd.camera.psf import LensPSF
 from hidd.camera.tone import tone_curve
@@ -93,15 +93,28 @@ def test_each_image_of_a_batch_is_solved_with_its_own_layers():
     scenes = [Layers.subject(_subject(24, 11.0, 6.0), background=3.0),
               Layers(torch.stack([torch.ones(24, 24), _subject(24, 8.0, 5.0).float()]).double(), (1.0, 2.5))]
     x0, y = (torch.rand(2, 3, 24, 24, dtype=torch.float64, generator=torch.Generator().manual_seed(s)) for s in (4, 5))
-    both = _operator(scenes, tone="srgb").prox(x0, y, torch.tensor([0.1, 0.2]))
+    op = _operator(scenes, tone="srgb")
+    both = op.prox(x0, y, torch.tensor([0.1, 0.2]))
     alone = _operator(scenes[1:], tone="srgb").prox(x0[1:], y[1:], torch.tensor([0.2]))
     assert torch.allclose(both[1:], alone, atol=1e-10)
-    assert _operator(scenes).select([1]).layers == scenes[1:]
+    part = op.select([1])  # after the batch's solve: the part's own layers, no cache of image 0's carried over
+    assert torch.allclose(part.prox(x0[1:], y[1:], torch.tensor([0.2])), alone, atol=1e-10)
+    assert torch.equal(part.radius_field, op.radius_field[1:])
 
 
-def test_coverages_must_be_one_images_layers():
+def test_the_step_returns_no_autograd_graph_under_grad_mode():
+    op = _operator([Layers.subject(_subject(SIZE, 7.0, 4.0), background=2.5)])
+    u0, v = (torch.rand(1, 1, SIZE, SIZE, dtype=torch.float64, generator=torch.Generator().manual_seed(s))
+             for s in (6, 7))
+    with torch.enable_grad():
+        assert not op.solve_linear(0, u0, v, 0.1).requires_grad
+
+
+def test_coverages_must_be_one_images_layers_and_images_a_batch():
     with pytest.raises(ValueError, match=r"\(L, H, W\)"):
         _operator([Layers(torch.ones(1, 2, 8, 8), (1.0, 2.0))])
+    with pytest.raises(ValueError, match="expected images"):
+        blur_layered(torch.rand(3, 8, 8), torch.ones(1, 8, 8), [LensPSF(1.0).kernels(1)[0]])
 
 
 def test_known_layers_reach_the_data_step_and_their_in_focus_subject_comes_back_as_it_was(tmp_path):
@@ -117,7 +130,8 @@ def test_known_layers_reach_the_data_step_and_their_in_focus_subject_comes_back_
     sharp = torch.from_numpy(synthetic_photo(3, 64)).permute(2, 0, 1)[None].float()
     alpha = _subject(64, 31.5, 14.0).float()
     scene = Layers.subject(alpha, background=4.0)
-    y = Camera(psf=LensPSF(4.0), white_noise=0.01).render(sharp, layers=scene, generator=torch.Generator().manual_seed(0))
+    y = Camera(psf=LensPSF(4.0), white_noise=0.01).render(sharp, layers=scene,
+                                                          generator=torch.Generator().manual_seed(0))
     models = []
     original = estimate.measurement_model
     estimate.measurement_model = lambda *a: models.append(original(*a)) or models[-1]
@@ -131,8 +145,10 @@ def test_known_layers_reach_the_data_step_and_their_in_focus_subject_comes_back_
     assert (out.images[..., alpha == 0] - y[..., alpha == 0]).abs().max() > 1e-3  # the background deblurred
     with pytest.raises(ValueError, match="not both"):
         deblur(y, layers=[scene], radius_map=scene.radius_map()[None])
-    with pytest.raises(ValueError, match="one .* per image|one per photo"):
+    with pytest.raises(ValueError, match="one per photo of 64×64"):
         deblur(y, layers=[scene, scene])
+    with pytest.raises(ValueError, match="one per photo of 64×64"):
+        deblur(y, layers=[Layers.subject(alpha[:63, :63], background=4.0)])
 
 
 def test_known_layers_need_a_spatially_varying_sampler(tmp_path):
@@ -166,18 +182,24 @@ def test_bench_quality_oracle_layers_gives_a_subject_image_its_true_layers(tmp_p
     for sub, array in (("alphas", alpha), ("radius_maps", 3.0 * (1 - alpha))):
         (root / sub).mkdir()
         np.save(root / sub / "s.npy", array.numpy())
+    for sub in ("sharp", "blurred"):  # and a depth image of the same size, rendered without layers
+        Image.open(root / sub / "s.png").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(root / sub / "t.png")
+    np.save(root / "radius_maps" / "t.npy", np.full((32, 32), 2.0, np.float32))
     meta = {"s": {"condition": "subject", "radius": "depth-varying", "radius_map": "radius_maps/s.npy",
                   "alpha": "alphas/s.npy", "layers": {"radii": [3.0, 0.0], "order": "far to near"},
-                  "tone_curve": "srgb", "psf": {"radius": 3.0}}}
+                  "tone_curve": "srgb", "psf": {"radius": 3.0}},
+            "t": {"condition": "depth", "radius": "depth-varying", "radius_map": "radius_maps/t.npy",
+                  "tone_curve": "srgb", "psf": {"radius": 2.0}}}
     (root / "meta.json").write_text(json.dumps({"images": meta}))
     models = []
     original = estimate.measurement_model
     monkeypatch.setattr(estimate, "measurement_model", lambda *a: models.append(original(*a)) or models[-1])
-    bench_quality.main(["--benchmark", str(root), "--methods", "depth", "--oracle-layers",
+    bench_quality.main(["--benchmark", str(root), "--methods", "depth", "--oracle-layers", "--batch", "2",
                         "--checkpoint", str(make_tiny_checkpoint(tmp_path / "tiny.pt")),
                         "--set", "sampler.num_steps=2", "--threads", "1", "--output", str(tmp_path / "bq")])
-    (row,) = read_csv(tmp_path / "bq" / "per_image.csv")
-    assert row["method"] == "hidd depth (oracle layers)"
-    (model,) = models
-    assert isinstance(model, LayeredBlur) and model.layers[0].radii == (3.0, 0.0)
-    assert torch.allclose(model.layers[0].alphas[1], alpha)
+    rows = read_csv(tmp_path / "bq" / "per_image.csv")
+    assert {row["method"] for row in rows} == {"hidd depth (oracle layers)"} and len(rows) == 2
+    layered, mapped = sorted(models, key=lambda m: not isinstance(m, LayeredBlur))  # one batch each
+    assert isinstance(layered, LayeredBlur) and layered.layers[0].radii == (3.0, 0.0)
+    assert torch.allclose(layered.layers[0].alphas[1], alpha)
+    assert isinstance(mapped, DepthVaryingBlur) and torch.equal(mapped.radius_map, torch.full((1, 1, 32, 32), 2.0))

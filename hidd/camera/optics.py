@@ -242,16 +242,20 @@ def blur_layered(x: Tensor, alphas: Tensor | Sequence[Tensor], psfs: Sequence[Te
     """Defocus of a layered scene with occlusion (the module docstring): layers from far to near, coverages
     `alphas` ((L, H, W), (B, L, H, W) or L masks; usually the farthest all ones) and one PSF per layer (any
     layout of the module docstring). Linear in x for fixed coverages; with one layer of coverage 1, blur(x, k)."""
+    if x.ndim != 4:
+        raise ValueError(f"expected images (B, C, H, W), got shape {tuple(x.shape)}")
     return LayeredOptics(as_layer_alphas(alphas, x), psfs, boundary=boundary, like=x)(x)
 
 
 class LayeredOptics:
     """`blur_layered` for fixed coverages (B or 1, L, H, W) and PSFs, as a map of images x (B, C, H, W): what does
-    not depend on x (the PSFs' OTFs, k_l ∗ α_l, the fills' denominators k_l ∗ v_l + τ) computed once."""
+    not depend on x (the PSFs' OTFs, k_l ∗ α_l, the fills' denominators k_l ∗ v_l + τ) computed once, on the device
+    and in the dtype of `like`."""
 
     def __init__(self, alphas: Tensor, psfs: Sequence[Tensor], *, boundary: str = "reflect", like: Tensor):
         if alphas.shape[1] != len(psfs):
             raise ValueError(f"{alphas.shape[1]} layer coverages but {len(psfs)} PSFs")
+        alphas = alphas.to(device=like.device, dtype=like.dtype)
         seen = transmission(alphas)
         size = tuple(alphas.shape[-2:])
         self.layers = []  # per layer: its convolution, coverage, 1 − k ∗ α, and (v, T, k ∗ v + τ) where it is hidden

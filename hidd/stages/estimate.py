@@ -95,9 +95,13 @@ def estimate(photos: torch.Tensor, cfg, layout: Layout, *, radius_map: torch.Ten
     if (radius_map is not None or layers is not None) and not needs_operator(cfg.consistency):
         raise ValueError("a known radius map or known layers need a blur-aware consistency "
                          "(sampler.consistency: prox or gradient)")
+    size = tuple(photos.shape[-2:])
+    if radius_map is not None and tuple(radius_map.shape[-2:]) != size:
+        raise ValueError(f"known radius map of shape {tuple(radius_map.shape)} for photos {tuple(photos.shape)}")
     if layers is not None:  # as the maps: padded like y, one per network image
-        if len(layers) != b:
-            raise ValueError(f"known layers: one per photo, got {len(layers)} for {b} photos")
+        if len(layers) != b or any(tuple(scene.alphas.shape[-2:]) != size for scene in layers):
+            raise ValueError(f"known layers: one per photo of {size[0]}×{size[1]}, got "
+                             f"{[tuple(scene.alphas.shape) for scene in layers]} for {b} photos")
         layers = [Layers(pad_to_multiple(scene.alphas.to(y.device, torch.float32), layout.multiple)[0], scene.radii)
                   for scene in layers for _ in range(layout.images_per_photo)]
     if radius_map is not None:  # padded like y; one map per network image (a 1-channel prior sees C per photo)
