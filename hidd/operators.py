@@ -303,7 +303,24 @@ class UniformBlur(BlurOperator):
         return torch.fft.irfft2(spectrum, s=frame)[..., p:p + h, p:p + w]
 
 
-class DepthVaryingBlur(BlurOperator):
+class ImageByImageBlur(BlurOperator):
+    """A blur whose proximal step is solved image by image (each has its own map or layers): `solve_linear`."""
+
+    def prox(self, x0, y, rho):
+        rho = rho.to(x0.dtype).reshape(-1)
+        u0, v = self.tone.decode(x0), self.tone.decode(y)
+        u = torch.empty_like(u0)
+        for image in range(u0.shape[0]):
+            u[image:image + 1] = self.solve_linear(image, u0[image:image + 1], v[image:image + 1], rho[image])
+        return self.tone.encode(u.clamp_min(0))
+
+    def solve_linear(self, image: int, u0: torch.Tensor, v: torch.Tensor, rho: float | torch.Tensor) -> torch.Tensor:
+        """argmin_u ‖A u − v‖² + ρ ‖u − u0‖² in linear light for image `image` of the batch (u0, v: (1, C, H, W));
+        ρ a number or a 0-dimensional tensor."""
+        raise NotImplementedError
+
+
+class DepthVaryingBlur(ImageByImageBlur):
     """Spatially varying defocus from a per-pixel radius map: hidd.camera.optics.blur_depth_varying's layered blur,
     at radius r the PSF `lens` scaled to r (a disk by default), the map cut into layers of radii r_l:
 
@@ -362,14 +379,6 @@ class DepthVaryingBlur(BlurOperator):
                                                       lambda r: self.psf_of_radius(r, u.shape[1], image), levels=radii)
         return out
 
-    def prox(self, x0, y, rho):
-        rho = rho.to(x0.dtype).reshape(-1)
-        u0, v = self.tone.decode(x0), self.tone.decode(y)
-        u = torch.empty_like(u0)
-        for image in range(u0.shape[0]):  # each image has its own layers
-            u[image:image + 1] = self.solve_linear(image, u0[image:image + 1], v[image:image + 1], rho[image])
-        return self.tone.encode(u.clamp_min(0))
-
     def solve_linear(self, image: int, u0: torch.Tensor, v: torch.Tensor, rho: float | torch.Tensor) -> torch.Tensor:
         """argmin_u ‖A u − v‖² + ρ ‖u − u0‖² in linear light for image `image` of the batch (u0, v: (1, C, H, W));
         ρ a number or a 0-dimensional tensor."""
@@ -385,7 +394,7 @@ class DepthVaryingBlur(BlurOperator):
         return _layered_cg_reflect(u0, v, rho, psfs, weights)
 
 
-class LayeredBlur(BlurOperator):
+class LayeredBlur(ImageByImageBlur):
     """Defocus of layered scenes with occlusion, as the camera renders them (hidd.camera.optics.blur_layered, whose
     docstring has the maths): each image's layers from far to near, with coverages α_l and radii r_l, the PSF at
     radius r the image's `lens` scaled to r,
@@ -449,12 +458,6 @@ class LayeredBlur(BlurOperator):
 
     def linear(self, u):
         return torch.cat([self._optics(i, u)(u[i:i + 1]) for i in range(u.shape[0])])
-
-    def prox(self, x0, y, rho):
-        rho = rho.to(x0.dtype).reshape(-1)
-        u0, v = self.tone.decode(x0), self.tone.decode(y)
-        u = torch.cat([self.solve_linear(i, u0[i:i + 1], v[i:i + 1], rho[i]) for i in range(u0.shape[0])])
-        return self.tone.encode(u.clamp_min(0))
 
     def solve_linear(self, image: int, u0: torch.Tensor, v: torch.Tensor, rho: float | torch.Tensor) -> torch.Tensor:
         """argmin_u ‖A u − v‖² + ρ ‖u − u0‖² in linear light for image `image` of the batch (u0, v: (1, C, H, W));
