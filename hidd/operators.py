@@ -304,7 +304,14 @@ class UniformBlur(BlurOperator):
 
 
 class ImageByImageBlur(BlurOperator):
-    """A blur whose proximal step is solved image by image (each has its own map or layers): `solve_linear`."""
+    """A blur whose proximal step is solved image by image (each has its own map or layers): `solve_linear`; each
+    image's PSF shape is `lenses_shape[image]`, scaled to any radius."""
+
+    lenses_shape: list[LensPSF]
+
+    def psf_of_radius(self, radius: float, channels: int, image: int = 0) -> torch.Tensor:
+        """Image `image`'s PSF (C|1, K, K) at `radius`."""
+        return self.lenses_shape[image].with_radius(radius).kernels(channels)
 
     def prox(self, x0, y, rho):
         rho = rho.to(x0.dtype).reshape(-1)
@@ -353,10 +360,6 @@ class DepthVaryingBlur(ImageByImageBlur):
     @property
     def radius_field(self):
         return self.radius_map
-
-    def psf_of_radius(self, radius: float, channels: int, image: int = 0) -> torch.Tensor:
-        """Image `image`'s PSF (C|1, K, K) at `radius`."""
-        return self.lenses_shape[image].with_radius(radius).kernels(channels)
 
     def _layers(self, image: int, like: torch.Tensor) -> tuple[list[float], torch.Tensor]:
         """The layer radii of image `image`'s map and their weights (1, L, H, W), once per device and dtype."""
@@ -440,8 +443,7 @@ class LayeredBlur(ImageByImageBlur):
         """Image `image`'s PSF (1, C|1, K, K) of each layer, on the device and in the dtype of `like`, once per them."""
         key = ("psfs", image, like.device, like.dtype, like.shape[1])
         if key not in self._cache:
-            shape = self.lenses_shape[image]
-            self._cache[key] = [shape.with_radius(r).kernels(like.shape[1]).to(like)[None]
+            self._cache[key] = [self.psf_of_radius(r, like.shape[1], image).to(like)[None]
                                 for r in self.layers[image].radii]
         return self._cache[key]
 

@@ -78,6 +78,15 @@ def wiener(image: torch.Tensor, lens: LensPSF, regularisation: float = 1e-3) -> 
     return torch.fft.ifft2(torch.fft.fft2(image) * k.conj() / (k.abs() ** 2 + regularisation)).real
 
 
+def dense_minimiser(forward, start: torch.Tensor, v: torch.Tensor, rho: float) -> torch.Tensor:
+    """argmin_u ‖forward(u) − v‖² + ρ ‖u − start‖² for a linear `forward` of flat float64 vectors, by a dense solve
+    (its matrix built column by column by autograd): the reference the proximal steps' iterative solvers meet."""
+    size = start.numel()
+    a = torch.autograd.functional.jacobian(forward, torch.zeros(size, dtype=torch.float64))
+    eye = torch.eye(size, dtype=torch.float64)
+    return torch.linalg.solve(a.T @ a + rho * eye, a.T @ v.reshape(-1) + rho * start.reshape(-1))
+
+
 @pytest.fixture
 def sharp_folder(tmp_path):
     folder = tmp_path / "sharp"

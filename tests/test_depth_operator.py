@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import dense_minimiser
 import hidd.operators as operators
 from hidd.camera.noise import NoiseLevelFunction
 from hidd.camera.psf import LensPSF
@@ -37,9 +38,7 @@ def _dense_prox(op, u0, v, rho, boundary):
         def forward(flat):
             return op.linear(flat.reshape(1, 1, n, n)).reshape(-1)
         start = u0.reshape(-1)
-    a = torch.autograd.functional.jacobian(forward, torch.zeros(m * m, dtype=torch.float64))
-    u = torch.linalg.solve(a.T @ a + rho * torch.eye(m * m, dtype=torch.float64), a.T @ v.reshape(-1) + rho * start)
-    return u.reshape(m, m)[p:p + n, p:p + n]
+    return dense_minimiser(forward, start, v, rho).reshape(m, m)[p:p + n, p:p + n]
 
 
 @pytest.mark.parametrize("boundary", ["free", "reflect"])

@@ -3,6 +3,7 @@ closed form for one layer, and data of an in-focus subject before a blurred back
 import pytest
 import torch
 
+from conftest import dense_minimiser
 import hidd.operators as operators
 from hidd.camera import Camera, Layers, blur_layered
 from hidd.camera.noise import NoiseLevelFunction
@@ -47,10 +48,8 @@ def _dense_prox(op, u0, v, rho, boundary):
     def forward(flat):
         return framed.linear(flat.reshape(1, 1, m, m))[..., p:p + n, p:p + n].reshape(-1)
 
-    a = torch.autograd.functional.jacobian(forward, torch.zeros(m * m, dtype=torch.float64))
-    start = pad_to_frame(u0, p, frame, "reflect").reshape(-1)
-    u = torch.linalg.solve(a.T @ a + rho * torch.eye(m * m, dtype=torch.float64), a.T @ v.reshape(-1) + rho * start)
-    return u.reshape(m, m)[p:p + n, p:p + n]
+    start = pad_to_frame(u0, p, frame, "reflect")
+    return dense_minimiser(forward, start, v, rho).reshape(m, m)[p:p + n, p:p + n]
 
 
 @pytest.mark.parametrize("boundary", ["free", "reflect"])
