@@ -39,6 +39,7 @@ from hidd.cli import USER_ERRORS
 from hidd.config import DEFAULT_PRESET, save_config
 from hidd.deblur import Deblurrer
 from hidd.imageio import ImageError, read_image, to_gray, to_rgb, write_image
+from hidd.known_blur import KnownBlur
 from hidd.metrics import psnr, ssim
 from hidd.monitor import CURVE_BUDGET, CURVE_POINTS, BatchProgress, CurveLogger, CurveSchedule, log_mean_curves
 from hidd.paired import Pair, find_pairs
@@ -47,6 +48,7 @@ from hidd.prefetch import prefetched
 from hidd.report import side_by_side, write_index
 from hidd.results import (INDEX, RUN_FILE, TB, MetricsTable, check_outputs, check_same_config, check_same_run,
                           compare_path, is_run_output, part_path, prepare_output, result_path, save_run)
+from hidd.sampling.blur_consistency import needs_operator
 from hidd.sampling.settings import check_sampler
 from hidd.settings import check_values
 from hidd.sharding import RankReport, share
@@ -61,6 +63,7 @@ MIN_SIZE = 16
 # before that image's metrics row (the worst moment to die).
 KILL_AFTER_IMAGES_ENV = "HIDD_FAULT_KILL_AFTER_IMAGES"
 AUTO_GPU_BATCH = 4  # --batch-size auto on a GPU: same-size photos sampled together
+KNOWN_PRESET = "depth"  # the preset with --radius-maps or --layers and neither --preset nor --config: a map's data step
 SHARD_WAIT = timedelta(days=1)  # under torchrun: how long a rank that has finished its share waits for the others
 
 
@@ -73,6 +76,7 @@ class Job:
     sharp: np.ndarray | None  # the same shape as blurred
     bit_depth: int
     gray: bool = False  # a 1-channel photo given to an RGB model as three equal channels: written back as one
+    known: object = None  # its known defocus (--radius-maps, --layers: hidd.known_blur), if given
     metrics: dict = field(default_factory=dict)
 
     def as_stored(self, pixels: np.ndarray) -> np.ndarray:
@@ -120,8 +124,8 @@ def _check_paths(args) -> tuple[Path, Path]:
     return source, out
 
 
-def _load(pair: Pair, model_channels: int) -> Job:
-    """Read and validate one pair; ImageError names the file and the problem."""
+def _load(pair: Pair, model_channels: int, known: KnownBlur | None = None) -> Job:
+    """Read and validate one pair (and its known defocus, if given); ImageError names the file and the problem."""
     blurred = read_image(pair.blurred)
     pixels = blurred.pixels
     h, w, c = pixels.shape
@@ -136,7 +140,8 @@ def _load(pair: Pair, model_channels: int) -> Job:
     gray = c == 1 and model_channels == 3  # R = G = B is a colour photo like any other to the prior
     if gray:
         pixels, sharp = to_rgb(pixels), None if sharp is None else to_rgb(sharp)
-    return Job(pair=pair, blurred=pixels, sharp=sharp, bit_depth=blurred.bit_depth, gray=gray)
+    return Job(pair=pair, blurred=pixels, sharp=sharp, bit_depth=blurred.bit_depth, gray=gray,
+               known=None if known is None else known.read(pair.name, (h, w)))
 
 
 def _tensor(images) -> torch.Tensor:
@@ -152,32 +157,39 @@ class Batch:
     problem: str | None = None
 
 
-def _prepared(pairs: list[Pair], batch_size: int, model_channels: int, estimate) -> Iterator[Batch]:
+def _prepared(pairs: list[Pair], batch_size: int, model_channels: int, estimate,
+              known: KnownBlur | None = None) -> Iterator[Batch]:
     """The pairs read, in batches of at most batch_size same-size photos in input order (a batch goes as soon as it is
     full, the partly filled ones at the end), each with its stage 1 made by `estimate` (Deblurrer.estimate; None: a
-    baseline, which has none). Unreadable pairs come as batches with a problem. Made one batch ahead of the sampling
+    baseline, which has none), with the photos' known defocus where given. Unreadable pairs (or known defocus) come as
+    batches with a problem. Made one batch ahead of the sampling
     with --prefetch (hidd.prefetch), holding at most batch_size − 1 photos of each size besides."""
     groups = defaultdict(list)
     for pair in pairs:
         try:
-            job = _load(pair, model_channels)
+            job = _load(pair, model_channels, known)
         except ImageError as e:
             yield Batch(problem=str(e))
             continue
         group = groups[job.blurred.shape]
         group.append(job)
         if len(group) == batch_size:
-            yield _estimated(groups.pop(job.blurred.shape), estimate)
+            yield _estimated(groups.pop(job.blurred.shape), estimate, known)
     for group in groups.values():
-        yield _estimated(group, estimate)
+        yield _estimated(group, estimate, known)
 
 
-def _estimated(jobs: list[Job], estimate) -> Batch:
+def _given(jobs: list[Job], known: KnownBlur | None) -> dict:
+    """The Deblurrer's keyword for the jobs' known defocus (none where not given)."""
+    return {} if known is None else known.arguments([job.known for job in jobs])
+
+
+def _estimated(jobs: list[Job], estimate, known: KnownBlur | None = None) -> Batch:
     """A batch with its stage 1; where that fails, none (the Restorer estimates again and fails the photo at fault)."""
     if estimate is None:
         return Batch(jobs)
     try:
-        return Batch(jobs, estimate(_tensor([job.blurred for job in jobs])))
+        return Batch(jobs, estimate(_tensor([job.blurred for job in jobs]), **_given(jobs, known)))
     except Exception:  # (as the Restorer's own estimate would; KeyboardInterrupt still stops)
         return Batch(jobs)
 
@@ -190,8 +202,9 @@ class Restorer:
     """Deblurs batches so that whatever goes wrong with one image becomes that image's Outcome.problem."""
 
     def __init__(self, deblurrer: Deblurrer, writer, out: Path, *, seed: int, curves: CurveSchedule, save_every: int,
-                 bar: tqdm | None = None, levels: int = 0):
+                 bar: tqdm | None = None, levels: int = 0, known: KnownBlur | None = None):
         self.deblurrer, self.writer, self.out, self.seed = deblurrer, writer, out, seed
+        self.known = known  # where the photos' known defocus comes from (their jobs hold it), if given
         self.schedule, self.save_every = curves, save_every
         self.bar, self.levels = bar, levels  # the progress bar whose postfix shows the batch's stage; its levels
         self.curves = defaultdict(list)  # step → per-batch PSNR/SSIM lists of the batches that succeeded
@@ -210,7 +223,7 @@ class Restorer:
 
         start = time.perf_counter()
         try:
-            given = {} if estimated is None else {"estimated": estimated}
+            given = _given(batch, self.known) if estimated is None else {"estimated": estimated}
             result = self.deblurrer(_tensor([j.blurred for j in batch]), seed=self.seed, callback=logger,
                                     progress=progress, **given)
         except Exception as error:  # any failure inside estimation or sampling (KeyboardInterrupt still stops)
@@ -340,7 +353,8 @@ def _method(args, device: torch.device):
     the score prior's sampler (checkpoint, --config, --preset, --set) or a learned baseline (hidd.baselines: its
     checkpoint alone)."""
     if args.method == "hidd":
-        preset = args.preset if args.preset or args.config else DEFAULT_PRESET  # a --config alone keeps its sampler
+        default = KNOWN_PRESET if _known_flag(args) else DEFAULT_PRESET
+        preset = args.preset if args.preset or args.config else default  # a --config alone keeps its sampler
         prior = load_prior(args.checkpoint, config_path=args.config, preset=preset, overrides=args.overrides,
                            device=device)
         check_sampler(prior.config.sampler)  # a refused value is a usage error, before anything is read
@@ -351,6 +365,7 @@ def _method(args, device: torch.device):
         return deblurrer, prior.config, resolve_checkpoint(args.checkpoint)
     given = [flag for flag, value in (("--config", args.config), ("--preset", args.preset), ("--set", args.overrides),
                                       ("--save-every", args.save_every), ("--tile", args.tile is not None),
+                                      (_known_flag(args), bool(_known_flag(args))),
                                       ("--precision", args.precision != "fp32"),
                                       ("--compile", args.compile != "off")) if value]
     if given:
@@ -360,14 +375,41 @@ def _method(args, device: torch.device):
     return BaselineDeblurrer(baseline), baseline.config, baseline_checkpoint(args.method, args.checkpoint)
 
 
-def _run_options(args, checkpoint: Path, batch: int, device: torch.device) -> dict:
+def _known_flag(args) -> str | None:
+    """Which of --radius-maps and --layers was given (the parser allows one), if any."""
+    return next((flag for flag, value in (("--radius-maps", getattr(args, "radius_maps", None)),
+                                          ("--layers", getattr(args, "layers", None))) if value), None)
+
+
+def _known_blur(args, config) -> KnownBlur | None:
+    """Where the photos' known defocus lies (--radius-maps, --layers; hidd.known_blur), or None; ValueError or
+    FileNotFoundError in one line where the folder is missing or the sampler has no spatially varying data step."""
+    flag = _known_flag(args)
+    if flag is None:
+        return None
+    folder = Path(getattr(args, flag[2:].replace("-", "_")))
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{flag} {folder}: no such folder")
+    sampler = config.sampler
+    if not sampler.radius_map or not needs_operator(sampler.consistency):
+        raise ValueError(f"{flag} needs a sampler with a spatially varying data step (sampler.radius_map on, "
+                         f"sampler.consistency prox or gradient; the chosen one has {sampler.radius_map!r} and "
+                         f"{sampler.consistency}): leave out --preset and --config (the {KNOWN_PRESET} preset), "
+                         f"or choose --preset {KNOWN_PRESET}")
+    return KnownBlur(flag[2:].replace("-", "_"), folder)
+
+
+def _run_options(args, checkpoint: Path, batch: int, device: torch.device, known: KnownBlur | None = None) -> dict:
     """What decides a run's outputs besides its config: written as run.yaml, compared on --skip-existing."""
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
-    return {"method": args.method, "checkpoint": str(checkpoint.resolve()), "checkpoint_sha256": digest,
-            "seed": args.seed, "batch_size": batch, "device": device.type, "precision": args.precision,
-            "compile": args.compile,
-            "tile": args.tile, "tile_overlap": args.tile_overlap, "tile_batch": args.tile_batch,
-            "max_memory": args.max_memory}
+    options = {"method": args.method, "checkpoint": str(checkpoint.resolve()), "checkpoint_sha256": digest,
+               "seed": args.seed, "batch_size": batch, "device": device.type, "precision": args.precision,
+               "compile": args.compile,
+               "tile": args.tile, "tile_overlap": args.tile_overlap, "tile_batch": args.tile_batch,
+               "max_memory": args.max_memory}
+    if known is not None:  # (only then: runs without it resume as they were written)
+        options["known_defocus"] = {"kind": known.kind, "folder": str(known.folder.resolve())}
+    return options
 
 
 def batch_size(given: str | int, device: torch.device) -> int:
@@ -439,9 +481,10 @@ def _run(args, info: distributed.DistInfo) -> list[str]:
     curves = CurveSchedule(args.curve_every or max(1, iterations // CURVE_POINTS),
                            None if args.curve_every else CURVE_BUDGET)
     restore = Restorer(deblurrer, writer, out, seed=args.seed, curves=curves, save_every=args.save_every, bar=bar,
-                       levels=iterations)
+                       levels=iterations, known=start.known)
     kill_after = int(os.environ.get(KILL_AFTER_IMAGES_ENV, "0"))
-    batches = _prepared(mine, size, config.model.channels, getattr(deblurrer, "estimate", None))  # (baselines: none)
+    batches = _prepared(mine, size, config.model.channels, getattr(deblurrer, "estimate", None),  # (baselines: none)
+                        start.known)
     try:
         # a photo's output does not depend on the photos batched with it (hidd.deblur), so a resumed run deblurs only
         # those not done and still equals an uninterrupted one
@@ -501,6 +544,7 @@ class Start:
     already: int  # photos done before (--skip-existing)
     skipped: list[str]  # inputs find_pairs could not use, one line each
     notes: list[str]  # what rank 0 says before it starts
+    known: KnownBlur | None = None  # where the photos' known defocus lies (--radius-maps, --layers), if given
 
 
 def _start(args, info: distributed.DistInfo):
@@ -514,7 +558,8 @@ def _start(args, info: distributed.DistInfo):
     size = batch_size(args.batch_size, device)
     compare = getattr(args, "compare", False)
     deblurrer, config, checkpoint = _method(args, device)
-    options = _run_options(args, checkpoint, size, device)
+    known = _known_blur(args, config)
+    options = _run_options(args, checkpoint, size, device, known)
     skipped: list[ImageError] = []
     left_out: list[Path] = []  # output folders inside the input or target folder: not searched
 
@@ -547,7 +592,7 @@ def _start(args, info: distributed.DistInfo):
     if already:
         notes.append(f"{already} image(s) already done in {out} (--skip-existing)")
     start = Start(out=out, compare=compare, title=f"{PROGRAM} {printable(str(args.input))}", options=options,
-                  table=table, already=already, skipped=[str(e) for e in skipped], notes=notes)
+                  table=table, already=already, skipped=[str(e) for e in skipped], notes=notes, known=known)
     return start, deblurrer, config, size, todo
 
 

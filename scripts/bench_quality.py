@@ -53,6 +53,7 @@ from hidd.deblur import Deblurrer
 from hidd.camera import Layers, LensPSF, tone_curve
 from hidd.colour import chroma_rms
 from hidd.imageio import read_image, write_image
+from hidd.known_blur import read_radius_map
 from hidd.metrics import IN_FOCUS_RADIUS, psnr, region_psnr, ssim
 from hidd.precision import PRECISIONS
 from hidd.prior import load_prior, preset_names
@@ -177,8 +178,8 @@ def run_preset(preset: str, items, args):
             if layered[batch[0][0]]:  # the true layers instead of the estimate
                 layers = [true_layers(args.benchmark, meta[item[0]]) for item in batch]
             elif oracle[batch[0][0]]:  # the true radius maps
-                known = torch.stack([torch.from_numpy(np.load(args.benchmark / "radius_maps" / f"{item[0]}.npy"))
-                                     .float() for item in batch])
+                known = torch.stack([read_radius_map(args.benchmark / "radius_maps" / f"{item[0]}.npy",
+                                                     item[3].shape[:2]) for item in batch])
             start = time.perf_counter()
             y = torch.stack([torch.from_numpy(item[3]).permute(2, 0, 1) for item in batch])
             out = deblur(y, seed=args.seed, radius_map=known, layers=layers)

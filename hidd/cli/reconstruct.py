@@ -5,6 +5,7 @@
   hidd-reconstruct --input blurred/ --target sharp/ --output results/paper --preset paper
   hidd-reconstruct --input data/DPDD --dataset dpdd --output results/dpdd --checkpoint runs/x/checkpoints/latest.pt
   hidd-reconstruct --input blurred/ --target sharp/ --output results/dncnn --method dncnn
+  hidd-reconstruct --input blurred/ --radius-maps maps/ --output results/known   (each photo's known defocus map)
   python scripts/reconstruct.py ...   (the same command, as the paper's code spells it)
 
 Writes one PNG per input (same stem; 16-bit when the input was), config.yaml, metrics.csv,
@@ -23,6 +24,10 @@ merges the one metrics.csv in input order, prints the one table and the mean cur
 its photos' curves to OUTPUT/tb, one TensorBoard run). The outputs equal a single process's (on a CPU, one with
 as many threads: torchrun gives each process OMP_NUM_THREADS=1), and --skip-existing resumes with any number of
 processes. Every process exits with the run's status.
+
+Where each photo's defocus is known (a depth sensor, a dual-pixel disparity, another estimator, a benchmark's truth),
+--radius-maps DIR gives a per-pixel radius map per photo (DIR/STEM.npy) and --layers DIR a layered scene with
+occlusion (DIR/STEM.npz); hidd.known_blur has the formats. A photo whose file is missing or does not fit fails alone.
 
 A grayscale photo is deblurred as three equal channels by an RGB model and written back gray; with
 the default preset a colour photo whose colour is at its noise level comes back gray too (as RGB).
@@ -56,6 +61,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="folder of sharp images matched to the inputs by file stem")
     p.add_argument("--dataset", choices=["dpdd", "realblur", "ded", "auto"],
                    help="read --input as the root of a paired test set of this layout")
+    known = p.add_mutually_exclusive_group()
+    known.add_argument("--radius-maps", metavar="DIR",
+                       help="each photo's KNOWN defocus radius map, DIR/STEM.npy (float H×W, px): used instead of the "
+                            "blind estimate (default preset then: depth)")
+    known.add_argument("--layers", metavar="DIR",
+                       help="each photo's KNOWN layered scene, DIR/STEM.npz (alphas L×H×W in [0, 1] far to near, radii "
+                            "L px): the data step blurs with occlusion (default preset then: depth)")
     p.add_argument("--method", default="hidd", choices=["hidd", "dncnn", "ffdnet", "cyclegan"],
                    help="hidd: the diffusion prior and its sampler (default); dncnn, ffdnet, cyclegan: the paper's "
                         "comparison networks (hidd-train-baseline), one forward pass")
