@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +58,36 @@ def pad_to_frame(x: torch.Tensor, pad: int, frame: tuple[int, int], mode: str = 
     if mode == "reflect" and max(pads) >= min(h, w):
         mode = "replicate"
     return F.pad(x, pads, mode=mode)
+
+
+@dataclass(frozen=True)
+class FreeFrame:
+    """The 'free' border's frame of an image of h × w blurred by PSFs of half-width p: the image p px in from the
+    frame's top-left corner, the frame's sides 5-smooth (fast_frame). u is solved on all of it, the data seen only
+    inside; the start (the anchor of the pixels no data sees) is u0 reflect-padded."""
+    h: int
+    w: int
+    p: int
+
+    @classmethod
+    def around(cls, image: torch.Tensor, psfs) -> "FreeFrame":
+        """The frame of images (…, H, W) for PSFs (…, K, K) of any sizes: p the widest half-width."""
+        return cls(*image.shape[-2:], max(k.shape[-1] for k in psfs) // 2)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return fast_frame(self.h, self.w, self.p)
+
+    def embed(self, x: torch.Tensor, mode: str = "constant") -> torch.Tensor:
+        """Images (…, h, w) placed in the frame, padded as pad_to_frame's `mode`."""
+        return pad_to_frame(x, self.p, self.shape, mode)
+
+    def start(self, u0: torch.Tensor) -> torch.Tensor:
+        return self.embed(u0, "reflect")
+
+    def crop(self, u: torch.Tensor) -> torch.Tensor:
+        """The image (…, h, w) inside frames (…, H', W')."""
+        return u[..., self.p:self.p + self.h, self.p:self.p + self.w]
 
 
 def lens_psfs(lenses: list[LensPSF], dtype=torch.float32, device=None) -> tuple[torch.Tensor, list[int]]:
@@ -283,12 +313,13 @@ class UniformBlur(BlurOperator):
         if p == 0:
             return self._solve(p, psf, v, u0, rho)
         h, w = u0.shape[-2:]
-        frame = fast_frame(h, w, p)
+        framed = FreeFrame(h, w, p)
+        frame = framed.shape
         k = self._otf(p, psf, frame)
         denominator = k.abs() ** 2 + rho
-        u0_spectrum = torch.fft.rfft2(pad_to_frame(u0, p, frame, "reflect"))
-        data = k.conj() * torch.fft.rfft2(pad_to_frame(v, p, frame)) + rho * u0_spectrum
-        unobserved = 1 - pad_to_frame(torch.ones((1, 1, h, w), dtype=u0.dtype, device=u0.device), p, frame)
+        u0_spectrum = torch.fft.rfft2(framed.start(u0))
+        data = k.conj() * torch.fft.rfft2(framed.embed(v)) + rho * u0_spectrum
+        unobserved = 1 - framed.embed(torch.ones((1, 1, h, w), dtype=u0.dtype, device=u0.device))
         spectrum, done = u0_spectrum, torch.zeros(u0.shape[0], 1, 1, 1, dtype=torch.bool, device=u0.device)
         check = FREE_BOUNDARY_CHECKS.get(u0.device.type, 0)
         for i in range(FREE_BOUNDARY_ITERATIONS):
@@ -300,7 +331,7 @@ class UniformBlur(BlurOperator):
             done = done | converged
             if check and (i + 1) % check == 0 and bool(done.all()):
                 break
-        return torch.fft.irfft2(spectrum, s=frame)[..., p:p + h, p:p + w]
+        return framed.crop(torch.fft.irfft2(spectrum, s=frame))
 
 
 class ImageByImageBlur(BlurOperator):
@@ -472,13 +503,11 @@ class LayeredBlur(ImageByImageBlur):
         if self.boundary == "reflect":
             shape = tuple(u0.shape[-2:])
             return _autograd_cg(self._optics(image, u0), u0, v, rho, self._preconditioner(image, u0, shape, rho))
-        p = max(k.shape[-1] for k in self._psfs(image, u0)) // 2
-        h, w = u0.shape[-2:]
-        shape = fast_frame(h, w, p)
-        optics = self._optics(image, u0, p, shape)
-        solved = _autograd_cg(lambda u: optics(u)[..., p:p + h, p:p + w], pad_to_frame(u0, p, shape, "reflect"), v, rho,
-                              self._preconditioner(image, u0, shape, rho))
-        return solved[..., p:p + h, p:p + w]
+        frame = FreeFrame.around(u0, self._psfs(image, u0))
+        optics = self._optics(image, u0, frame.p, frame.shape)
+        solved = _autograd_cg(lambda u: frame.crop(optics(u)), frame.start(u0), v, rho,
+                              self._preconditioner(image, u0, frame.shape, rho))
+        return frame.crop(solved)
 
     def _preconditioner(self, image: int, like: torch.Tensor, shape: tuple[int, int], rho):
         """The class docstring's preconditioner of image `image` on a frame of `shape`: the layers' OTFs and mean
@@ -529,24 +558,23 @@ def _conjugate_gradients(normal, rhs: torch.Tensor, start: torch.Tensor, precond
 def _layered_cg_free(u0, v, rho, psfs, weights):
     """DepthVaryingBlur's proximal step with the 'free' border: u on the frame padded by the widest half-width p (and
     on to 5-smooth sides: pixels further out see no data, so the solution inside is the same)."""
-    p = max(k.shape[-1] for k in psfs) // 2
-    h, w = u0.shape[-2:]
-    shape = fast_frame(h, w, p)
+    frame = FreeFrame.around(u0, psfs)
+    shape = frame.shape
     otfs = _padded_otfs(psfs, shape)  # L, C|1, H', W'/2+1
     weights = weights[0][:, None]  # L, 1, H, W
 
     def forward(u):  # (1, C, H', W') → (1, C, H, W): Σ_l W_l ⊙ crop(k_l ∗ u)
-        layers = torch.fft.irfft2(otfs * torch.fft.rfft2(u), s=shape)[..., p:p + h, p:p + w]
+        layers = frame.crop(torch.fft.irfft2(otfs * torch.fft.rfft2(u), s=shape))
         return (weights * layers).sum(dim=0, keepdim=True)
 
     def adjoint(r):  # (1, C, H, W) → (1, C, H', W'): Σ_l k_lᵀ ∗ pad₀(W_l ⊙ r)
-        spread = pad_to_frame(weights * r, p, shape)
+        spread = frame.embed(weights * r)
         return torch.fft.irfft2((otfs.conj() * torch.fft.rfft2(spread)).sum(dim=0, keepdim=True), s=shape)
 
-    start = pad_to_frame(u0, p, shape, "reflect")
+    start = frame.start(u0)
     solved = _conjugate_gradients(lambda u: adjoint(forward(u)) + rho * u, adjoint(v) + rho * start, start,
                                   _preconditioner(otfs, weights, rho, shape))
-    return solved[..., p:p + h, p:p + w]
+    return frame.crop(solved)
 
 
 def _layered_cg_reflect(u0, v, rho, psfs, weights):
