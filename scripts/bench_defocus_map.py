@@ -12,8 +12,8 @@ subject, scripts/make_heldout.py's tilt and subject scenes). Per photo: the corr
 one, the mean absolute error (px) and its two sides, the mean over-reading max(read − true, 0) and under-reading
 (px; over-reading is what costs a deblurring most: docs/BENCHMARKS.md), the share of the truly in-focus pixels
 (true radius < 1 px, hidd.metrics) read as defocused (≥ FOCUS_RADIUS) and of the truly defocused ones (≥ 3 px)
-read in focus, and whether the map reads as varying (DefocusMap.varies: both an in-focus and a defocused region,
-REGION_SHARE of the tiles each).
+read in focus, and whether the map reads as varying (`reads_varying`: both an in-focus and a defocused region,
+REGION_SHARE of the tiles each; a report, no decision of any preset).
 --sharp: in-focus photos, cropped as scripts/check_sharp.py crops them (their own target): the share of tiles
 holding an edge that read ≥ FOCUS_RADIUS (the tiles' false-alarm rate; for the learned map, whose tiles are its
 mean over each tile, of all tiles), the share of pixels the map reads defocused, and whether it reads as varying.
@@ -46,6 +46,17 @@ from hidd.imageio import read_image, to_rgb  # noqa: E402
 from hidd.metrics import IN_FOCUS_RADIUS  # noqa: E402
 
 DEFOCUSED = 3.0  # px: a true radius from which a pixel must not read in focus
+REGION_SHARE = 0.25  # of the tiles read, each of an in-focus and a defocused region for a map to read as varying
+
+
+def reads_varying(found) -> bool:
+    """Whether a DefocusMap holds both an in-focus and a defocused region that no single blur explains: at least
+    REGION_SHARE of the tiles read hold an edge in focus, and as many read twice FOCUS_RADIUS or more (a uniform
+    blur of r reads r ± a quarter; the sky of a uniformly blurred photo reads in focus)."""
+    read = found.tiles[np.isfinite(found.tiles)]
+    if not read.size:
+        return False
+    return bool(np.mean(read < FOCUS_RADIUS) >= REGION_SHARE and np.mean(read >= 2 * FOCUS_RADIUS) >= REGION_SHARE)
 
 
 def read_map(photo: torch.Tensor, tone, estimator):
@@ -68,7 +79,7 @@ def benchmark_rows(root: Path, tone, estimator):
                "sharp_read_defocused": float((read[sharp] >= FOCUS_RADIUS).mean()) if sharp.any() else float("nan"),
                "defocused_read_sharp": (float((read[defocused] < FOCUS_RADIUS).mean()) if defocused.any()
                                         else float("nan")),
-               "varies": found.varies}
+               "varies": reads_varying(found)}
 
 
 def sharp_rows(folder: Path, sizes: list[int], tone, estimator, stems=None, in_focus_camera: bool = False):
@@ -87,7 +98,7 @@ def sharp_rows(folder: Path, sizes: list[int], tone, estimator, stems=None, in_f
             yield {"photo": f"{path.stem}@{size}", "tiles": int(tiles.size),
                    "tiles_read_defocused": float((tiles >= FOCUS_RADIUS).mean()) if tiles.size else 0.0,
                    "pixels_read_defocused": float((found.radius >= FOCUS_RADIUS).float().mean()),
-                   "varies": found.varies}
+                   "varies": reads_varying(found)}
 
 
 def main(argv=None):

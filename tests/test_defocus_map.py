@@ -3,6 +3,7 @@ import pytest
 import torch
 from skimage import data, transform
 
+from conftest import load_script
 from hidd.blind.defocus_map import FOCUS_RADIUS, MAX_MAP_RADIUS, edge_ceiling, estimate_defocus_map
 from hidd.camera.optics import blur
 from hidd.camera.psf import LensPSF
@@ -30,7 +31,7 @@ def test_a_defocused_half_reads_its_blur_and_the_sharp_half_stays_in_focus(scene
     found = estimate_defocus_map(half, NOISE)
     assert float(found.radius[:, 150:].median()) == pytest.approx(6.0, rel=0.35)
     assert bool(found.in_focus[:, :24].all())
-    assert found.varies
+    assert load_script("bench_defocus_map").reads_varying(found)
 
 
 def test_a_flat_photo_says_nothing_and_reads_in_focus():
@@ -38,7 +39,7 @@ def test_a_flat_photo_says_nothing_and_reads_in_focus():
     flat += NOISE * torch.randn(flat.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     found = estimate_defocus_map(flat, NOISE)
     assert bool(found.in_focus.all()) and float(found.confidence.max()) == 0.0
-    assert not found.varies
+    assert not load_script("bench_defocus_map").reads_varying(found)
 
 
 def test_the_edge_ceiling_holds_a_sharp_part_in_focus_and_allows_a_defocused_parts_blur(scene):

@@ -41,7 +41,6 @@ EDGE_REACH = 2  # px: local ranges over ± this, to tell an edge from noise
 EDGE_Z = 8.0  # a tile holds an edge when its largest local range exceeds this × the noise std
 FILL_SPREAD = 1.5  # tiles: std of the Gaussian that fills tiles without edges from their neighbours
 MAX_MAP_RADIUS = 12.0  # px: the largest radius read (a 64 px tile resolves about this)
-REGION_SHARE = 0.25  # of the tiles read, each of an in-focus and a defocused region for a varying map
 FOCUS_RADIUS = 2.0  # px: a radius below this is in focus (sharp photos read 0.5–2 through their camera)
 TILE_BATCH = 1024  # tiles read at once (memory: about 15 float32 copies of this many tiles)
 
@@ -59,16 +58,6 @@ class DefocusMap:
     def in_focus(self) -> torch.Tensor:
         """(H, W) bool: below FOCUS_RADIUS."""
         return self.radius < FOCUS_RADIUS
-
-    @property
-    def varies(self) -> bool:
-        """Whether the photo holds both an in-focus and a defocused region that no single blur explains: at least
-        REGION_SHARE of the tiles read hold an edge in focus, and as many read twice FOCUS_RADIUS or more (a
-        uniform blur of r reads r ± a quarter; the sky of a uniformly blurred photo reads in focus)."""
-        read = self.tiles[np.isfinite(self.tiles)]
-        if not read.size:
-            return False
-        return bool(np.mean(read < FOCUS_RADIUS) >= REGION_SHARE and np.mean(read >= 2 * FOCUS_RADIUS) >= REGION_SHARE)
 
     def share(self) -> torch.Tensor:
         """(H, W) in [0, 1]: how much of a deblurring each pixel keeps (region_share)."""
