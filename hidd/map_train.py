@@ -37,10 +37,11 @@ from hidd import checkpoint
 from hidd.blind.defocus_map import FOCUS_RADIUS
 from hidd.blind.map_net import FEATURES, MapNet, laplace_nll, map_loss, save_network, valid_bands
 from hidd.camera.scenes import FOCUS_TOP, SCENE_KINDS, sample_scene
-from hidd.config import (CONFIG_DIR, ConfigDocument, ConfigError, in_repository, load_config, resolve_config_path,
+from hidd.config import (CONFIG_DIR, ConfigDocument, in_repository, load_config, resolve_config_path,
                          save_config)
 from hidd.imageio import read_image, to_rgb
 from hidd.metrics import IN_FOCUS_RADIUS
+from hidd.rules import COUNT, NON_NEGATIVE, POSITIVE, SHARE, Rule, anything, check_section, each, number
 
 MAP_CONFIG_DIR = CONFIG_DIR / "maps"  # the map's configs, by name
 
@@ -100,25 +101,35 @@ def load_map_config(name_or_path: str | Path | None, overrides=()) -> DefocusMap
     return cfg
 
 
+def _four_sizes(value) -> str | None:
+    return None if len(value) == 4 and all(v >= 1 for v in value) else "four sizes ≥ 1 (scales 1, 1/2, 1/4, 1/8)"
+
+
+def _scene_weights(value) -> str | None:
+    if len(value) == len(SCENE_KINDS) and min(value) >= 0 and sum(value) > 0:
+        return None
+    return f"{len(SCENE_KINDS)} non-negative weights, not all 0 ({', '.join(SCENE_KINDS)})"
+
+
+MAP_RULES: dict[type, dict[str, Rule]] = {  # what each value of a map training config may be (hidd.rules)
+    MapDataConfig: {"photos": anything, "held_out": each(anything), "crop": number(16)},
+    MapModelConfig: {"features": _four_sizes,
+                     "bands": lambda v: None if valid_bands(v) else "0 (none) or a count of at least 2"},
+    MapScenesConfig: {"max_radius": number(FOCUS_TOP), "weights": _scene_weights},  # (≥ a background's least blur)
+    MapTrainingConfig: {
+        "steps": COUNT, "batch_size": COUNT, "lr": POSITIVE, "lr_decay_from": SHARE, "latest_every": COUNT,
+        "log_every": COUNT, "eval_every": COUNT, "eval_scenes": COUNT,
+        "quantile": number(0, 1, open_low=True, open_high=True), "time_limit_minutes": NON_NEGATIVE,
+        "threads": NON_NEGATIVE, "workers": NON_NEGATIVE, "seed": anything,
+    },
+}
+
+
 def check(cfg: DefocusMapConfig) -> None:
-    t, s = cfg.training, cfg.scenes
-    if len(cfg.model.features) != 4 or min(cfg.model.features) < 1:
-        raise ConfigError(f"model.features: four positive sizes, got {cfg.model.features}")
-    if not valid_bands(cfg.model.bands):
-        raise ConfigError(f"model.bands: 0 (none) or at least 2, got {cfg.model.bands}")
-    if not s.max_radius >= FOCUS_TOP:  # (not: NaN too)
-        raise ConfigError(f"scenes.max_radius: at least {FOCUS_TOP} px (a defocused background's least), got "
-                          f"{s.max_radius}")
-    if len(s.weights) != len(SCENE_KINDS) or min(s.weights) < 0 or sum(s.weights) <= 0:
-        raise ConfigError(f"scenes.weights: {len(SCENE_KINDS)} non-negative weights ({', '.join(SCENE_KINDS)}), "
-                          f"got {s.weights}")
-    if cfg.data.crop < 16 or t.steps < 1 or t.batch_size < 1 or t.lr <= 0 or not 0 <= t.lr_decay_from <= 1:
-        raise ConfigError("need data.crop ≥ 16, training.steps ≥ 1, training.batch_size ≥ 1, training.lr > 0 and "
-                          "0 ≤ training.lr_decay_from ≤ 1")
-    if not 0 < t.quantile < 1:
-        raise ConfigError(f"training.quantile: in (0, 1), got {t.quantile}")
-    if min(t.latest_every, t.log_every, t.eval_every) < 1 or t.eval_scenes < 1 or min(t.threads, t.workers) < 0:
-        raise ConfigError("need latest_every, log_every, eval_every, eval_scenes ≥ 1 and threads, workers ≥ 0")
+    """ConfigError (one line, naming the key) for the first value of the config outside its rule (MAP_RULES)."""
+    for name in ("data", "model", "scenes", "training"):
+        section = getattr(cfg, name)
+        check_section(section, MAP_RULES[type(section)], name)
 
 
 def training_photos(cfg: MapDataConfig) -> list[torch.Tensor]:

@@ -3,8 +3,8 @@
 A rule maps a value to None where it is valid, else to what it must be ("choose from srgb, gamma, none", "it must
 be a number ≥ 0"), for a one-line ConfigError that also names the key and the value (check_section). Named choices
 are read from their registry or table when checked, so a stage registered after import is valid at once. The
-rules themselves live beside what they check: the sampler's in hidd.sampling.settings, the others' in
-hidd.settings.
+rules themselves live beside what they check: the sampler's in hidd.sampling.settings, the learned map's training in
+hidd.map_train, the others' in hidd.settings.
 """
 from __future__ import annotations
 

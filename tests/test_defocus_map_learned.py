@@ -229,8 +229,13 @@ def test_training_runs_resumes_and_exports(tmp_path, one_thread):
         train_map(load_map_config("configs/maps/defocus_map.yaml", sets + ["data.held_out=[nothere]"]), tmp_path / "x")
     with pytest.raises(ConfigError, match="scenes.weights"):
         load_map_config("configs/maps/defocus_map.yaml", ["scenes.weights=[1, 1]"])
-    with pytest.raises(ConfigError, match="scenes.max_radius: at least 2.0 px"):
+    with pytest.raises(ConfigError, match="scenes.max_radius: 1.0 is not valid; it must be a number ≥ 2"):
         load_map_config("configs/maps/defocus_map.yaml", ["scenes.max_radius=1"])
+    for key, value, phrase in (("model.features", "[8, 8, 8]", "four sizes"), ("data.crop", "8", "≥ 16"),
+                               ("training.lr_decay_from", "1.5", r"in \[0, 1\]"), ("training.workers", "-1", "≥ 0"),
+                               ("training.eval_scenes", "0", "≥ 1"), ("scenes.weights", "[0, 0, 0, 0]", "not all 0")):
+        with pytest.raises(ConfigError, match=f"^{key}: .* is not valid; .*{phrase}"):
+            load_map_config("configs/maps/defocus_map.yaml", [f"{key}={value}"])
 
 
 def test_the_depth_preset_runs_end_to_end_with_the_learned_map(tmp_path, tiny_map, one_thread):

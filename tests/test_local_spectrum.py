@@ -63,5 +63,5 @@ def test_a_banded_network_round_trips_its_bands_and_a_bad_count_is_refused(tmp_p
             load_network(tmp_path / "odd.pt")
     with pytest.raises(ValueError, match="bands must be 0"):
         MapNet(TINY, bands=1)
-    with pytest.raises(ConfigError, match="model.bands: 0 .none. or at least 2, got 1"):
+    with pytest.raises(ConfigError, match="model.bands: 1 is not valid; 0 .none. or a count of at least 2"):
         load_map_config("defocus_map", ["model.bands=1"])
