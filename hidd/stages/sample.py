@@ -7,9 +7,8 @@ network image; None without a blur-aware step). The model is not changed, so a l
 needs: `sample_again`, the no-harm guard's second sampling of a blind photo whose result was too noisy and whose
 misfit was correlated, trusts the prior more (λ × noisy_retry_lambda, noisy_retry_steps levels, the σ_n the first
 sampling calibrated, nothing measured again). A blend with the blurred photo keeps its blur; the smoother second
-result keeps its sharpness: on five corpus photos at 6–10 px that the guard had cut to a quarter, the second sampling
-(λ × 4, 8 levels) gained +0.64 … +2.41 dB, mean +1.40, against +0.78 … +1.14, mean +0.97 (held-out set 34,
-2026-11-27).
+result keeps its sharpness (measured: docs/BENCHMARKS.md, "A second sampling for results too noisy for the
+guard").
 
 Each photo draws its noise from its own generator (hidd.randomness.PhotoGenerators) and the sampler restarts a
 photo alone (hidd.sampling.tweedie), so a photo's result does not depend on the photos sampled with it; a model of
