@@ -137,6 +137,18 @@ def read_image(
     return Image(pixels=pixels, bit_depth=bit_depth, path=path)
 
 
+def pixel_count(path: str | os.PathLike) -> int:
+    """An image file's width × height from its header alone (no decoding); 0 where the header cannot be read (the
+    file's own problem is said when it is read)."""
+    try:
+        with warnings.catch_warnings(), PIL.Image.open(path) as image:
+            warnings.simplefilter("ignore")  # (a decompression-bomb warning: the size is all that is wanted)
+            width, height = image.size
+    except Exception:  # any unreadable header: no cost, and read_image says why later
+        return 0
+    return width * height
+
+
 def to_gray(pixels: np.ndarray) -> np.ndarray:
     """H×W×3 RGB → H×W×1 luminance (skimage's rgb2gray weights); H×W×1 is returned unchanged."""
     if pixels.shape[-1] == 1:

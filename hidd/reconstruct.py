@@ -38,7 +38,7 @@ from hidd.baselines.restore import BaselineDeblurrer, baseline_checkpoint, load_
 from hidd.cli import USER_ERRORS
 from hidd.config import DEFAULT_PRESET, save_config
 from hidd.deblur import Deblurrer
-from hidd.imageio import ImageError, read_image, to_gray, to_rgb, write_image
+from hidd.imageio import ImageError, pixel_count, read_image, to_gray, to_rgb, write_image
 from hidd.known_blur import KnownBlur
 from hidd.metrics import psnr, ssim
 from hidd.monitor import CURVE_BUDGET, CURVE_POINTS, BatchProgress, CurveLogger, CurveSchedule, log_mean_curves
@@ -471,7 +471,9 @@ def _run(args, info: distributed.DistInfo) -> list[str]:
     if info.is_main:
         for line in start.skipped:
             fail(line)
-    mine = share(todo, info.rank, info.world_size)
+    # the photos dealt by their pixels (every rank reads the same headers); one process takes them all
+    mine = share(todo, info.rank, info.world_size,
+                 [pixel_count(pair.blurred) for pair in todo] if info.enabled else None)
     table = start.table if info.is_main else MetricsTable(part_path(out, info.rank), list(start.table.rank))
     writer = SummaryWriter(out / TB)  # (each rank its own events file in the one run folder, its photos' tags)
     iterations = config.sampler.num_steps if args.method == "hidd" else 1

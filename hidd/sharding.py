@@ -1,15 +1,20 @@
 """Sharded reconstruction under torchrun: which photos each rank deblurs, and what the ranks tell rank 0 at the end.
 
 The photos still to do, in input order p_0, p_1, …, p_{M-1} (every rank finds the same list: the same folder,
-read before any rank writes), are dealt round-robin, rank r of N taking
+read before any rank writes), are dealt so that the ranks' work is even. A photo's cost is its pixel count c_i
+(what its network evaluations scale with; photos of one size cost alike). Longest processing time first: the
+photos taken largest first (ties in input order), each goes to the rank whose photos so far cost least (ties: the
+lowest rank), and each rank then deblurs its photos in input order. The busiest rank's cost is then at most
+(4/3 − 1/(3N)) times the least possible (Graham's bound for N ranks), and photos of one size are dealt round-robin,
+rank r of N taking
 
-    share(r) = { p_i : i ≡ r (mod N) },
+    share(r) = { p_i : i ≡ r (mod N) }
 
-so each photo is deblurred and written by exactly one rank, and the ranks' counts differ by at most one. A photo's
-output does not depend on the photos batched or sharded with it (each draws its noise from its own generator,
-hidd.randomness), so a sharded run writes what one process would. Each rank writes its photos' PNGs and its own
-metrics rows (hidd.results.part_path); at the end every rank hands rank 0 a `RankReport` (its curves, counts and
-failures), and rank 0 merges the rows into the one metrics.csv, prints the one table and writes the mean curves.
+among them. Every photo is deblurred and written by exactly one rank. A photo's output does not depend on the
+photos batched or sharded with it (each draws its noise from its own generator, hidd.randomness), so a sharded run
+writes what one process would. Each rank writes its photos' PNGs and its own metrics rows (hidd.results.part_path);
+at the end every rank hands rank 0 a `RankReport` (its curves, counts and failures), and rank 0 merges the rows into
+the one metrics.csv, prints the one table and writes the mean curves.
 """
 from __future__ import annotations
 
@@ -17,9 +22,18 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 
-def share(items: list, rank: int, world_size: int) -> list:
-    """The items rank `rank` of `world_size` takes: every world_size-th, from its own position."""
-    return items[rank::world_size]
+def share(items: list, rank: int, world_size: int, costs: list[float] | None = None) -> list:
+    """The items rank `rank` of `world_size` takes, in their order: with `costs` (one per item), the longest
+    processing time first deal of the module docstring; without, every world_size-th from its own position."""
+    if costs is None:
+        return items[rank::world_size]
+    if len(costs) != len(items):
+        raise ValueError(f"share: {len(costs)} costs for {len(items)} items")
+    loads, owner = [0.0] * world_size, [0] * len(items)
+    for i in sorted(range(len(items)), key=lambda i: -costs[i]):  # (a stable sort: ties in input order)
+        owner[i] = min(range(world_size), key=lambda r: loads[r])  # (min: the lowest of the least loaded)
+        loads[owner[i]] += costs[i]
+    return [item for item, r in zip(items, owner) if r == rank]
 
 
 @dataclass

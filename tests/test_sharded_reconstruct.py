@@ -13,7 +13,7 @@ import torch
 from conftest import read_csv, synthetic_photo
 from hidd.camera import Camera, LensPSF, PoissonGaussian
 from hidd.cli.reconstruct import main as reconstruct_main
-from hidd.imageio import read_image, write_image
+from hidd.imageio import pixel_count, read_image, write_image
 from hidd.prefetch import prefetched
 from hidd.reconstruct import KILL_AFTER_IMAGES_ENV
 from hidd.sharding import share
@@ -83,6 +83,25 @@ def test_rank_r_takes_every_nth_photo_and_every_photo_goes_to_one_rank():
     shares = [share(photos, rank, 3) for rank in range(3)]
     assert shares == [[0, 3, 6], [1, 4], [2, 5]]
     assert sorted(p for s in shares for p in s) == photos and share([0], 1, 2) == []
+
+
+def test_photos_are_dealt_by_their_pixels_largest_first_each_rank_keeping_input_order():
+    photos = ["a", "b", "c", "d"]
+    pixels = [400, 100, 400, 100]  # round-robin: rank 0 takes a and c (800 px), rank 1 b and d (200)
+    shares = [share(photos, rank, 2, pixels) for rank in range(2)]
+    assert shares == [["a", "b"], ["c", "d"]]  # a → 0, c → 1, then b to the lowest of the least loaded, d to 1
+    assert [sum(pixels[photos.index(p)] for p in s) for s in shares] == [500, 500]
+    photos, pixels = photos + ["e", "f"], pixels + [100, 100]
+    assert [share(photos, rank, 3, [1] * 6) for rank in range(3)] == [share(photos, rank, 3) for rank in range(3)]
+    with pytest.raises(ValueError, match="5 costs for 6 items"):
+        share(photos, 0, 2, pixels[:5])
+
+
+def test_a_photos_pixels_come_from_its_header_and_an_unreadable_one_costs_nothing(tmp_path):
+    write_image(tmp_path / "a.png", np.zeros((20, 30, 3)))
+    (tmp_path / "b.png").write_bytes(b"not a png")
+    assert pixel_count(tmp_path / "a.png") == 600 and pixel_count(tmp_path / "b.png") == 0
+    assert pixel_count(tmp_path / "missing.png") == 0
 
 
 def test_prefetched_items_come_in_order_one_ahead_and_errors_reach_the_caller():

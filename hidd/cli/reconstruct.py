@@ -18,7 +18,8 @@ the same command with --skip-existing finishes only the missing images.
 
 Several GPUs or machines: launch the same command with torchrun, e.g.
   torchrun --nproc_per_node=4 -m hidd.cli.reconstruct --input big/ --output results/big
-Each process deblurs every N-th photo still to do (on the GPU of its local rank; gloo on CPU, NCCL on GPU),
+Each process deblurs its share of the photos still to do, dealt by pixel count so that the shares cost alike
+(on the GPU of its local rank; gloo on CPU, NCCL on GPU),
 writes those photos' PNGs and its own rows (metrics.rankR.csv until the end); rank 0 writes config.yaml,
 merges the one metrics.csv in input order, prints the one table and the mean curves (each process writes
 its photos' curves to OUTPUT/tb, one TensorBoard run). The outputs equal a single process's (on a CPU, one with
