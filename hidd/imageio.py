@@ -138,15 +138,24 @@ def read_image(
 
 
 def pixel_count(path: str | os.PathLike) -> int:
-    """An image file's width × height from its header alone (no decoding); 0 where the header cannot be read (the
-    file's own problem is said when it is read)."""
-    try:
-        with warnings.catch_warnings(), PIL.Image.open(path) as image:
-            warnings.simplefilter("ignore")  # (a decompression-bomb warning: the size is all that is wanted)
-            width, height = image.size
-    except Exception:  # any unreadable header: no cost, and read_image says why later
-        return 0
-    return width * height
+    """An image file's width × height from its header alone (no decoding: Pillow's, or tifffile's for the TIFFs
+    Pillow cannot open, such as float ones); 0 where neither reads it (the file's problem is said when it is read)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (a decompression-bomb warning: the size is all that is wanted)
+        try:
+            with PIL.Image.open(path) as image:
+                width, height = image.size
+            return width * height
+        except Exception:  # any header Pillow cannot read
+            pass
+        try:
+            import tifffile  # (scikit-image's TIFF reader, which read_image uses)
+
+            with tifffile.TiffFile(path) as tiff:
+                shape = tiff.pages[0].shape
+            return int(shape[0]) * int(shape[1])
+        except Exception:  # not a TIFF either
+            return 0
 
 
 def to_gray(pixels: np.ndarray) -> np.ndarray:

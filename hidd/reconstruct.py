@@ -378,7 +378,7 @@ def _method(args, device: torch.device):
 def _known_flag(args) -> str | None:
     """Which of --radius-maps and --layers was given (the parser allows one), if any."""
     return next((flag for flag, value in (("--radius-maps", getattr(args, "radius_maps", None)),
-                                          ("--layers", getattr(args, "layers", None))) if value), None)
+                                          ("--layers", getattr(args, "layers", None))) if value is not None), None)
 
 
 def _known_blur(args, config) -> KnownBlur | None:
@@ -387,7 +387,10 @@ def _known_blur(args, config) -> KnownBlur | None:
     flag = _known_flag(args)
     if flag is None:
         return None
-    folder = Path(getattr(args, flag[2:].replace("-", "_")))
+    given = getattr(args, flag[2:].replace("-", "_"))
+    if not given.strip():
+        raise ValueError(f"{flag}: give the folder of the photos' files")
+    folder = Path(given)
     if not folder.is_dir():
         raise FileNotFoundError(f"{flag} {folder}: no such folder")
     sampler = config.sampler
@@ -471,9 +474,10 @@ def _run(args, info: distributed.DistInfo) -> list[str]:
     if info.is_main:
         for line in start.skipped:
             fail(line)
-    # the photos dealt by their pixels (every rank reads the same headers); one process takes them all
-    mine = share(todo, info.rank, info.world_size,
-                 [pixel_count(pair.blurred) for pair in todo] if info.enabled else None)
+    costs = None  # one process takes every photo
+    if info.enabled:  # the photos dealt by their pixels, as rank 0 read them (so every rank deals alike)
+        costs = distributed.gather(info, [pixel_count(pair.blurred) for pair in todo] if info.is_main else None)[0]
+    mine = share(todo, info.rank, info.world_size, costs)
     table = start.table if info.is_main else MetricsTable(part_path(out, info.rank), list(start.table.rank))
     writer = SummaryWriter(out / TB)  # (each rank its own events file in the one run folder, its photos' tags)
     iterations = config.sampler.num_steps if args.method == "hidd" else 1

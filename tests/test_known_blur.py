@@ -73,6 +73,44 @@ def test_bad_layers_are_one_line_naming_their_file(tmp_path, arrays, phrase):
     assert str(caught.value).startswith(str(tmp_path / "a.npz"))
 
 
+def _damaged(path, compressed: bool):
+    """An .npz whose archive opens but whose member cannot be read (a flipped byte inside its data)."""
+    (np.savez_compressed if compressed else np.savez)(path, alphas=np.random.default_rng(0).random((1, SIZE, SIZE)),
+                                                      radii=np.ones(1))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("make", ["objects", "crc", "deflate", "folder", "archive as .npy"])
+def test_a_file_numpy_cannot_read_is_one_line_naming_it(tmp_path, make):
+    path = tmp_path / ("a.npy" if make in ("folder", "archive as .npy") else "a.npz")
+    if make == "objects":
+        np.savez(path, alphas=np.array([{"a": 1}], dtype=object), radii=np.ones(1))
+    elif make in ("crc", "deflate"):
+        _damaged(path, compressed=make == "deflate")
+    elif make == "folder":
+        path.mkdir()
+    else:
+        np.savez(tmp_path / "x.npz", a=np.ones(2))
+        (tmp_path / "x.npz").rename(path)
+    read = read_radius_map if path.suffix == ".npy" else read_layers
+    with pytest.raises(ImageError) as caught:
+        read(path, (SIZE, SIZE))
+    line = str(caught.value)
+    assert line.startswith(str(path)) and "\n" not in line
+    assert ("is a .npz archive" if make == "archive as .npy" else "cannot be read as") in line
+
+
+def test_boolean_alphas_are_a_mask(tmp_path):
+    alpha = np.zeros((2, SIZE, SIZE), bool)
+    alpha[0] = True
+    alpha[1, 4:20, 4:20] = True
+    np.savez(tmp_path / "a.npz", alphas=alpha, radii=np.array([5.0, 0.0]))
+    scene = read_layers(tmp_path / "a.npz", (SIZE, SIZE))
+    assert scene.alphas.dtype == torch.float32 and torch.equal(scene.alphas, torch.from_numpy(alpha).float())
+
+
 def test_a_missing_file_names_the_photo_and_the_folder(tmp_path):
     with pytest.raises(ImageError, match="every photo needs its radius map") as caught:
         KnownBlur("radius_maps", tmp_path).read("photo7", (SIZE, SIZE))
@@ -143,15 +181,39 @@ def test_known_layers_reach_the_occluding_data_step_through_the_cli(tiny_checkpo
     assert np.abs(got - as_map).max() > 2 / 255  # the occluding step, not the gather step of the same radii
 
 
-def test_a_photo_without_its_known_map_fails_alone(tiny_checkpoint, tmp_path, capsys):
-    source, maps = _photos(tmp_path / "in", n=2), tmp_path / "maps"
+def test_a_photo_without_its_known_map_or_with_a_bad_one_fails_alone(tiny_checkpoint, tmp_path, capsys):
+    source, maps = _photos(tmp_path / "in", n=3), tmp_path / "maps"
     maps.mkdir()
     np.save(maps / "p1.npy", np.full((SIZE, SIZE), 2.0, np.float32))
-    np.save(maps / "p0.npy", np.full((SIZE, 8), 2.0, np.float32))
+    np.save(maps / "p0.npy", np.full((SIZE, 8), 2.0, np.float32))  # and none for p2
     assert _reconstruct(tiny_checkpoint, source, tmp_path / "out", "--radius-maps", str(maps)) == 1
     err = capsys.readouterr().err
     assert f"{maps / 'p0.npy'}: radius map is 8x32 but its photo is 32x32" in err
+    assert f"{maps / 'p2.npy'}: no such file: every photo needs its radius map (p2.npy in {maps})" in err
     assert [row["name"] for row in read_csv(tmp_path / "out" / "metrics.csv")] == ["p1"]
+
+
+def test_nested_photos_find_their_files_by_their_results_names(tiny_checkpoint, tmp_path):
+    source, layers = tmp_path / "in", tmp_path / "layers"
+    (source / "sub").mkdir(parents=True)
+    layers.mkdir()
+    write_image(source / "sub" / "a.png", synthetic_photo(0, SIZE))
+    save_layers(layers / "sub_a.npz", _subject())
+    assert _reconstruct(tiny_checkpoint, source, tmp_path / "out", "--layers", str(layers)) == 0
+    assert (tmp_path / "out" / "sub_a.png").is_file()
+
+
+def test_a_resume_must_read_the_same_known_maps(tiny_checkpoint, tmp_path, capsys):
+    source, maps = _photos(tmp_path / "in", n=1), tmp_path / "maps"
+    maps.mkdir()
+    np.save(maps / "p0.npy", np.full((SIZE, SIZE), 2.0, np.float32))
+    (tmp_path / "other").mkdir()
+    assert _reconstruct(tiny_checkpoint, source, tmp_path / "out", "--radius-maps", str(maps)) == 0
+    for extra in (["--radius-maps", str(tmp_path / "other")], ["--preset", "depth"]):
+        capsys.readouterr()
+        assert _reconstruct(tiny_checkpoint, source, tmp_path / "out", "--skip-existing", *extra) == 2
+        assert "come from other run options (known_defocus" in capsys.readouterr().err
+    assert _reconstruct(tiny_checkpoint, source, tmp_path / "out", "--skip-existing", "--radius-maps", str(maps)) == 0
 
 
 @pytest.mark.parametrize("extra, phrase", [
@@ -172,3 +234,5 @@ def test_a_missing_known_folder_is_a_usage_error(tiny_checkpoint, tmp_path, caps
     source = _photos(tmp_path / "in", n=1)
     assert _reconstruct(tiny_checkpoint, source, tmp_path / "out", "--layers", str(tmp_path / "none")) == 2
     assert f"--layers {tmp_path / 'none'}: no such folder" in capsys.readouterr().err
+    assert _reconstruct(tiny_checkpoint, source, tmp_path / "out", "--radius-maps", "") == 2
+    assert "--radius-maps: give the folder of the photos' files" in capsys.readouterr().err

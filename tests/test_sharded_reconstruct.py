@@ -97,11 +97,24 @@ def test_photos_are_dealt_by_their_pixels_largest_first_each_rank_keeping_input_
         share(photos, 0, 2, pixels[:5])
 
 
+def test_unknown_costs_count_as_the_median_and_ties_go_to_the_rank_with_fewest_photos():
+    photos = list(range(6))
+    assert [share(photos, rank, 3, [0] * 6) for rank in range(3)] == [[0, 3], [1, 4], [2, 5]]
+    # the unread 0 counts as 100 (not 0, which would put it wherever the loads tie): 500 → rank 0, the five 100s → 1
+    assert [share(photos, rank, 2, [500, 100, 0, 100, 100, 100]) for rank in range(2)] == [[0], [1, 2, 3, 4, 5]]
+    assert [share(photos, rank, 2, [500, 100, 0, 100, 100, 200]) for rank in range(2)] == [[0, 4], [1, 2, 3, 5]]
+
+
 def test_a_photos_pixels_come_from_its_header_and_an_unreadable_one_costs_nothing(tmp_path):
+    import tifffile
+
     write_image(tmp_path / "a.png", np.zeros((20, 30, 3)))
+    # a float TIFF, which Pillow cannot open
+    tifffile.imwrite(tmp_path / "f.tif", np.zeros((12, 7, 3), np.float32), photometric="rgb")
     (tmp_path / "b.png").write_bytes(b"not a png")
-    assert pixel_count(tmp_path / "a.png") == 600 and pixel_count(tmp_path / "b.png") == 0
-    assert pixel_count(tmp_path / "missing.png") == 0
+    assert pixel_count(tmp_path / "a.png") == 600 and pixel_count(tmp_path / "f.tif") == 84
+    assert pixel_count(tmp_path / "b.png") == 0 and pixel_count(tmp_path / "missing.png") == 0
+    assert pixel_count(tmp_path) == 0
 
 
 def test_prefetched_items_come_in_order_one_ahead_and_errors_reach_the_caller():

@@ -21,7 +21,7 @@ The confidence is c = 1 / (1 + b) ∈ (0, 1]. Layout: a U-Net of four scales (1,
 batch it comes in). The photo is padded (replicate) to a multiple of 8 and the map cropped back.
 
 `DefocusMap.tiles` holds the map's mean over TILE px tiles at stride TILE/2 (hidd.blind.defocus_map), so that
-`varies` reads this map as it reads the edge map.
+scripts/bench_defocus_map.py's `reads_varying` reads this map as it reads the edge map.
 """
 from __future__ import annotations
 

@@ -64,8 +64,8 @@ def parser() -> argparse.ArgumentParser:
                    help="read --input as the root of a paired test set of this layout")
     known = p.add_mutually_exclusive_group()
     known.add_argument("--radius-maps", metavar="DIR",
-                       help="each photo's KNOWN defocus radius map, DIR/STEM.npy (float H×W, px): used instead of the "
-                            "blind estimate (default preset then: depth)")
+                       help="each photo's KNOWN defocus radius map, DIR/STEM.npy (float H×W, px; STEM its result's "
+                            "name, sub/a.jpg → sub_a): used instead of the blind estimate (default preset then: depth)")
     known.add_argument("--layers", metavar="DIR",
                        help="each photo's KNOWN layered scene, DIR/STEM.npz (alphas L×H×W in [0, 1] far to near, radii "
                             "L px): the data step blurs with occlusion (default preset then: depth)")
