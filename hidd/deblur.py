@@ -70,6 +70,9 @@ class DeblurResult:
     notch_excess: torch.Tensor | None = None  # (B,) the full result's ringing at its blur's first OTF notch (log power
     # ratio, hidd.ringing); NaN: not measured; None: guard off
     rang: torch.Tensor | None = None  # (B,) bool: that ringing capped the share (sampler.ringing_share); None: no guard
+    misfit_correlation: torch.Tensor | None = None  # (B,) float64: the lag-1 autocorrelation of the data step's
+    # calibration misfit (hidd.misfit; the largest over a photo's network images); NaN: not measured; None: no blur
+    # model
     retried: torch.Tensor | None = None  # (B,) bool: the result kept is the second sampling's (noisy_retry_lambda)
     gray: torch.Tensor | None = None  # (B,) bool: its colour was at its noise level, so its result was projected onto
     # gray (sampler.gray_photos, hidd.colour); None: not tested
@@ -239,7 +242,8 @@ class Deblurrer:
         if calibration is not None:  # RMS over a photo's images (a 1-channel prior sees its C channels as C images)
             noise = calibration.noise_sigma.reshape(b, -1).double().square().mean(dim=1).sqrt().cpu()
             per_photo.update(radius=evidence.radius, at_bound=evidence.at_bound, noise_sigma=noise,
-                             max_share=evidence.max_share)
+                             max_share=evidence.max_share,
+                             misfit_correlation=calibration.misfit_correlation.reshape(b, -1).double().amax(dim=1))
         return per_photo
 
     def _problems(self, model: Model, calibration: Calibration | None, images: torch.Tensor,
