@@ -14,6 +14,9 @@ wholly, the whiter it is. As a test of "the model explains this photo up to whit
 
 Each photo is `square`-cropped to --size (as check_sharp.py), blurred at a radius drawn uniformly from --radii, and
 deblurred with the default preset (`fast`) alone, its c read from the sampling (DeblurResult.misfit_correlation).
+The same runs give the no-harm guard's false alarms: exact-model photos whose result had more than
+sampler.max_noise_gain × the input's flat-patch noise, so that the guard backed off a deblurring whose model was
+right.
 Photos read in focus are not sampled (no c) and are counted apart. Rates come with their one-sided 95 %
 Clopper–Pearson upper bound.
 
@@ -77,7 +80,18 @@ def summary(rows: list[dict]) -> list[dict]:
     return out
 
 
-def markdown(rows: list[dict], table: list[dict], command: str) -> str:
+def guard_alarms(rows: list[dict], limit: float) -> dict:
+    """The no-harm guard on exact-model photos: those whose full result had more than `limit` × the input's
+    flat-patch noise (sampler.max_noise_gain), so that the guard backed off a deblurring whose model was right."""
+    gains = [float(r["noise_gain"]) for r in rows
+             if r["condition"] == "exact" and not math.isnan(float(r["noise_gain"]))]
+    alarms = sum(g > limit for g in gains)
+    return {"limit": limit, "alarms": f"{alarms} of {len(gains)}",
+            "bound": round(false_alarm_bound(alarms, len(gains)), 3) if gains else math.nan,
+            "range": f"{min(gains):.2f}–{max(gains):.2f}" if gains else ""}
+
+
+def markdown(rows: list[dict], table: list[dict], command: str, guard: dict | None = None) -> str:
     def spread(kind):
         values = sorted(float(r["c"]) for r in rows if r["condition"] == kind and not math.isnan(float(r["c"])))
         unsampled = sum(math.isnan(float(r["c"])) for r in rows if r["condition"] == kind)
@@ -89,6 +103,10 @@ def markdown(rows: list[dict], table: list[dict], command: str) -> str:
              "| camera photos at or below (misses) | 95 % bound |", "|---|---|---|---|---|---|"]
     lines += [f"| `{t['threshold']}` | {t['value']} | {t['false_alarms']} | {t['false_alarm_bound']} | {t['misses']} "
               f"| {t['miss_bound']} |" for t in table]
+    if guard is not None:
+        lines += ["", f"No-harm guard (`sampler.max_noise_gain` {guard['limit']:g}): exact-model photos whose "
+                      f"result had more noise than that × the input's: {guard['alarms']} (95 % bound "
+                      f"{guard['bound']}; noise gains {guard['range']})"]
     return "\n".join(lines) + "\n"
 
 
@@ -119,18 +137,22 @@ def main(argv=None):
         for stem, condition, radius, blurred in tqdm(list(takes(photos, args.size, tuple(args.radii), args.seed)),
                                                      desc="takes"):
             result = deblur(blurred, seed=args.seed)
-            c = result.misfit_correlation
+            c, gain = result.misfit_correlation, result.noise_gain
             rows.append({"photo": stem, "condition": condition, "radius": radius,
-                         "c": float(c[0]) if c is not None else math.nan, "nfe": int(result.photo_nfe[0])})
+                         "c": float(c[0]) if c is not None else math.nan, "nfe": int(result.photo_nfe[0]),
+                         "noise_gain": float(gain[0]) if gain is not None else math.nan,
+                         "share": float(result.share[0]) if result.share is not None else math.nan,
+                         "reason": result.reasons[0] if result.reasons else ""})
         args.output.mkdir(parents=True, exist_ok=True)
         with open(args.output / "takes.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
         table = summary(rows)
+        guard = guard_alarms(rows, deblur.prior.config.sampler.max_noise_gain)
         command = "python scripts/misfit_alarms.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        (args.output / "summary.md").write_text(markdown(rows, table, command))
-        print(markdown(rows, table, command))
+        (args.output / "summary.md").write_text(markdown(rows, table, command, guard))
+        print(markdown(rows, table, command, guard))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ from hidd.imageio import write_image
 misfit_alarms = load_script("misfit_alarms")
 
 
-def _row(condition, c):
-    return {"photo": "p", "condition": condition, "radius": 3.0, "c": c, "nfe": 12}
+def _row(condition, c, gain=1.2):
+    return {"photo": "p", "condition": condition, "radius": 3.0, "c": c, "nfe": 12, "noise_gain": gain}
 
 
 def test_false_alarms_are_exact_photos_above_and_misses_camera_photos_at_or_below():
@@ -21,6 +21,12 @@ def test_false_alarms_are_exact_photos_above_and_misses_camera_photos_at_or_belo
     assert table["WHITE_PSF_CORRELATION"]["false_alarms"] == "1 of 3"
     assert table["CORRELATED_MISFIT"]["misses"] == "3 of 4"  # 0.55 itself reads as not yet wholly correlated
     assert table["CORRELATED_MISFIT"]["false_alarm_bound"] == pytest.approx(0.865, abs=1e-3)  # 1 of 3, one-sided
+
+
+def test_the_guards_false_alarms_are_exact_photos_whose_result_was_too_noisy():
+    rows = [_row("exact", 0.2, 1.1), _row("exact", 0.2, 2.5), _row("exact", 0.2, math.nan), _row("camera", 0.6, 3.0)]
+    guard = misfit_alarms.guard_alarms(rows, 2.0)
+    assert guard["alarms"] == "1 of 2" and guard["range"] == "1.10–2.50"
 
 
 def test_each_photo_gives_an_exact_and_a_camera_take_from_the_seed(tmp_path):
@@ -44,7 +50,8 @@ def test_a_run_on_tiny_photos_writes_its_takes_and_summary(tiny_checkpoint, tmp_
     assert [(r["photo"], r["condition"]) for r in rows] == [("p0", "exact"), ("p0", "camera"), ("p1", "exact"),
                                                             ("p1", "camera")]
     assert all(math.isnan(float(r["c"])) == (int(r["nfe"]) == 0) for r in rows)  # c read where it was sampled
-    assert "| `WHITE_CORRELATION` | 0.35 |" in (tmp_path / "out" / "summary.md").read_text()
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "| `WHITE_CORRELATION` | 0.35 |" in summary and "No-harm guard (`sampler.max_noise_gain` 2)" in summary
     with pytest.raises(SystemExit) as code:
         misfit_alarms.main(["--photos", str(tmp_path / "none")])
     assert code.value.code == 2 and "--photos" in capsys.readouterr().err
