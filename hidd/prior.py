@@ -47,7 +47,9 @@ def load_prior(path: str | Path | None = None, *, config_path: str | Path | None
                overrides=(), device: str | torch.device = "cpu") -> Prior:
     """Load a checkpoint strictly; then (in this order) a config file, a preset and --set overrides on top.
 
-    Only the sampler section is meant to change; a changed model section makes the strict load fail.
+    Only the sampler section is meant to change; a changed model section makes the strict load fail. With neither
+    a config file nor a preset the sampler is the one the checkpoint stores (the shipped checkpoint's: the paper's
+    1000-step predictor–corrector), not hidd-reconstruct's default: for that, preset=hidd.config.DEFAULT_PRESET.
     """
     path = resolve_checkpoint(path)
     state = checkpoint.load(path)
