@@ -344,6 +344,13 @@ class ImageByImageBlur(BlurOperator):
         """Image `image`'s PSF (C|1, K, K) at `radius`."""
         return self.lenses_shape[image].with_radius(radius).kernels(channels)
 
+    def _one_layer(self, image: int, psf: torch.Tensor, u0: torch.Tensor, v: torch.Tensor, rho) -> torch.Tensor:
+        """solve_linear for image `image` blurred by one PSF (1, C|1, K, K) over the whole frame: UniformBlur's
+        closed form (its border)."""
+        layer = UniformBlur(psf, self.noise, self.radius[image:image + 1], self.noise_sigma[image:image + 1],
+                            boundary=self.boundary)
+        return layer.solve_linear(u0, v, torch.as_tensor(rho, dtype=u0.dtype, device=u0.device).reshape(1, 1, 1, 1))
+
     def prox(self, x0, y, rho):
         rho = rho.to(x0.dtype).reshape(-1)
         u0, v = self.tone.decode(x0), self.tone.decode(y)
@@ -420,9 +427,7 @@ class DepthVaryingBlur(ImageByImageBlur):
         channels = u0.shape[1]
         psfs = [self.psf_of_radius(r, channels, image).to(u0) for r in radii]
         if len(radii) == 1:
-            layer = UniformBlur(psfs[0][None], self.noise, self.radius[image:image + 1],
-                                self.noise_sigma[image:image + 1], boundary=self.boundary)
-            return layer.solve_linear(u0, v, torch.as_tensor(rho, dtype=u0.dtype, device=u0.device).reshape(1, 1, 1, 1))
+            return self._one_layer(image, psfs[0][None], u0, v, rho)
         if self.boundary == "free":
             return _layered_cg_free(u0, v, rho, psfs, weights)
         return _layered_cg_reflect(u0, v, rho, psfs, weights)
@@ -496,10 +501,7 @@ class LayeredBlur(ImageByImageBlur):
         """argmin_u ‖A u − v‖² + ρ ‖u − u0‖² in linear light for image `image` of the batch (u0, v: (1, C, H, W));
         ρ a number or a 0-dimensional tensor."""
         if self.whole[image]:
-            psf = self._psfs(image, u0)[0]
-            layer = UniformBlur(psf, self.noise, self.radius[image:image + 1], self.noise_sigma[image:image + 1],
-                                boundary=self.boundary)
-            return layer.solve_linear(u0, v, torch.as_tensor(rho, dtype=u0.dtype, device=u0.device).reshape(1, 1, 1, 1))
+            return self._one_layer(image, self._psfs(image, u0)[0], u0, v, rho)
         if self.boundary == "reflect":
             shape = tuple(u0.shape[-2:])
             return _autograd_cg(self._optics(image, u0), u0, v, rho, self._preconditioner(image, u0, shape, rho))

@@ -64,6 +64,7 @@ MIN_SIZE = 16
 KILL_AFTER_IMAGES_ENV = "HIDD_FAULT_KILL_AFTER_IMAGES"
 AUTO_GPU_BATCH = 4  # --batch-size auto on a GPU: same-size photos sampled together
 KNOWN_PRESET = "depth"  # the preset with --radius-maps or --layers and neither --preset nor --config: a map's data step
+KNOWN_OPTIONS = {"--radius-maps": "radius_maps", "--layers": "layers"}  # option → its KnownBlur kind (and args name)
 SHARD_WAIT = timedelta(days=1)  # under torchrun: how long a rank that has finished its share waits for the others
 
 
@@ -365,7 +366,7 @@ def _method(args, device: torch.device):
         return deblurrer, prior.config, resolve_checkpoint(args.checkpoint)
     given = [flag for flag, value in (("--config", args.config), ("--preset", args.preset), ("--set", args.overrides),
                                       ("--save-every", args.save_every), ("--tile", args.tile is not None),
-                                      (_known_flag(args), bool(_known_flag(args))),
+                                      (_known_flag(args), _known_flag(args) is not None),
                                       ("--precision", args.precision != "fp32"),
                                       ("--compile", args.compile != "off")) if value]
     if given:
@@ -377,8 +378,7 @@ def _method(args, device: torch.device):
 
 def _known_flag(args) -> str | None:
     """Which of --radius-maps and --layers was given (the parser allows one), if any."""
-    return next((flag for flag, value in (("--radius-maps", getattr(args, "radius_maps", None)),
-                                          ("--layers", getattr(args, "layers", None))) if value is not None), None)
+    return next((flag for flag, kind in KNOWN_OPTIONS.items() if getattr(args, kind, None) is not None), None)
 
 
 def _known_blur(args, config) -> KnownBlur | None:
@@ -387,7 +387,8 @@ def _known_blur(args, config) -> KnownBlur | None:
     flag = _known_flag(args)
     if flag is None:
         return None
-    given = getattr(args, flag[2:].replace("-", "_"))
+    kind = KNOWN_OPTIONS[flag]
+    given = getattr(args, kind)
     if not given.strip():
         raise ValueError(f"{flag}: give the folder of the photos' files")
     folder = Path(given)
@@ -399,7 +400,7 @@ def _known_blur(args, config) -> KnownBlur | None:
                          f"sampler.consistency prox or gradient; the chosen one has {sampler.radius_map!r} and "
                          f"{sampler.consistency}): leave out --preset and --config (the {KNOWN_PRESET} preset), "
                          f"or choose --preset {KNOWN_PRESET}")
-    return KnownBlur(flag[2:].replace("-", "_"), folder)
+    return KnownBlur(kind, folder)
 
 
 def _run_options(args, checkpoint: Path, batch: int, device: torch.device, known: KnownBlur | None = None) -> dict:
