@@ -12,7 +12,15 @@ weights of one never stopped; on CUDA the convolutions' and the upsampling's bac
 so two GPU runs agree only to rounding. Loss: the radius's
 absolute error (or, with training.quantile q ≠ ½, the pinball loss of its q-quantile) plus the Laplace negative
 log-likelihood for the scale (map_net.map_loss); Adam, its rate decaying
-linearly to 0 after lr_decay_from of the steps.
+linearly to 0 after lr_decay_from of the steps. With training.texture_weight k > 0 a pixel's radius term weighs
+1 + k where its scene is textured (hidd.blind.texture: the half of the crop with the most gradient energy, on the
+photo decoded from sRGB) and 1 − k elsewhere: the weights depend on the photo alone, so each pixel's minimiser stays
+the same and the network spends more of itself where a blur can be read.
+
+A run starts from scratch, continues (`resume`), or starts from the weights of another defocus-map checkpoint
+(`init`: an exported network or a run's rolling checkpoint, the same model.features and model.bands) at that
+checkpoint's step, with a fresh optimiser: training.steps must exceed that step, the rate schedule is the new run's,
+and its batches are the ones of steps it has not yet seen under the same training.seed.
 
 The run lives in one work directory:
   config.yaml            the resolved config
@@ -35,8 +43,10 @@ from tqdm import tqdm
 
 from hidd import checkpoint
 from hidd.blind.defocus_map import FOCUS_RADIUS
-from hidd.blind.map_net import FEATURES, MapNet, laplace_nll, map_loss, save_network, valid_bands
+from hidd.blind.map_net import FEATURES, KIND, TRAINED_TONE, MapNet, laplace_nll, map_loss, save_network, valid_bands
+from hidd.blind.texture import textured
 from hidd.camera.scenes import FOCUS_TOP, SCENE_KINDS, sample_scene
+from hidd.camera.tone import tone_curve
 from hidd.config import (CONFIG_DIR, ConfigDocument, in_repository, load_config, resolve_config_path,
                          save_config)
 from hidd.imageio import read_image, to_rgb
@@ -79,6 +89,7 @@ class MapTrainingConfig:
     eval_every: int = 250
     eval_scenes: int = 16
     quantile: float = 0.5  # the radius learnt is this quantile of those a photo allows (½: the median; map_loss)
+    texture_weight: float = 0.0  # k: textured pixels' radius term weighs 1 + k, the rest 1 − k (module docstring)
     time_limit_minutes: float = 0.0  # stop (with a checkpoint) after this much wall time; 0: none
     threads: int = 1  # torch CPU threads; 0: torch's default
     workers: int = 0  # processes rendering the scenes (each batch the same whichever renders it); 0: this one
@@ -119,7 +130,8 @@ MAP_RULES: dict[type, dict[str, Rule]] = {  # what each value of a map training 
     MapTrainingConfig: {
         "steps": COUNT, "batch_size": COUNT, "lr": POSITIVE, "lr_decay_from": SHARE, "latest_every": COUNT,
         "log_every": COUNT, "eval_every": COUNT, "eval_scenes": COUNT,
-        "quantile": number(0, 1, open_low=True, open_high=True), "time_limit_minutes": NON_NEGATIVE,
+        "quantile": number(0, 1, open_low=True, open_high=True), "texture_weight": number(0, 1, open_high=True),
+        "time_limit_minutes": NON_NEGATIVE,
         "threads": NON_NEGATIVE, "workers": NON_NEGATIVE, "seed": anything,
     },
 }
@@ -189,6 +201,30 @@ def _one_thread(_worker: int) -> None:
     torch.set_num_threads(1)  # a rendering worker: the processes, not threads, run side by side
 
 
+TRAINING_KIND = "defocus_map_training"  # a run's rolling checkpoint (an exported network is map_net.KIND)
+
+
+def texture_weights(y: torch.Tensor, k: float) -> torch.Tensor | None:
+    """Per-pixel weights (B, H, W) of photos y (B, C, H, W) as their file encodes them: 1 + k where textured
+    (hidd.blind.texture, on the grey of y decoded from TRAINED_TONE), 1 − k elsewhere; None for k = 0."""
+    if not k:
+        return None
+    grey = tone_curve(TRAINED_TONE).decode(y.clamp(0, 1)).mean(1)
+    return 1 + k * (2 * textured(grey).to(y.dtype) - 1)
+
+
+def _init_weights(net: MapNet, init: str | Path, steps: int) -> int:
+    """Load the weights of defocus-map checkpoint `init` into net (strictly); returns its step (< steps)."""
+    state = checkpoint.load(init)
+    if state.get("kind") not in (KIND, TRAINING_KIND):
+        raise checkpoint.CheckpointError(f"{init}: not a defocus map checkpoint (kind {state.get('kind')!r})")
+    checkpoint.load_weights_strict(net, state["model"], str(init))
+    step = int(state.get("step", 0))
+    if step >= steps:
+        raise ValueError(f"{init}: is at step {step} already, training.steps is {steps}; raise it")
+    return step
+
+
 def learning_rate(t: MapTrainingConfig, step: int) -> float:
     start = int(t.lr_decay_from * t.steps)
     return t.lr if step < start else t.lr * max(0.0, (t.steps - step) / max(1, t.steps - start))
@@ -207,13 +243,14 @@ def evaluate(net: MapNet, scenes: tuple[torch.Tensor, torch.Tensor]) -> dict[str
 
 
 def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = False,
-              device: torch.device | str | None = None) -> Path:
-    """Train (or continue) a run in `workdir` on `device` (None: the CPU; scripts/train_defocus_map.py's --device
-    picks CUDA where there is one); returns the exported network's path (module docstring)."""
+              device: torch.device | str | None = None, init: str | Path | None = None) -> Path:
+    """Train (or continue, or start from `init`'s weights) a run in `workdir` on `device` (None: the CPU;
+    scripts/train_defocus_map.py's --device picks CUDA where there is one); returns the exported network's path
+    (module docstring)."""
     from torch.utils.tensorboard import SummaryWriter
 
     workdir = Path(workdir)
-    latest = checkpoint.run_checkpoint(workdir, resume)
+    latest = checkpoint.run_checkpoint(workdir, resume, init)
     t = cfg.training
     if t.threads:
         torch.set_num_threads(t.threads)
@@ -229,6 +266,10 @@ def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = Fals
         opt.load_state_dict(state["optimizer"])
         step = int(state["step"])
         checkpoint.set_rng_state(state["rng"])
+        init = state.get("init")
+    elif init is not None:
+        step = _init_weights(net, init, t.steps)
+        init = str(init)
     workdir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, workdir / "config.yaml")
     eval_scenes = tuple(v.to(device) for v in draw_batch(random.Random(EVAL_SEED), photos, cfg, t.eval_scenes))
@@ -238,10 +279,13 @@ def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = Fals
                                           pin_memory=device.type == "cuda")
     writer = SummaryWriter(str(workdir / "tb"), purge_step=step)
     kill_at, deadline = checkpoint.run_limits(t.time_limit_minutes)
+    if init and not resume:
+        writer.add_text("init", f"weights of {init} (step {step})", step)
 
     def save() -> None:
-        checkpoint.save_atomic({"kind": "defocus_map_training", "config": cfg.to_dict(), "model": net.state_dict(),
-                                "optimizer": opt.state_dict(), "step": step, "rng": checkpoint.rng_state()}, latest)
+        checkpoint.save_atomic({"kind": TRAINING_KIND, "config": cfg.to_dict(), "model": net.state_dict(),
+                                "optimizer": opt.state_dict(), "step": step, "rng": checkpoint.rng_state(),
+                                **({"init": init} if init else {})}, latest)
 
     bar = tqdm(total=t.steps, initial=step, desc="defocus map", dynamic_ncols=True)
     net.train()
@@ -250,7 +294,7 @@ def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = Fals
         for group in opt.param_groups:
             group["lr"] = learning_rate(t, step)
         radius, scale = net(y)
-        loss = map_loss(radius, scale, true, t.quantile)
+        loss = map_loss(radius, scale, true, t.quantile, texture_weights(y, t.texture_weight))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -276,5 +320,5 @@ def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = Fals
     bar.close()
     writer.close()
     out = workdir / "defocus_map.pt"
-    save_network(net, out, cfg.to_dict(), step=step)
+    save_network(net, out, cfg.to_dict(), step=step, **({"init": init} if init else {}))
     return out

@@ -10,7 +10,9 @@ often it reads a sharp photo as defocused.
 --benchmark: every pair with a true radius map (radius_maps/STEM.npy: the camera benchmark's (c) depth and (d)
 subject, scripts/make_heldout.py's tilt and subject scenes). Per photo: the correlation of the map with the true
 one, the mean absolute error (px) and its two sides, the mean over-reading max(read − true, 0) and under-reading
-(px; over-reading is what costs a deblurring most: docs/BENCHMARKS.md), the share of the truly in-focus pixels
+(px; over-reading is what costs a deblurring most: docs/BENCHMARKS.md), the mean absolute error in the photo's
+textured half and in the rest (hidd.blind.texture on its linear grey: the textured half is where the map's error
+costs the most, docs/BENCHMARKS.md), the share of the truly in-focus pixels
 (true radius < 1 px, hidd.metrics) read as defocused (≥ FOCUS_RADIUS) and of the truly defocused ones (≥ 3 px)
 read in focus, and whether the map reads as varying (`reads_varying`: both an in-focus and a defocused region,
 REGION_SHARE of the tiles each; a report, no decision of any preset).
@@ -39,6 +41,7 @@ from hidd.blind.defocus_map import FOCUS_RADIUS, TILE, grey_noise_std  # noqa: E
 from hidd.blind.map_estimators import MAP_ESTIMATORS  # noqa: E402
 from hidd.map_train import HELD_OUT  # noqa: E402
 from hidd.blind.noise import estimate_nlf  # noqa: E402
+from hidd.blind.texture import textured  # noqa: E402
 from hidd.camera.draws import lens_camera  # noqa: E402
 from hidd.camera.tone import tone_curve  # noqa: E402
 from hidd.cli import one_line_errors  # noqa: E402
@@ -73,9 +76,12 @@ def benchmark_rows(root: Path, tone, estimator):
         found = read_map(photo, tone, estimator)
         true, read = np.load(path).astype(np.float64), found.radius.numpy().astype(np.float64)
         sharp, defocused = true < IN_FOCUS_RADIUS, true >= DEFOCUSED
+        texture = textured(tone.decode(photo.double()).mean(0)).numpy()
+        error = np.abs(read - true)
         yield {"photo": stem, "correlation": float(np.corrcoef(read.ravel(), true.ravel())[0, 1]),
-               "mae": float(np.abs(read - true).mean()),
+               "mae": float(error.mean()),
                "over": float(np.maximum(read - true, 0).mean()), "under": float(np.maximum(true - read, 0).mean()),
+               "mae_textured": float(error[texture].mean()), "mae_flat": float(error[~texture].mean()),
                "sharp_read_defocused": float((read[sharp] >= FOCUS_RADIUS).mean()) if sharp.any() else float("nan"),
                "defocused_read_sharp": (float((read[defocused] < FOCUS_RADIUS).mean()) if defocused.any()
                                         else float("nan")),

@@ -4,6 +4,8 @@
   python scripts/train_defocus_map.py --workdir runs/defocus_map --resume        # continue after a kill
   python scripts/train_defocus_map.py --config defocus_map --workdir runs/m --set training.time_limit_minutes=40
   python scripts/train_defocus_map.py --config defocus_map --workdir runs/g --device cuda --set training.workers=14
+  python scripts/train_defocus_map.py --config defocus_map --workdir runs/f --init checkpoints/defocus_map.pt \
+      --set training.steps=8000    # go on from the shipped network's weights and step (a fresh optimiser)
   cp runs/defocus_map/defocus_map.pt checkpoints/defocus_map.pt                    # ship it
 
 Configs by name from configs/maps/ (or a YAML path). Scenes are rendered on the fly from data.photos minus
@@ -25,8 +27,6 @@ def main(argv=None):
     args = p.parse_args(argv)
     with one_line_errors("train_defocus_map.py", interrupted=f"continue the run with --workdir {args.workdir} "
                                                              "--resume, from its last checkpoint"):
-        if args.init is not None:
-            raise ValueError("train_defocus_map.py trains from scratch or --resume (no --init)")
         from hidd.devices import resolve_device
         from hidd.map_train import load_map_config, train_map
 
@@ -35,7 +35,7 @@ def main(argv=None):
         if args.dry_run:
             print(cfg.to_yaml(), end="")
             return
-        out = train_map(cfg, args.workdir, resume=args.resume, device=resolve_device(args.device))
+        out = train_map(cfg, args.workdir, resume=args.resume, device=resolve_device(args.device), init=args.init)
         print(f"train_defocus_map.py: done; exported network {out}")
 
 

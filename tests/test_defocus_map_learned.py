@@ -279,6 +279,63 @@ def test_the_loss_is_the_absolute_error_at_the_median_and_costs_over_reading_mor
         load_map_config("configs/maps/defocus_map.yaml", ["training.quantile=1"])
 
 
+def test_a_pixel_weight_scales_its_radius_term_and_texture_weights_favour_the_textured_half():
+    from hidd.map_train import texture_weights
+    true, scale = torch.full((1, 4, 4), 3.0), torch.ones(1, 4, 4)
+    over = torch.full_like(true, 4.0)
+    nll = float(map_net.laplace_nll(torch.full_like(true, 3.0), scale, true))
+    assert float(map_loss(over, scale, true, weight=torch.ones_like(true))) == pytest.approx(float(map_loss(over, scale,
+                                                                                                        true)))
+    double_half = torch.ones_like(true)
+    double_half[..., :2] = 2.0
+    assert float(map_loss(over, scale, true, weight=double_half)) == pytest.approx(1.5 + 1.0 + nll)
+    y = torch.full((1, 3, 32, 32), 0.5)
+    y[..., :16] += 0.3 * (torch.rand(1, 3, 32, 16, generator=torch.Generator().manual_seed(0)) - 0.5)
+    assert texture_weights(y, 0.0) is None
+    weights = texture_weights(y, 0.5)
+    assert weights.shape == (1, 32, 32) and set(weights.unique().tolist()) == {0.5, 1.5}
+    assert float(weights[..., :6].min()) == 1.5 and float(weights[..., 24:].max()) == 0.5
+    from hidd.map_train import load_map_config
+    with pytest.raises(ConfigError, match="training.texture_weight"):
+        load_map_config("configs/maps/defocus_map.yaml", ["training.texture_weight=1"])
+
+
+def test_a_run_starts_from_another_networks_weights_at_its_step(tmp_path, one_thread):
+    from hidd.map_train import load_map_config, train_map
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, stem in enumerate(["a", "b"]):
+        Image.fromarray((synthetic_photo(i, 48) * 255).astype(np.uint8)).save(photos / f"{stem}.png")
+    sets = [f"data.photos={photos}", "data.held_out=[]", "data.crop=32", "training.batch_size=2",
+            "training.latest_every=10", "training.eval_every=10", "training.eval_scenes=2", "model.features=[4,4,6,6]"]
+    first = train_map(load_map_config("configs/maps/defocus_map.yaml", sets + ["training.steps=2"]), tmp_path / "a")
+    start = load_network(first).state_dict()
+    # a vanishing rate: the new run ends where its weights started, at the first run's step plus its own
+    cfg = load_map_config("configs/maps/defocus_map.yaml", sets + ["training.steps=4", "training.lr=1e-12",
+                                                                   "training.texture_weight=0.5"])
+    second = train_map(cfg, tmp_path / "b", init=first)
+    state = torch.load(second, weights_only=True)
+    assert state["step"] == 4 and state["init"] == str(first)
+    assert all(torch.allclose(state["model"][k], start[k], atol=1e-8) for k in start)
+    scratch = load_network(train_map(cfg, tmp_path / "c")).state_dict()
+    assert not all(torch.allclose(scratch[k], start[k], atol=1e-3) for k in start)
+    # its rolling checkpoint keeps the init, so a resumed run exports it too
+    assert torch.load(tmp_path / "b" / "checkpoints" / "latest.pt", weights_only=True)["init"] == str(first)
+    with pytest.raises(ValueError, match="is at step 2 already, training.steps is 2"):
+        train_map(load_map_config("configs/maps/defocus_map.yaml", sets + ["training.steps=2"]), tmp_path / "d",
+                  init=first)
+    with pytest.raises(ValueError, match="--resume continues this run: give one"):
+        train_map(cfg, tmp_path / "b", resume=True, init=first)
+    wider = load_map_config("configs/maps/defocus_map.yaml", sets[:-1] + ["model.features=[4,4,6,8]",
+                                                                          "training.steps=4"])
+    with pytest.raises(CheckpointError, match=f"{first}: .*(missing|unexpected|vs)"):
+        train_map(wider, tmp_path / "e", init=first)
+    other = tmp_path / "other.pt"
+    torch.save({"kind": "score_prior", "config": {}, "model": {}}, other)
+    with pytest.raises(CheckpointError, match="other.pt: not a defocus map checkpoint"):
+        train_map(cfg, tmp_path / "f", init=other)
+
+
 def test_bench_defocus_map_scores_the_learned_map_and_sharp_photos_through_an_in_focus_camera(tmp_path, tiny_map,
                                                                                              one_thread):
     bench = load_script("bench_defocus_map")
@@ -293,6 +350,8 @@ def test_bench_defocus_map_scores_the_learned_map_and_sharp_photos_through_an_in
                 "--output", str(tmp_path / "out")])
     (row,) = list(csv.DictReader(open(tmp_path / "out" / "map.csv")))
     assert row["photo"] == "subject_a" and float(row["mae"]) >= 0
+    # the textured and the flat half together are the whole photo: their errors average to the photo's
+    assert (float(row["mae_textured"]) + float(row["mae_flat"])) / 2 == pytest.approx(float(row["mae"]), rel=1e-6)
     sharp = tmp_path / "sharp"
     sharp.mkdir()
     Image.fromarray((synthetic_photo(4, 96) * 255).round().astype(np.uint8)).save(sharp / "p.png")

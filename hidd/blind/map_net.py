@@ -111,13 +111,17 @@ def laplace_nll(radius: torch.Tensor, scale: torch.Tensor, true: torch.Tensor) -
 
 
 def map_loss(radius: torch.Tensor, scale: torch.Tensor, true: torch.Tensor,
-             quantile: float = 0.5) -> torch.Tensor:
+             quantile: float = 0.5, weight: torch.Tensor | None = None) -> torch.Tensor:
     """The training loss |r − r̂| + NLL(sg(r̂), b) (the module docstring), averaged over pixels. With quantile
     q ≠ ½ the absolute error becomes the pinball loss 2 max(q e, (q − 1) e), e = r − r̂ (equal to |e| at ½), whose
-    minimiser is the q-quantile of the radii a photo allows: q < ½ reads an ambiguous region shorter."""
+    minimiser is the q-quantile of the radii a photo allows: q < ½ reads an ambiguous region shorter. `weight`
+    (broadcast to the radius; mean 1 keeps the scale) weights each pixel's radius term: a weight that depends only
+    on the photo leaves each pixel's minimiser where it is and moves only where the network spends its capacity."""
     error = true - radius
-    return (2 * torch.maximum(quantile * error, (quantile - 1) * error)).mean() + laplace_nll(radius.detach(), scale,
-                                                                                             true)
+    pinball = 2 * torch.maximum(quantile * error, (quantile - 1) * error)
+    if weight is not None:
+        pinball = pinball * weight
+    return pinball.mean() + laplace_nll(radius.detach(), scale, true)
 
 
 def confidence(scale: torch.Tensor) -> torch.Tensor:
