@@ -483,14 +483,14 @@ class LayeredBlur(ImageByImageBlur):
                                 for r in self.layers[image].radii]
         return self._cache[key]
 
-    def _optics(self, image: int, like: torch.Tensor, pad: int = 0, frame: tuple[int, int] | None = None):
-        """Image `image`'s layered blur (hidd.camera.optics.LayeredOptics) on its frame, or with its coverages padded
-        by `pad` onto `frame` (replicated), once per device, dtype and frame."""
-        key = ("optics", image, like.device, like.dtype, like.shape[1], pad, frame)
+    def _optics(self, image: int, like: torch.Tensor, frame: FreeFrame | None = None):
+        """Image `image`'s layered blur (hidd.camera.optics.LayeredOptics) on the image, or with its coverages placed
+        in the 'free' border's `frame` (replicated), once per device, dtype and frame."""
+        key = ("optics", image, like.device, like.dtype, like.shape[1], frame)
         if key not in self._cache:
             alphas = self.layers[image].alphas.to(like)[None]
             if frame is not None:
-                alphas = pad_to_frame(alphas, pad, frame, "replicate")
+                alphas = frame.embed(alphas, "replicate")
             self._cache[key] = LayeredOptics(alphas, self._psfs(image, like), like=like)
         return self._cache[key]
 
@@ -506,7 +506,7 @@ class LayeredBlur(ImageByImageBlur):
             shape = tuple(u0.shape[-2:])
             return _autograd_cg(self._optics(image, u0), u0, v, rho, self._preconditioner(image, u0, shape, rho))
         frame = FreeFrame.around(u0, self._psfs(image, u0))
-        optics = self._optics(image, u0, frame.p, frame.shape)
+        optics = self._optics(image, u0, frame)
         solved = _autograd_cg(lambda u: frame.crop(optics(u)), frame.start(u0), v, rho,
                               self._preconditioner(image, u0, frame.shape, rho))
         return frame.crop(solved)
