@@ -136,6 +136,8 @@ class SamplerConfig:
     radius_map: bool | str = False  # blind (radius 0) spatially varying blur from a per-pixel defocus map: false
     # (none: one PSF per photo), edges (from its edges, hidd.blind.defocus_map; true means edges) or learned (a small
     # network, hidd.blind.map_net, checkpoints/defocus_map.pt); hidd.blind.map_estimators
+    map_network: str = ""  # with radius_map learned: the network's checkpoint (a defocus_map.pt that
+    # scripts/train_defocus_map.py exports); '': the shipped checkpoints/defocus_map.pt
     radius_tile: int = 64  # tile side (pixels) of the defocus map's readings (tiles overlap by 1/2)
     noise_sigma: float = 0.0  # measurement noise std on [0, 1]; 0: estimated from each image
     noise_sigma_min: float = 0.0  # floor of that estimate

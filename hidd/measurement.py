@@ -83,7 +83,7 @@ def measurement_model(y: torch.Tensor, cfg, radius_map: torch.Tensor | None = No
         if cfg.psf == "gaussian":
             raise ValueError("sampler.radius_map: spatially varying blur supports psf disk or polygon, not gaussian")
         if radius_map is None:  # each photo's blind defocus map, on its own (hidd.blind.map_estimators)
-            estimator = map_estimator(cfg.radius_map)
+            estimator = map_estimator(cfg.radius_map, cfg.map_network)
             grey_noise = grey_noise_std(noise_model(y, cfg, tone, [None] * y.shape[0])[0], y)  # the edge tests
             radius_map = torch.stack([estimator(photo, image, float(std), cfg.radius_tile).radius
                                       for photo, image, std in zip(y.detach(), linear, grey_noise)])

@@ -35,6 +35,8 @@ from tqdm import tqdm
 
 from hidd import distributed
 from hidd.baselines.restore import BaselineDeblurrer, baseline_checkpoint, load_baseline
+from hidd.blind.map_estimators import learned_network
+from hidd.blind.map_net import load_network
 from hidd.cli import USER_ERRORS
 from hidd.config import DEFAULT_PRESET, save_config
 from hidd.deblur import Deblurrer
@@ -359,6 +361,9 @@ def _method(args, device: torch.device):
         prior = load_prior(args.checkpoint, config_path=args.config, preset=preset, overrides=args.overrides,
                            device=device)
         check_sampler(prior.config.sampler)  # a refused value is a usage error, before anything is read
+        network = learned_network(prior.config.sampler)
+        if network is not None:  # a missing or foreign map network too (one line naming it)
+            load_network(network)
         check_values(prior.config, ["sde"])  # (the model's keys the strict load checks)
         tiling = TilingConfig(tile=args.tile, overlap=args.tile_overlap, tile_batch=args.tile_batch,
                               max_memory_gb=args.max_memory)
@@ -403,7 +408,8 @@ def _known_blur(args, config) -> KnownBlur | None:
     return KnownBlur(kind, folder)
 
 
-def _run_options(args, checkpoint: Path, batch: int, device: torch.device, known: KnownBlur | None = None) -> dict:
+def _run_options(args, checkpoint: Path, batch: int, device: torch.device, known: KnownBlur | None = None,
+                 config=None) -> dict:
     """What decides a run's outputs besides its config: written as run.yaml, compared on --skip-existing."""
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     options = {"method": args.method, "checkpoint": str(checkpoint.resolve()), "checkpoint_sha256": digest,
@@ -413,6 +419,10 @@ def _run_options(args, checkpoint: Path, batch: int, device: torch.device, known
                "max_memory": args.max_memory}
     if known is not None:  # (only then: runs without it resume as they were written)
         options["known_defocus"] = {"kind": known.kind, "folder": str(known.folder.resolve())}
+    network = learned_network(config.sampler) if args.method == "hidd" else None
+    if network is not None:  # the learned map's weights decide the outputs as the prior's do
+        options["map_network"] = {"path": str(network.resolve()),
+                                  "sha256": hashlib.sha256(network.read_bytes()).hexdigest()}
     return options
 
 
@@ -566,7 +576,7 @@ def _start(args, info: distributed.DistInfo):
     compare = getattr(args, "compare", False)
     deblurrer, config, checkpoint = _method(args, device)
     known = _known_blur(args, config)
-    options = _run_options(args, checkpoint, size, device, known)
+    options = _run_options(args, checkpoint, size, device, known, config)
     skipped: list[ImageError] = []
     left_out: list[Path] = []  # output folders inside the input or target folder: not searched
 

@@ -131,10 +131,10 @@ def tiny_map(tmp_path, monkeypatch):
     return path
 
 
-def _operator(y, radius_map):
+def _operator(y, radius_map, map_network=""):
     from hidd.measurement import measurement_model
     cfg = apply_overrides(Config(), [f"sampler.radius_map={radius_map}", "sampler.psf=disk", "sampler.softening=0.5",
-                                     "sampler.noise_sigma=0.01"]).sampler
+                                     "sampler.noise_sigma=0.01", f"sampler.map_network={map_network}"]).sampler
     return measurement_model(y, cfg)
 
 
@@ -405,3 +405,57 @@ def test_training_photos_named_relative_to_the_repository_are_found_from_any_fol
     assert [photo.shape for photo in found] == [(3, 32, 32)]
     with pytest.raises(ValueError, match="data/nowhere: no PNG photos"):
         training_photos(MapDataConfig(photos="data/nowhere", held_out=[]))
+
+
+def test_sampler_map_network_picks_the_learned_maps_checkpoint_and_only_with_the_learned_map(tmp_path, tiny_map):
+    from hidd.blind.map_estimators import learned_network
+    from hidd.config import SamplerConfig
+    from hidd.sampling.settings import check_sampler
+
+    torch.manual_seed(5)
+    other = tmp_path / "other.pt"
+    save_network(MapNet(TINY), other, {"model": {"features": list(TINY)}})
+    y = crop(6, 48)[None].double()
+    shipped = _operator(y, "learned").radius_field
+    assert torch.equal(_operator(y, "learned", map_network=str(tiny_map)).radius_field, shipped)
+    mine = _operator(y, "learned", map_network=str(other)).radius_field
+    assert not torch.equal(mine, shipped)
+    assert learned_network(SamplerConfig(radius_map="learned")) == map_net.CHECKPOINT
+    assert learned_network(SamplerConfig(radius_map="learned", map_network=str(other))) == other
+    assert learned_network(SamplerConfig(radius_map="edges")) is None
+    for value in ("edges", False):
+        with pytest.raises(ConfigError, match="sampler.map_network .* is the learned map's network"):
+            check_sampler(SamplerConfig(radius_map=value, map_network=str(other)))
+
+
+def test_reconstruct_checks_the_map_network_first_and_a_resume_needs_the_same_one(tmp_path, tiny_map, capsys):
+    from conftest import make_tiny_checkpoint
+    from hidd.cli.reconstruct import main as reconstruct_main
+    from hidd.imageio import write_image
+
+    prior, source = make_tiny_checkpoint(tmp_path / "tiny.pt"), tmp_path / "in"
+    source.mkdir()
+    write_image(source / "p.png", synthetic_photo(0, 48))
+
+    def run(out, network, *extra):
+        with pytest.raises(SystemExit) as code:
+            reconstruct_main(["--input", str(source), "--output", str(out), "--checkpoint", str(prior),
+                              "--preset", "depth", "--set", "sampler.radius_map=learned", "--set",
+                              f"sampler.map_network={network}", "--set", "sampler.num_steps=2", *extra])
+            raise SystemExit(0)
+        return code.value.code
+
+    assert run(tmp_path / "none", tmp_path / "gone.pt") == 2
+    assert "gone.pt: defocus map checkpoint not found" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+    network = tmp_path / "mine.pt"
+    network.write_bytes(tiny_map.read_bytes())
+    assert run(tmp_path / "out", network) == 0
+    import yaml
+    recorded = yaml.safe_load(open(tmp_path / "out" / "run.yaml"))
+    assert recorded["map_network"]["path"] == str(network.resolve())
+    torch.manual_seed(9)
+    save_network(MapNet(TINY), network, {"model": {"features": list(TINY)}})  # other weights under the same name
+    capsys.readouterr()
+    assert run(tmp_path / "out", network, "--skip-existing") == 2
+    assert "map_network" in capsys.readouterr().err

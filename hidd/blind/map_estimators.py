@@ -13,9 +13,12 @@
 sampler.radius_map: false (one PSF per photo, no map), edges, learned; true is edges (the configs written before
 the learned map). An estimator is called as estimator(photo, linear, noise_std, tile) with one photo (C, H, W) of
 encoded values in [0, 1], the same photo in linear light, its grey noise std (linear light) and the tile side
-(sampler.radius_tile), and returns a DefocusMap.
+(sampler.radius_tile), and returns a DefocusMap. sampler.map_network names the learned map's checkpoint ('' for the
+shipped one); any other estimator refuses it (map_network_problem).
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 
@@ -66,7 +69,28 @@ def radius_map_rule(value) -> str | None:
     return f"choose from false, {', '.join(MAP_ESTIMATORS.names())} (true: {LEGACY_TRUE})"
 
 
-def map_estimator(value):
-    """The estimator instance for a sampler.radius_map value (None for false)."""
+def map_network_problem(radius_map, map_network: str) -> str | None:
+    """None where sampler.map_network fits sampler.radius_map (empty, or the estimator is learned), else why not."""
+    if map_network and estimator_name(radius_map) != "learned":
+        return (f"sampler.map_network {map_network!r} is the learned map's network, but sampler.radius_map is "
+                f"{radius_map!r}: set sampler.radius_map=learned or leave sampler.map_network empty")
+    return None
+
+
+def learned_network(sampler) -> Path | None:
+    """The checkpoint the learned estimator reads under a sampler section (sampler.map_network, else the shipped
+    map_net.CHECKPOINT); None where the section reads no learned map."""
+    if not sampler.radius_map or estimator_name(sampler.radius_map) != "learned":
+        return None
+    from hidd.blind.map_net import CHECKPOINT
+    return Path(sampler.map_network) if sampler.map_network else CHECKPOINT
+
+
+def map_estimator(value, network: str = ""):
+    """The estimator instance for a sampler.radius_map value (None for false); `network`: the learned map's
+    checkpoint ('' for the shipped one; ValueError in one line with another estimator)."""
+    problem = map_network_problem(value, network)
+    if problem:
+        raise ValueError(problem)
     name = estimator_name(value)
-    return None if name is None else MAP_ESTIMATORS.get(name)()
+    return None if name is None else MAP_ESTIMATORS.get(name)(*([network] if network else []))

@@ -5,10 +5,10 @@ loop that owns them (hidd.sampling.loops.check_settings); check_sampler runs bot
 """
 from __future__ import annotations
 
-from hidd.blind.map_estimators import radius_map_rule
+from hidd.blind.map_estimators import map_network_problem, radius_map_rule
 from hidd.camera.psf import PSF_FAMILIES
 from hidd.camera.tone import TONE_CURVES
-from hidd.config import SamplerConfig
+from hidd.config import ConfigError, SamplerConfig
 from hidd.operators import BOUNDARIES
 from hidd.rules import COUNT, NON_NEGATIVE, POSITIVE, SHARE, Rule, anything, check_section, number, one_of
 from hidd.sampling.base import CONSISTENCIES, CORRECTORS, PREDICTORS  # (filled by importing the loops below)
@@ -28,7 +28,8 @@ SAMPLER_RULES: dict[str, Rule] = {
     "prox_lambda_white": NON_NEGATIVE, "softening_white": NON_NEGATIVE, "tone_curve": one_of(TONE_CURVES.names),
     "gamma": POSITIVE, "psf": one_of(PSF_FAMILIES), "blades": number(3, also=(0,)), "radius": NON_NEGATIVE,
     "softening": NON_NEGATIVE, "max_radius": POSITIVE, "shared_quantile": number(0, 0.5, open_high=True),
-    "edge_read_share": SHARE, "radius_map": radius_map_rule, "radius_tile": number(16), "noise_sigma": NON_NEGATIVE,
+    "edge_read_share": SHARE, "radius_map": radius_map_rule, "map_network": anything, "radius_tile": number(16),
+    "noise_sigma": NON_NEGATIVE,
     "noise_sigma_min": NON_NEGATIVE, "max_noise_gain": NON_NEGATIVE, "hedge_share": number(0, 1, open_low=True),
     "ringing_share": number(0, 1, open_low=True), "noisy_retry_lambda": number(1, open_low=True, also=(0,)),
     "noisy_retry_steps": COUNT, "gray_photos": anything, "boundary": one_of(BOUNDARIES), "gradient_steps": COUNT,
@@ -40,4 +41,7 @@ def check_sampler(sampler: SamplerConfig) -> None:
     """Check a sampler section before any work: each value, then what its loop refuses of them together;
     ConfigError or ValueError in one line."""
     check_section(sampler, SAMPLER_RULES, "sampler")
+    problem = map_network_problem(sampler.radius_map, sampler.map_network)
+    if problem:
+        raise ConfigError(problem)
     check_settings(sampler)

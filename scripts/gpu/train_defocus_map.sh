@@ -98,17 +98,14 @@ for net in new shipped; do
   grep -h "mean" "$LOGS/map_$net.log" "$LOGS/sharp_$net.log" | tee -a "$SUMMARY"
 done
 pack_logs
-cp checkpoints/defocus_map.pt "$WORK/shipped.pt"
-trap 'cp "$WORK/shipped.pt" checkpoints/defocus_map.pt' EXIT  # the shipped network back, however this ends
-for net in new shipped; do  # `depth` reads checkpoints/defocus_map.pt: this copy of the tree swaps it per run
-  cp "$([ $net = new ] && echo "$OUT/defocus_map.pt" || echo "$WORK/shipped.pt")" checkpoints/defocus_map.pt
+for net in new shipped; do  # sampler.map_network: the network `depth` reads ('' for the shipped one)
   timeout "$(left)" "$PY" scripts/bench_quality.py --benchmark "$WORK/camera" --methods depth --device "$DEVICE" \
-    --set sampler.radius_map=learned --images $IMAGES --output "$WORK/depth_$net" > "$LOGS/depth_$net.md" 2>&1 \
+    --set sampler.radius_map=learned --set "sampler.map_network=$([ $net = new ] && echo "$OUT/defocus_map.pt")" \
+    --images $IMAGES --output "$WORK/depth_$net" > "$LOGS/depth_$net.md" 2>&1 \
     && { note "## depth with the $net network"; sed -n '/^Gain over/,/^SSIM per group/p;/^By region/,/^RMS chroma/p' \
          "$LOGS/depth_$net.md" | grep -v "^SSIM per\|^RMS chroma" >> "$SUMMARY"; } \
     || note "depth with the $net network: out of time or failed"
   for f in per_image summary; do cp "$WORK/depth_$net/$f.csv" "$LOGS/depth_${net}_$f.csv" 2>/dev/null; done
 done
-cp "$WORK/shipped.pt" checkpoints/defocus_map.pt
 stamp "done"
 pack_logs
