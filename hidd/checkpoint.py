@@ -55,6 +55,18 @@ def run_checkpoint(workdir: str | Path, resume: bool, init: str | Path | None = 
     return latest
 
 
+def warm_start_record(init: str | Path, step: int, steps: int) -> dict:
+    """The record a run started from checkpoint `init` (at its `step`) keeps in its checkpoints and TensorBoard
+    ("warm_start"); ValueError in one line where that step is not below the run's training.steps."""
+    if step >= steps:
+        raise ValueError(f"{init}: is at step {step} already, training.steps is {steps}; raise it")
+    return {"init": str(init), "step": int(step)}
+
+
+def warm_start_text(record: dict) -> str:
+    return f"weights of {record['init']} (step {record['step']})"
+
+
 def run_limits(minutes: float) -> tuple[int, float]:
     """A training run's limits: the step after whose checkpoint a resume test stops it (KILL_AT_STEP_ENV; -1: none)
     and the time.monotonic() deadline `minutes` from now (inf for 0: none)."""

@@ -14,8 +14,9 @@ absolute error (or, with training.quantile q ≠ ½, the pinball loss of its q-q
 log-likelihood for the scale (map_net.map_loss); Adam, its rate decaying
 linearly to 0 after lr_decay_from of the steps. With training.texture_weight k > 0 a pixel's radius term weighs
 1 + k where its scene is textured (hidd.blind.texture: the half of the crop with the most gradient energy, on the
-photo decoded from sRGB) and 1 − k elsewhere: the weights depend on the photo alone, so each pixel's minimiser stays
-the same and the network spends more of itself where a blur can be read.
+photo decoded from sRGB) and 1 − k elsewhere (then scaled to mean 1 per scene): the weights depend on the photo, not
+on its true radii, so each pixel's minimiser stays about where it was (exactly, were the weight a function of what
+the network sees at that pixel) and the network spends more of itself where a blur can be read.
 
 A run starts from scratch, continues (`resume`), or starts from the weights of another defocus-map checkpoint
 (`init`: an exported network or a run's rolling checkpoint, the same model.features and model.bands) at that
@@ -210,19 +211,17 @@ def texture_weights(y: torch.Tensor, k: float) -> torch.Tensor | None:
     if not k:
         return None
     grey = tone_curve(TRAINED_TONE).decode(y.clamp(0, 1)).mean(1)
-    return 1 + k * (2 * textured(grey).to(y.dtype) - 1)
+    weights = 1 + k * (2 * textured(grey).to(y.dtype) - 1)
+    return weights / weights.mean((-2, -1), keepdim=True)  # mean 1 per scene, also where less than half is textured
 
 
-def _init_weights(net: MapNet, init: str | Path, steps: int) -> int:
-    """Load the weights of defocus-map checkpoint `init` into net (strictly); returns its step (< steps)."""
+def _init_weights(net: MapNet, init: str | Path) -> int:
+    """Load the weights of defocus-map checkpoint `init` into net (strictly); returns its step."""
     state = checkpoint.load(init)
     if state.get("kind") not in (KIND, TRAINING_KIND):
         raise checkpoint.CheckpointError(f"{init}: not a defocus map checkpoint (kind {state.get('kind')!r})")
     checkpoint.load_weights_strict(net, state["model"], str(init))
-    step = int(state.get("step", 0))
-    if step >= steps:
-        raise ValueError(f"{init}: is at step {step} already, training.steps is {steps}; raise it")
-    return step
+    return int(state.get("step", 0))
 
 
 def learning_rate(t: MapTrainingConfig, step: int) -> float:
@@ -259,17 +258,17 @@ def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = Fals
     torch.manual_seed(t.seed)
     net = MapNet(tuple(cfg.model.features), bands=cfg.model.bands).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=t.lr)
-    step = 0
+    step, warm_start = 0, None
     if resume:
         state = checkpoint.load(latest)
         checkpoint.load_weights_strict(net, state["model"], str(latest))
         opt.load_state_dict(state["optimizer"])
         step = int(state["step"])
         checkpoint.set_rng_state(state["rng"])
-        init = state.get("init")
+        warm_start = state.get("warm_start")
     elif init is not None:
-        step = _init_weights(net, init, t.steps)
-        init = str(init)
+        warm_start = checkpoint.warm_start_record(init, _init_weights(net, init), t.steps)
+        step = warm_start["step"]
     workdir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, workdir / "config.yaml")
     eval_scenes = tuple(v.to(device) for v in draw_batch(random.Random(EVAL_SEED), photos, cfg, t.eval_scenes))
@@ -279,13 +278,13 @@ def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = Fals
                                           pin_memory=device.type == "cuda")
     writer = SummaryWriter(str(workdir / "tb"), purge_step=step)
     kill_at, deadline = checkpoint.run_limits(t.time_limit_minutes)
-    if init and not resume:
-        writer.add_text("init", f"weights of {init} (step {step})", step)
+    if warm_start and not resume:
+        writer.add_text("warm_start", checkpoint.warm_start_text(warm_start), step)
 
     def save() -> None:
         checkpoint.save_atomic({"kind": TRAINING_KIND, "config": cfg.to_dict(), "model": net.state_dict(),
                                 "optimizer": opt.state_dict(), "step": step, "rng": checkpoint.rng_state(),
-                                **({"init": init} if init else {})}, latest)
+                                "warm_start": warm_start}, latest)
 
     bar = tqdm(total=t.steps, initial=step, desc="defocus map", dynamic_ncols=True)
     net.train()
@@ -320,5 +319,5 @@ def train_map(cfg: DefocusMapConfig, workdir: str | Path, *, resume: bool = Fals
     bar.close()
     writer.close()
     out = workdir / "defocus_map.pt"
-    save_network(net, out, cfg.to_dict(), step=step, **({"init": init} if init else {}))
+    save_network(net, out, cfg.to_dict(), step=step, **({"warm_start": warm_start} if warm_start else {}))
     return out

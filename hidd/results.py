@@ -124,13 +124,14 @@ def prepare_output(out: Path, given: str) -> None:
 
 def check_same_config(config, path: Path) -> None:
     """For --skip-existing: the results already in the folder must come from the same config (and so the same
-    method: a learned baseline's config has other sections than the score prior's)."""
+    method: a learned baseline's config has other sections than the score prior's). A key the stored config lacks
+    (one added to hidd since it was written) counts as its default, which keeps what hidd did before the key."""
     current = yaml.safe_load(config.to_yaml())
     stored = _read_yaml(path)
     if isinstance(stored, dict) and set(stored) != set(current):
         raise ValueError(f"{path}: the results there come from another method (its config has the sections "
                          f"{', '.join(map(str, stored))}); resume with the same options, or choose another --output")
-    check_same(path, current, "config")
+    check_same(path, current, "config", defaults=yaml.safe_load(type(config)().to_yaml()))
 
 
 def check_same_run(options: dict, path: Path) -> None:
@@ -143,11 +144,13 @@ def save_run(options: dict, path: Path) -> None:
     write_text_atomic(path, yaml.safe_dump(options, sort_keys=False))
 
 
-def check_same(path: Path, current: dict, what: str) -> None:
-    """ValueError in one line where the YAML at `path` (if any) differs from `current`, naming the first key."""
+def check_same(path: Path, current: dict, what: str, defaults: dict | None = None) -> None:
+    """ValueError in one line where the YAML at `path` (if any) differs from `current`, naming the first key; a key
+    the file lacks takes its value in `defaults` where given."""
     if not path.is_file():
         return
     stored, current = _flat(_read_yaml(path)), _flat(current)
+    stored = {**_flat(defaults or {}), **stored}
     differences = sorted(key for key in stored.keys() | current.keys() if stored.get(key) != current.get(key))
     if differences:
         key = differences[0]

@@ -65,7 +65,7 @@ def _checkpoint_state(cfg, model, ema, optimizer, step, warm_start) -> dict:
 
 
 def _warm_start(model, ema, init: str | Path, sde: dict | None = None) -> dict:
-    """Load the EMA weights of checkpoint `init` into model and EMA (strictly); returns its record. sde: the run's
+    """Load the EMA weights of checkpoint `init` into model and EMA (strictly); returns its step. sde: the run's
     sde section, which a checkpoint that records its own must match (a prior learns the scores of one SDE)."""
     state = checkpoint.load(init)
     if "baseline" in state:
@@ -79,7 +79,7 @@ def _warm_start(model, ema, init: str | Path, sde: dict | None = None) -> dict:
     ema_state = state["ema"] if "ema" in state else {"weights": state["model"], "num_updates": state.get("step", 0)}
     checkpoint.load_weights_strict(model, ema_state["weights"], str(init))
     ema.load_state_dict({"num_updates": ema_state["num_updates"], "weights": model.state_dict()})
-    return {"init": str(init), "step": int(state.get("step", 0))}
+    return int(state.get("step", 0))
 
 
 def train(cfg: Config, workdir: str | Path, *, resume: bool = False, device: str | None = None,
@@ -113,10 +113,8 @@ def train(cfg: Config, workdir: str | Path, *, resume: bool = False, device: str
         warm_start = state.get("warm_start")
         checkpoint.set_rng_state(state["rng"])
     elif init is not None:
-        warm_start = _warm_start(model, ema, init, asdict(cfg.sde))
+        warm_start = checkpoint.warm_start_record(init, _warm_start(model, ema, init, asdict(cfg.sde)), tc.steps)
         step = warm_start["step"]
-        if step >= tc.steps:
-            raise ValueError(f"{init}: is at step {step} already, training.steps is {tc.steps}; raise it")
     first_step = warm_start["step"] if warm_start else 0  # the learning rate warms up from here
     net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None) \
         if info.enabled else model
@@ -139,7 +137,7 @@ def train(cfg: Config, workdir: str | Path, *, resume: bool = False, device: str
             writer.add_text("config", "```\n" + cfg.to_yaml() + "\n```", step)
             writer.add_scalar("model/parameters", count_parameters(model), step)
             if warm_start:
-                writer.add_text("warm_start", f"weights of {warm_start['init']} (step {warm_start['step']})", step)
+                writer.add_text("warm_start", checkpoint.warm_start_text(warm_start), step)
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16")
     kill_at, deadline = checkpoint.run_limits(tc.time_limit_minutes)  # at kill_at: SIGKILL after the checkpoint
 

@@ -81,7 +81,8 @@ def benchmark_rows(root: Path, tone, estimator):
         yield {"photo": stem, "correlation": float(np.corrcoef(read.ravel(), true.ravel())[0, 1]),
                "mae": float(error.mean()),
                "over": float(np.maximum(read - true, 0).mean()), "under": float(np.maximum(true - read, 0).mean()),
-               "mae_textured": float(error[texture].mean()), "mae_flat": float(error[~texture].mean()),
+               "mae_textured": float(error[texture].mean()) if texture.any() else float("nan"),
+               "mae_flat": float(error[~texture].mean()) if not texture.all() else float("nan"),
                "sharp_read_defocused": float((read[sharp] >= FOCUS_RADIUS).mean()) if sharp.any() else float("nan"),
                "defocused_read_sharp": (float((read[defocused] < FOCUS_RADIUS).mean()) if defocused.any()
                                         else float("nan")),

@@ -5,7 +5,7 @@
   python scripts/train_defocus_map.py --config defocus_map --workdir runs/m --set training.time_limit_minutes=40
   python scripts/train_defocus_map.py --config defocus_map --workdir runs/g --device cuda --set training.workers=14
   python scripts/train_defocus_map.py --config defocus_map --workdir runs/f --init checkpoints/defocus_map.pt \
-      --set training.steps=8000    # go on from the shipped network's weights and step (a fresh optimiser)
+      --set training.steps=8000 --set training.quantile=0.3   # go on from the shipped network (its quantile)
   cp runs/defocus_map/defocus_map.pt checkpoints/defocus_map.pt                    # ship it
 
 Configs by name from configs/maps/ (or a YAML path). Scenes are rendered on the fly from data.photos minus

@@ -315,12 +315,13 @@ def test_a_run_starts_from_another_networks_weights_at_its_step(tmp_path, one_th
                                                                    "training.texture_weight=0.5"])
     second = train_map(cfg, tmp_path / "b", init=first)
     state = torch.load(second, weights_only=True)
-    assert state["step"] == 4 and state["init"] == str(first)
+    assert state["step"] == 4 and state["warm_start"] == {"init": str(first), "step": 2}
     assert all(torch.allclose(state["model"][k], start[k], atol=1e-8) for k in start)
     scratch = load_network(train_map(cfg, tmp_path / "c")).state_dict()
     assert not all(torch.allclose(scratch[k], start[k], atol=1e-3) for k in start)
     # its rolling checkpoint keeps the init, so a resumed run exports it too
-    assert torch.load(tmp_path / "b" / "checkpoints" / "latest.pt", weights_only=True)["init"] == str(first)
+    rolling = torch.load(tmp_path / "b" / "checkpoints" / "latest.pt", weights_only=True)
+    assert rolling["warm_start"] == {"init": str(first), "step": 2}
     with pytest.raises(ValueError, match="is at step 2 already, training.steps is 2"):
         train_map(load_map_config("configs/maps/defocus_map.yaml", sets + ["training.steps=2"]), tmp_path / "d",
                   init=first)
@@ -454,6 +455,7 @@ def test_reconstruct_checks_the_map_network_first_and_a_resume_needs_the_same_on
     import yaml
     recorded = yaml.safe_load(open(tmp_path / "out" / "run.yaml"))
     assert recorded["map_network"]["path"] == str(network.resolve())
+    assert run(tmp_path / "out", network, "--skip-existing") == 0  # the same network: the run is done already
     torch.manual_seed(9)
     save_network(MapNet(TINY), network, {"model": {"features": list(TINY)}})  # other weights under the same name
     capsys.readouterr()

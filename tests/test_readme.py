@@ -55,7 +55,7 @@ PARSE_ONLY = {  # command → why it is not run here
         "50 min on a CPU thread (tests/test_defocus_map_learned.py trains a tiny one)",
     "python scripts/train_defocus_map.py --workdir runs/map --resume": "needs that run",
     "python scripts/train_defocus_map.py --config defocus_map --workdir runs/map2 --init checkpoints/defocus_map.pt "
-    "--set training.steps=10000": "about 100 min on a CPU thread",
+    "--set training.steps=10000 --set training.quantile=0.3": "about 100 min on a CPU thread",
     "python scripts/train_defocus_map.py --workdir runs/map --resume --set training.steps=4000 "
     "--set training.quantile=0.3": "needs that run; 22 min",
 }

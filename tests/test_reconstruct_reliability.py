@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from conftest import synthetic_photo
 from hidd.cli.reconstruct import main as reconstruct_main
@@ -141,3 +142,23 @@ def test_skip_existing_refuses_results_of_another_config(tiny_checkpoint, tmp_pa
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1
     assert "sampler.num_steps: 2 there, 3 now" in err
+
+
+def test_skip_existing_takes_a_key_added_since_the_results_were_written_as_its_default(tiny_checkpoint, tmp_path,
+                                                                                       capsys):
+    write_image(tmp_path / "in" / "a.png", synthetic_photo(1, 32))
+    common = ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--checkpoint", str(tiny_checkpoint),
+              *FAST2, "--set", "sampler.radius=2"]
+    reconstruct_main(common)
+    stored = tmp_path / "out" / "config.yaml"
+    older = yaml.safe_load(stored.read_text())
+    del older["sampler"]["map_network"]  # as a config written before the key existed
+    stored.write_text(yaml.safe_dump(older))
+    capsys.readouterr()
+    reconstruct_main([*common, "--skip-existing"])
+    assert "1 image(s) already done" in capsys.readouterr().err
+    del older["sampler"]["radius"]  # a key missing there while it is not at its default here: not the same config
+    stored.write_text(yaml.safe_dump(older))
+    with pytest.raises(SystemExit) as e:
+        reconstruct_main([*common, "--skip-existing"])
+    assert e.value.code == 2 and "sampler.radius: 0.0 there, 2.0 now" in capsys.readouterr().err

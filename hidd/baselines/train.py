@@ -147,10 +147,8 @@ def train_baseline(cfg, workdir: str | Path, *, resume: bool = False, device: st
         started_from = state.get("warm_start")
         checkpoint.set_rng_state(state["rng"])
     elif init is not None:
-        step = warm_start(network, init, cfg.model.name)
-        started_from = {"init": str(init), "step": step}
-        if step >= tc.steps:
-            raise ValueError(f"{init}: is at step {step} already, training.steps is {tc.steps}; raise it")
+        started_from = checkpoint.warm_start_record(init, warm_start(network, init, cfg.model.name), tc.steps)
+        step = started_from["step"]
 
     train_set, val_set = train_val_datasets(cfg.data, cfg.model.channels)
     per_step = tc.batch_size * (2 if network.trains_unpaired else 1)
@@ -166,7 +164,7 @@ def train_baseline(cfg, workdir: str | Path, *, resume: bool = False, device: st
         writer.add_text("config", "```\n" + cfg.to_yaml() + "\n```", step)
         writer.add_scalar("model/parameters", sum(p.numel() for p in network.restorer().parameters()), step)
         if started_from:
-            writer.add_text("warm_start", f"weights of {started_from['init']} (step {started_from['step']})", step)
+            writer.add_text("warm_start", checkpoint.warm_start_text(started_from), step)
     kill_at, deadline = checkpoint.run_limits(tc.time_limit_minutes)
     bar = tqdm(total=tc.steps, initial=step, desc=f"train {cfg.model.name}", dynamic_ncols=True)
     batches = iter(loader)

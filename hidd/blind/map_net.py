@@ -116,7 +116,7 @@ def map_loss(radius: torch.Tensor, scale: torch.Tensor, true: torch.Tensor,
     q ≠ ½ the absolute error becomes the pinball loss 2 max(q e, (q − 1) e), e = r − r̂ (equal to |e| at ½), whose
     minimiser is the q-quantile of the radii a photo allows: q < ½ reads an ambiguous region shorter. `weight`
     (broadcast to the radius; mean 1 keeps the scale) weights each pixel's radius term: a weight that depends only
-    on the photo leaves each pixel's minimiser where it is and moves only where the network spends its capacity."""
+    on what the network sees leaves each pixel's minimiser where it is and moves where it spends its capacity."""
     error = true - radius
     pinball = 2 * torch.maximum(quantile * error, (quantile - 1) * error)
     if weight is not None:

@@ -6,9 +6,10 @@ pixels. The local gradient energy of a grey image g (…, H, W) is
     E = U_w( |∇(G_σ * g)|² ),   σ = SMOOTHING px, U_w the mean over a w × w window, w = WINDOW px,
 
 (∇: central differences, hidd.blind.filters.gradient; G_σ and U_w with reflected borders), and a pixel is
-*textured* where E exceeds its image's median: by construction half of each image, whatever its contrast.
+*textured* where E exceeds its image's median: half of each image whatever its contrast, less where many pixels
+share the median (none of a flat image).
 `scripts/bench_defocus_map.py` scores a map on that half apart (docs/BENCHMARKS.md, "Where the map's error costs
-the most": about 70 % of what the true map gains over the learned one lies there), and map training may weight
+the most": about 70 % of what the true map gains over the learned one lies there, measured with a 16 px window), and map training may weight
 it (hidd.map_train, training.texture_weight).
 """
 from __future__ import annotations
