@@ -4,12 +4,14 @@
 # shipped network. Carry the 28 sharp corpus photos (11 MB; `python scripts/prepare_corpus.py` makes them here):
 #   OUT=$OUT bash scripts/gpu/train_defocus_map.sh          # one device call, carry ["data/corpus/photos"]
 #   MAP_SET="model.bands=8" OUT=$OUT bash scripts/gpu/train_defocus_map.sh   # the network that sees the local spectrum
+#   INIT=checkpoints/defocus_map.pt MAP_SET="training.lr=1e-3" OUT=$OUT bash scripts/gpu/train_defocus_map.sh  # go on
 # Steps, each time-boxed so that the whole ends within BUDGET_S seconds:
 #   1. the camera benchmark (make_benchmark.py --kind camera, CPU, in the background);
-#   2. a probe of PROBE_MINUTES from scratch (configs/maps/defocus_map.yaml, QUANTILE), timed by its own
-#      training.time_limit_minutes with steps set far beyond it; then --resume to as many steps as MINUTES allow at
-#      its pace, stopped by training.time_limit_minutes if the pace drops. The rate is constant over the first half
-#      of a run (lr_decay_from 0.5), so the probe is the start of the run whatever the run's length;
+#   2. a probe of PROBE_MINUTES from scratch (configs/maps/defocus_map.yaml, QUANTILE) or from INIT's weights and
+#      step (--init), timed by its own training.time_limit_minutes with steps set far beyond it; then --resume to as
+#      many steps as MINUTES allow at its pace, stopped by training.time_limit_minutes if the pace drops. The rate is
+#      constant over the first half of the new steps (lr_decay_from set so), so the probe is the start of the run
+#      whatever the run's length;
 #   3. $OUT/defocus_map.pt (the exported network) and $OUT/logs.tar.gz (config, TensorBoard events, logs);
 #   4. bench_defocus_map.py, new network and shipped one (as `sampler.radius_map: learned` reads them): the camera
 #      benchmark's (c)+(d) and the six held-out sharp photos through an in-focus camera; then, while time is left,
@@ -29,6 +31,7 @@ QUANTILE=${QUANTILE:-0.3}  # the radius learnt (docs/BENCHMARKS.md: reading long
 WORKERS=${WORKERS:-$(( $(nproc) > 3 ? $(nproc) - 2 : 1 ))}  # scene-rendering processes
 PHOTOS=${PHOTOS:-data/corpus/photos}
 MAP_SET=${MAP_SET:-}  # more --set overrides (space-separated) for the training
+INIT=${INIT:-}  # a defocus-map checkpoint to go on from (its weights and step); empty: from scratch
 BENCH=${BENCH:-1}  # 0: no scoring
 WORK=${WORK:-/tmp/hidd30map}
 IMAGES="depth_astronaut_0 depth_astronaut_1 depth_camera_0 depth_camera_1 depth_chelsea_0 depth_chelsea_1
@@ -39,6 +42,7 @@ if [ "${SMOKE:-0}" = 1 ]; then  # a tiny CPU run of every step
   MINUTES=${SMOKE_MINUTES:-0.5} PROBE_MINUTES=0.1 BUDGET_S=${SMOKE_BUDGET_S:-400} WORKERS=${SMOKE_WORKERS:-2}
   MAP_SET="training.batch_size=2 training.eval_every=100000 model.features=[4,4,6,6] $MAP_SET"
   IMAGES="depth_coffee_0 subject_rocket_1"
+  [ -n "$INIT" ] && INIT=tiny  # a tiny network at step 2 in its place (made below)
 fi
 LOGS=$WORK/logs SUMMARY=$OUT/summary.md RUN=$WORK/run
 rm -rf "$WORK" && mkdir -p "$LOGS"
@@ -51,7 +55,7 @@ pack_logs() {
   tar -czf "$OUT/logs.tar.gz.tmp" -C "$WORK" logs && mv "$OUT/logs.tar.gz.tmp" "$OUT/logs.tar.gz"
 }
 { echo "# Issue 30 defocus-map GPU run, $(date -u)"; echo; echo "MINUTES=$MINUTES PROBE_MINUTES=$PROBE_MINUTES"\
-  "QUANTILE=$QUANTILE"\
+  "QUANTILE=$QUANTILE INIT=$INIT"\
   "WORKERS=$WORKERS DEVICE=$DEVICE MAP_SET=$MAP_SET"; echo; } > "$SUMMARY"
 test -d "$PHOTOS" || { note "no $PHOTOS: carry it (python scripts/prepare_corpus.py makes it)"; exit 1; }
 
@@ -69,15 +73,26 @@ train() {  # train LOG ARGS...: SIGINT at the budget's end (a run killed so keep
     $(sets "$MAP_SET") "${@:2}" > "$LOGS/$1.log" 2>&1 || { note "training ($1) failed: $(tail -n 1 "$LOGS/$1.log")"
     pack_logs; exit 1; }
 }
-step_of() { "$PY" -c "import torch; print(torch.load('$RUN/checkpoints/latest.pt', weights_only=True)['step'])"; }
+step_in() { "$PY" -c "import torch; print(int(torch.load('$1', weights_only=True).get('step', 0)))"; }
+step_of() { step_in "$RUN/checkpoints/latest.pt"; }
+FIRST=0 FROM=(--config defocus_map)
+if [ "$INIT" = tiny ]; then  # (SMOKE: a network of the smoke run's size)
+  INIT=$WORK/init.pt
+  "$PY" -c "from hidd.blind.map_net import MapNet, save_network; save_network(MapNet((4, 4, 6, 6)), '$INIT', \
+{'model': {'features': [4, 4, 6, 6]}}, step=2)"
+fi
+if [ -n "$INIT" ]; then FIRST=$(step_in "$INIT") && FROM+=(--init "$INIT") || { note "cannot read INIT $INIT"; exit 1; }; fi
 T0=$(date +%s)
-train probe --config defocus_map --set "training.steps=$PROBE_CAP" --set "training.time_limit_minutes=$PROBE_MINUTES"
-PROBED=$(step_of)
+train probe "${FROM[@]}" --set "training.steps=$((FIRST + PROBE_CAP))" \
+  --set "training.time_limit_minutes=$PROBE_MINUTES"
+PROBED=$(( $(step_of) - FIRST ))
 PACE=$("$PY" -c "print(max(1e-3, ($(date +%s) - $T0) / max(1, $PROBED)))")  # s per step, start-up included
-STEPS=$("$PY" -c "print(max(2 * $PROBED + 1, int($MINUTES * 60 / $PACE)))")
-stamp "probe: $PROBED steps at $PACE s/step (start-up included); the run goes to $STEPS steps"
+STEPS=$("$PY" -c "print($FIRST + max(2 * $PROBED + 1, int($MINUTES * 60 / $PACE)))")
+DECAY=$("$PY" -c "print(($FIRST + ($STEPS - $FIRST) / 2) / $STEPS)")  # the rate decays over the new steps' second half
+stamp "probe: $PROBED steps from step $FIRST at $PACE s/step (start-up included); the run goes to $STEPS steps"
 REST=$("$PY" -c "print(max(0.1, $MINUTES - ($(date +%s) - $T0) / 60))")
-train run --resume --set "training.steps=$STEPS" --set "training.time_limit_minutes=$REST"
+train run --resume --set "training.steps=$STEPS" --set "training.time_limit_minutes=$REST" \
+  --set "training.lr_decay_from=$DECAY"
 DONE=$(step_of 2> /dev/null || echo "?")
 stamp "trained to step $DONE of $STEPS"
 cp "$RUN/defocus_map.pt" "$OUT/defocus_map.pt" 2>/dev/null || note "no exported network"
