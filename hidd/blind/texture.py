@@ -9,8 +9,8 @@ pixels. The local gradient energy of a grey image g (…, H, W) is
 *textured* where E exceeds its image's median: half of each image whatever its contrast, less where many pixels
 share the median (none of a flat image).
 `scripts/bench_defocus_map.py` scores a map on that half apart (docs/BENCHMARKS.md, "Where the map's error costs
-the most": about 70 % of what the true map gains over the learned one lies there, measured with a 16 px window), and map training may weight
-it (hidd.map_train, training.texture_weight).
+the most": about 70 % of what the true map gains over the learned one lies there, measured with a 16 px window),
+and map training may weight it (hidd.map_train, training.texture_weight).
 """
 from __future__ import annotations
 
