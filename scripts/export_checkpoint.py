@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
 from hidd import checkpoint
 
 

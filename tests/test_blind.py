@@ -20,8 +20,7 @@ from hidd.blind import estimate_defocus, estimate_nlf, estimate_defocus_map, est
 import hidd.blind.defocus
 import hidd.blind.edge_bound
 from hidd.blind import PSFEstimate
-from hidd.blind.defocus import (CORROBORATED_MARGIN, EDGE_READ_MIN_RADIUS, MAX_BAND_EXCESS, MAX_FINEST_FIT_RATIO,
-                                 MAX_FIT_RATIO)
+from hidd.blind.defocus import CORROBORATED_MARGIN, EDGE_READ_MIN_RADIUS, MAX_BAND_EXCESS, MAX_FIT_RATIO
 from hidd.blind.edge_bound import MAX_EDGE_SHARPNESS, edge_read_radius, edge_sharpness
 from hidd.blind.noise import band_excess
 import hidd.blind.psf_fit
@@ -30,7 +29,6 @@ from hidd.blind.radius_map import tile_radius_quantiles
 from hidd.camera import Camera, LensPSF, PoissonGaussian, add_white_noise, blur, quantize, tone_curve
 from hidd.cli.reconstruct import main as reconstruct_main
 from hidd.imageio import read_image, write_image
-from hidd.metrics import psnr
 from hidd.prior import DEFAULT_CHECKPOINT, load_prior
 
 BENCHMARK = Path(__file__).resolve().parent.parent / "data" / "benchmark"
