@@ -361,7 +361,7 @@ def _method(args, device: torch.device):
         prior = load_prior(args.checkpoint, config_path=args.config, preset=preset, overrides=args.overrides,
                            device=device)
         check_sampler(prior.config.sampler)  # a refused value is a usage error, before anything is read
-        network = learned_network(prior.config.sampler)
+        network = None if _known_flag(args) else learned_network(prior.config.sampler)  # (known maps: unread)
         if network is not None:  # a missing or foreign map network too (one line naming it)
             load_network(network)
         check_values(prior.config, ["sde"])  # (the model's keys the strict load checks)
@@ -419,7 +419,7 @@ def _run_options(args, checkpoint: Path, batch: int, device: torch.device, known
                "max_memory": args.max_memory}
     if known is not None:  # (only then: runs without it resume as they were written)
         options["known_defocus"] = {"kind": known.kind, "folder": str(known.folder.resolve())}
-    network = learned_network(config.sampler) if args.method == "hidd" else None
+    network = learned_network(config.sampler) if args.method == "hidd" and known is None else None
     if network is not None:  # the learned map's weights decide the outputs as the prior's do
         options["map_network"] = {"path": str(network.resolve()),
                                   "sha256": hashlib.sha256(network.read_bytes()).hexdigest()}

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 from hidd.blind.defocus_map import FOCUS_RADIUS, TILE, grey_noise_std  # noqa: E402
-from hidd.blind.map_estimators import MAP_ESTIMATORS  # noqa: E402
+from hidd.blind.map_estimators import MAP_ESTIMATORS, map_estimator  # noqa: E402
 from hidd.map_train import HELD_OUT  # noqa: E402
 from hidd.blind.noise import estimate_nlf  # noqa: E402
 from hidd.blind.texture import textured  # noqa: E402
@@ -130,7 +130,7 @@ def main(argv=None):
     if args.benchmark and (args.held_out or args.in_focus_camera or args.sizes):
         raise ValueError("--sizes, --held-out and --in-focus-camera crop, choose and take sharp photos: give them "
                          "with --sharp")
-    estimator = MAP_ESTIMATORS.get(args.estimator)(*([args.checkpoint] if args.checkpoint else []))
+    estimator = map_estimator(args.estimator, str(args.checkpoint or ""))
     rows = (benchmark_rows(args.benchmark, tone, estimator) if args.benchmark else
             sharp_rows(args.sharp, args.sizes or [256], tone, estimator, HELD_OUT if args.held_out else None,
                        args.in_focus_camera))

@@ -236,3 +236,13 @@ def test_a_missing_known_folder_is_a_usage_error(tiny_checkpoint, tmp_path, caps
     assert f"--layers {tmp_path / 'none'}: no such folder" in capsys.readouterr().err
     assert _reconstruct(tiny_checkpoint, source, tmp_path / "out", "--radius-maps", "") == 2
     assert "--radius-maps: give the folder of the photos' files" in capsys.readouterr().err
+
+
+def test_known_maps_do_not_read_or_record_the_learned_maps_network(tiny_checkpoint, tmp_path):
+    source, maps = _photos(tmp_path / "in", n=1), tmp_path / "maps"
+    maps.mkdir()
+    np.save(maps / "p0.npy", np.full((SIZE, SIZE), 2.0, np.float32))
+    out = tmp_path / "out"
+    assert _reconstruct(tiny_checkpoint, source, out, "--radius-maps", str(maps), "--set", "sampler.radius_map=learned",
+                        "--set", f"sampler.map_network={tmp_path / 'gone.pt'}") == 0
+    assert (out / "p0.png").is_file() and "map_network" not in yaml.safe_load(open(out / "run.yaml"))
