@@ -9,8 +9,8 @@ it correlated. Its lag-1 autocorrelation
 
 read 0.13–0.41 on white-noise photos and 0.57–0.62 on lens-PSF + demosaiced + JPEG ones (camera development
 set); each threshold's false alarms on photos the model explains and misses on camera photos are measured by
-scripts/misfit_alarms.py (docs/DECISIONS.md). `whiteness` turns c into a weight: 1 at or below WHITE_CORRELATION, 0 at or above a `correlated` bar,
-linear in between. The data step sets λ and the blind PSF's softening by it (hidd.sampling.blur_consistency),
+scripts/misfit_alarms.py (docs/DECISIONS.md). `whiteness` turns c into a weight: 1 at or below WHITE_CORRELATION,
+0 at or above a `correlated` bar, linear in between. The data step sets λ and the blind PSF's softening by it (hidd.sampling.blur_consistency),
 and the no-harm guard hedges a result by it (hidd.no_harm).
 """
 from __future__ import annotations

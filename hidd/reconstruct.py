@@ -361,9 +361,6 @@ def _method(args, device: torch.device):
         prior = load_prior(args.checkpoint, config_path=args.config, preset=preset, overrides=args.overrides,
                            device=device)
         check_sampler(prior.config.sampler)  # a refused value is a usage error, before anything is read
-        network = None if _known_flag(args) else learned_network(prior.config.sampler)  # (known maps: unread)
-        if network is not None:  # a missing or foreign map network too (one line naming it)
-            load_network(network)
         check_values(prior.config, ["sde"])  # (the model's keys the strict load checks)
         tiling = TilingConfig(tile=args.tile, overlap=args.tile_overlap, tile_batch=args.tile_batch,
                               max_memory_gb=args.max_memory)
@@ -408,8 +405,17 @@ def _known_blur(args, config) -> KnownBlur | None:
     return KnownBlur(kind, folder)
 
 
+def _map_network(args, config, known: KnownBlur | None) -> Path | None:
+    """The learned map's network the run reads (None where it reads none: another estimator, a baseline, known
+    maps), loaded once here so that a missing or foreign file is a usage error (one line) before any photo."""
+    network = learned_network(config.sampler) if args.method == "hidd" and known is None else None
+    if network is not None:
+        load_network(network)
+    return network
+
+
 def _run_options(args, checkpoint: Path, batch: int, device: torch.device, known: KnownBlur | None = None,
-                 config=None) -> dict:
+                 network: Path | None = None) -> dict:
     """What decides a run's outputs besides its config: written as run.yaml, compared on --skip-existing."""
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     options = {"method": args.method, "checkpoint": str(checkpoint.resolve()), "checkpoint_sha256": digest,
@@ -419,7 +425,6 @@ def _run_options(args, checkpoint: Path, batch: int, device: torch.device, known
                "max_memory": args.max_memory}
     if known is not None:  # (only then: runs without it resume as they were written)
         options["known_defocus"] = {"kind": known.kind, "folder": str(known.folder.resolve())}
-    network = learned_network(config.sampler) if args.method == "hidd" and known is None else None
     if network is not None:  # the learned map's weights decide the outputs as the prior's do
         options["map_network"] = {"path": str(network.resolve()),
                                   "sha256": hashlib.sha256(network.read_bytes()).hexdigest()}
@@ -576,7 +581,7 @@ def _start(args, info: distributed.DistInfo):
     compare = getattr(args, "compare", False)
     deblurrer, config, checkpoint = _method(args, device)
     known = _known_blur(args, config)
-    options = _run_options(args, checkpoint, size, device, known, config)
+    options = _run_options(args, checkpoint, size, device, known, _map_network(args, config, known))
     skipped: list[ImageError] = []
     left_out: list[Path] = []  # output folders inside the input or target folder: not searched
 
